@@ -1,0 +1,134 @@
+"""The ``dramac`` command: migrate, token, invoke, seed and dev (see the README)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+
+
+def _cmd_migrate(_: argparse.Namespace) -> int:
+    from dramac_common.migrate import apply_migrations
+
+    from . import localdb
+
+    applied = apply_migrations(localdb.local_database_url())
+    print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else " (up to date)"))
+    return 0
+
+
+def _cmd_token(args: argparse.Namespace) -> int:
+    from .tokens import issue_token
+
+    try:
+        user = uuid.UUID(args.user)
+    except ValueError:
+        print(f"--user must be a UUID, got {args.user!r}", file=sys.stderr)
+        return 2
+    print(issue_token(user, ttl=args.ttl))
+    return 0
+
+
+def _cmd_seed(_: argparse.Namespace) -> int:
+    from .stack import local_runtime_defaults, prepare_environment
+
+    local_runtime_defaults()
+    prepare_environment()
+    from .seed import seed_demo
+
+    print(json.dumps(seed_demo(os.environ["DATABASE_URL"]), indent=2))
+    return 0
+
+
+def _cmd_invoke(args: argparse.Namespace) -> int:
+    from .events import LocalContext
+    from .functions_loader import available_functions, get_handler
+
+    if args.function not in available_functions():
+        print(f"unknown function {args.function!r}; known: {', '.join(available_functions())}", file=sys.stderr)
+        return 2
+    try:
+        event = json.loads(Path(args.event).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        print(f"cannot read event {args.event}: {exc}", file=sys.stderr)
+        return 2
+    real_stdout = sys.stdout
+    # Everything but the result goes to stderr: Powertools logs, migrations, moto.
+    with contextlib.redirect_stdout(sys.stderr):
+        from .stack import local_runtime_defaults, prepare_environment
+
+        local_runtime_defaults()
+        if args.function != "domain_router":
+            prepare_environment()
+        with _local_aws():
+            result = get_handler(args.function)(event, LocalContext(args.function))
+    real_stdout.write(json.dumps(result, indent=2, default=str) + "\n")
+    return 0
+
+
+@contextlib.contextmanager
+def _local_aws():
+    """In-process moto for ``invoke``: queue sends land in emulated queues, never in AWS."""
+    from dramac_common import queues
+    from dramac_common.settings import reset_settings
+    from moto import mock_aws
+
+    from .sqs_local import create_queues
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        reset_settings()
+        queues.reset_client()
+        create_queues(queues.sqs_client(), os.environ.get("DRAMAC_QUEUE_PREFIX", "dramac"))
+        yield
+
+
+def _cmd_dev(args: argparse.Namespace) -> int:
+    from .stack import run_dev
+
+    return run_dev(args.host, args.port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dramac", description="DRAMAC backend developer tool")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("migrate", help="apply pending migrations to DATABASE_URL (or the embedded server)")
+    p.set_defaults(func=_cmd_migrate)
+
+    p = sub.add_parser("token", help="print a dev JWT for a user, accepted by the local stack")
+    p.add_argument("--user", required=True, help="the user's UUID (the token's sub)")
+    p.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    p.set_defaults(func=_cmd_token)
+
+    p = sub.add_parser("invoke", help="run a function's real Lambda handler on a sample event")
+    p.add_argument("function")
+    p.add_argument("event", help="path to the event JSON, e.g. events/subscribe/subscribe.json")
+    p.set_defaults(func=_cmd_invoke)
+
+    p = sub.add_parser("seed", help="write the demo records (idempotent) and print their ids")
+    p.set_defaults(func=_cmd_seed)
+
+    p = sub.add_parser("dev", help="run the local stack")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 3000))
+    p.set_defaults(func=_cmd_dev)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

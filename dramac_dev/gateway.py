@@ -1,0 +1,118 @@
+"""The local API Gateway: verifies the bearer token, turns each HTTP request into an API Gateway v2
+event for the real handler, and sends every non-``/api`` request through the domain router first,
+as CloudFront would."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import jwt
+from dramac_common.errors import error_envelope
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route as StarletteRoute
+
+from . import routes
+from .events import LocalContext, http_event
+from .tokens import verify_token
+
+log = logging.getLogger("dramac.gateway")
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def _error(status: int, message: str, code: str) -> JSONResponse:
+    return JSONResponse(error_envelope(message, code), status_code=status)
+
+
+def _bearer_claims(request: Request) -> dict[str, Any] | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    try:
+        return verify_token(token.strip())
+    except jwt.InvalidTokenError:
+        return None
+
+
+def lambda_result_to_response(result: dict[str, Any]) -> Response:
+    body = result.get("body") or ""
+    content = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode("utf-8")
+    response = Response(content=content, status_code=int(result.get("statusCode", 200)))
+    for key, value in (result.get("headers") or {}).items():
+        if key.lower() != "content-length":
+            response.headers[key] = str(value)
+    for key, values in (result.get("multiValueHeaders") or {}).items():
+        for value in values:
+            response.headers.append(key, str(value))
+    for cookie in result.get("cookies") or []:
+        response.headers.append("set-cookie", cookie)
+    return response
+
+
+def build_gateway(handlers: dict[str, Handler], domain_router: Handler | None = None) -> Starlette:
+    async def api(request: Request) -> Response:
+        path, method = request.url.path, request.method
+        found = routes.match(method, path)
+        if found is None:
+            allowed = routes.allowed_methods(path)
+            if allowed:
+                return _error(405, f"Method not allowed; use {', '.join(allowed)}", "method_not_allowed")
+            return _error(404, "No such route", "route_not_found")
+        route, params = found
+        handler = handlers.get(route.function)
+        if handler is None:
+            return _error(404, "No such route", "route_not_found")
+        claims = None
+        if route.auth == routes.JWT:
+            claims = _bearer_claims(request)
+            if claims is None:
+                return _error(401, "A valid bearer token is required", "unauthorized")
+        body = await request.body()
+        event = http_event(
+            method, path, raw_body=body if body else None, query=request.url.query,
+            headers=dict(request.headers), claims=claims, route_key=route.route_key, path_parameters=params,
+            source_ip=request.client.host if request.client else "127.0.0.1",
+        )
+        result = await run_in_threadpool(handler, event, LocalContext(route.function))
+        return lambda_result_to_response(result)
+
+    async def site(request: Request) -> Response:
+        if domain_router is None:
+            return _error(404, "No such route", "route_not_found")
+        from .edge import viewer_request_event
+
+        event = viewer_request_event(request.method, request.headers.get("host", "localhost"), request.url.path,
+                                     request.url.query, dict(request.headers),
+                                     request.client.host if request.client else "127.0.0.1")
+        result = await run_in_threadpool(domain_router, event, LocalContext("domain_router", timeout_s=5))
+        if "status" in result:  # a generated response (redirect, 400, 404)
+            response = Response(content=(result.get("body") or "").encode(), status_code=int(result["status"]))
+            for values in (result.get("headers") or {}).values():
+                for header in values:
+                    response.headers.append(header["key"], header["value"])
+            return response
+        # No dashboard origin runs locally: say where CloudFront would have sent the request.
+        query = f"?{result['querystring']}" if result.get("querystring") else ""
+        headers = {v[0]["key"]: v[0]["value"] for k, v in (result.get("headers") or {}).items()
+                   if k.startswith("x-dramac")}
+        return JSONResponse({"success": True, "data": {"origin": "dashboard", "method": result.get("method"),
+                                                        "uri": f"{result['uri']}{query}", "headers": headers}})
+
+    async def dispatch(request: Request) -> Response:
+        if request.url.path == "/api" or request.url.path.startswith("/api/"):
+            return await api(request)
+        return await site(request)
+
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]
+    return Starlette(routes=[StarletteRoute("/{path:path}", dispatch, methods=methods)])
+
+
+def dumps(result: Any) -> str:
+    return json.dumps(result, indent=2, default=str)

@@ -1,0 +1,76 @@
+"""The HTTP API's route table: which function answers which contract route, and how callers
+authenticate. The local gateway routes by it and the CDK app creates one API Gateway route per entry,
+so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+
+JWT = "jwt"  # API Gateway's JWT authorizer (dramac dev verifies the bearer token itself)
+NONE = "none"  # no authorizer: public, or the handler verifies a signature of its own
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # API Gateway syntax: /api/sites/{siteId}/modules/{moduleId}
+    function: str
+    auth: str = JWT
+    summary: str = field(default="", compare=False)
+
+    @property
+    def route_key(self) -> str:
+        return f"{self.method} {self.path}"
+
+    @cached_property
+    def pattern(self) -> re.Pattern[str]:
+        regex = ""
+        for part in re.split(r"(\{[^}]+\})", self.path):
+            if part.startswith("{") and part.endswith("+}"):
+                regex += f"(?P<{part[1:-2]}>.+)"
+            elif part.startswith("{"):
+                regex += f"(?P<{part[1:-1]}>[^/]+)"
+            else:
+                regex += re.escape(part)
+        return re.compile(f"^{regex}$")
+
+    @property
+    def specificity(self) -> tuple[int, int]:
+        """API Gateway prefers literal segments over variables, and variables over greedy ones."""
+        literal = sum(1 for seg in self.path.split("/") if seg and not seg.startswith("{"))
+        greedy = 1 if "+}" in self.path else 0
+        return (-greedy, literal)
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/api/health", "subscribe", NONE, "liveness and database reachability"),
+    Route("GET", "/api/modules", "subscribe", JWT, "the published catalogue"),
+    Route("POST", "/api/modules/subscribe", "subscribe", JWT, "subscribe an agency to a free module"),
+)
+
+
+def match(method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+    """The route for a request and its path parameters, or None (404, or 405 via ``allowed_methods``)."""
+    candidates = []
+    for route in ROUTES:
+        if route.method not in (method, "ANY"):
+            continue
+        m = route.pattern.match(path)
+        if m:
+            candidates.append((route.specificity, route, m.groupdict()))
+    if not candidates:
+        return None
+    candidates.sort(key=lambda c: c[0], reverse=True)
+    _, route, params = candidates[0]
+    return route, params
+
+
+def allowed_methods(path: str) -> list[str]:
+    return sorted({r.method for r in ROUTES if r.pattern.match(path)})
+
+
+def functions() -> list[str]:
+    return sorted({r.function for r in ROUTES})

@@ -1,0 +1,105 @@
+"""``dramac dev``: the whole system on loopback in one process tree.
+
+PostgreSQL (embedded unless ``DATABASE_URL``), migrations and demo records, moto's SQS server with
+the project's queues, the gateway (uvicorn) that invokes the real handlers with API Gateway events,
+and pollers that feed the queue-triggered handlers real SQS events.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from typing import Any
+
+from . import localdb, routes
+from .functions_loader import available_functions, get_handler
+from .sqs_local import QUEUE_CONSUMERS, QueuePoller, configure_local_aws_env, create_queues, start_moto_server
+
+log = logging.getLogger("dramac.dev")
+
+
+def prepare_environment() -> str:
+    """Database up, migrated and seeded; returns its URL (also exported as ``DATABASE_URL``)."""
+    from dramac_common.migrate import apply_migrations
+    from dramac_common.settings import reset_settings
+
+    from .seed import seed_demo
+
+    url = localdb.local_database_url()
+    os.environ["DATABASE_URL"] = url
+    applied = apply_migrations(url)
+    if applied:
+        print(f"migrations applied: {', '.join(applied)}", file=sys.stderr)
+    seed_demo(url)
+    reset_settings()
+    return url
+
+
+def local_runtime_defaults() -> None:
+    os.environ.setdefault("DRAMAC_DB_POOL_MAX", "10")
+    os.environ.setdefault("DRAMAC_ROUTER_LOCAL", "1")
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "1")
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("PAYMENT_PROVIDER", "sandbox")
+
+
+def run_dev(host: str, port: int) -> int:
+    import boto3
+    import uvicorn
+    from dramac_common.settings import reset_settings
+
+    local_runtime_defaults()
+    prepare_environment()
+    moto_server, endpoint = start_moto_server(host)
+    configure_local_aws_env(endpoint)
+    reset_settings()
+    sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
+    queue_urls = create_queues(sqs, os.environ.get("DRAMAC_QUEUE_PREFIX", "dramac"))
+    for logical, url in queue_urls.items():
+        os.environ[f"{logical.upper()}_QUEUE_URL"] = url
+
+    present = set(available_functions())
+    handlers = {name: get_handler(name) for name in routes.functions() if name in present}
+    router = get_handler("domain_router") if "domain_router" in present else None
+
+    stop = threading.Event()
+    pollers = []
+    for logical, (function, batch_size, _, _) in QUEUE_CONSUMERS.items():
+        if function in present:
+            poller = QueuePoller(sqs, queue_urls[logical], function, get_handler(function), batch_size, stop)
+            poller.start()
+            pollers.append(poller)
+
+    from .gateway import build_gateway
+
+    config = uvicorn.Config(build_gateway(handlers, router), host=host, port=port, log_level="warning",
+                            lifespan="off", access_log=False)
+    server = uvicorn.Server(config)
+
+    def announce() -> None:
+        while not server.started and not stop.is_set():
+            time.sleep(0.05)
+        if server.started:
+            print(f"ready http://{host}:{port}", flush=True)
+
+    threading.Thread(target=announce, daemon=True).start()
+    try:
+        server.run()
+    finally:
+        stop.set()
+        for poller in pollers:
+            poller.join(timeout=5)
+        moto_server.stop()
+        from dramac_common import db
+
+        db.close_pool()
+        print("stopped", file=sys.stderr, flush=True)
+    return 0 if server.started else 1
+
+
+def describe(handlers: dict[str, Any]) -> str:
+    return ", ".join(sorted(handlers))

@@ -1,0 +1,161 @@
+"""Database access: one connection pool per container, and units of work.
+
+A unit of work is one transaction. ``user_unit`` runs it as the ``authenticated`` role with the
+caller's JWT claims set transaction-locally (as PostgREST does on Supabase), so row-level security
+is enforced by the database itself; ``service_unit`` runs it as the login role, for workers.
+The transaction's opening statements travel in one round trip, and callbacks registered with
+``Unit.after_commit`` (queue sends) run only once the transaction has committed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from .settings import get_settings
+
+_pool: ConnectionPool | None = None
+_pool_lock = threading.Lock()
+
+
+def database_url() -> str:
+    """``DATABASE_URL``, or a URL built from the Secrets Manager secret named by ``DATABASE_SECRET_ARN``."""
+    settings = get_settings()
+    if settings.database_url:
+        return settings.database_url
+    if settings.database_secret_arn:
+        return _url_from_secret(settings.database_secret_arn)
+    raise RuntimeError("DATABASE_URL (or DATABASE_SECRET_ARN) is not set")
+
+
+def _url_from_secret(secret_arn: str) -> str:
+    import os
+
+    import boto3  # imported here: only functions that use the database in AWS pay for it
+    from psycopg.conninfo import make_conninfo
+
+    secret = json.loads(
+        boto3.client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"]
+    )
+    return make_conninfo(
+        host=os.environ.get("DATABASE_PROXY_HOST") or secret["host"],
+        port=secret.get("port", 5432),
+        user=secret["username"],
+        password=secret["password"],
+        dbname=os.environ.get("DATABASE_NAME") or secret.get("dbname", "postgres"),
+        sslmode=os.environ.get("DATABASE_SSLMODE", "require"),
+    )
+
+
+def get_pool() -> ConnectionPool:
+    """The container's pool, created on first use (not at import: cold start stays cheap)."""
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                settings = get_settings()
+                _pool = ConnectionPool(
+                    conninfo=database_url(),
+                    min_size=1,
+                    max_size=max(1, settings.pool_max_size),
+                    kwargs={"autocommit": True, "row_factory": dict_row},
+                    timeout=10,
+                    name="dramac",
+                    open=True,
+                )
+    return _pool
+
+
+def close_pool() -> None:
+    """Close the pool (tests, the local stack's shutdown, or a changed DATABASE_URL)."""
+    global _pool
+    with _pool_lock:
+        if _pool is not None:
+            _pool.close()
+            _pool = None
+
+
+class Unit:
+    """One transaction on one connection, with callbacks to run after it commits."""
+
+    def __init__(self, conn: psycopg.Connection, claims: Mapping[str, Any] | None):
+        self.conn = conn
+        self.claims = dict(claims) if claims is not None else None
+        self._after_commit: list[Callable[[], None]] = []
+
+    def execute(self, query: Any, params: Any = None) -> psycopg.Cursor:
+        return self.conn.execute(query, params)
+
+    def fetchone(self, query: Any, params: Any = None) -> dict[str, Any] | None:
+        return self.conn.execute(query, params).fetchone()
+
+    def fetchall(self, query: Any, params: Any = None) -> list[dict[str, Any]]:
+        return self.conn.execute(query, params).fetchall()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        self._after_commit.append(callback)
+
+
+def _opening_statement(claims: Mapping[str, Any] | None, timeout_ms: int) -> sql.Composed:
+    parts = [sql.SQL("BEGIN; SET LOCAL statement_timeout = {}").format(sql.Literal(timeout_ms))]
+    if claims is not None:
+        parts.append(
+            sql.SQL(
+                "SELECT set_config('request.jwt.claims', {}, true), set_config('role', 'authenticated', true)"
+            ).format(sql.Literal(json.dumps(dict(claims), default=str)))
+        )
+    return sql.SQL("; ").join(parts)
+
+
+def _begin(pool: ConnectionPool, opening: sql.Composed) -> psycopg.Connection:
+    """Check out a connection and open the transaction; a connection that died while idle
+    in the pool (server restart, proxy idle timeout) is replaced once, since nothing ran on it."""
+    for attempt in range(2):
+        conn = pool.getconn()
+        try:
+            conn.execute(opening)
+            return conn
+        except psycopg.OperationalError:
+            pool.putconn(conn)
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+@contextmanager
+def _unit(claims: Mapping[str, Any] | None) -> Iterator[Unit]:
+    pool = get_pool()
+    conn = _begin(pool, _opening_statement(claims, get_settings().statement_timeout_ms))
+    unit = Unit(conn, claims)
+    try:
+        yield unit
+        conn.execute("COMMIT")
+    except BaseException:
+        if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.UNKNOWN:
+            try:
+                conn.execute("ROLLBACK")
+            except psycopg.Error:
+                pass
+        raise
+    finally:
+        pool.putconn(conn)
+    for callback in unit._after_commit:
+        callback()
+
+
+def user_unit(claims: Mapping[str, Any]) -> Any:
+    """A transaction as ``authenticated`` with these JWT claims (``sub`` is the user id)."""
+    return _unit(claims)
+
+
+def service_unit() -> Any:
+    """A transaction as the login role, for queue workers and trusted maintenance."""
+    return _unit(None)

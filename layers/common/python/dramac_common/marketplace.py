@@ -1,0 +1,122 @@
+"""The module marketplace: the published catalogue and agencies' subscriptions to modules.
+
+SQL for ``modules_v2`` and ``agency_module_subscriptions`` lives here. Every function takes the
+caller's unit of work, so row-level security applies to whatever it reads or writes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from .api import CamelModel
+from .db import Unit
+from .errors import NotFound, PaymentRequired
+from .tenancy import require_agency_access
+
+MODULE_COLUMNS = """
+    m.id, m.slug, m.name, m.description, m.module_type, m.status, m.pricing_type,
+    m.wholesale_price_cents, m.currency, m.manifest
+"""
+SUBSCRIPTION_COLUMNS = """
+    s.id, s.agency_id, s.module_id, s.status, s.billing_cycle, s.wholesale_price_cents, s.markup_type,
+    s.markup_value, s.retail_price_cents, s.currency, s.created_at, s.updated_at, s.activated_at, s.canceled_at
+"""
+
+
+class Module(CamelModel):
+    id: uuid.UUID
+    slug: str
+    name: str
+    description: str
+    module_type: str
+    status: str
+    pricing_type: str
+    wholesale_price_cents: int
+    currency: str
+    version: str | None = None
+    dependencies: list[str] = []
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Module:
+        manifest = row.get("manifest") or {}
+        deps = manifest.get("dependencies") if isinstance(manifest, dict) else None
+        return cls(
+            **{k: v for k, v in row.items() if k != "manifest"},
+            version=manifest.get("version") if isinstance(manifest, dict) else None,
+            dependencies=[d for d in deps if isinstance(d, str)] if isinstance(deps, list) else [],
+        )
+
+    @property
+    def is_free(self) -> bool:
+        return self.pricing_type == "free"
+
+
+class Subscription(CamelModel):
+    id: uuid.UUID
+    agency_id: uuid.UUID
+    module_id: uuid.UUID
+    status: str
+    billing_cycle: str | None
+    wholesale_price_cents: int
+    markup_type: str
+    markup_value: int
+    retail_price_cents: int
+    currency: str
+    created_at: datetime
+    updated_at: datetime
+    activated_at: datetime | None
+    canceled_at: datetime | None
+
+
+def list_published_modules(unit: Unit) -> list[Module]:
+    rows = unit.fetchall(
+        f"SELECT {MODULE_COLUMNS} FROM public.modules_v2 m WHERE m.status = 'published' ORDER BY m.name, m.slug"
+    )
+    return [Module.from_row(r) for r in rows]
+
+
+def get_published_module(unit: Unit, module_id: uuid.UUID) -> Module:
+    row = unit.fetchone(
+        f"SELECT {MODULE_COLUMNS} FROM public.modules_v2 m WHERE m.id = %s AND m.status = 'published'",
+        (module_id,),
+    )
+    if row is None:
+        raise NotFound("Module not found", code="module_not_found")
+    return Module.from_row(row)
+
+
+def subscribe_to_free_module(unit: Unit, agency_id: uuid.UUID, module_id: uuid.UUID) -> tuple[Subscription, bool]:
+    """Subscribe an agency to a free module. Returns the subscription and whether it became active
+    now (False: it already was, and nothing changed)."""
+    require_agency_access(unit, agency_id, manage=True)
+    module = get_published_module(unit, module_id)
+    if not module.is_free:
+        raise PaymentRequired(
+            f"'{module.name}' is a paid module: purchase it instead", code="payment_required"
+        )
+    # One statement: insert, or reactivate a canceled/pending subscription; an active one is left alone.
+    row = unit.fetchone(
+        f"""
+        WITH upserted AS (
+          INSERT INTO public.agency_module_subscriptions AS s
+            (agency_id, module_id, status, billing_cycle, wholesale_price_cents, markup_type, markup_value,
+             retail_price_cents, currency, activated_at)
+          VALUES (%(agency)s, %(module)s, 'active', 'free', 0, 'none', 0, 0, %(currency)s, now())
+          ON CONFLICT (agency_id, module_id) DO UPDATE
+            SET status = 'active', activated_at = now(), canceled_at = NULL,
+                billing_cycle = 'free', wholesale_price_cents = 0, markup_type = 'none', markup_value = 0,
+                retail_price_cents = 0
+            WHERE s.status <> 'active'
+          RETURNING {SUBSCRIPTION_COLUMNS}, true AS changed
+        )
+        SELECT * FROM upserted
+        UNION ALL
+        SELECT {SUBSCRIPTION_COLUMNS}, false AS changed FROM public.agency_module_subscriptions s
+        WHERE s.agency_id = %(agency)s AND s.module_id = %(module)s AND NOT EXISTS (SELECT 1 FROM upserted)
+        """,
+        {"agency": agency_id, "module": module_id, "currency": module.currency},
+    )
+    changed = bool(row.pop("changed"))
+    return Subscription.model_validate(row), changed

@@ -1,0 +1,68 @@
+"""Applies the numbered SQL files of ``migrations/`` in order, once each, recorded in ``schema_migrations``.
+
+Safe to run concurrently (an advisory lock serialises runners) and repeatedly (applied files are
+skipped). Each file runs in its own transaction: a failing file leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+import psycopg
+
+MIGRATION_RE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_LOCK_KEY = 0x4D494752  # "MIGR"
+
+
+def default_migrations_dir() -> Path:
+    env = os.environ.get("DRAMAC_MIGRATIONS_DIR")
+    if env:
+        return Path(env)
+    # layers/common/python/dramac_common/migrate.py → repository root
+    return Path(__file__).resolve().parents[4] / "migrations"
+
+
+def migration_files(directory: Path) -> list[Path]:
+    files = sorted(p for p in directory.iterdir() if MIGRATION_RE.match(p.name))
+    versions = [MIGRATION_RE.match(p.name).group(1) for p in files]
+    if len(versions) != len(set(versions)):
+        raise RuntimeError(f"two migrations share a number in {directory}")
+    return files
+
+
+def apply_migrations(conninfo: str, directory: Path | None = None) -> list[str]:
+    """Apply pending migrations; returns the names of the files applied by this call."""
+    directory = directory or default_migrations_dir()
+    applied_now: list[str] = []
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+        try:
+            conn.execute(
+                """
+                CREATE TABLE IF NOT EXISTS public.schema_migrations (
+                  version text PRIMARY KEY,
+                  name text NOT NULL,
+                  checksum text NOT NULL,
+                  applied_at timestamptz NOT NULL DEFAULT now()
+                )
+                """
+            )
+            done = {row[0] for row in conn.execute("SELECT version FROM public.schema_migrations")}
+            for path in migration_files(directory):
+                version = path.name[:4]
+                if version in done:
+                    continue
+                text = path.read_text(encoding="utf-8")
+                with conn.transaction():
+                    conn.execute(text)
+                    conn.execute(
+                        "INSERT INTO public.schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                        (version, path.name, hashlib.sha256(text.encode()).hexdigest()),
+                    )
+                applied_now.append(path.name)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+    return applied_now

@@ -1,0 +1,185 @@
+"""Shared fixtures: a real PostgreSQL database per test run, records, tokens and handler invocation.
+
+With ``DATABASE_URL`` unset the embedded server (pgserver, under ``.dramac/``) is used; either way
+the run creates its own database, migrates it, and drops it at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pytest
+
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
+os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "1")
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("AWS_REGION", "us-east-1")
+os.environ.setdefault("PAYMENT_PROVIDER", "sandbox")
+
+
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    from dramac_dev import localdb
+
+    return os.environ.get("DATABASE_URL") or localdb.embedded_server_url()
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> Iterator[str]:
+    """A fresh, migrated database for this run (per xdist worker), dropped afterwards."""
+    from dramac_common import db
+    from dramac_common.migrate import apply_migrations
+    from dramac_common.settings import reset_settings
+    from dramac_dev import localdb
+
+    name, url = localdb.create_database(server_url)
+    previous = os.environ.get("DATABASE_URL")
+    try:
+        apply_migrations(url)
+        os.environ["DATABASE_URL"] = url
+        reset_settings()
+        db.close_pool()
+        yield url
+    finally:
+        db.close_pool()
+        if previous is None:
+            os.environ.pop("DATABASE_URL", None)
+        else:
+            os.environ["DATABASE_URL"] = previous
+        reset_settings()
+        localdb.drop_database(server_url, name)
+
+
+@pytest.fixture
+def owner_conn(database_url: str) -> Iterator[psycopg.Connection]:
+    """A connection as the table owner (RLS bypassed), autocommit: how an operator sees the data."""
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
+        yield conn
+
+
+@dataclass
+class Tenant:
+    """An agency with an owner, an admin, a member, a client and a site."""
+
+    agency_id: uuid.UUID
+    owner: uuid.UUID
+    admin: uuid.UUID
+    member: uuid.UUID
+    client_id: uuid.UUID
+    site_id: uuid.UUID
+
+
+@pytest.fixture
+def make_tenant(owner_conn: psycopg.Connection):
+    from dramac_dev import seed
+
+    def make() -> Tenant:
+        owner = seed.create_user(owner_conn)
+        admin = seed.create_user(owner_conn)
+        member = seed.create_user(owner_conn)
+        agency = seed.create_agency(owner_conn, owner=owner)
+        seed.add_member(owner_conn, agency, admin, "admin")
+        seed.add_member(owner_conn, agency, member, "member")
+        client = seed.create_client(owner_conn, agency)
+        site = seed.create_site(owner_conn, agency, client_id=client)
+        return Tenant(agency, owner, admin, member, client, site)
+
+    return make
+
+
+@pytest.fixture
+def tenant(make_tenant) -> Tenant:
+    return make_tenant()
+
+
+@pytest.fixture
+def other_tenant(make_tenant) -> Tenant:
+    return make_tenant()
+
+
+@pytest.fixture
+def make_module(owner_conn: psycopg.Connection):
+    from dramac_dev import seed
+
+    def make(**kwargs: Any) -> uuid.UUID:
+        return seed.create_module(owner_conn, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def make_user(owner_conn: psycopg.Connection):
+    from dramac_dev import seed
+
+    def make(**kwargs: Any) -> uuid.UUID:
+        return seed.create_user(owner_conn, **kwargs)
+
+    return make
+
+
+def claims_for(user_id: uuid.UUID) -> dict[str, Any]:
+    return {"sub": str(user_id), "aud": "authenticated", "role": "authenticated", "iss": "dramac-local",
+            "exp": 4102444800, "iat": 1700000000}
+
+
+@dataclass
+class Reply:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+    @property
+    def data(self) -> Any:
+        return self.body.get("data")
+
+
+class FunctionClient:
+    """Invokes a function's real Lambda handler with API Gateway v2 events, as API Gateway would."""
+
+    def __init__(self, name: str):
+        from dramac_dev.functions_loader import get_handler
+
+        self.name = name
+        self.handler = get_handler(name)
+
+    def request(self, method: str, path: str, *, user: uuid.UUID | None = None, body: Any = None,
+                raw_body: str | bytes | None = None, query: dict[str, str] | str | None = None,
+                headers: dict[str, str] | None = None) -> Reply:
+        from dramac_dev.events import LocalContext, http_event
+
+        event = http_event(method, path, body=body, raw_body=raw_body, query=query, headers=headers,
+                           claims=claims_for(user) if user else None)
+        result = self.handler(event, LocalContext(self.name))
+        text = result.get("body") or "{}"
+        return Reply(int(result["statusCode"]), json.loads(text), result.get("headers") or {})
+
+    def get(self, path: str, **kw: Any) -> Reply:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> Reply:
+        return self.request("POST", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> Reply:
+        return self.request("PATCH", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Reply:
+        return self.request("DELETE", path, **kw)
+
+
+@pytest.fixture
+def function_client(database_url: str):
+    def make(name: str) -> FunctionClient:
+        return FunctionClient(name)
+
+    return make
