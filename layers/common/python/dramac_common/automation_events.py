@@ -1,0 +1,75 @@
+"""``log_automation_event``: the transactional outbox of the automation flow.
+
+The event row is written in the caller's transaction (so an event exists exactly when the change
+that caused it committed); after commit it is handed to the events queue and marked dispatched.
+A crash between commit and send leaves ``dispatched_at`` NULL, and the relay sends it later; the
+processor's unique (event, workflow) execution makes a second delivery harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from .db import Unit
+from .errors import ValidationFailed
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){1,3}$")
+
+
+def validate_event_type(event_type: str) -> str:
+    if not isinstance(event_type, str) or not EVENT_TYPE_RE.match(event_type):
+        raise ValidationFailed(
+            f"invalid event type {event_type!r}: expected '<module>.<entity>.<action>' in lower case",
+            code="invalid_event_type",
+        )
+    return event_type
+
+
+def log_automation_event(
+    unit: Unit,
+    site_id: uuid.UUID | str,
+    event_type: str,
+    payload: dict[str, Any],
+    *,
+    source_module: str | None = None,
+    source_entity_type: str | None = None,
+    source_entity_id: str | uuid.UUID | None = None,
+) -> uuid.UUID:
+    """Record an event in the caller's transaction; it reaches the events queue after commit."""
+    validate_event_type(event_type)
+    row = unit.fetchone(
+        """
+        INSERT INTO public.automation_events_log
+          (site_id, event_type, payload, source_module, source_entity_type, source_entity_id)
+        VALUES (%s, %s, %s, %s, %s, %s)
+        RETURNING id
+        """,
+        (site_id, event_type, Jsonb(payload), source_module, source_entity_type,
+         str(source_entity_id) if source_entity_id is not None else None),
+    )
+    event_id = row["id"]
+    unit.after_commit(lambda: dispatch_events([event_id]))
+    return event_id
+
+
+def dispatch_events(event_ids: list[uuid.UUID]) -> None:
+    """Send committed events to the events queue and mark them dispatched. Failures are left for
+    the relay: the change that caused the event has committed and must not be reported as failed."""
+    from . import db, queues
+
+    try:
+        queues.send_messages(queues.EVENTS, [{"eventId": str(e)} for e in event_ids])
+        with db.service_unit() as unit:
+            unit.execute(
+                "UPDATE public.automation_events_log SET dispatched_at = now() WHERE id = ANY(%s)",
+                (list(event_ids),),
+            )
+    except Exception:  # noqa: BLE001 - the outbox relay retries whatever was not sent
+        log.warning("events not dispatched yet; the relay will send them", exc_info=True)
