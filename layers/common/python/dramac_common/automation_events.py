@@ -4,6 +4,9 @@ The event row is written in the caller's transaction (so an event exists exactly
 that caused it committed); after commit it is handed to the events queue and marked dispatched.
 A crash between commit and send leaves ``dispatched_at`` NULL, and the relay sends it later; the
 processor's unique (event, workflow) execution makes a second delivery harmless.
+
+Events belong to a site (``site_id``) or, for agency-level events such as
+``marketplace.subscription.activated``, to an agency (``site_id=None, agency_id=...``).
 """
 
 from __future__ import annotations
@@ -34,24 +37,29 @@ def validate_event_type(event_type: str) -> str:
 
 def log_automation_event(
     unit: Unit,
-    site_id: uuid.UUID | str,
+    site_id: uuid.UUID | str | None,
     event_type: str,
     payload: dict[str, Any],
     *,
     source_module: str | None = None,
     source_entity_type: str | None = None,
     source_entity_id: str | uuid.UUID | None = None,
+    agency_id: uuid.UUID | str | None = None,
 ) -> uuid.UUID:
-    """Record an event in the caller's transaction; it reaches the events queue after commit."""
+    """Record an event in the caller's transaction; it reaches the events queue after commit.
+
+    A site event names its site; an agency-level event passes ``site_id=None`` and ``agency_id``."""
     validate_event_type(event_type)
+    if site_id is None and agency_id is None:
+        raise ValueError("an automation event needs a site_id or an agency_id")
     row = unit.fetchone(
         """
         INSERT INTO public.automation_events_log
-          (site_id, event_type, payload, source_module, source_entity_type, source_entity_id)
-        VALUES (%s, %s, %s, %s, %s, %s)
+          (site_id, agency_id, event_type, payload, source_module, source_entity_type, source_entity_id)
+        VALUES (%s, %s, %s, %s, %s, %s, %s)
         RETURNING id
         """,
-        (site_id, event_type, Jsonb(payload), source_module, source_entity_type,
+        (site_id, agency_id, event_type, Jsonb(payload), source_module, source_entity_type,
          str(source_entity_id) if source_entity_id is not None else None),
     )
     event_id = row["id"]

@@ -1,0 +1,132 @@
+"""Paid modules: purchase with agency markup, the Paddle webhook, and the agency's subscriptions.
+
+Routes:
+  POST  /api/modules/{moduleId}/purchase                       start a purchase (manage; Idempotency-Key honoured)
+  POST  /api/webhooks/paddle                                   Paddle notifications (signature, no JWT)
+  GET   /api/agencies/{agencyId}/subscriptions                 subscriptions with prices (read)
+  PATCH /api/agencies/{agencyId}/subscriptions/{subscriptionId} change the markup (manage)
+  POST  /api/sandbox/checkouts/{checkoutId}/complete           complete a sandbox checkout (manage; sandbox only)
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from dramac_common import db
+from dramac_common.api import Envelope, create_app, current_caller, decode_body, envelope, lambda_handler
+from dramac_common.errors import NotFound, ServiceUnavailable, Unauthorized
+from dramac_common.payments import sandbox, subscriptions, webhooks
+from dramac_common.payments.config import get_payment_config
+from dramac_common.payments.markup import validate_markup
+from dramac_common.payments.providers import get_provider
+from dramac_common.payments.signature import SignatureError, verify
+from dramac_common.tenancy import Caller
+from fastapi import Depends, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, StrictInt
+
+app = create_app("DRAMAC marketplace: purchase")
+
+MarkupType = Literal["none", "percentage", "fixed"]
+
+
+class PurchaseRequest(BaseModel):
+    agencyId: uuid.UUID  # noqa: N815 - the contract's field names
+    billingCycle: Literal["one_time", "monthly", "yearly"] | None = None  # noqa: N815
+    markupType: MarkupType | None = None  # noqa: N815
+    markupValue: StrictInt | None = None  # noqa: N815
+
+
+class MarkupRequest(BaseModel):
+    markupType: MarkupType  # noqa: N815
+    markupValue: StrictInt | None = None  # noqa: N815
+
+
+def _lambda_context(request: Request) -> Any:
+    return request.scope.get("aws.context")
+
+
+@app.post("/api/modules/{module_id}/purchase", response_model=Envelope[subscriptions.Purchase], status_code=201)
+def purchase(module_id: uuid.UUID, body: PurchaseRequest, request: Request,
+             caller: Caller = Depends(current_caller),
+             idempotency_key: str | None = Header(default=None, alias="Idempotency-Key")) -> JSONResponse:
+    markup = validate_markup(body.markupType, body.markupValue)
+
+    def act() -> dict[str, Any]:
+        with db.user_unit(caller.db_claims) as unit:
+            result = subscriptions.purchase_module(
+                unit, user_id=caller.user_id, agency_id=body.agencyId, module_id=module_id,
+                billing_cycle=body.billingCycle, markup=markup, provider=get_provider())
+        return {"statusCode": 201, "data": result.model_dump(mode="json", by_alias=True)}
+
+    if idempotency_key is None:
+        answer = act()
+    else:
+        from dramac_common.payments import (
+            idempotency,  # Powertools idempotency: only keyed purchases pay for it
+        )
+
+        answer = idempotency.run_once(
+            caller=caller.user_id, key=idempotency.validate_idempotency_key(idempotency_key),
+            request={"moduleId": str(module_id), "body": body.model_dump(mode="json")},
+            lambda_context=_lambda_context(request), action=act)
+    response = envelope(answer["data"], status_code=answer["statusCode"])
+    if answer.get("replayed"):
+        response.headers["idempotent-replayed"] = "true"
+    return response
+
+
+@app.post("/api/webhooks/paddle")
+def paddle_webhook(request: Request) -> JSONResponse:
+    config = get_payment_config()
+    if not config.webhook_secret:
+        # Paddle retries non-2xx answers: a missing secret is an outage, not a bad request
+        raise ServiceUnavailable("Webhooks are not configured", code="webhook_not_configured")
+    event_in = request.scope["aws.event"]
+    raw = decode_body(event_in)
+    headers = {k.lower(): v for k, v in (event_in.get("headers") or {}).items()}
+    try:
+        verify(headers.get("paddle-signature"), raw, config.webhook_secret,
+               tolerance=config.webhook_tolerance_seconds)
+    except SignatureError as exc:
+        raise Unauthorized("Invalid webhook signature", code="invalid_signature") from exc
+    event = webhooks.parse_event(raw)
+    with db.service_unit() as unit:
+        outcome = webhooks.apply_event(unit, event)
+    return envelope(outcome.as_dict())
+
+
+@app.get("/api/agencies/{agency_id}/subscriptions",
+         response_model=Envelope[list[subscriptions.BilledSubscription]])
+def list_subscriptions(agency_id: uuid.UUID, caller: Caller = Depends(current_caller)) -> JSONResponse:
+    with db.user_unit(caller.db_claims) as unit:
+        return envelope(subscriptions.list_agency_subscriptions(unit, agency_id))
+
+
+@app.patch("/api/agencies/{agency_id}/subscriptions/{subscription_id}",
+           response_model=Envelope[subscriptions.BilledSubscription])
+def change_markup(agency_id: uuid.UUID, subscription_id: uuid.UUID, body: MarkupRequest,
+                  caller: Caller = Depends(current_caller)) -> JSONResponse:
+    markup = validate_markup(body.markupType, body.markupValue)
+    with db.user_unit(caller.db_claims) as unit:
+        return envelope(subscriptions.update_markup(unit, agency_id, subscription_id, markup))
+
+
+@app.post("/api/sandbox/checkouts/{checkout_id}/complete")
+def complete_sandbox_checkout(checkout_id: uuid.UUID, request: Request,
+                              caller: Caller = Depends(current_caller)) -> JSONResponse:
+    config = get_payment_config()
+    if not config.is_sandbox:
+        raise NotFound("No such route", code="route_not_found")
+    with db.user_unit(caller.db_claims) as unit:
+        checkout = sandbox.load_checkout(unit, checkout_id)
+    # delivered after the read transaction: no connection is held while our own webhook runs
+    url = sandbox.webhook_url(config, request.headers.get("host"))
+    event = sandbox.transaction_completed_event(checkout)
+    delivery = sandbox.deliver(config, url, event)
+    return envelope({"checkoutId": str(checkout_id), "subscriptionId": str(checkout["subscription_id"]),
+                     "eventId": event["event_id"], "eventType": event["event_type"], "webhook": delivery})
+
+
+handler = lambda_handler(app, service="purchase")

@@ -1,0 +1,6 @@
+"""Paid modules: markup arithmetic, payment providers (Paddle, sandbox), Paddle webhook signatures
+and events, the purchase flow and the idempotency store of purchases.
+
+Submodules are imported by name; this package file imports nothing, so a route pays at cold start
+only for what it uses (the Paddle client and Powertools idempotency are imported lazily).
+"""

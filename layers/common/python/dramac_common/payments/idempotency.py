@@ -1,0 +1,168 @@
+"""``Idempotency-Key`` for purchases: Powertools idempotency with a persistence layer on our PostgreSQL.
+
+A record is keyed by a hash of (caller, Idempotency-Key), so two users never share a key. The first
+request with a key runs and its answer (status and body) is stored for 24 hours; a repeat with the
+same key and the same request returns that answer without running again (and creates nothing). A
+repeat with a different request (another module, agency or markup) is ``422 idempotency_key_reused``;
+a repeat while the first is still running is ``409 idempotency_in_progress``. Failures (any 4xx/5xx)
+are not stored, as Powertools does: the client may fix the request and retry with the same key.
+
+This module imports Powertools' idempotency utility (which pulls in boto3): import it lazily, from the
+purchase route only.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency import (
+    BasePersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyItemAlreadyExistsError,
+    IdempotencyItemNotFoundError,
+    IdempotencyPersistenceLayerError,
+    IdempotencyValidationError,
+)
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+
+from .. import db
+from ..errors import ApiError, Conflict, ServiceUnavailable, ValidationFailed
+
+EXPIRES_AFTER_SECONDS = 24 * 60 * 60
+MAX_KEY_LENGTH = 255
+_RECORD_COLUMNS = "idempotency_key, status, expiry_timestamp, in_progress_expiry_timestamp, response_data, payload_hash"
+
+
+class IdempotencyKeyReused(ApiError):
+    status = 422
+    code = "idempotency_key_reused"
+
+
+class PostgresPersistenceLayer(BasePersistenceLayer):
+    """Powertools' persistence contract over ``public.idempotency_records`` (service role)."""
+
+    @staticmethod
+    def _to_record(row: dict[str, Any]) -> DataRecord:
+        return DataRecord(
+            idempotency_key=row["idempotency_key"], status=row["status"], expiry_timestamp=row["expiry_timestamp"],
+            in_progress_expiry_timestamp=row["in_progress_expiry_timestamp"],
+            response_data=row["response_data"] or "", payload_hash=row["payload_hash"] or "",
+        )
+
+    def _get_record(self, idempotency_key: str) -> DataRecord:
+        with db.service_unit() as unit:
+            row = unit.fetchone(f"SELECT {_RECORD_COLUMNS} FROM public.idempotency_records WHERE idempotency_key = %s",
+                                (idempotency_key,))
+        if row is None:
+            raise IdempotencyItemNotFoundError
+        return self._to_record(row)
+
+    def _put_record(self, data_record: DataRecord) -> None:
+        """Insert, or take over a record that expired (or whose in-progress run timed out)."""
+        now = int(time.time())
+        with db.service_unit() as unit:
+            inserted = unit.fetchone(
+                """
+                INSERT INTO public.idempotency_records AS r
+                  (idempotency_key, status, expiry_timestamp, in_progress_expiry_timestamp, payload_hash)
+                VALUES (%(key)s, %(status)s, %(expiry)s, %(in_progress_expiry)s, %(hash)s)
+                ON CONFLICT (idempotency_key) DO UPDATE
+                  SET status = EXCLUDED.status, expiry_timestamp = EXCLUDED.expiry_timestamp,
+                      in_progress_expiry_timestamp = EXCLUDED.in_progress_expiry_timestamp,
+                      payload_hash = EXCLUDED.payload_hash, response_data = NULL, created_at = now()
+                  WHERE r.expiry_timestamp < %(now)s
+                     OR (r.status = 'INPROGRESS' AND r.in_progress_expiry_timestamp < %(now_ms)s)
+                RETURNING idempotency_key
+                """,
+                {"key": data_record.idempotency_key, "status": data_record.status,
+                 "expiry": data_record.expiry_timestamp, "in_progress_expiry": data_record.in_progress_expiry_timestamp,
+                 "hash": data_record.payload_hash, "now": now, "now_ms": now * 1000},
+            )
+            if inserted is not None:
+                return
+            existing = unit.fetchone(
+                f"SELECT {_RECORD_COLUMNS} FROM public.idempotency_records WHERE idempotency_key = %s",
+                (data_record.idempotency_key,),
+            )
+        if existing is None:  # removed meanwhile: Powertools reads again and retries
+            raise IdempotencyItemAlreadyExistsError
+        old = self._to_record(existing)
+        self._validate_payload(data_payload=data_record, stored_data_record=old)
+        raise IdempotencyItemAlreadyExistsError(old_data_record=old)
+
+    def _update_record(self, data_record: DataRecord) -> None:
+        with db.service_unit() as unit:
+            unit.execute(
+                """UPDATE public.idempotency_records SET status = %s, expiry_timestamp = %s, response_data = %s
+                   WHERE idempotency_key = %s""",
+                (data_record.status, data_record.expiry_timestamp, data_record.response_data,
+                 data_record.idempotency_key),
+            )
+
+    def _delete_record(self, data_record: DataRecord) -> None:
+        with db.service_unit() as unit:
+            unit.execute("DELETE FROM public.idempotency_records WHERE idempotency_key = %s",
+                         (data_record.idempotency_key,))
+
+
+_store = PostgresPersistenceLayer()
+
+
+class _FallbackContext:
+    """Lambda context stand-in: lets an in-progress record expire after 30 s when none is available."""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def validate_idempotency_key(key: str) -> str:
+    if not 0 < len(key) <= MAX_KEY_LENGTH or not key.isascii() or not key.isprintable():
+        raise ValidationFailed(
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters",
+            code="invalid_idempotency_key",
+        )
+    return key
+
+
+def _mark_replayed(response: dict[str, Any], _record: DataRecord) -> dict[str, Any]:
+    return {**response, "replayed": True}
+
+
+def run_once(*, caller: uuid.UUID, key: str, request: dict[str, Any], lambda_context: Any,
+             action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``action`` once per (caller, key); its JSON-able result is stored and replayed.
+    A replayed result carries ``"replayed": True``."""
+    config = IdempotencyConfig(
+        event_key_jmespath="[caller, idempotencyKey]",
+        payload_validation_jmespath="request",
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=EXPIRES_AFTER_SECONDS,
+        hash_function="sha256",
+        lambda_context=lambda_context if lambda_context is not None else _FallbackContext(),
+        response_hook=_mark_replayed,
+    )
+
+    @idempotent_function(data_keyword_argument="payload", persistence_store=_store, config=config,
+                         key_prefix="purchase")
+    def once(payload: dict[str, Any]) -> dict[str, Any]:
+        return action()
+
+    try:
+        return once(payload={"caller": str(caller), "idempotencyKey": key, "request": request})
+    except IdempotencyValidationError as exc:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used with a different request; use a new key", code="idempotency_key_reused"
+        ) from exc
+    except IdempotencyAlreadyInProgressError as exc:
+        raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly",
+                       code="idempotency_in_progress") from exc
+    except IdempotencyPersistenceLayerError as exc:
+        raise ServiceUnavailable("Could not record the request; try again shortly",
+                                 code="idempotency_unavailable") from exc

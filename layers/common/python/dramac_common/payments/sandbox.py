@@ -1,0 +1,121 @@
+"""The sandbox provider's completion: ``POST /api/sandbox/checkouts/{checkoutId}/complete``.
+
+Completing a sandbox checkout builds the ``transaction.completed`` notification Paddle would send
+(same shape, our ids in ``custom_data``), signs it with ``PADDLE_WEBHOOK_SECRET`` exactly as Paddle
+does, and POSTs it to our own webhook route, so the whole purchase flow (signature, event store,
+activation, automation events) runs locally. It is served only when ``PAYMENT_PROVIDER=sandbox``.
+The webhook URL is ``SANDBOX_WEBHOOK_URL``, or the loopback gateway the request came through.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..db import Unit
+from ..errors import ApiError, Conflict, NotFound
+from ..tenancy import require_agency_access
+from .config import PaymentConfig
+from .signature import sign
+
+WEBHOOK_PATH = "/api/webhooks/paddle"
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+class SandboxWebhookFailed(ApiError):
+    status = 502
+    code = "sandbox_webhook_failed"
+
+
+def load_checkout(unit: Unit, checkout_id: uuid.UUID) -> dict[str, Any]:
+    """The caller's sandbox checkout, with what the notification needs; managers only."""
+    row = unit.fetchone(
+        """
+        SELECT c.id, c.agency_id, c.subscription_id, c.module_id, c.provider, c.provider_checkout_id, c.status,
+               c.amount_cents, c.currency, c.billing_cycle, m.slug AS module_slug
+        FROM public.payment_checkouts c LEFT JOIN public.modules_v2 m ON m.id = c.module_id
+        WHERE c.id = %s
+        """,
+        (checkout_id,),
+    )
+    if row is None or row["provider"] != "sandbox":
+        raise NotFound("Checkout not found", code="checkout_not_found")
+    require_agency_access(unit, row["agency_id"], manage=True)
+    if row["status"] == "completed":
+        raise Conflict("This checkout is already completed", code="checkout_completed")
+    if row["status"] == "superseded":
+        raise Conflict("A newer checkout replaced this one: complete the latest purchase's checkout",
+                       code="checkout_superseded")
+    return row
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def transaction_completed_event(checkout: dict[str, Any], *, now: datetime | None = None) -> dict[str, Any]:
+    """A Paddle Billing ``transaction.completed`` notification for a sandbox checkout."""
+    now = now or datetime.now(UTC)
+    recurring = checkout["billing_cycle"] in ("monthly", "yearly")
+    amount = str(checkout["amount_cents"])
+    return {
+        "event_id": f"evt_sandbox_{uuid.uuid4().hex}",
+        "event_type": "transaction.completed",
+        "occurred_at": _rfc3339(now),
+        "notification_id": f"ntf_sandbox_{uuid.uuid4().hex}",
+        "data": {
+            "id": checkout["provider_checkout_id"],
+            "status": "completed",
+            "origin": "web",
+            "collection_mode": "automatic",
+            "currency_code": checkout["currency"],
+            "subscription_id": f"sub_sandbox_{checkout['subscription_id'].hex}" if recurring else None,
+            "billed_at": _rfc3339(now),
+            "custom_data": {
+                "subscription_id": str(checkout["subscription_id"]),
+                "agency_id": str(checkout["agency_id"]),
+                "module_id": str(checkout["module_id"]),
+                "checkout_id": str(checkout["id"]),
+            },
+            "items": [{"quantity": 1, "price": {"name": checkout["module_slug"],
+                                                "unit_price": {"amount": amount,
+                                                               "currency_code": checkout["currency"]}}}],
+            "details": {"totals": {"subtotal": amount, "total": amount, "grand_total": amount,
+                                   "currency_code": checkout["currency"]}},
+        },
+    }
+
+
+def webhook_url(config: PaymentConfig, request_host: str | None) -> str:
+    """Where to deliver: the configured URL, or the loopback gateway the request came through
+    (never a host taken from a non-loopback request)."""
+    if config.sandbox_webhook_url:
+        return config.sandbox_webhook_url
+    hostname = urlsplit(f"http://{request_host}").hostname if request_host else None
+    if hostname not in LOOPBACK_HOSTS:
+        raise SandboxWebhookFailed("Set SANDBOX_WEBHOOK_URL to deliver sandbox webhooks from this host",
+                                   code="sandbox_webhook_url_unset")
+    return f"http://{request_host}{WEBHOOK_PATH}"
+
+
+def deliver(config: PaymentConfig, url: str, event: dict[str, Any]) -> dict[str, Any]:
+    """POST the signed notification, as Paddle would; returns the webhook's status and body."""
+    import httpx
+
+    raw = json.dumps(event, separators=(",", ":")).encode("utf-8")
+    headers = {"content-type": "application/json", "paddle-signature": sign(config.webhook_secret or "", raw)}
+    try:
+        response = httpx.post(url, content=raw, headers=headers, timeout=httpx.Timeout(10.0, connect=3.0))
+    except httpx.HTTPError as exc:
+        raise SandboxWebhookFailed(f"Could not deliver the sandbox webhook to {url}") from exc
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = response.text[:1000]
+    if response.status_code >= 300:
+        raise SandboxWebhookFailed(f"The webhook at {url} answered {response.status_code}",
+                                   details=[{"status": response.status_code, "body": body}])
+    return {"url": url, "status": response.status_code, "body": body}

@@ -1,0 +1,126 @@
+"""Helpers for the purchase tests: the emulated events queue, signed Paddle notifications, and
+loopback HTTP servers (a Paddle API stub, and a gateway that hands webhooks to the real handler)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+WEBHOOK = "/api/webhooks/paddle"
+SANDBOX_SECRET = "dramac-sandbox-paddle-webhook-secret"
+
+
+@contextmanager
+def emulated_queues() -> Iterator[dict[str, str]]:
+    """moto's SQS with the project's queues: outbox dispatches land there, never in AWS."""
+    from dramac_common import queues
+    from dramac_common.settings import reset_settings
+    from dramac_dev.sqs_local import create_queues
+    from moto import mock_aws
+
+    with mock_aws():
+        reset_settings()
+        queues.reset_client()
+        try:
+            yield create_queues(queues.sqs_client(), "dramac")
+        finally:
+            queues.reset_client()
+            reset_settings()
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def paddle_event(event_type: str, *, subscription_id: uuid.UUID | None = None, occurred_at: datetime | None = None,
+                 event_id: str | None = None, data: dict[str, Any] | None = None,
+                 agency_id: uuid.UUID | None = None) -> dict[str, Any]:
+    custom: dict[str, Any] = {}
+    if subscription_id:
+        custom["subscription_id"] = str(subscription_id)
+    if agency_id:
+        custom["agency_id"] = str(agency_id)
+    default_id = "txn_" if event_type.startswith("transaction.") else "sub_"
+    return {
+        "event_id": event_id or f"evt_{uuid.uuid4().hex}",
+        "event_type": event_type,
+        "occurred_at": iso(occurred_at or datetime.now(UTC)),
+        "notification_id": f"ntf_{uuid.uuid4().hex}",
+        "data": {"id": f"{default_id}{uuid.uuid4().hex[:20]}", "status": "completed", "custom_data": custom,
+                 **(data or {})},
+    }
+
+
+def minutes_ago(n: float) -> datetime:
+    return datetime.now(UTC) - timedelta(minutes=n)
+
+
+def signed(event: dict[str, Any] | bytes, secret: str = SANDBOX_SECRET, *, ts: int | None = None,
+           extra_h1: list[str] | None = None) -> tuple[bytes, dict[str, str]]:
+    from dramac_common.payments.signature import compute_h1
+
+    raw = event if isinstance(event, bytes) else json.dumps(event).encode()
+    ts = int(time.time()) if ts is None else ts
+    h1s = [compute_h1(secret, ts, raw), *(extra_h1 or [])]
+    header = f"ts={ts};" + ";".join(f"h1={h}" for h in h1s)
+    return raw, {"content-type": "application/json", "paddle-signature": header}
+
+
+class Recorded:
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+
+
+@contextmanager
+def loopback_server(respond: Callable[[str, str, dict[str, str], bytes], tuple[int, Any]]) -> Iterator[
+        tuple[str, Recorded]]:
+    """An HTTP server on 127.0.0.1 (a free port) answering with ``respond(method, path, headers, body)``."""
+    recorded = Recorded()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length)
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            recorded.requests.append({"method": "POST", "path": self.path, "headers": headers, "body": body})
+            status, payload = respond("POST", self.path, headers, body)
+            out = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", recorded
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def forward_to_function(name: str) -> Callable[[str, str, dict[str, str], bytes], tuple[int, Any]]:
+    """A ``respond`` that hands the request to a function's real handler, as the gateway would."""
+    from dramac_dev.events import LocalContext, call_handler, http_event
+    from dramac_dev.functions_loader import get_handler
+
+    handler = get_handler(name)
+
+    def respond(method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
+        event = http_event(method, path, raw_body=body or None, headers=headers)
+        result = call_handler(handler, event, LocalContext(name))
+        return int(result["statusCode"]), json.loads(result.get("body") or "{}")
+
+    return respond
