@@ -22,8 +22,9 @@ def emulated_queues() -> Iterator[dict[str, str]]:
     """moto's SQS with the project's queues: outbox dispatches land there, never in AWS."""
     from dramac_common import queues
     from dramac_common.settings import reset_settings
-    from dramac_dev.sqs_local import create_queues
     from moto import mock_aws
+
+    from dramac_dev.sqs_local import create_queues
 
     with mock_aws():
         reset_settings()

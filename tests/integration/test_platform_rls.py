@@ -2,7 +2,6 @@
 
 import psycopg
 import pytest
-
 from conftest import claims_for
 from dramac_common import db
 

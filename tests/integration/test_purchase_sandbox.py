@@ -1,0 +1,86 @@
+"""The sandbox provider end to end inside one process: purchase, then
+POST /api/sandbox/checkouts/{checkoutId}/complete sends a signed Paddle-format webhook to our own
+webhook route (served here by a loopback gateway in front of the real handler)."""
+
+import uuid
+
+import pytest
+from purchase_support import emulated_queues, forward_to_function, loopback_server
+
+
+@pytest.fixture(autouse=True)
+def queues(monkeypatch):
+    monkeypatch.setenv("PAYMENT_PROVIDER", "sandbox")
+    monkeypatch.delenv("PADDLE_WEBHOOK_SECRET", raising=False)
+    with emulated_queues() as urls:
+        yield urls
+
+
+@pytest.fixture
+def api(function_client):
+    return function_client("purchase")
+
+
+@pytest.fixture
+def webhook_gateway(monkeypatch):
+    """Our webhook route on 127.0.0.1, as the local stack serves it; SANDBOX_WEBHOOK_URL points at it."""
+    with loopback_server(forward_to_function("purchase")) as (url, recorded):
+        monkeypatch.setenv("SANDBOX_WEBHOOK_URL", f"{url}/api/webhooks/paddle")
+        yield recorded
+
+
+@pytest.fixture
+def purchase(api, tenant, make_module):
+    module = make_module(pricing_type="monthly", wholesale_price_cents=1999)
+    reply = api.post(f"/api/modules/{module}/purchase", user=tenant.owner, body={"agencyId": str(tenant.agency_id)})
+    assert reply.status == 201
+    return reply.data
+
+
+def test_completing_a_sandbox_checkout_activates_the_subscription(api, tenant, purchase, webhook_gateway,
+                                                                  owner_conn):
+    reply = api.post(purchase["checkout"]["url"], user=tenant.owner)
+    assert reply.status == 200
+    assert reply.data["webhook"]["status"] == 200
+    assert reply.data["webhook"]["body"]["data"]["outcome"] == "applied"
+    [delivered] = webhook_gateway.requests
+    assert delivered["headers"]["paddle-signature"].startswith("ts=")
+    subscriptions = api.get(f"/api/agencies/{tenant.agency_id}/subscriptions", user=tenant.member).data
+    assert [s["status"] for s in subscriptions] == ["active"]
+    checkout = owner_conn.execute("SELECT status FROM payment_checkouts WHERE id = %s",
+                                  (purchase["checkout"]["id"],)).fetchone()
+    assert checkout["status"] == "completed"
+
+
+def test_completing_twice_is_409(api, tenant, purchase, webhook_gateway):
+    api.post(purchase["checkout"]["url"], user=tenant.owner)
+    again = api.post(purchase["checkout"]["url"], user=tenant.owner)
+    assert again.status == 409
+    assert again.body["code"] == "checkout_completed"
+
+
+def test_superseded_checkout_cannot_be_completed(api, tenant, purchase, webhook_gateway, owner_conn):
+    module = purchase["subscription"]["moduleId"]
+    api.post(f"/api/modules/{module}/purchase", user=tenant.owner, body={"agencyId": str(tenant.agency_id)})
+    reply = api.post(purchase["checkout"]["url"], user=tenant.owner)
+    assert reply.status == 409
+    assert reply.body["code"] == "checkout_superseded"
+    assert webhook_gateway.requests == []
+
+
+def test_member_cannot_complete_a_checkout(api, tenant, purchase, webhook_gateway):
+    reply = api.post(purchase["checkout"]["url"], user=tenant.member)
+    assert reply.status == 403
+    assert webhook_gateway.requests == []
+
+
+def test_another_agency_cannot_complete_a_checkout(api, other_tenant, purchase, webhook_gateway):
+    assert api.post(purchase["checkout"]["url"], user=other_tenant.owner).status == 404
+    assert api.post(f"/api/sandbox/checkouts/{uuid.uuid4()}/complete", user=other_tenant.owner).status == 404
+
+
+def test_without_a_webhook_url_a_non_loopback_host_is_refused(api, tenant, purchase, monkeypatch):
+    monkeypatch.delenv("SANDBOX_WEBHOOK_URL", raising=False)
+    reply = api.post(purchase["checkout"]["url"], user=tenant.owner, headers={"host": "evil.example.com"})
+    assert reply.status == 502
+    assert reply.body["code"] == "sandbox_webhook_url_unset"
