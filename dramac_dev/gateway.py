@@ -92,7 +92,9 @@ def build_gateway(handlers: dict[str, Handler], domain_router: Handler | None = 
             return _error(404, "No such route", "route_not_found")
         from .edge import viewer_request_event
 
-        event = viewer_request_event(request.method, request.headers.get("host", "localhost"), request.url.path,
+        # CloudFront hands the router the path as the viewer sent it, percent-encoding intact
+        raw_path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
+        event = viewer_request_event(request.method, request.headers.get("host", "localhost"), raw_path,
                                      request.url.query, dict(request.headers),
                                      request.client.host if request.client else "127.0.0.1")
         result = await run_in_threadpool(call_handler, domain_router, event, LocalContext("domain_router", timeout_s=5))
