@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS public.payment_checkouts (
 );
 CREATE INDEX IF NOT EXISTS payment_checkouts_subscription_idx ON public.payment_checkouts (subscription_id, created_at DESC);
 CREATE INDEX IF NOT EXISTS payment_checkouts_agency_idx ON public.payment_checkouts (agency_id);
+CREATE INDEX IF NOT EXISTS payment_checkouts_module_idx ON public.payment_checkouts (module_id);
 CREATE UNIQUE INDEX IF NOT EXISTS payment_checkouts_provider_checkout_idx
   ON public.payment_checkouts (provider, provider_checkout_id) WHERE provider_checkout_id IS NOT NULL;
 
