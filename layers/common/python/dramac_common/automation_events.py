@@ -1,5 +1,8 @@
 """``log_automation_event``: the transactional outbox of the automation flow.
 
+Event types must be known on the site (documented, or declared by a module installed there: see
+``automation.registry``); an unknown or malformed type is refused with ``ValidationFailed``.
+
 The event row is written in the caller's transaction (so an event exists exactly when the change
 that caused it committed); after commit it is handed to the events queue and marked dispatched.
 A crash between commit and send leaves ``dispatched_at`` NULL, and the relay sends it later; the
@@ -8,6 +11,7 @@ processor's unique (event, workflow) execution makes a second delivery harmless.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
@@ -32,6 +36,11 @@ def validate_event_type(event_type: str) -> str:
     return event_type
 
 
+def _json_dumps(value: Any) -> str:
+    # Records carry UUIDs, timestamps and decimals: they travel as their text forms.
+    return json.dumps(value, default=str)
+
+
 def log_automation_event(
     unit: Unit,
     site_id: uuid.UUID | str,
@@ -43,7 +52,10 @@ def log_automation_event(
     source_entity_id: str | uuid.UUID | None = None,
 ) -> uuid.UUID:
     """Record an event in the caller's transaction; it reaches the events queue after commit."""
+    from .automation.registry import require_known_event
+
     validate_event_type(event_type)
+    require_known_event(unit, site_id, event_type)
     row = unit.fetchone(
         """
         INSERT INTO public.automation_events_log
@@ -51,7 +63,7 @@ def log_automation_event(
         VALUES (%s, %s, %s, %s, %s, %s)
         RETURNING id
         """,
-        (site_id, event_type, Jsonb(payload), source_module, source_entity_type,
+        (site_id, event_type, Jsonb(payload, dumps=_json_dumps), source_module, source_entity_type,
          str(source_entity_id) if source_entity_id is not None else None),
     )
     event_id = row["id"]
