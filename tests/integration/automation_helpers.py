@@ -65,8 +65,9 @@ def aws(database_url, monkeypatch):
     from dramac_common import queues
     from dramac_common.automation import outbound, steps
     from dramac_common.settings import reset_settings
-    from dramac_dev.sqs_local import create_queues
     from moto import mock_aws
+
+    from dramac_dev.sqs_local import create_queues
 
     monkeypatch.setenv("AUTOMATION_EMAIL_FROM", EMAIL_FROM)
     monkeypatch.setenv("AUTOMATION_HTTP_BACKOFF_BASE_S", "0.01")

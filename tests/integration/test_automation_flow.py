@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+# ruff: noqa: F811 - the fixtures imported from automation_helpers reappear as test parameters
 import threading
 
 import pytest

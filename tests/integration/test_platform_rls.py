@@ -2,7 +2,6 @@
 
 import psycopg
 import pytest
-
 from dramac_common import db
 
 
