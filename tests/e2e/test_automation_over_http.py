@@ -4,6 +4,7 @@ the real events queue (moto), the event_processor poller, a delayed resume and a
 import time
 
 import pytest
+
 from dramac_dev.receiver import Receiver
 
 
