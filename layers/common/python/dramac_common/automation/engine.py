@@ -46,7 +46,7 @@ MAX_CHAIN_DEPTH = 5  # events caused by workflows causing events…: stop here
 
 
 def lease_seconds() -> float:
-    return float(os.environ.get("AUTOMATION_LEASE_SECONDS") or 300)
+    return float(os.environ.get("AUTOMATION_LEASE_SECONDS") or 120)
 
 
 class LeaseLost(Exception):
