@@ -56,6 +56,22 @@ ROUTES: tuple[Route, ...] = (
           "change a subscription's markup"),
     Route("POST", "/api/sandbox/checkouts/{checkoutId}/complete", "purchase", JWT,
           "complete a sandbox checkout (PAYMENT_PROVIDER=sandbox only)"),
+    # Automation (contract section 6)
+    Route("POST", "/api/sites/{siteId}/automation/workflows", "automation", JWT, "create a workflow"),
+    Route("GET", "/api/sites/{siteId}/automation/workflows", "automation", JWT, "list workflows"),
+    Route("GET", "/api/sites/{siteId}/automation/workflows/{workflowId}", "automation", JWT, "read a workflow"),
+    Route("PATCH", "/api/sites/{siteId}/automation/workflows/{workflowId}", "automation", JWT, "update a workflow"),
+    Route("DELETE", "/api/sites/{siteId}/automation/workflows/{workflowId}", "automation", JWT, "delete a workflow"),
+    Route("GET", "/api/sites/{siteId}/automation/executions", "automation", JWT, "list executions"),
+    Route("GET", "/api/sites/{siteId}/automation/executions/{executionId}", "automation", JWT,
+          "an execution with its step logs"),
+    Route("POST", "/api/sites/{siteId}/automation/events", "automation", JWT, "emit an event"),
+    Route("GET", "/api/sites/{siteId}/automation/event-types", "automation", JWT, "the site's event types"),
+    Route("POST", "/api/sites/{siteId}/automation/webhooks", "automation", JWT, "create an incoming webhook"),
+    Route("GET", "/api/sites/{siteId}/automation/webhooks", "automation", JWT, "list incoming webhooks"),
+    Route("DELETE", "/api/sites/{siteId}/automation/webhooks/{webhookId}", "automation", JWT,
+          "delete an incoming webhook"),
+    Route("POST", "/api/webhooks/automation/{token}", "automation", NONE, "an incoming webhook call (secret URL)"),
 )
 
 

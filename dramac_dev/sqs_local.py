@@ -100,3 +100,20 @@ class QueuePoller(threading.Thread):
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start:start + 10])],
             )
         return len(records)
+
+
+class ScheduledInvoker(threading.Thread):
+    """Invokes a scheduled function every ``interval_s`` seconds, like an EventBridge schedule
+    (the outbox relay: undispatched events and lost resume messages)."""
+
+    def __init__(self, function: str, handler: Callable[..., Any], interval_s: float, stop: threading.Event):
+        super().__init__(name=f"schedule-{function}", daemon=True)
+        self.function, self.handler, self.interval_s, self.stop = function, handler, interval_s, stop
+
+    def run(self) -> None:
+        event = {"version": "0", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
+        while not self.stop.wait(self.interval_s):
+            try:
+                call_handler(self.handler, event, LocalContext(self.function, timeout_s=60))
+            except Exception:  # noqa: BLE001 - the next tick tries again, as a schedule would
+                log.exception("scheduled %s failed", self.function)

@@ -16,7 +16,14 @@ from typing import Any
 
 from . import localdb, routes
 from .functions_loader import available_functions, get_handler
-from .sqs_local import QUEUE_CONSUMERS, QueuePoller, configure_local_aws_env, create_queues, start_moto_server
+from .sqs_local import (
+    QUEUE_CONSUMERS,
+    QueuePoller,
+    ScheduledInvoker,
+    configure_local_aws_env,
+    create_queues,
+    start_moto_server,
+)
 
 log = logging.getLogger("dramac.dev")
 
@@ -45,6 +52,20 @@ def local_runtime_defaults() -> None:
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "1")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("PAYMENT_PROVIDER", "sandbox")
+    # Automation: workflows may call receivers on this machine, e-mail goes to moto's SES, and the
+    # relay (every DRAMAC_RELAY_INTERVAL_S) picks up what was not sent within 10 s.
+    os.environ.setdefault("AUTOMATION_ALLOW_PRIVATE_HTTP", "1")
+    os.environ.setdefault("AUTOMATION_EMAIL_FROM", "automation@dramac.local")
+    os.environ.setdefault("AUTOMATION_RELAY_GRACE_SECONDS", "10")
+
+
+def configure_local_ses(endpoint: str) -> None:
+    """moto's server also speaks SES: point the send_email step at it, with the sender verified."""
+    import boto3
+
+    os.environ["SES_ENDPOINT_URL"] = endpoint
+    ses = boto3.client("ses", endpoint_url=endpoint, region_name=os.environ.get("AWS_REGION", "us-east-1"))
+    ses.verify_email_identity(EmailAddress=os.environ["AUTOMATION_EMAIL_FROM"])
 
 
 def run_dev(host: str, port: int) -> int:
@@ -61,6 +82,7 @@ def run_dev(host: str, port: int) -> int:
     queue_urls = create_queues(sqs, os.environ.get("DRAMAC_QUEUE_PREFIX", "dramac"))
     for logical, url in queue_urls.items():
         os.environ[f"{logical.upper()}_QUEUE_URL"] = url
+    configure_local_ses(endpoint)
 
     present = set(available_functions())
     handlers = {name: get_handler(name) for name in routes.functions() if name in present}
@@ -73,6 +95,11 @@ def run_dev(host: str, port: int) -> int:
             poller = QueuePoller(sqs, queue_urls[logical], function, get_handler(function), batch_size, stop)
             poller.start()
             pollers.append(poller)
+    if "relay" in present:
+        relay = ScheduledInvoker("relay", get_handler("relay"), float(os.environ.get("DRAMAC_RELAY_INTERVAL_S") or 10),
+                                 stop)
+        relay.start()
+        pollers.append(relay)
 
     from .gateway import build_gateway
 

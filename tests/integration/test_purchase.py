@@ -79,7 +79,7 @@ def test_purchase_emits_subscription_created_for_the_agency(api, tenant, paid, o
     [event] = agency_events(owner_conn, tenant.agency_id)
     assert event["event_type"] == "marketplace.subscription.created"
     assert event["site_id"] is None
-    assert event["payload"]["subscriptionId"] == reply.data["subscriptionId"]
+    assert event["payload"]["subscription_id"] == reply.data["subscriptionId"]
     assert event["payload"]["status"] == "pending"
     from dramac_common import queues as q
 

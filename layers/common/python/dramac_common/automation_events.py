@@ -1,5 +1,8 @@
 """``log_automation_event``: the transactional outbox of the automation flow.
 
+Event types must be known on the site (documented, or declared by a module installed there: see
+``automation.registry``); an unknown or malformed type is refused with ``ValidationFailed``.
+
 The event row is written in the caller's transaction (so an event exists exactly when the change
 that caused it committed); after commit it is handed to the events queue and marked dispatched.
 A crash between commit and send leaves ``dispatched_at`` NULL, and the relay sends it later; the
@@ -11,6 +14,7 @@ Events belong to a site (``site_id``) or, for agency-level events such as
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
@@ -35,6 +39,11 @@ def validate_event_type(event_type: str) -> str:
     return event_type
 
 
+def _json_dumps(value: Any) -> str:
+    # Records carry UUIDs, timestamps and decimals: they travel as their text forms.
+    return json.dumps(value, default=str)
+
+
 def log_automation_event(
     unit: Unit,
     site_id: uuid.UUID | str | None,
@@ -48,10 +57,15 @@ def log_automation_event(
 ) -> uuid.UUID:
     """Record an event in the caller's transaction; it reaches the events queue after commit.
 
-    A site event names its site; an agency-level event passes ``site_id=None`` and ``agency_id``."""
+    A site event names its site and must be known there (documented, or declared by a module
+    installed on the site); an agency-level event passes ``site_id=None`` and ``agency_id`` and must
+    be a documented event."""
+    from .automation.registry import require_known_event
+
     validate_event_type(event_type)
     if site_id is None and agency_id is None:
         raise ValueError("an automation event needs a site_id or an agency_id")
+    require_known_event(unit, site_id, event_type)
     row = unit.fetchone(
         """
         INSERT INTO public.automation_events_log
@@ -59,7 +73,7 @@ def log_automation_event(
         VALUES (%s, %s, %s, %s, %s, %s, %s)
         RETURNING id
         """,
-        (site_id, agency_id, event_type, Jsonb(payload), source_module, source_entity_type,
+        (site_id, agency_id, event_type, Jsonb(payload, dumps=_json_dumps), source_module, source_entity_type,
          str(source_entity_id) if source_entity_id is not None else None),
     )
     event_id = row["id"]

@@ -49,17 +49,17 @@ class Purchase(CamelModel):
 
 def _subscription_event_payload(sub: dict[str, Any], module_slug: str | None, previous: str | None) -> dict[str, Any]:
     return {
-        "subscriptionId": str(sub["id"]),
-        "agencyId": str(sub["agency_id"]),
-        "moduleId": str(sub["module_id"]),
-        "moduleSlug": module_slug,
+        "subscription_id": str(sub["id"]),
+        "agency_id": str(sub["agency_id"]),
+        "module_id": str(sub["module_id"]),
+        "module_slug": module_slug,
         "status": sub["status"],
-        "previousStatus": previous,
-        "billingCycle": sub["billing_cycle"],
-        "wholesalePriceCents": sub["wholesale_price_cents"],
-        "markupType": sub["markup_type"],
-        "markupValue": sub["markup_value"],
-        "retailPriceCents": sub["retail_price_cents"],
+        "previous_status": previous,
+        "billing_cycle": sub["billing_cycle"],
+        "wholesale_price_cents": sub["wholesale_price_cents"],
+        "markup_type": sub["markup_type"],
+        "markup_value": sub["markup_value"],
+        "retail_price_cents": sub["retail_price_cents"],
         "currency": sub["currency"],
     }
 

@@ -1,0 +1,130 @@
+"""Automation API (contract section 6): workflows, executions with step logs, events, webhooks.
+
+Routes under /api/sites/{siteId}/automation (JWT; read = any member, manage = owner/admin):
+  POST   workflows                 create a workflow with its steps and trigger (manage) → 201
+  GET    workflows                 list the site's workflows
+  GET    workflows/{workflowId}    one workflow with steps and subscription
+  PATCH  workflows/{workflowId}    change name, trigger, filter, steps, isActive (deactivate) (manage)
+  DELETE workflows/{workflowId}    delete it with its executions (manage)
+  GET    executions                newest first; ?workflowId=&status=&limit=&offset=
+  GET    executions/{executionId}  the execution with its step logs in order
+  POST   events                    emit an event from outside (manage) → 202
+  GET    event-types               the events a workflow may be triggered by on this site
+  POST   webhooks, GET webhooks, DELETE webhooks/{webhookId}   incoming webhooks (manage to change)
+And, without an authorizer (the secret token is the credential):
+  POST   /api/webhooks/automation/{token}   turns the request into an event → 202
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from dramac_common import db
+from dramac_common.api import create_app, current_caller, decode_body, envelope, lambda_handler
+from dramac_common.automation import workflows
+from dramac_common.tenancy import Caller
+from fastapi import Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+app = create_app("DRAMAC automation")
+BASE = "/api/sites/{siteId}/automation"
+
+
+@app.post(f"{BASE}/workflows", status_code=201)
+def create_workflow(siteId: uuid.UUID, body: workflows.WorkflowCreate,  # noqa: N803 - the route's names
+                    caller: Caller = Depends(current_caller)) -> JSONResponse:
+    with db.user_unit(caller.db_claims) as unit:
+        return envelope(workflows.create_workflow(unit, caller, siteId, body), status_code=201)
+
+
+@app.get(f"{BASE}/workflows")
+def list_workflows(siteId: uuid.UUID, caller: Caller = Depends(current_caller)) -> JSONResponse:  # noqa: N803
+    with db.user_unit(caller.db_claims) as unit:
+        return envelope(workflows.list_workflows(unit, siteId))
+
+
+@app.get(f"{BASE}/workflows/{{workflowId}}")
+def get_workflow(siteId: uuid.UUID, workflowId: uuid.UUID,  # noqa: N803
+                 caller: Caller = Depends(current_caller)) -> JSONResponse:
+    with db.user_unit(caller.db_claims) as unit:
+        return envelope(workflows.get_workflow(unit, siteId, workflowId))
+
+
+@app.patch(f"{BASE}/workflows/{{workflowId}}")
+def update_workflow(siteId: uuid.UUID, workflowId: uuid.UUID, body: workflows.WorkflowUpdate,  # noqa: N803
+                    caller: Caller = Depends(current_caller)) -> JSONResponse:
+    with db.user_unit(caller.db_claims) as unit:
+        return envelope(workflows.update_workflow(unit, siteId, workflowId, body))
+
+
+@app.delete(f"{BASE}/workflows/{{workflowId}}")
+def delete_workflow(siteId: uuid.UUID, workflowId: uuid.UUID,  # noqa: N803
+                    caller: Caller = Depends(current_caller)) -> JSONResponse:
+    with db.user_unit(caller.db_claims) as unit:
+        return envelope(workflows.delete_workflow(unit, siteId, workflowId))
+
+
+@app.get(f"{BASE}/executions")
+def list_executions(siteId: uuid.UUID, workflowId: uuid.UUID | None = None,  # noqa: N803
+                    status: str | None = None, limit: int = Query(50, ge=1, le=200), offset: int = Query(0, ge=0),
+                    caller: Caller = Depends(current_caller)) -> JSONResponse:
+    with db.user_unit(caller.db_claims) as unit:
+        return envelope(workflows.list_executions(unit, siteId, workflow_id=workflowId, status=status,
+                                                  limit=limit, offset=offset))
+
+
+@app.get(f"{BASE}/executions/{{executionId}}")
+def get_execution(siteId: uuid.UUID, executionId: uuid.UUID,  # noqa: N803
+                  caller: Caller = Depends(current_caller)) -> JSONResponse:
+    with db.user_unit(caller.db_claims) as unit:
+        return envelope(workflows.get_execution(unit, siteId, executionId))
+
+
+@app.post(f"{BASE}/events", status_code=202)
+def emit_event(siteId: uuid.UUID, body: workflows.EventInput,  # noqa: N803
+               caller: Caller = Depends(current_caller)) -> JSONResponse:
+    with db.user_unit(caller.db_claims) as unit:
+        result = workflows.emit_event(unit, siteId, body)
+    return envelope(result, status_code=202)
+
+
+@app.get(f"{BASE}/event-types")
+def list_event_types(siteId: uuid.UUID, caller: Caller = Depends(current_caller)) -> JSONResponse:  # noqa: N803
+    with db.user_unit(caller.db_claims) as unit:
+        return envelope(workflows.list_event_types(unit, siteId))
+
+
+@app.post(f"{BASE}/webhooks", status_code=201)
+def create_webhook(siteId: uuid.UUID, body: workflows.WebhookCreate,  # noqa: N803
+                   caller: Caller = Depends(current_caller)) -> JSONResponse:
+    with db.user_unit(caller.db_claims) as unit:
+        return envelope(workflows.create_webhook(unit, siteId, body), status_code=201)
+
+
+@app.get(f"{BASE}/webhooks")
+def list_webhooks(siteId: uuid.UUID, caller: Caller = Depends(current_caller)) -> JSONResponse:  # noqa: N803
+    with db.user_unit(caller.db_claims) as unit:
+        return envelope(workflows.list_webhooks(unit, siteId))
+
+
+@app.delete(f"{BASE}/webhooks/{{webhookId}}")
+def delete_webhook(siteId: uuid.UUID, webhookId: uuid.UUID,  # noqa: N803
+                   caller: Caller = Depends(current_caller)) -> JSONResponse:
+    with db.user_unit(caller.db_claims) as unit:
+        return envelope(workflows.delete_webhook(unit, siteId, webhookId))
+
+
+@app.post("/api/webhooks/automation/{token}", status_code=202)
+def receive_webhook(token: str, request: Request) -> JSONResponse:
+    raw = decode_body(request.scope.get("aws.event") or {})
+    try:
+        body = json.loads(raw) if raw else None
+    except ValueError:
+        body = raw.decode("utf-8", errors="replace")
+    with db.service_unit() as unit:
+        result = workflows.receive_webhook(unit, token, body, dict(request.query_params))
+    return envelope(result, status_code=202)
+
+
+handler = lambda_handler(app, service="automation")

@@ -1,0 +1,492 @@
+"""SQL of the automation tables: events, subscriptions, workflows, steps, executions, step logs,
+variables and webhooks. Every function takes the caller's unit of work: the API's run as the user
+(row-level security applies), the engine's and the relay's as the service.
+
+Execution bookkeeping is built around two guards:
+- ``workflow_executions`` is unique per (event, workflow): a redelivered event finds its executions;
+- a lease (``lease_owner``, ``lease_expires_at``) lets one worker at a time run an execution; every
+  step's transaction re-checks the lease and the position it is about to advance, in the same
+  statement that writes the step's log row, so a step's database effects commit exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from ..db import Unit
+
+
+def _json(value: Any) -> Jsonb:
+    return Jsonb(value, dumps=lambda v: json.dumps(v, default=str))
+
+
+# Events ----------------------------------------------------------------------------------------
+
+def load_event(unit: Unit, event_id: uuid.UUID | str) -> dict[str, Any] | None:
+    return unit.fetchone(
+        """SELECT id, site_id, event_type, payload, source_module, source_entity_type, source_entity_id,
+                  chain_depth, created_at
+           FROM public.automation_events_log WHERE id = %s""",
+        (event_id,),
+    )
+
+
+def active_subscriptions(unit: Unit, site_id: uuid.UUID, event_type: str) -> list[dict[str, Any]]:
+    """The site's active subscriptions to an event type whose workflow is active."""
+    return unit.fetchall(
+        """SELECT s.workflow_id, s.filter FROM public.automation_event_subscriptions s
+           JOIN public.automation_workflows w ON w.id = s.workflow_id AND w.is_active
+           WHERE s.site_id = %s AND s.event_type = %s AND s.is_active""",
+        (site_id, event_type),
+    )
+
+
+def undispatched_events(unit: Unit, older_than_s: float, limit: int) -> list[uuid.UUID]:
+    """Committed events never handed to the queue (locked until the relay's transaction ends)."""
+    rows = unit.fetchall(
+        """SELECT id FROM public.automation_events_log
+           WHERE dispatched_at IS NULL AND created_at < now() - make_interval(secs => %s)
+           ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED""",
+        (older_than_s, limit),
+    )
+    return [r["id"] for r in rows]
+
+
+def mark_dispatched(unit: Unit, event_ids: list[uuid.UUID]) -> None:
+    unit.execute("UPDATE public.automation_events_log SET dispatched_at = now() WHERE id = ANY(%s)", (event_ids,))
+
+
+# Executions ------------------------------------------------------------------------------------
+
+EXECUTION_STATE = "id, workflow_id, site_id, event_id, status, next_position, context, started_at"
+
+
+def start_executions(unit: Unit, event: dict[str, Any], workflow_ids: list[uuid.UUID], owner: uuid.UUID,
+                     lease_s: float) -> list[dict[str, Any]]:
+    """Create the event's executions (at most one per workflow) and lease those this worker may run:
+    the new ones, and earlier ones left unfinished by a worker whose lease expired."""
+    if not workflow_ids:
+        return []
+    return unit.fetchall(
+        f"""
+        INSERT INTO public.workflow_executions AS e
+          (workflow_id, site_id, event_id, status, started_at, lease_owner, lease_expires_at, next_position)
+        SELECT w, %(site)s, %(event)s, 'running', now(), %(owner)s, now() + make_interval(secs => %(lease)s),
+               coalesce((SELECT min(s.position) FROM public.workflow_steps s WHERE s.workflow_id = w), 0)
+        FROM unnest(%(workflows)s::uuid[]) AS w
+        ON CONFLICT (event_id, workflow_id) DO UPDATE
+          SET status = 'running', lease_owner = EXCLUDED.lease_owner, lease_expires_at = EXCLUDED.lease_expires_at,
+              started_at = coalesce(e.started_at, now()), updated_at = now()
+          WHERE e.status IN ('pending', 'running') AND (e.lease_expires_at IS NULL OR e.lease_expires_at < now())
+        RETURNING {EXECUTION_STATE}
+        """,
+        {"site": event["site_id"], "event": event["id"], "owner": owner, "lease": lease_s,
+         "workflows": list(workflow_ids)},
+    )
+
+
+def claim_execution(unit: Unit, execution_id: uuid.UUID | str, owner: uuid.UUID, lease_s: float) -> dict[str, Any] | None:
+    """Lease an execution that is due to continue: waiting and due, or unfinished with no live lease."""
+    return unit.fetchone(
+        f"""
+        UPDATE public.workflow_executions SET
+          status = 'running', resume_at = NULL, lease_owner = %(owner)s,
+          lease_expires_at = now() + make_interval(secs => %(lease)s),
+          started_at = coalesce(started_at, now()), updated_at = now()
+        WHERE id = %(id)s AND (
+          (status = 'waiting' AND resume_at <= now() + interval '1 second')
+          OR (status IN ('pending', 'running') AND (lease_expires_at IS NULL OR lease_expires_at < now())))
+        RETURNING {EXECUTION_STATE}
+        """,
+        {"id": execution_id, "owner": owner, "lease": lease_s},
+    )
+
+
+def execution_status(unit: Unit, execution_id: uuid.UUID | str) -> dict[str, Any] | None:
+    return unit.fetchone(
+        "SELECT id, status, resume_at, greatest(0, extract(epoch FROM resume_at - now()))::float AS wait_s "
+        "FROM public.workflow_executions WHERE id = %s",
+        (execution_id,),
+    )
+
+
+def workflow_steps(unit: Unit, workflow_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    rows = unit.fetchall(
+        """SELECT id, workflow_id, position, step_type, config FROM public.workflow_steps
+           WHERE workflow_id = ANY(%s) ORDER BY workflow_id, position""",
+        (list(workflow_ids),),
+    )
+    steps: dict[uuid.UUID, list[dict[str, Any]]] = {w: [] for w in workflow_ids}
+    for row in rows:
+        steps[row["workflow_id"]].append(row)
+    return steps
+
+
+def workflow_variables(unit: Unit, workflow_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+    rows = unit.fetchall(
+        "SELECT workflow_id, key, value FROM public.workflow_variables WHERE workflow_id = ANY(%s)",
+        (list(workflow_ids),),
+    )
+    variables: dict[uuid.UUID, dict[str, Any]] = {w: {} for w in workflow_ids}
+    for row in rows:
+        variables[row["workflow_id"]][row["key"]] = row["value"]
+    return variables
+
+
+def step_log(unit: Unit, execution_id: uuid.UUID, position: int) -> dict[str, Any] | None:
+    return unit.fetchone(
+        """SELECT status, output, attempts, started_at,
+                  (extract(epoch FROM now() - started_at) * 1000)::int AS elapsed_ms
+           FROM public.step_execution_logs WHERE execution_id = %s AND position = %s""",
+        (execution_id, position),
+    )
+
+
+def record_attempt(unit: Unit, *, execution_id: uuid.UUID, owner: uuid.UUID, lease_s: float, position: int,
+                   step: dict[str, Any], input_: Any) -> dict[str, Any] | None:
+    """Before an external effect (HTTP, e-mail): the step's log row as ``running``, committed, so a
+    crash during the call is visible to the next delivery. Returns the previous log status (None
+    the first time) and attempts so far, or None when this worker no longer holds the execution."""
+    row = unit.fetchone(
+        """
+        WITH ex AS (
+          UPDATE public.workflow_executions SET lease_expires_at = now() + make_interval(secs => %(lease)s),
+                 updated_at = now()
+          WHERE id = %(execution)s AND lease_owner = %(owner)s AND status = 'running' AND next_position = %(position)s
+          RETURNING id, site_id
+        ), previous AS (
+          SELECT status, attempts FROM public.step_execution_logs WHERE execution_id = %(execution)s AND position = %(position)s
+        ), logged AS (
+          INSERT INTO public.step_execution_logs
+            (execution_id, step_id, site_id, position, step_type, status, input, attempts, started_at)
+          SELECT ex.id, %(step_id)s, ex.site_id, %(position)s, %(step_type)s, 'running', %(input)s, 0, now() FROM ex
+          ON CONFLICT (execution_id, position) DO UPDATE SET status = 'running', input = EXCLUDED.input
+          RETURNING id
+        )
+        SELECT (SELECT status FROM previous) AS previous_status,
+               coalesce((SELECT attempts FROM previous), 0) AS attempts,
+               EXISTS (SELECT 1 FROM logged) AS owned
+        """,
+        {"lease": lease_s, "execution": execution_id, "owner": owner, "position": position,
+         "step_id": step["id"], "step_type": step["step_type"], "input": _json(input_)},
+    )
+    return row if row and row["owned"] else None
+
+
+def finish_step(
+    unit: Unit,
+    *,
+    execution_id: uuid.UUID,
+    workflow_id: uuid.UUID,
+    owner: uuid.UUID,
+    lease_s: float,
+    step: dict[str, Any],
+    next_position: int,
+    log_status: str,
+    input_: Any,
+    output: Any,
+    error: str | None,
+    attempts: int,
+    duration_ms: int,
+    execution_status: str | None = None,
+    execution_error: str | None = None,
+    resume_at: datetime | None = None,
+    skip_rest: bool = False,
+) -> bool:
+    """One statement: check the lease and position, advance the execution (and finish it when
+    ``execution_status`` says so), write the step's log row, and mark later steps ``skipped`` when
+    the execution stops early. False when this worker no longer holds the execution (nothing written)."""
+    position = step["position"]
+    step_context = {str(position): {"output": output}} if log_status == "completed" else {}
+    release = execution_status is not None
+    row = unit.fetchone(
+        """
+        WITH ex AS (
+          UPDATE public.workflow_executions e SET
+            next_position = %(next)s,
+            context = jsonb_set(e.context, '{steps}', coalesce(e.context -> 'steps', '{}'::jsonb) || %(step_ctx)s),
+            status = coalesce(%(status)s::text, e.status),
+            completed_at = CASE WHEN %(status)s::text IN ('completed', 'failed') THEN now() ELSE e.completed_at END,
+            error = coalesce(%(exec_error)s::text, e.error),
+            resume_at = %(resume_at)s::timestamptz,
+            lease_owner = CASE WHEN %(release)s THEN NULL ELSE e.lease_owner END,
+            lease_expires_at = CASE WHEN %(release)s THEN NULL ELSE now() + make_interval(secs => %(lease)s) END,
+            updated_at = now()
+          WHERE e.id = %(execution)s AND e.lease_owner = %(owner)s AND e.status = 'running'
+            AND e.next_position = %(position)s
+          RETURNING e.id, e.site_id
+        ), logged AS (
+          INSERT INTO public.step_execution_logs AS l
+            (execution_id, step_id, site_id, position, step_type, status, input, output, error, attempts,
+             started_at, completed_at, duration_ms)
+          SELECT ex.id, %(step_id)s, ex.site_id, %(position)s, %(step_type)s, %(log_status)s, %(input)s, %(output)s,
+                 %(log_error)s, %(attempts)s, now() - make_interval(secs => %(duration_ms)s / 1000.0),
+                 CASE WHEN %(log_status)s = 'running' THEN NULL ELSE now() END,
+                 CASE WHEN %(log_status)s = 'running' THEN NULL ELSE %(duration_ms)s END
+          FROM ex
+          ON CONFLICT (execution_id, position) DO UPDATE SET
+            status = EXCLUDED.status, input = EXCLUDED.input, output = EXCLUDED.output, error = EXCLUDED.error,
+            attempts = EXCLUDED.attempts, completed_at = EXCLUDED.completed_at, duration_ms = EXCLUDED.duration_ms
+          RETURNING l.id
+        ), skipped AS (
+          INSERT INTO public.step_execution_logs
+            (execution_id, step_id, site_id, position, step_type, status, attempts, started_at, completed_at, duration_ms)
+          SELECT ex.id, s.id, ex.site_id, s.position, s.step_type, 'skipped', 0, now(), now(), 0
+          FROM ex JOIN public.workflow_steps s ON s.workflow_id = %(workflow)s AND s.position > %(position)s
+          WHERE %(skip_rest)s
+          ON CONFLICT (execution_id, position) DO NOTHING
+        )
+        SELECT count(*) AS n FROM logged
+        """,
+        {"next": next_position, "step_ctx": _json(step_context), "status": execution_status,
+         "exec_error": execution_error, "resume_at": resume_at, "release": release, "lease": lease_s,
+         "execution": execution_id, "owner": owner, "position": position, "step_id": step["id"],
+         "step_type": step["step_type"], "log_status": log_status, "input": _json(input_), "output": _json(output),
+         "log_error": error, "attempts": attempts, "duration_ms": duration_ms, "workflow": workflow_id,
+         "skip_rest": skip_rest},
+    )
+    return bool(row and row["n"])
+
+
+def finish_empty_execution(unit: Unit, execution_id: uuid.UUID, owner: uuid.UUID) -> None:
+    unit.execute(
+        """UPDATE public.workflow_executions SET status = 'completed', completed_at = now(), lease_owner = NULL,
+                  lease_expires_at = NULL, updated_at = now()
+           WHERE id = %s AND lease_owner = %s AND status = 'running'""",
+        (execution_id, owner),
+    )
+
+
+def release_lease(unit: Unit, execution_id: uuid.UUID, owner: uuid.UUID) -> None:
+    """Let another delivery continue at once (a worker stopping before its deadline)."""
+    unit.execute(
+        "UPDATE public.workflow_executions SET lease_expires_at = now(), updated_at = now() "
+        "WHERE id = %s AND lease_owner = %s AND status = 'running'",
+        (execution_id, owner),
+    )
+
+
+def executions_to_resume(unit: Unit, grace_s: float, limit: int) -> list[uuid.UUID]:
+    """Executions whose queue message must have been lost: waiting past their resume time, or
+    unfinished with an expired lease (their worker crashed and the message went to the DLQ)."""
+    rows = unit.fetchall(
+        """
+        (SELECT id FROM public.workflow_executions
+         WHERE status = 'waiting' AND resume_at < now() - make_interval(secs => %(grace)s)
+         ORDER BY resume_at LIMIT %(limit)s)
+        UNION ALL
+        (SELECT id FROM public.workflow_executions
+         WHERE status IN ('pending', 'running')
+           AND coalesce(lease_expires_at, updated_at) < now() - make_interval(secs => %(grace)s)
+         ORDER BY lease_expires_at LIMIT %(limit)s)
+        """,
+        {"grace": grace_s, "limit": limit},
+    )
+    return [r["id"] for r in rows]
+
+
+# Variables ---------------------------------------------------------------------------------------
+
+def set_variable(unit: Unit, workflow_id: uuid.UUID, site_id: uuid.UUID, key: str, value: Any) -> None:
+    unit.execute(
+        """INSERT INTO public.workflow_variables (workflow_id, site_id, key, value) VALUES (%s, %s, %s, %s)
+           ON CONFLICT (workflow_id, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()""",
+        (workflow_id, site_id, key, _json(value)),
+    )
+
+
+def set_automation_depth(unit: Unit, depth: int) -> None:
+    """Events written later in this transaction record ``depth`` as their chain depth."""
+    unit.execute("SELECT set_config('dramac.automation_depth', %s, true)", (str(depth),))
+
+
+# Workflows (the API) -----------------------------------------------------------------------------
+
+_WORKFLOW_JSON = """
+  jsonb_build_object(
+    'id', w.id, 'siteId', w.site_id, 'name', w.name, 'description', w.description, 'isActive', w.is_active,
+    'createdBy', w.created_by, 'createdAt', w.created_at, 'updatedAt', w.updated_at,
+    'steps', coalesce((SELECT jsonb_agg(jsonb_build_object('id', s.id, 'position', s.position, 'type', s.step_type,
+                                                           'config', s.config) ORDER BY s.position)
+                       FROM public.workflow_steps s WHERE s.workflow_id = w.id), '[]'::jsonb),
+    'subscription', (SELECT jsonb_build_object('id', sub.id, 'eventType', sub.event_type, 'filter', sub.filter,
+                                               'isActive', sub.is_active)
+                     FROM public.automation_event_subscriptions sub WHERE sub.workflow_id = w.id
+                     ORDER BY sub.created_at LIMIT 1))
+"""
+
+
+def insert_workflow(unit: Unit, *, site_id: uuid.UUID, name: str, description: str, is_active: bool,
+                    created_by: uuid.UUID | None, event_type: str, filter_: dict[str, Any],
+                    steps: list[dict[str, Any]]) -> uuid.UUID:
+    """The workflow, its steps and its trigger subscription, in one statement."""
+    row = unit.fetchone(
+        """
+        WITH wf AS (
+          INSERT INTO public.automation_workflows (site_id, name, description, is_active, created_by)
+          VALUES (%(site)s, %(name)s, %(description)s, %(active)s, %(by)s) RETURNING id, site_id, is_active
+        ), st AS (
+          INSERT INTO public.workflow_steps (workflow_id, site_id, position, step_type, config)
+          SELECT wf.id, wf.site_id, s.position, s.step_type, s.config
+          FROM wf, jsonb_to_recordset(%(steps)s) AS s(position integer, step_type text, config jsonb)
+        ), sub AS (
+          INSERT INTO public.automation_event_subscriptions (workflow_id, site_id, event_type, filter, is_active)
+          SELECT wf.id, wf.site_id, %(event_type)s, %(filter)s, wf.is_active FROM wf
+        )
+        SELECT id FROM wf
+        """,
+        {"site": site_id, "name": name, "description": description, "active": is_active, "by": created_by,
+         "steps": _json(steps), "event_type": event_type, "filter": _json(filter_)},
+    )
+    return row["id"]
+
+
+def get_workflow(unit: Unit, site_id: uuid.UUID, workflow_id: uuid.UUID) -> dict[str, Any] | None:
+    row = unit.fetchone(
+        f"SELECT {_WORKFLOW_JSON} AS workflow FROM public.automation_workflows w WHERE w.site_id = %s AND w.id = %s",
+        (site_id, workflow_id),
+    )
+    return row["workflow"] if row else None
+
+
+def list_workflows(unit: Unit, site_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = unit.fetchall(
+        f"SELECT {_WORKFLOW_JSON} AS workflow FROM public.automation_workflows w WHERE w.site_id = %s "
+        "ORDER BY w.created_at, w.id",
+        (site_id,),
+    )
+    return [r["workflow"] for r in rows]
+
+
+def update_workflow(unit: Unit, site_id: uuid.UUID, workflow_id: uuid.UUID, *, name: str | None,
+                    description: str | None, is_active: bool | None, event_type: str | None,
+                    filter_: dict[str, Any] | None, steps: list[dict[str, Any]] | None) -> bool:
+    """Change what was given; steps, when given, replace the workflow's steps. False: no such workflow."""
+    row = unit.fetchone(
+        """
+        WITH wf AS (
+          UPDATE public.automation_workflows SET
+            name = coalesce(%(name)s, name), description = coalesce(%(description)s, description),
+            is_active = coalesce(%(active)s, is_active)
+          WHERE site_id = %(site)s AND id = %(id)s RETURNING id, site_id, is_active
+        ), sub AS (
+          UPDATE public.automation_event_subscriptions s SET
+            event_type = coalesce(%(event_type)s, s.event_type), filter = coalesce(%(filter)s, s.filter),
+            is_active = wf.is_active
+          FROM wf WHERE s.workflow_id = wf.id
+        )
+        SELECT id FROM wf
+        """,
+        {"name": name, "description": description, "active": is_active, "site": site_id, "id": workflow_id,
+         "event_type": event_type, "filter": _json(filter_) if filter_ is not None else None},
+    )
+    if row is None:
+        return False
+    if steps is not None:
+        unit.execute("DELETE FROM public.workflow_steps WHERE workflow_id = %s", (workflow_id,))
+        unit.execute(
+            """INSERT INTO public.workflow_steps (workflow_id, site_id, position, step_type, config)
+               SELECT %s, %s, s.position, s.step_type, s.config
+               FROM jsonb_to_recordset(%s) AS s(position integer, step_type text, config jsonb)""",
+            (workflow_id, site_id, _json(steps)),
+        )
+    return True
+
+
+def delete_workflow(unit: Unit, site_id: uuid.UUID, workflow_id: uuid.UUID) -> bool:
+    row = unit.fetchone(
+        "DELETE FROM public.automation_workflows WHERE site_id = %s AND id = %s RETURNING id", (site_id, workflow_id)
+    )
+    return row is not None
+
+
+# Executions (the API) ----------------------------------------------------------------------------
+
+_EXECUTION_JSON = """
+  jsonb_build_object(
+    'id', e.id, 'workflowId', e.workflow_id, 'siteId', e.site_id, 'eventId', e.event_id, 'status', e.status,
+    'startedAt', e.started_at, 'completedAt', e.completed_at, 'resumeAt', e.resume_at, 'error', e.error,
+    'createdAt', e.created_at)
+"""
+
+
+def list_executions(unit: Unit, site_id: uuid.UUID, *, workflow_id: uuid.UUID | None, status: str | None,
+                    limit: int, offset: int) -> list[dict[str, Any]]:
+    rows = unit.fetchall(
+        f"""SELECT {_EXECUTION_JSON} AS execution FROM public.workflow_executions e
+            WHERE e.site_id = %(site)s AND (%(workflow)s::uuid IS NULL OR e.workflow_id = %(workflow)s)
+              AND (%(status)s::text IS NULL OR e.status = %(status)s)
+            ORDER BY e.created_at DESC, e.id LIMIT %(limit)s OFFSET %(offset)s""",
+        {"site": site_id, "workflow": workflow_id, "status": status, "limit": limit, "offset": offset},
+    )
+    return [r["execution"] for r in rows]
+
+
+def get_execution(unit: Unit, site_id: uuid.UUID, execution_id: uuid.UUID) -> dict[str, Any] | None:
+    row = unit.fetchone(
+        f"""SELECT {_EXECUTION_JSON} || jsonb_build_object(
+              'event', (SELECT jsonb_build_object('id', ev.id, 'eventType', ev.event_type, 'payload', ev.payload,
+                                                  'createdAt', ev.created_at)
+                        FROM public.automation_events_log ev WHERE ev.id = e.event_id),
+              'steps', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                  'id', l.id, 'stepId', l.step_id, 'position', l.position, 'type', l.step_type, 'status', l.status,
+                  'input', l.input, 'output', l.output, 'error', l.error, 'attempts', l.attempts,
+                  'startedAt', l.started_at, 'completedAt', l.completed_at, 'durationMs', l.duration_ms)
+                  ORDER BY l.position)
+                FROM public.step_execution_logs l WHERE l.execution_id = e.id), '[]'::jsonb)) AS execution
+            FROM public.workflow_executions e WHERE e.site_id = %s AND e.id = %s""",
+        (site_id, execution_id),
+    )
+    return row["execution"] if row else None
+
+
+# Webhooks ------------------------------------------------------------------------------------------
+
+_WEBHOOK_COLUMNS = "id, site_id, workflow_id, name, event_type, is_active, created_at, last_received_at"
+
+
+def insert_webhook(unit: Unit, *, site_id: uuid.UUID, name: str, event_type: str, workflow_id: uuid.UUID | None,
+                   token_hash: str) -> dict[str, Any]:
+    return unit.fetchone(
+        f"""INSERT INTO public.automation_webhooks (site_id, workflow_id, name, event_type, token_hash)
+            VALUES (%s, %s, %s, %s, %s) RETURNING {_WEBHOOK_COLUMNS}""",
+        (site_id, workflow_id, name, event_type, token_hash),
+    )
+
+
+def list_webhooks(unit: Unit, site_id: uuid.UUID) -> list[dict[str, Any]]:
+    return unit.fetchall(
+        f"SELECT {_WEBHOOK_COLUMNS} FROM public.automation_webhooks WHERE site_id = %s ORDER BY created_at, id",
+        (site_id,),
+    )
+
+
+def delete_webhook(unit: Unit, site_id: uuid.UUID, webhook_id: uuid.UUID) -> bool:
+    return unit.fetchone(
+        "DELETE FROM public.automation_webhooks WHERE site_id = %s AND id = %s RETURNING id", (site_id, webhook_id)
+    ) is not None
+
+
+def webhook_by_token_hash(unit: Unit, token_hash: str) -> dict[str, Any] | None:
+    return unit.fetchone(
+        f"SELECT {_WEBHOOK_COLUMNS} FROM public.automation_webhooks WHERE token_hash = %s AND is_active",
+        (token_hash,),
+    )
+
+
+def touch_webhook(unit: Unit, webhook_id: uuid.UUID, event_id: uuid.UUID) -> None:
+    unit.execute(
+        "UPDATE public.automation_webhooks SET last_received_at = now(), last_event_id = %s WHERE id = %s",
+        (event_id, webhook_id),
+    )
+
+
+def workflow_exists(unit: Unit, site_id: uuid.UUID, workflow_id: uuid.UUID) -> bool:
+    return unit.fetchone(
+        "SELECT 1 AS ok FROM public.automation_workflows WHERE site_id = %s AND id = %s", (site_id, workflow_id)
+    ) is not None

@@ -1,0 +1,250 @@
+"""The event registry: which event types exist, with their payload schemas.
+
+Two sources:
+- ``DOCUMENTED_EVENTS``: the platform's documented events (CRM, booking, e-commerce, forms,
+  marketplace, automation), always known.
+- Installed modules: a module's manifest may declare ``"events": ["contact.created", ...]`` (or
+  objects ``{"name": "contact.created", "payload": {"id": "uuid"}}``), and every table of
+  ``manifest.database.tables`` gets ``<entity>.created|updated|deleted`` (entity from the manifest,
+  default: the table name without a trailing ``s``). They are prefixed with the module's slug
+  (``-`` becomes ``_``): slug ``crm`` + ``contact.created`` → ``crm.contact.created``.
+
+An event type is known on a site when it is documented or declared by a module installed there.
+Payload schemas map a field to its kind (``string``, ``number``, ``integer``, ``boolean``,
+``object``, ``array``, ``uuid``, ``datetime``, ``any``); a payload is refused when a listed field
+is present with a value of another kind. Fields not listed are allowed (events carry whole records).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..automation_events import EVENT_TYPE_RE
+from ..db import Unit
+from ..errors import ValidationFailed
+
+_CONTACT = {"id": "uuid", "email": "string", "first_name": "string", "last_name": "string",
+            "status": "string", "lead_score": "integer", "company_id": "uuid"}
+_DEAL = {"id": "uuid", "name": "string", "amount": "number", "currency": "string", "stage": "string",
+         "contact_id": "uuid", "company_id": "uuid"}
+_APPOINTMENT = {"id": "uuid", "service_id": "uuid", "customer_email": "string", "customer_name": "string",
+                "starts_at": "datetime", "ends_at": "datetime", "status": "string"}
+_SUBSCRIPTION = {"subscription_id": "uuid", "agency_id": "uuid", "module_id": "uuid", "module_slug": "string",
+                 "status": "string", "previous_status": "string", "billing_cycle": "string",
+                 "wholesale_price_cents": "integer", "markup_type": "string", "markup_value": "integer",
+                 "retail_price_cents": "integer", "currency": "string"}
+_ORDER = {"id": "uuid", "order_number": "string", "customer_email": "string", "total": "number",
+          "currency": "string", "status": "string", "items": "array"}
+
+
+@dataclass(frozen=True)
+class EventDefinition:
+    event_type: str
+    category: str
+    name: str
+    description: str
+    payload_schema: dict[str, str] = field(default_factory=dict)
+    source_module: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"eventType": self.event_type, "category": self.category, "name": self.name,
+                "description": self.description, "payloadSchema": self.payload_schema,
+                "sourceModule": self.source_module}
+
+
+def _event(event_type: str, category: str, name: str, description: str, schema: dict[str, str]) -> EventDefinition:
+    return EventDefinition(event_type, category, name, description, schema)
+
+
+DOCUMENTED_EVENTS: dict[str, EventDefinition] = {
+    e.event_type: e
+    for e in (
+        _event("crm.contact.created", "CRM", "Contact created", "A contact was created", _CONTACT),
+        _event("crm.contact.updated", "CRM", "Contact updated", "A contact was updated (payload carries `previous`)",
+               {**_CONTACT, "previous": "object"}),
+        _event("crm.contact.deleted", "CRM", "Contact deleted", "A contact was deleted", _CONTACT),
+        _event("crm.company.created", "CRM", "Company created", "A company was created",
+               {"id": "uuid", "name": "string", "domain": "string"}),
+        _event("crm.deal.created", "CRM", "Deal created", "A deal was created", _DEAL),
+        _event("crm.deal.updated", "CRM", "Deal updated", "A deal was updated (payload carries `previous`)",
+               {**_DEAL, "previous": "object"}),
+        _event("crm.deal.deleted", "CRM", "Deal deleted", "A deal was deleted", _DEAL),
+        _event("crm.deal.stage_changed", "CRM", "Deal stage changed", "A deal moved to another pipeline stage",
+               {**_DEAL, "previous_stage": "string"}),
+        _event("crm.deal.won", "CRM", "Deal won", "A deal was marked won", _DEAL),
+        _event("crm.deal.lost", "CRM", "Deal lost", "A deal was marked lost", {**_DEAL, "lost_reason": "string"}),
+        _event("booking.appointment.created", "Booking", "Appointment created", "An appointment was booked",
+               _APPOINTMENT),
+        _event("booking.appointment.confirmed", "Booking", "Appointment confirmed", "An appointment was confirmed",
+               _APPOINTMENT),
+        _event("booking.appointment.cancelled", "Booking", "Appointment cancelled", "An appointment was cancelled",
+               {**_APPOINTMENT, "reason": "string"}),
+        _event("booking.appointment.completed", "Booking", "Appointment completed", "An appointment took place",
+               _APPOINTMENT),
+        _event("ecommerce.order.created", "E-commerce", "Order created", "An order was placed", _ORDER),
+        _event("ecommerce.order.paid", "E-commerce", "Order paid", "An order was paid", _ORDER),
+        _event("ecommerce.order.shipped", "E-commerce", "Order shipped", "An order was shipped",
+               {**_ORDER, "tracking_number": "string"}),
+        _event("ecommerce.cart.abandoned", "E-commerce", "Cart abandoned", "A cart was left without checkout",
+               {"id": "uuid", "customer_email": "string", "total": "number", "items": "array"}),
+        _event("form.submitted", "Forms", "Form submitted", "A site form was submitted",
+               {"form_id": "string", "form_name": "string", "data": "object", "page_url": "string"}),
+        _event("form.field_updated", "Forms", "Form field updated", "A form's field definition changed",
+               {"form_id": "string", "field": "string"}),
+        _event("marketplace.module.installed", "Marketplace", "Module installed", "A module was installed on the site",
+               {"module_id": "uuid", "module_slug": "string", "installation_id": "uuid"}),
+        _event("marketplace.module.disabled", "Marketplace", "Module disabled", "A module was disabled on the site",
+               {"module_id": "uuid", "module_slug": "string", "installation_id": "uuid"}),
+        *(
+            _event(f"marketplace.subscription.{action}", "Marketplace", f"Subscription {action.replace('_', ' ')}",
+                   description, _SUBSCRIPTION)
+            for action, description in (
+                ("created", "An agency subscribed to a module, or started buying one (agency-level)"),
+                ("activated", "An agency's subscription became active (agency-level)"),
+                ("canceled", "An agency's subscription was canceled (agency-level)"),
+                ("past_due", "An agency's subscription payment is past due (agency-level)"),
+            )
+        ),
+        _event("automation.webhook.received", "Automation", "Webhook received",
+               "An incoming automation webhook was called",
+               {"webhook_id": "uuid", "webhook_name": "string", "body": "any", "query": "object"}),
+    )
+}
+
+
+def slug_prefix(slug: str) -> str:
+    return slug.replace("-", "_").lower()
+
+
+def _entity_of(table: dict[str, Any]) -> str | None:
+    entity = table.get("entity")
+    if isinstance(entity, str) and entity:
+        return entity
+    name = table.get("name")
+    if not isinstance(name, str) or not name:
+        return None
+    return name[:-1] if name.endswith("s") and len(name) > 1 else name
+
+
+def manifest_events(slug: str, manifest: dict[str, Any] | None, module_name: str | None = None) -> list[EventDefinition]:
+    """The events a module's manifest declares, fully qualified with the module's slug."""
+    if not isinstance(manifest, dict):
+        return []
+    prefix, category = slug_prefix(slug), module_name or slug
+    found: dict[str, EventDefinition] = {}
+    tables = ((manifest.get("database") or {}).get("tables") or []) if isinstance(manifest.get("database"), dict) else []
+    for table in tables if isinstance(tables, list) else []:
+        entity = _entity_of(table) if isinstance(table, dict) else None
+        if not entity:
+            continue
+        schema = {"id": "uuid", **{c["name"]: "any" for c in table.get("columns") or []
+                                   if isinstance(c, dict) and isinstance(c.get("name"), str)}}
+        for action in ("created", "updated", "deleted"):
+            event_type = f"{prefix}.{entity}.{action}"
+            found[event_type] = EventDefinition(event_type, category, f"{entity.replace('_', ' ').title()} {action}",
+                                                f"A {entity} was {action}", schema, slug)
+    for declared in manifest.get("events") or []:
+        name, schema = (declared, {}) if isinstance(declared, str) else (
+            (declared.get("name"), declared.get("payload") or {}) if isinstance(declared, dict) else (None, {}))
+        if not isinstance(name, str) or not name:
+            continue
+        event_type = name if name.startswith(f"{prefix}.") else f"{prefix}.{name}"
+        if not EVENT_TYPE_RE.match(event_type):
+            continue
+        previous = found.get(event_type)
+        found[event_type] = EventDefinition(
+            event_type, category, previous.name if previous else name, previous.description if previous else name,
+            {**(previous.payload_schema if previous else {}), **(schema if isinstance(schema, dict) else {})}, slug)
+    return list(found.values())
+
+
+def installed_module_events(unit: Unit, site_id: uuid.UUID | str) -> dict[str, EventDefinition]:
+    """Events declared by the modules installed on a site (any installation that did not fail)."""
+    rows = unit.fetchall(
+        """
+        SELECT m.slug, m.name, m.manifest FROM public.site_module_installations i
+        JOIN public.modules_v2 m ON m.id = i.module_id
+        WHERE i.site_id = %s AND i.status <> 'failed'
+        """,
+        (site_id,),
+    )
+    events: dict[str, EventDefinition] = {}
+    for row in rows:
+        for definition in manifest_events(row["slug"], row["manifest"], row["name"]):
+            events[definition.event_type] = definition
+    return events
+
+
+def site_events(unit: Unit, site_id: uuid.UUID | str) -> dict[str, EventDefinition]:
+    """Every event type known on a site: documented, then the installed modules' (which may refine them)."""
+    return {**DOCUMENTED_EVENTS, **installed_module_events(unit, site_id)}
+
+
+def require_known_event(unit: Unit, site_id: uuid.UUID | str | None, event_type: Any) -> EventDefinition:
+    """The definition of an event type known on the site; ``ValidationFailed`` otherwise."""
+    if not isinstance(event_type, str) or not EVENT_TYPE_RE.match(event_type):
+        raise ValidationFailed(
+            f"invalid event type {event_type!r}: expected '<module>.<entity>.<action>' in lower case",
+            code="invalid_event_type")
+    definition = DOCUMENTED_EVENTS.get(event_type)
+    if definition is None and site_id is not None:
+        definition = installed_module_events(unit, site_id).get(event_type)
+    if definition is None:
+        raise ValidationFailed(
+            f"unknown event type {event_type!r}: not a documented event, nor declared by a module installed on this site",
+            code="unknown_event_type")
+    return definition
+
+
+def _kind_ok(kind: str, value: Any) -> bool:
+    if value is None or kind == "any":
+        return True
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "object":
+        return isinstance(value, dict)
+    if kind == "array":
+        return isinstance(value, list)
+    if kind == "uuid":
+        if isinstance(value, uuid.UUID):
+            return True
+        try:
+            uuid.UUID(str(value))
+            return isinstance(value, str)
+        except ValueError:
+            return False
+    if kind == "datetime":
+        if isinstance(value, datetime):
+            return True
+        try:
+            datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            return isinstance(value, str)
+        except ValueError:
+            return False
+    return True
+
+
+def validate_payload(definition: EventDefinition, payload: Any) -> dict[str, Any]:
+    """The payload if it is an object whose listed fields have their schema's kinds."""
+    if not isinstance(payload, dict):
+        raise ValidationFailed("an event payload is a JSON object", code="invalid_payload")
+    problems = [
+        {"field": name, "message": f"expected {kind}, got {type(payload[name]).__name__}"}
+        for name, kind in definition.payload_schema.items()
+        if name in payload and not _kind_ok(kind, payload[name])
+    ]
+    if problems:
+        first = problems[0]
+        raise ValidationFailed(
+            f"invalid payload for {definition.event_type}: {first['field']}: {first['message']}",
+            code="invalid_payload", details=problems)
+    return payload

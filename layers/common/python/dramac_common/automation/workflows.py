@@ -1,0 +1,219 @@
+"""The automation API's rules: workflows with their steps and trigger, executions, events, webhooks.
+
+Every function takes the caller's unit of work (row-level security applies) and checks the caller's
+role on the site through ``tenancy``: reading needs membership, changing needs the manage role.
+Step positions are 1, 2, 3… in the order the steps are given; ``{{steps.1.output.x}}`` reads the
+first step's output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..automation_events import log_automation_event
+from ..db import Unit
+from ..errors import NotFound, ValidationFailed
+from ..tenancy import Caller, require_site_access
+from . import dal
+from .filters import FilterError, validate_filter
+from .registry import require_known_event, site_events, validate_payload
+from .steps import validate_step
+
+MAX_STEPS = 50
+WEBHOOK_EVENT = "automation.webhook.received"
+EXECUTION_STATUSES = ("pending", "running", "waiting", "completed", "failed", "cancelled")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class StepInput(_Body):
+    type: str
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class WorkflowCreate(_Body):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=2000)
+    trigger_event_type: str = Field(alias="triggerEventType")
+    filter: dict[str, Any] | None = None
+    is_active: bool = Field(default=True, alias="isActive")
+    steps: list[StepInput] = Field(min_length=1, max_length=MAX_STEPS)
+
+
+class WorkflowUpdate(_Body):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+    trigger_event_type: str | None = Field(default=None, alias="triggerEventType")
+    filter: dict[str, Any] | None = None
+    is_active: bool | None = Field(default=None, alias="isActive")
+    steps: list[StepInput] | None = Field(default=None, min_length=1, max_length=MAX_STEPS)
+
+
+class EventInput(_Body):
+    event_type: str = Field(alias="eventType")
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class WebhookCreate(_Body):
+    name: str = Field(default="", max_length=200)
+    event_type: str = Field(default=WEBHOOK_EVENT, alias="eventType")
+    workflow_id: uuid.UUID | None = Field(default=None, alias="workflowId")
+
+
+def validated_steps(steps: list[StepInput]) -> list[dict[str, Any]]:
+    """Steps as rows (position 1…n); ``ValidationFailed`` listing every problem."""
+    problems: list[dict[str, Any]] = []
+    rows = []
+    for index, step in enumerate(steps):
+        position = index + 1
+        problems += validate_step(step.type, step.config, position=position, where=f"steps.{index}")
+        rows.append({"position": position, "step_type": step.type, "config": step.config})
+    if problems:
+        first = problems[0]
+        raise ValidationFailed(f"Invalid workflow: {first['field']}: {first['message']}", code="validation_error",
+                               details=problems)
+    return rows
+
+
+def _filter(filter_: dict[str, Any] | None) -> dict[str, Any]:
+    try:
+        return validate_filter(filter_)
+    except FilterError as exc:
+        raise ValidationFailed(f"Invalid workflow: filter: {exc}", code="validation_error",
+                               details=[{"field": "filter", "message": str(exc)}]) from exc
+
+
+def create_workflow(unit: Unit, caller: Caller, site_id: uuid.UUID, body: WorkflowCreate) -> dict[str, Any]:
+    require_site_access(unit, site_id, manage=True)
+    require_known_event(unit, site_id, body.trigger_event_type)
+    filter_ = _filter(body.filter)
+    steps = validated_steps(body.steps)
+    workflow_id = dal.insert_workflow(unit, site_id=site_id, name=body.name, description=body.description,
+                                      is_active=body.is_active, created_by=caller.user_id,
+                                      event_type=body.trigger_event_type, filter_=filter_, steps=steps)
+    return dal.get_workflow(unit, site_id, workflow_id)
+
+
+def list_workflows(unit: Unit, site_id: uuid.UUID) -> list[dict[str, Any]]:
+    require_site_access(unit, site_id)
+    return dal.list_workflows(unit, site_id)
+
+
+def get_workflow(unit: Unit, site_id: uuid.UUID, workflow_id: uuid.UUID) -> dict[str, Any]:
+    require_site_access(unit, site_id)
+    workflow = dal.get_workflow(unit, site_id, workflow_id)
+    if workflow is None:
+        raise NotFound("Workflow not found", code="workflow_not_found")
+    return workflow
+
+
+def update_workflow(unit: Unit, site_id: uuid.UUID, workflow_id: uuid.UUID, body: WorkflowUpdate) -> dict[str, Any]:
+    require_site_access(unit, site_id, manage=True)
+    if body.trigger_event_type is not None:
+        require_known_event(unit, site_id, body.trigger_event_type)
+    filter_ = _filter(body.filter) if "filter" in body.model_fields_set else None
+    if "filter" in body.model_fields_set and body.filter is None:
+        filter_ = {}
+    steps = validated_steps(body.steps) if body.steps is not None else None
+    if not dal.update_workflow(unit, site_id, workflow_id, name=body.name, description=body.description,
+                               is_active=body.is_active, event_type=body.trigger_event_type, filter_=filter_,
+                               steps=steps):
+        raise NotFound("Workflow not found", code="workflow_not_found")
+    return dal.get_workflow(unit, site_id, workflow_id)
+
+
+def delete_workflow(unit: Unit, site_id: uuid.UUID, workflow_id: uuid.UUID) -> dict[str, Any]:
+    require_site_access(unit, site_id, manage=True)
+    if not dal.delete_workflow(unit, site_id, workflow_id):
+        raise NotFound("Workflow not found", code="workflow_not_found")
+    return {"id": str(workflow_id), "deleted": True}
+
+
+def list_executions(unit: Unit, site_id: uuid.UUID, *, workflow_id: uuid.UUID | None, status: str | None,
+                    limit: int, offset: int) -> list[dict[str, Any]]:
+    require_site_access(unit, site_id)
+    if status is not None and status not in EXECUTION_STATUSES:
+        raise ValidationFailed(f"status must be one of {', '.join(EXECUTION_STATUSES)}", code="validation_error")
+    return dal.list_executions(unit, site_id, workflow_id=workflow_id, status=status, limit=limit, offset=offset)
+
+
+def get_execution(unit: Unit, site_id: uuid.UUID, execution_id: uuid.UUID) -> dict[str, Any]:
+    require_site_access(unit, site_id)
+    execution = dal.get_execution(unit, site_id, execution_id)
+    if execution is None:
+        raise NotFound("Execution not found", code="execution_not_found")
+    return execution
+
+
+def list_event_types(unit: Unit, site_id: uuid.UUID) -> list[dict[str, Any]]:
+    require_site_access(unit, site_id)
+    return [d.as_dict() for d in sorted(site_events(unit, site_id).values(), key=lambda d: d.event_type)]
+
+
+def emit_event(unit: Unit, site_id: uuid.UUID, body: EventInput) -> dict[str, Any]:
+    """``POST events``: an event from outside, validated against the registry; queued after commit."""
+    require_site_access(unit, site_id, manage=True)
+    definition = require_known_event(unit, site_id, body.event_type)
+    payload = validate_payload(definition, body.payload)
+    event_id = log_automation_event(unit, site_id, body.event_type, payload, source_module="api")
+    return {"eventId": str(event_id), "eventType": body.event_type}
+
+
+# Incoming webhooks ---------------------------------------------------------------------------------
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _webhook(row: dict[str, Any]) -> dict[str, Any]:
+    return {"id": str(row["id"]), "siteId": str(row["site_id"]),
+            "workflowId": str(row["workflow_id"]) if row["workflow_id"] else None, "name": row["name"],
+            "eventType": row["event_type"], "isActive": row["is_active"], "createdAt": row["created_at"].isoformat(),
+            "lastReceivedAt": row["last_received_at"].isoformat() if row["last_received_at"] else None}
+
+
+def create_webhook(unit: Unit, site_id: uuid.UUID, body: WebhookCreate) -> dict[str, Any]:
+    """A webhook with a fresh secret token; the token is returned once and only its hash is stored."""
+    require_site_access(unit, site_id, manage=True)
+    require_known_event(unit, site_id, body.event_type)
+    if body.workflow_id is not None and not dal.workflow_exists(unit, site_id, body.workflow_id):
+        raise NotFound("Workflow not found", code="workflow_not_found")
+    token = secrets.token_urlsafe(32)
+    row = dal.insert_webhook(unit, site_id=site_id, name=body.name, event_type=body.event_type,
+                             workflow_id=body.workflow_id, token_hash=hash_token(token))
+    return {**_webhook(row), "token": token, "path": f"/api/webhooks/automation/{token}"}
+
+
+def list_webhooks(unit: Unit, site_id: uuid.UUID) -> list[dict[str, Any]]:
+    require_site_access(unit, site_id)
+    return [_webhook(r) for r in dal.list_webhooks(unit, site_id)]
+
+
+def delete_webhook(unit: Unit, site_id: uuid.UUID, webhook_id: uuid.UUID) -> dict[str, Any]:
+    require_site_access(unit, site_id, manage=True)
+    if not dal.delete_webhook(unit, site_id, webhook_id):
+        raise NotFound("Webhook not found", code="webhook_not_found")
+    return {"id": str(webhook_id), "deleted": True}
+
+
+def receive_webhook(unit: Unit, token: str, body: Any, query: dict[str, str]) -> dict[str, Any]:
+    """The no-authorizer endpoint: the secret token in the URL names the webhook (service unit)."""
+    if not token or len(token) > 128:
+        raise NotFound("Webhook not found", code="webhook_not_found")
+    row = dal.webhook_by_token_hash(unit, hash_token(token))
+    if row is None:
+        raise NotFound("Webhook not found", code="webhook_not_found")
+    payload = {"webhook_id": str(row["id"]), "webhook_name": row["name"], "body": body, "query": query}
+    if row["workflow_id"]:
+        payload["workflow_id"] = str(row["workflow_id"])
+    event_id = log_automation_event(unit, row["site_id"], row["event_type"], payload, source_module="webhook",
+                                    source_entity_type="webhook", source_entity_id=row["id"])
+    dal.touch_webhook(unit, row["id"], event_id)
+    return {"eventId": str(event_id)}
