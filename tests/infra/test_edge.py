@@ -1,0 +1,79 @@
+"""The edge stack: the domain router as Lambda@Edge on CloudFront, in us-east-1.
+
+``real_edge`` uses functions/domain_router/bundle.py (skipped until it merges); ``future_synth`` uses
+a stub bundle with the same interface, so the wiring is tested on this branch already.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session", params=["stub", "real"])
+def edge(request):
+    return request.getfixturevalue("future_synth" if request.param == "stub" else "real_edge")
+
+
+def test_edge_stack_is_in_us_east_1(edge):
+    assert edge.edge.region == "us-east-1"
+
+
+def test_domain_router_runs_on_viewer_requests_of_the_distribution(edge):
+    (distribution,) = edge.resources("AWS::CloudFront::Distribution", "edge").values()
+    behavior = distribution["Properties"]["DistributionConfig"]["DefaultCacheBehavior"]
+    (association,) = behavior["LambdaFunctionAssociations"]
+    assert association["EventType"] == "viewer-request"
+    version = association["LambdaFunctionARN"]["Ref"]
+    router = edge.logical_id(edge.edge.router)
+    assert edge.edge_template["Resources"][version]["Properties"]["FunctionName"] == {"Ref": router}
+    assert behavior["ViewerProtocolPolicy"] == "redirect-to-https"
+
+
+def test_distribution_fronts_the_dashboard_origin(edge):
+    (distribution,) = edge.resources("AWS::CloudFront::Distribution", "edge").values()
+    (origin,) = distribution["Properties"]["DistributionConfig"]["Origins"]
+    assert origin["DomainName"] == "dashboard-origin.dramac.app"
+    assert origin["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
+
+
+def test_edge_function_fits_lambda_edge_limits(edge):
+    props = edge.edge_template["Resources"][edge.logical_id(edge.edge.router)]["Properties"]
+    assert props["Architectures"] == ["x86_64"]  # Lambda@Edge runs x86_64 only
+    assert props["MemorySize"] <= 128 and props["Timeout"] <= 5
+    assert "Environment" not in props and "Layers" not in props
+    assert props["Runtime"].startswith("python3.1")
+
+
+def test_edge_role_can_be_assumed_by_lambda_at_edge(edge):
+    role = edge.edge_template["Resources"][edge.logical_id(edge.edge.router_role)]["Properties"]
+    services = {p for s in role["AssumeRolePolicyDocument"]["Statement"] for p in
+                (s["Principal"]["Service"] if isinstance(s["Principal"]["Service"], list) else [s["Principal"]["Service"]])}
+    assert {"lambda.amazonaws.com", "edgelambda.amazonaws.com"} <= services
+
+
+def test_domain_router_bundle_carries_its_config_json(edge):
+    bundle = Path(edge.outdir) / ".dramac-staging" / "domain_router"
+    config = json.loads((bundle / "config.json").read_text())
+    assert isinstance(config, dict) and config
+
+
+def test_router_config_overrides_come_from_context(future_synth):
+    bundle = Path(future_synth.outdir) / ".dramac-staging" / "domain_router"
+    config = json.loads((bundle / "config.json").read_text())
+    assert "app.example.test" in json.dumps(config)
+
+
+def test_distribution_writes_access_logs(edge):
+    (distribution,) = edge.resources("AWS::CloudFront::Distribution", "edge").values()
+    assert distribution["Properties"]["DistributionConfig"]["Logging"]["Bucket"]
+
+
+def test_app_without_a_router_bundle_skips_the_edge_stack(synth):
+    from infra import catalog
+
+    if catalog.domain_router_bundler() is not None:
+        pytest.skip("functions/domain_router/bundle.py exists on this branch")
+    assert synth.edge is None
