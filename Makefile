@@ -24,6 +24,9 @@ test: $(STAMP)
 migrate: $(STAMP)
 	$(VENV)/bin/dramac migrate
 
+bench: $(STAMP)
+	$(VENV)/bin/python -m bench.run $(ARGS)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 

@@ -142,3 +142,15 @@ class LocalContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def call_handler(handler: Any, event: dict[str, Any], context: Any) -> Any:
+    """Invoke a handler from any thread. Lambda calls handlers on a thread with an event loop
+    (Mangum relies on one); the local gateway's worker threads get their own, once."""
+    import asyncio
+
+    try:
+        asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+    return handler(event, context)

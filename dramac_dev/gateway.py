@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as StarletteRoute
 
 from . import routes
-from .events import LocalContext, http_event
+from .events import LocalContext, call_handler, http_event
 from .tokens import verify_token
 
 log = logging.getLogger("dramac.gateway")
@@ -80,7 +80,11 @@ def build_gateway(handlers: dict[str, Handler], domain_router: Handler | None = 
             headers=dict(request.headers), claims=claims, route_key=route.route_key, path_parameters=params,
             source_ip=request.client.host if request.client else "127.0.0.1",
         )
-        result = await run_in_threadpool(handler, event, LocalContext(route.function))
+        try:
+            result = await run_in_threadpool(call_handler, handler, event, LocalContext(route.function))
+        except Exception:  # noqa: BLE001 - as API Gateway does when a function crashes
+            log.exception("%s raised", route.function)
+            return _error(502, "The function failed", "function_error")
         return lambda_result_to_response(result)
 
     async def site(request: Request) -> Response:
@@ -88,10 +92,12 @@ def build_gateway(handlers: dict[str, Handler], domain_router: Handler | None = 
             return _error(404, "No such route", "route_not_found")
         from .edge import viewer_request_event
 
-        event = viewer_request_event(request.method, request.headers.get("host", "localhost"), request.url.path,
+        # CloudFront hands the router the path as the viewer sent it, percent-encoding intact
+        raw_path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
+        event = viewer_request_event(request.method, request.headers.get("host", "localhost"), raw_path,
                                      request.url.query, dict(request.headers),
                                      request.client.host if request.client else "127.0.0.1")
-        result = await run_in_threadpool(domain_router, event, LocalContext("domain_router", timeout_s=5))
+        result = await run_in_threadpool(call_handler, domain_router, event, LocalContext("domain_router", timeout_s=5))
         if "status" in result:  # a generated response (redirect, 400, 404)
             response = Response(content=(result.get("body") or "").encode(), status_code=int(result["status"]))
             for values in (result.get("headers") or {}).values():

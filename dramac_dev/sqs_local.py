@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .events import LocalContext, sqs_event, sqs_record
+from .events import LocalContext, call_handler, sqs_event, sqs_record
 
 log = logging.getLogger("dramac.sqs")
 
@@ -88,7 +88,7 @@ class QueuePoller(threading.Thread):
             for m in messages
         ]
         try:
-            result = self.handler(sqs_event(records), LocalContext(self.function, timeout_s=30))
+            result = call_handler(self.handler, sqs_event(records), LocalContext(self.function, timeout_s=30))
         except Exception:  # noqa: BLE001 - the whole batch returns to the queue, as in AWS
             log.exception("%s raised; %d message(s) will be redelivered", self.function, len(records))
             return len(records)

@@ -6,7 +6,6 @@ the run creates its own database, migrates it, and drops it at the end.
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from helpers import FunctionClient, claims_for  # noqa: F401 - re-exported for tests
 
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "1")
@@ -39,6 +39,7 @@ def database_url(server_url: str) -> Iterator[str]:
     from dramac_common import db
     from dramac_common.migrate import apply_migrations
     from dramac_common.settings import reset_settings
+
     from dramac_dev import localdb
 
     name, url = localdb.create_database(server_url)
@@ -126,55 +127,6 @@ def make_user(owner_conn: psycopg.Connection):
         return seed.create_user(owner_conn, **kwargs)
 
     return make
-
-
-def claims_for(user_id: uuid.UUID) -> dict[str, Any]:
-    return {"sub": str(user_id), "aud": "authenticated", "role": "authenticated", "iss": "dramac-local",
-            "exp": 4102444800, "iat": 1700000000}
-
-
-@dataclass
-class Reply:
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str]
-
-    @property
-    def data(self) -> Any:
-        return self.body.get("data")
-
-
-class FunctionClient:
-    """Invokes a function's real Lambda handler with API Gateway v2 events, as API Gateway would."""
-
-    def __init__(self, name: str):
-        from dramac_dev.functions_loader import get_handler
-
-        self.name = name
-        self.handler = get_handler(name)
-
-    def request(self, method: str, path: str, *, user: uuid.UUID | None = None, body: Any = None,
-                raw_body: str | bytes | None = None, query: dict[str, str] | str | None = None,
-                headers: dict[str, str] | None = None) -> Reply:
-        from dramac_dev.events import LocalContext, http_event
-
-        event = http_event(method, path, body=body, raw_body=raw_body, query=query, headers=headers,
-                           claims=claims_for(user) if user else None)
-        result = self.handler(event, LocalContext(self.name))
-        text = result.get("body") or "{}"
-        return Reply(int(result["statusCode"]), json.loads(text), result.get("headers") or {})
-
-    def get(self, path: str, **kw: Any) -> Reply:
-        return self.request("GET", path, **kw)
-
-    def post(self, path: str, **kw: Any) -> Reply:
-        return self.request("POST", path, **kw)
-
-    def patch(self, path: str, **kw: Any) -> Reply:
-        return self.request("PATCH", path, **kw)
-
-    def delete(self, path: str, **kw: Any) -> Reply:
-        return self.request("DELETE", path, **kw)
 
 
 @pytest.fixture

@@ -2,9 +2,8 @@
 
 import psycopg
 import pytest
-
-from conftest import claims_for
 from dramac_common import db
+from helpers import claims_for
 
 
 def _visible(user, query, params=()):

@@ -1,10 +1,9 @@
 """The error envelope and how the API factory maps failures to it."""
 
-from fastapi.testclient import TestClient
-from pydantic import BaseModel
-
 from dramac_common.api import create_app, envelope
 from dramac_common.errors import Conflict, NotFound, PaymentRequired, error_envelope, success_envelope
+from fastapi.testclient import TestClient
+from pydantic import BaseModel
 
 
 def test_success_envelope_wraps_data():

@@ -3,8 +3,6 @@
 import uuid
 
 import pytest
-from psycopg import sql
-
 from dramac_common.naming import (
     NamingError,
     generate_module_short_id,
@@ -13,6 +11,7 @@ from dramac_common.naming import (
     module_table_identifier,
     validate_identifier,
 )
+from psycopg import sql
 
 MODULE_ID = "3F2A9C1E-5B7D-4E8F-9A0B-1C2D3E4F5A6B"
 

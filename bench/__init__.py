@@ -1,0 +1,1 @@
+"""The benchmark suite: `make bench` runs every benchmark and writes BENCHMARKS.md."""

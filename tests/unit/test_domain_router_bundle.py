@@ -1,0 +1,245 @@
+"""Domain router bundle: what ships to Lambda@Edge, its size, and that production bundles hold no secret."""
+
+import ast
+import hmac
+import importlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+import zipfile
+from base64 import urlsafe_b64encode
+from pathlib import Path
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+ROUTER_DIR = Path(__file__).resolve().parents[2] / "functions" / "domain_router"
+
+
+def _load(module_name: str, file_name: str):
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module_name, ROUTER_DIR / file_name)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]
+
+
+bundle = _load("dramac_fn_domain_router_bundle", "bundle.py")
+router_local = importlib.import_module("domain_router_local")
+DEV_SECRETS = {router_local.FALLBACK_DEV_JWT_SECRET, router_local.dev_default_secret()}
+
+EC_KEY = ec.generate_private_key(ec.SECP256R1())
+
+
+def _b64(data: bytes) -> str:
+    return urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _public_jwk(kid="ec-1") -> dict:
+    numbers = EC_KEY.public_key().public_numbers()
+    return {
+        "kty": "EC",
+        "crv": "P-256",
+        "alg": "ES256",
+        "kid": kid,
+        "x": _b64(numbers.x.to_bytes(32, "big")),
+        "y": _b64(numbers.y.to_bytes(32, "big")),
+    }
+
+
+def _hs256_token(claims: dict, secret: bytes) -> str:
+    signing_input = (
+        f"{_b64(json.dumps({'alg': 'HS256', 'typ': 'JWT'}).encode())}.{_b64(json.dumps(claims).encode())}"
+    )
+    return f"{signing_input}.{_b64(hmac.digest(secret, signing_input.encode(), 'sha256'))}"
+
+
+PRODUCTION_OVERRIDES = {"jwks": {"keys": [_public_jwk()]}, "issuer": "https://project.supabase.co/auth/v1"}
+
+
+def _run_handler_in_bundle(bundle_dir: Path, host: str, uri: str, cookie: str = "") -> dict:
+    """Run the bundled handler in a fresh interpreter without site-packages (stdlib only)."""
+    headers = {"host": [{"key": "Host", "value": host}]}
+    if cookie:
+        headers["cookie"] = [{"key": "Cookie", "value": cookie}]
+    event = {
+        "Records": [
+            {
+                "cf": {
+                    "config": {"eventType": "viewer-request"},
+                    "request": {
+                        "clientIp": "203.0.113.1",
+                        "headers": headers,
+                        "method": "GET",
+                        "querystring": "",
+                        "uri": uri,
+                    },
+                }
+            }
+        ]
+    }
+    script = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); import app; "
+        "print(json.dumps(app.handler(json.loads(sys.argv[2]), None)))"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", script, str(bundle_dir), json.dumps(event)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"DRAMAC_ROUTER_LOCAL": "1"},
+    )
+    return json.loads(completed.stdout)
+
+
+def test_production_bundle_contains_only_the_router_modules_and_its_config(tmp_path):
+    out = bundle.build_bundle(tmp_path / "router", config_overrides=PRODUCTION_OVERRIDES)
+    names = sorted(path.name for path in out.iterdir())
+    assert "app.py" in names and "config.json" in names
+    assert "bundle.py" not in names and "domain_router_local.py" not in names
+    assert all(
+        name == "config.json" or name == "app.py" or name.startswith("domain_router_") for name in names
+    )
+
+
+def test_production_bundle_zips_well_under_the_viewer_request_limit(tmp_path):
+    archive = bundle.zip_bundle(
+        bundle.build_bundle(tmp_path / "router", config_overrides=PRODUCTION_OVERRIDES)
+    )
+    assert archive.stat().st_size < bundle.VIEWER_REQUEST_MAX_ZIPPED_BYTES
+    assert "app.py" in zipfile.ZipFile(archive).namelist()
+
+
+def test_production_bundle_contains_no_secret(tmp_path):
+    out = bundle.build_bundle(tmp_path / "router", config_overrides=PRODUCTION_OVERRIDES)
+    config = json.loads((out / "config.json").read_text())
+    assert config["mode"] == "production"
+    assert config["hs256_secret"] is None
+    assert all("d" not in jwk and jwk["kty"] != "oct" for jwk in config["jwks"]["keys"])
+    everything = b"".join(path.read_bytes() for path in out.iterdir())
+    assert not [secret for secret in DEV_SECRETS if secret.encode() in everything]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {**PRODUCTION_OVERRIDES, "hs256_secret": "some-secret"},
+        {"jwks": {"keys": [{"kty": "oct", "kid": "s", "k": _b64(b"shared-secret")}]}},
+        {"jwks": {"keys": [{**_public_jwk(), "d": _b64(b"\x01" * 32)}]}},
+    ],
+    ids=["hs256-secret", "symmetric-jwk", "private-jwk"],
+)
+def test_production_bundle_refuses_secret_key_material(tmp_path, overrides):
+    with pytest.raises(bundle.BundleError, match="secret|private"):
+        bundle.build_bundle(tmp_path / "router", config_overrides=overrides)
+    assert not (tmp_path / "router").exists()
+
+
+def test_production_bundle_requires_a_public_key(tmp_path):
+    with pytest.raises(bundle.BundleError, match="at least one public JWK"):
+        bundle.build_bundle(tmp_path / "router")
+
+
+def test_keyless_production_bundle_is_possible_only_when_explicitly_allowed(tmp_path):
+    out = bundle.build_bundle(tmp_path / "router", allow_no_keys=True)
+    assert json.loads((out / "config.json").read_text())["jwks"] == {"keys": []}
+
+
+def test_invalid_settings_are_refused_at_build_time(tmp_path):
+    with pytest.raises(bundle.BundleError, match="invalid router configuration"):
+        bundle.build_bundle(
+            tmp_path / "router", config_overrides={**PRODUCTION_OVERRIDES, "app_domains": ["bad host"]}
+        )
+
+
+def test_local_bundle_carries_the_dev_secret_and_local_mode(tmp_path, monkeypatch):
+    monkeypatch.delenv("DRAMAC_JWT_SECRET", raising=False)
+    config = json.loads((bundle.build_bundle(tmp_path / "router", mode="local") / "config.json").read_text())
+    expected = ("local", router_local.dev_default_secret(), "dramac-local")
+    assert (config["mode"], config["hs256_secret"], config["issuer"]) == expected
+
+
+def test_bundle_refuses_to_overwrite_a_directory_that_is_not_a_bundle(tmp_path):
+    (tmp_path / "precious.txt").write_text("keep me")
+    with pytest.raises(bundle.BundleError, match="refusing"):
+        bundle.build_bundle(tmp_path, config_overrides=PRODUCTION_OVERRIDES)
+    assert (tmp_path / "precious.txt").exists()
+
+
+def test_rebuilding_replaces_a_previous_bundle(tmp_path):
+    bundle.build_bundle(tmp_path / "router", mode="local")
+    out = bundle.build_bundle(tmp_path / "router", config_overrides=PRODUCTION_OVERRIDES)
+    assert json.loads((out / "config.json").read_text())["mode"] == "production"
+
+
+def test_oversized_bundle_is_refused_when_zipped(tmp_path):
+    out = bundle.build_bundle(tmp_path / "router", config_overrides=PRODUCTION_OVERRIDES)
+    (out / "padding.bin").write_bytes(bytes(range(256)) * 8192 + os.urandom(1024 * 1024))
+    with pytest.raises(bundle.BundleError, match="1 MB"):
+        bundle.zip_bundle(out)
+
+
+def test_router_modules_import_only_the_standard_library():
+    for source in bundle.router_source_files():
+        tree = ast.parse(source.read_text())
+        for node in ast.walk(tree):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module] if isinstance(node, ast.ImportFrom) else [])
+            )
+            for name in names:
+                top = name.split(".")[0]
+                assert top in sys.stdlib_module_names or top.startswith("domain_router_"), (source.name, name)
+
+
+def test_bundled_router_runs_without_site_packages_and_accepts_only_public_key_tokens(tmp_path):
+    out = bundle.build_bundle(tmp_path / "router", config_overrides=PRODUCTION_OVERRIDES)
+    now = int(time.time())
+    claims = {"sub": "u-1", "aud": "authenticated", "iss": PRODUCTION_OVERRIDES["issuer"], "exp": now + 600}
+    es256_token = jwt.encode(claims, EC_KEY, algorithm="ES256", headers={"kid": "ec-1"})
+    dev_token = _hs256_token({**claims, "iss": "dramac-local"}, router_local.dev_default_secret().encode())
+
+    assert (
+        _run_handler_in_bundle(out, "dramac.app", "/dashboard", f"sb-access-token={es256_token}")["uri"]
+        == "/dashboard"
+    )
+    assert (
+        _run_handler_in_bundle(out, "dramac.app", "/dashboard", f"sb-access-token={dev_token}")["status"]
+        == "302"
+    )
+    assert (
+        _run_handler_in_bundle(out, "acme.sites.dramacagency.com", "/")["uri"]
+        == "/site/acme.sites.dramacagency.com/"
+    )
+
+
+def test_cli_builds_and_zips_a_production_bundle(tmp_path, capsys):
+    jwks_file = tmp_path / "jwks.json"
+    jwks_file.write_text(json.dumps(PRODUCTION_OVERRIDES["jwks"]))
+    exit_code = bundle.main(
+        [
+            "--mode",
+            "production",
+            "--out",
+            str(tmp_path / "router"),
+            "--jwks",
+            str(jwks_file),
+            "--issuer",
+            PRODUCTION_OVERRIDES["issuer"],
+            "--zip",
+        ]
+    )
+    assert exit_code == 0
+    assert (tmp_path / "router.zip").is_file()
+    assert str(tmp_path / "router.zip") in capsys.readouterr().out
+
+
+def test_cli_reports_a_production_bundle_without_keys_as_an_error(tmp_path, capsys):
+    assert bundle.main(["--mode", "production", "--out", str(tmp_path / "router")]) == 1
+    assert "public JWK" in capsys.readouterr().err

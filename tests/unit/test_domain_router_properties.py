@@ -1,0 +1,172 @@
+"""Domain router properties: no input makes it raise, and every output is a safe request or a well-formed response."""
+
+import hmac
+import importlib
+import importlib.util
+import json
+import re
+import sys
+from base64 import urlsafe_b64encode
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+ROUTER_DIR = Path(__file__).resolve().parents[2] / "functions" / "domain_router"
+NOW = 1_700_000_000
+SECRET = "property-test-secret"
+
+
+def _load(module_name: str, file_name: str):
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module_name, ROUTER_DIR / file_name)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]
+
+
+router = _load("dramac_fn_domain_router", "app.py")
+router_config = importlib.import_module("domain_router_config")
+router_paths = importlib.import_module("domain_router_paths")
+CONFIG = router_config.parse_settings(
+    {**router_config.DEFAULT_SETTINGS, "mode": "local", "hs256_secret": SECRET}
+)
+
+
+def _b64(data: bytes) -> str:
+    return urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _token(payload: dict) -> str:
+    header = _b64(json.dumps({"alg": "HS256"}).encode())
+    signing_input = f"{header}.{_b64(json.dumps(payload).encode())}"
+    return f"{signing_input}.{_b64(hmac.digest(SECRET.encode(), signing_input.encode(), 'sha256'))}"
+
+
+VALID_TOKEN = _token({"sub": "u-1", "aud": "authenticated", "exp": NOW + 600})
+
+hosts = st.one_of(
+    st.text(max_size=300),
+    st.from_regex(r"[A-Za-z0-9.\-:_]{0,80}", fullmatch=True),
+    st.sampled_from(
+        [
+            "dramac.app",
+            "app.dramac.app",
+            "localhost:3000",
+            "acme.sites.dramacagency.com",
+            "a.b.sites.dramacagency.com",
+            "www.sites.dramacagency.com",
+            "example.com.",
+        ]
+    ),
+    st.builds(lambda label: f"{label}.sites.dramacagency.com", st.text(max_size=70)),
+)
+uris = st.one_of(
+    st.text(max_size=300),
+    st.builds(lambda tail: "/" + tail, st.text(max_size=200)),
+    st.builds(
+        lambda parts: "/" + "/".join(parts),
+        st.lists(
+            st.sampled_from(
+                [
+                    "..",
+                    ".",
+                    "",
+                    "%2e%2e",
+                    "%2E.",
+                    "%2f",
+                    "%5c",
+                    "\\",
+                    "login",
+                    "api",
+                    "a",
+                    "%41",
+                    "%zz",
+                    "%",
+                    "..;",
+                    "site",
+                    "%00",
+                    "~",
+                ]
+            ),
+            max_size=8,
+        ),
+    ),
+)
+querystrings = st.one_of(st.text(max_size=200), st.from_regex(r"[A-Za-z0-9=&%._~+\-]{0,60}", fullmatch=True))
+cookies = st.one_of(
+    st.none(),
+    st.text(max_size=300),
+    st.builds(lambda junk: f"sb-access-token={VALID_TOKEN}{junk}", st.text(max_size=20)),
+    st.builds(lambda value: f"sb-access-token={value}", st.text(max_size=300)),
+)
+
+_STATUS_DESCRIPTIONS = {"302": "Found", "400": "Bad Request", "404": "Not Found"}
+_HEADER_VALUE = re.compile(r"[\x20-\x7e]*")
+
+
+def _assert_well_formed_response(result: dict) -> None:
+    assert _STATUS_DESCRIPTIONS[result["status"]] == result["statusDescription"]
+    assert result["headers"]["cache-control"] == [{"key": "Cache-Control", "value": "no-store"}]
+    for name, entries in result["headers"].items():
+        assert name == name.lower()
+        for entry in entries:
+            assert entry["key"].lower() == name
+            assert _HEADER_VALUE.fullmatch(entry["value"])
+    if result["status"] == "302":
+        location = result["headers"]["location"][0]["value"]
+        assert router_paths.is_same_site_path(location)
+
+
+def _assert_safe_request(result: dict) -> None:
+    uri = result["uri"]
+    assert uri.startswith("/") and not uri.startswith("//")
+    segments = uri.split("/")[1:]
+    assert ".." not in segments and "" not in segments[:-1]
+    assert "\\" not in uri and not re.search(r"%(2[fF]|5[cC]|0[0-9a-fA-F]|1[0-9a-fA-F]|7[fF])", uri)
+    site_header = result["headers"].get("x-dramac-site-host")
+    if site_header is not None:
+        site_host = site_header[0]["value"]
+        assert uri.startswith(f"/site/{site_host}/")
+    else:
+        assert not uri.startswith("/site/") or router_paths.is_public_path(uri, CONFIG)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(host=hosts, uri=uris, querystring=querystrings, cookie=cookies)
+def test_no_input_makes_the_router_raise_and_every_output_is_well_formed(host, uri, querystring, cookie):
+    headers = {"host": [{"key": "Host", "value": host}]}
+    if cookie is not None:
+        headers["cookie"] = [{"key": "Cookie", "value": cookie}]
+    request = {
+        "clientIp": "203.0.113.9",
+        "headers": headers,
+        "method": "GET",
+        "querystring": querystring,
+        "uri": uri,
+    }
+    result = router.route_request(request, CONFIG, NOW)
+    if "status" in result:
+        _assert_well_formed_response(result)
+    else:
+        _assert_safe_request(result)
+
+
+@settings(max_examples=300, deadline=None)
+@given(uri=uris)
+def test_normalised_paths_never_leave_the_prefix_they_are_appended_to(uri):
+    try:
+        path = router_paths.normalise_path(uri)
+    except router.RouteRejected:
+        return
+    assert path.startswith("/")
+    assert ".." not in path.split("/")
+    assert router_paths.normalise_path(path) == path
+
+
+@settings(max_examples=300, deadline=None)
+@given(candidate=st.text(max_size=100))
+def test_safe_redirect_path_only_ever_returns_same_site_relative_paths(candidate):
+    target = router_paths.safe_redirect_path(candidate)
+    assert target.startswith("/") and not target.startswith("//") and not target.startswith("/\\")
