@@ -18,7 +18,7 @@ from cdk_nag import AwsSolutionsChecks
 from . import catalog
 from .backend_stack import BackendStack
 from .config import DeployConfig
-from .edge_stack import EDGE_REGION, EdgeStack, build_domain_router_bundle
+from .edge_stack import EDGE_REGION, EdgeStack, build_domain_router_bundle, router_overrides
 from .nag import suppress_backend, suppress_edge
 
 
@@ -37,9 +37,9 @@ def build_app(context: dict[str, Any] | None = None, outdir: str | None = None,
 
     bundler = catalog.domain_router_bundler(functions_dir)
     if bundler is not None:
-        bundle_dir = build_domain_router_bundle(bundler, staging / "domain_router",
-                                                dict(config.domainRouterConfig or {}))
-        edge = EdgeStack(app, f"{prefix}Edge", config=config, bundle_dir=bundle_dir,
+        bundle_dir, has_keys = build_domain_router_bundle(bundler, staging / "domain_router",
+                                                          router_overrides(config))
+        edge = EdgeStack(app, f"{prefix}Edge", config=config, bundle_dir=bundle_dir, bundle_has_keys=has_keys,
                          env=cdk.Environment(account=config.account, region=EDGE_REGION),
                          description="DRAMAC edge: CloudFront and the domain router (Lambda@Edge)")
         suppress_edge(edge)

@@ -38,7 +38,8 @@ DEFAULTS: dict[str, Any] = {
     "dashboardOriginDomain": "dashboard-origin.dramac.app",
     "edgeDomainNames": [],  # alternate domain names (need edgeCertificateArn, in us-east-1)
     "edgeCertificateArn": "",
-    "domainRouterConfig": {},  # config_overrides for functions/domain_router/bundle.py
+    "domainRouterConfig": {},  # config_overrides for functions/domain_router/bundle.py (snake_case keys)
+    "domainRouterJwksFile": "",  # the issuer's public JWK set (jwks.json) the router verifies sessions with
 }
 
 

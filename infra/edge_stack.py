@@ -9,10 +9,12 @@ variables and no layers, so configuration travels inside the bundle.
 from __future__ import annotations
 
 import importlib.util
+import inspect
+import json
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import Annotations, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
@@ -29,19 +31,37 @@ EDGE_RUNTIME = lambda_.Runtime.PYTHON_3_13
 EDGE_ARCHITECTURE = lambda_.Architecture.X86_64
 
 
-def build_domain_router_bundle(bundler: Path, out_dir: Path, config_overrides: dict[str, Any] | None) -> Path:
-    """Run ``build_bundle(out_dir, mode="production", config_overrides=...)`` from the router's bundle.py."""
+def router_overrides(config: DeployConfig) -> dict[str, Any]:
+    """The router's config overrides: ``dramac:domainRouterConfig``, the API's issuer and audience unless
+    given there, and the public keys from ``dramac:domainRouterJwksFile`` (the issuer's jwks.json)."""
+    overrides = dict(config.domainRouterConfig or {})
+    overrides.setdefault("issuer", str(config.jwtIssuer))
+    overrides.setdefault("audience", list(config.jwtAudience)[0])
+    if config.domainRouterJwksFile and "jwks" not in overrides:
+        overrides["jwks"] = json.loads(Path(config.domainRouterJwksFile).read_text(encoding="utf-8"))
+    return overrides
+
+
+def build_domain_router_bundle(bundler: Path, out_dir: Path, overrides: dict[str, Any]) -> tuple[Path, bool]:
+    """Run the router's ``build_bundle(out_dir, mode="production", config_overrides=...)`` (pure Python).
+
+    Returns the bundle directory and whether it holds signing keys. Without keys the router can verify
+    no session (every protected path redirects to the login page): allowed for synth, warned about.
+    """
     spec = importlib.util.spec_from_file_location("dramac_domain_router_bundle", bundler)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    result = module.build_bundle(out_dir, mode="production", config_overrides=config_overrides or None)
-    return Path(result) if isinstance(result, (str, Path)) else out_dir
+    has_keys = bool((overrides.get("jwks") or {}).get("keys"))
+    kwargs: dict[str, Any] = {"mode": "production", "config_overrides": overrides or None}
+    if not has_keys and "allow_no_keys" in inspect.signature(module.build_bundle).parameters:
+        kwargs["allow_no_keys"] = True
+    result = module.build_bundle(out_dir, **kwargs)
+    return (Path(result) if isinstance(result, (str, Path)) else out_dir), has_keys
 
 
 class EdgeStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: DeployConfig, bundle_dir: Path,
-                 handler: str = "app.handler", **kwargs) -> None:
+                 bundle_has_keys: bool = True, handler: str = "app.handler", **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.router_role = role = iam.Role(
             self, "DomainRouterRole",
@@ -58,6 +78,11 @@ class EdgeStack(Stack):
             code=lambda_.Code.from_asset(str(bundle_dir)),
             memory_size=128, timeout=Duration.seconds(5), role=role,
         )
+        if not bundle_has_keys:
+            Annotations.of(self.router).add_warning_v2(
+                "dramac:router-without-keys",
+                "the domain router bundle has no public JWKs, so no session is valid: set "
+                "dramac:domainRouterJwksFile (the issuer's jwks.json) before deploying")
         self.log_bucket = log_bucket = s3.Bucket(
             self, "AccessLogBucket", encryption=s3.BucketEncryption.S3_MANAGED, enforce_ssl=True,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,

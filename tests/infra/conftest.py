@@ -97,11 +97,29 @@ def synthesize(outdir: Path, functions_dir: Path, context: dict[str, Any]) -> Sy
     return synth
 
 
+def public_jwks() -> dict[str, Any]:
+    """A JWK set with one freshly generated P-256 public key, as an issuer's jwks.json would hold."""
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    numbers = ec.generate_private_key(ec.SECP256R1()).public_key().public_numbers()
+
+    def b64(n: int) -> str:
+        return base64.urlsafe_b64encode(n.to_bytes(32, "big")).rstrip(b"=").decode()
+
+    return {"keys": [{"kty": "EC", "crv": "P-256", "x": b64(numbers.x), "y": b64(numbers.y),
+                      "kid": "test-key", "alg": "ES256", "use": "sig"}]}
+
+
 @pytest.fixture(scope="session")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     from infra import catalog
 
-    return synthesize(tmp_path_factory.mktemp("cdk-out"), catalog.FUNCTIONS_DIR, CONTEXT)
+    jwks_file = tmp_path_factory.mktemp("jwks") / "jwks.json"
+    jwks_file.write_text(json.dumps(public_jwks()))
+    context = {**CONTEXT, "dramac:domainRouterJwksFile": str(jwks_file)}
+    return synthesize(tmp_path_factory.mktemp("cdk-out"), catalog.FUNCTIONS_DIR, context)
 
 
 @pytest.fixture(scope="session")
@@ -125,7 +143,8 @@ def future_functions_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def future_synth(tmp_path_factory: pytest.TempPathFactory, future_functions_dir: Path) -> Synth:
-    context = {**CONTEXT, "dramac:domainRouterConfig": json.dumps({"appDomains": ["app.example.test"]})}
+    router = {"app_domains": ["app.example.test"], "jwks": public_jwks()}
+    context = {**CONTEXT, "dramac:domainRouterConfig": json.dumps(router)}
     return synthesize(tmp_path_factory.mktemp("cdk-out-future"), future_functions_dir, context)
 
 

@@ -54,16 +54,23 @@ def test_edge_role_can_be_assumed_by_lambda_at_edge(edge):
     assert {"lambda.amazonaws.com", "edgelambda.amazonaws.com"} <= services
 
 
+def _bundled_config(synth) -> dict:
+    return json.loads((Path(synth.outdir) / ".dramac-staging" / "domain_router" / "config.json").read_text())
+
+
 def test_domain_router_bundle_carries_its_config_json(edge):
-    bundle = Path(edge.outdir) / ".dramac-staging" / "domain_router"
-    config = json.loads((bundle / "config.json").read_text())
-    assert isinstance(config, dict) and config
+    config = _bundled_config(edge)
+    assert config["mode"] == "production"
+    assert config["issuer"] == "https://issuer.example.test/auth/v1"  # the API's issuer, from context
+
+
+def test_router_verifies_sessions_with_the_public_keys_from_the_jwks_file(real_edge):
+    (key,) = _bundled_config(real_edge)["jwks"]["keys"]
+    assert key["kty"] == "EC" and "d" not in key
 
 
 def test_router_config_overrides_come_from_context(future_synth):
-    bundle = Path(future_synth.outdir) / ".dramac-staging" / "domain_router"
-    config = json.loads((bundle / "config.json").read_text())
-    assert "app.example.test" in json.dumps(config)
+    assert _bundled_config(future_synth)["app_domains"] == ["app.example.test"]
 
 
 def test_distribution_writes_access_logs(edge):
