@@ -113,7 +113,8 @@ class EdgeStack(Stack):
             ),
             domain_names=list(config.edgeDomainNames) or None,
             certificate=certificate,
-            minimum_protocol_version=cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021,
+            # Only a custom certificate lets CloudFront enforce TLS 1.2 (the default one is fixed at TLSv1).
+            minimum_protocol_version=cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021 if certificate else None,
             enable_logging=True, log_bucket=log_bucket, log_file_prefix="cloudfront/",
             price_class=cloudfront.PriceClass.PRICE_CLASS_100,
         )
