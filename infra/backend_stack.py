@@ -204,7 +204,8 @@ class BackendStack(Stack):
     def _layer(self) -> lambda_.LayerVersion:
         directory, built = layer_asset_dir()
         layer = lambda_.LayerVersion(
-            self, "CommonLayer", code=lambda_.Code.from_asset(str(directory), exclude=["**/__pycache__"]),
+            self, "CommonLayer",
+            code=lambda_.Code.from_asset(str(directory), exclude=["**/__pycache__", "build.py"]),
             compatible_runtimes=[RUNTIME], compatible_architectures=[ARCHITECTURE],
             description="dramac_common and its third-party packages",
         )
