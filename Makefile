@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: dev test install migrate lint bench clean
+.PHONY: dev test install migrate lint bench clean layer synth
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -30,5 +30,13 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# The Lambda layer for deployment: dramac_common + runtime wheels for arm64 Lambda (docs/deploy.md).
+layer: $(STAMP)
+	$(VENV)/bin/python layers/common/build.py
+
+# Synthesize the CDK app offline with the CDK CLI from package.json (npm ci first).
+synth: $(STAMP)
+	npx --no-install cdk synth --quiet $(ARGS)
+
 clean:
-	rm -rf $(VENV) .dramac cdk.out
+	rm -rf $(VENV) .dramac cdk.out build

@@ -1,0 +1,121 @@
+"""The edge stack (us-east-1, where Lambda@Edge functions must live): CloudFront in front of the
+dashboard origin, with the domain router on viewer requests.
+
+The router's code is the stdlib-only bundle ``functions/domain_router/bundle.py`` writes (its
+``config.json`` included), built at synth time in pure Python: Lambda@Edge has no environment
+variables and no layers, so configuration travels inside the bundle.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import json
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import Annotations, CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_cloudfront as cloudfront
+from aws_cdk import aws_cloudfront_origins as origins
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from .config import DeployConfig
+
+EDGE_REGION = "us-east-1"
+# Lambda@Edge runs x86_64 only, with at most 128 MB and 5 s on viewer requests.
+EDGE_RUNTIME = lambda_.Runtime.PYTHON_3_13
+EDGE_ARCHITECTURE = lambda_.Architecture.X86_64
+
+
+def router_overrides(config: DeployConfig) -> dict[str, Any]:
+    """The router's config overrides: ``dramac:domainRouterConfig``, the API's issuer and audience unless
+    given there, and the public keys from ``dramac:domainRouterJwksFile`` (the issuer's jwks.json)."""
+    overrides = dict(config.domainRouterConfig or {})
+    overrides.setdefault("issuer", str(config.jwtIssuer))
+    overrides.setdefault("audience", list(config.jwtAudience)[0])
+    if config.domainRouterJwksFile and "jwks" not in overrides:
+        overrides["jwks"] = json.loads(Path(config.domainRouterJwksFile).read_text(encoding="utf-8"))
+    return overrides
+
+
+def build_domain_router_bundle(bundler: Path, out_dir: Path, overrides: dict[str, Any]) -> tuple[Path, bool]:
+    """Run the router's ``build_bundle(out_dir, mode="production", config_overrides=...)`` (pure Python).
+
+    Returns the bundle directory and whether it holds signing keys. Without keys the router can verify
+    no session (every protected path redirects to the login page): allowed for synth, warned about.
+    """
+    spec = importlib.util.spec_from_file_location("dramac_domain_router_bundle", bundler)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    has_keys = bool((overrides.get("jwks") or {}).get("keys"))
+    kwargs: dict[str, Any] = {"mode": "production", "config_overrides": overrides or None}
+    if not has_keys and "allow_no_keys" in inspect.signature(module.build_bundle).parameters:
+        kwargs["allow_no_keys"] = True
+    result = module.build_bundle(out_dir, **kwargs)
+    return (Path(result) if isinstance(result, (str, Path)) else out_dir), has_keys
+
+
+class EdgeStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: DeployConfig, bundle_dir: Path,
+                 bundle_has_keys: bool = True, handler: str = "app.handler", **kwargs) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.router_role = role = iam.Role(
+            self, "DomainRouterRole",
+            assumed_by=iam.CompositePrincipal(iam.ServicePrincipal("lambda.amazonaws.com"),
+                                              iam.ServicePrincipal("edgelambda.amazonaws.com")),
+            # Replicas log to /aws/lambda/us-east-1.<name> in whichever region serves the request.
+            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(
+                "service-role/AWSLambdaBasicExecutionRole")],
+        )
+        self.router = lambda_.Function(
+            self, "DomainRouterFunction",
+            description="DRAMAC domain router (Lambda@Edge, viewer request)",
+            runtime=EDGE_RUNTIME, architecture=EDGE_ARCHITECTURE, handler=handler,
+            code=lambda_.Code.from_asset(str(bundle_dir)),
+            memory_size=128, timeout=Duration.seconds(5), role=role,
+        )
+        if not bundle_has_keys:
+            Annotations.of(self.router).add_warning_v2(
+                "dramac:router-without-keys",
+                "the domain router bundle has no public JWKs, so no session is valid: set "
+                "dramac:domainRouterJwksFile (the issuer's jwks.json) before deploying")
+        self.log_bucket = log_bucket = s3.Bucket(
+            self, "AccessLogBucket", encryption=s3.BucketEncryption.S3_MANAGED, enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            # CloudFront standard logging writes with ACLs.
+            object_ownership=s3.ObjectOwnership.OBJECT_WRITER,
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(90))],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.has_custom_certificate = bool(config.edgeCertificateArn)
+        certificate = (acm.Certificate.from_certificate_arn(self, "Certificate", config.edgeCertificateArn)
+                       if config.edgeCertificateArn else None)
+        self.distribution = cloudfront.Distribution(
+            self, "Distribution",
+            comment="DRAMAC dashboard and sites, routed by host",
+            default_behavior=cloudfront.BehaviorOptions(
+                origin=origins.HttpOrigin(str(config.dashboardOriginDomain),
+                                          protocol_policy=cloudfront.OriginProtocolPolicy.HTTPS_ONLY,
+                                          origin_ssl_protocols=[cloudfront.OriginSslPolicy.TLS_V1_2]),
+                viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+                allowed_methods=cloudfront.AllowedMethods.ALLOW_ALL,
+                # Pages depend on the session cookie and the host: nothing is cached at the edge by default.
+                cache_policy=cloudfront.CachePolicy.CACHING_DISABLED,
+                origin_request_policy=cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,
+                edge_lambdas=[cloudfront.EdgeLambda(
+                    function_version=self.router.current_version,
+                    event_type=cloudfront.LambdaEdgeEventType.VIEWER_REQUEST,
+                )],
+            ),
+            domain_names=list(config.edgeDomainNames) or None,
+            certificate=certificate,
+            # Only a custom certificate lets CloudFront enforce TLS 1.2 (the default one is fixed at TLSv1).
+            minimum_protocol_version=cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021 if certificate else None,
+            enable_logging=True, log_bucket=log_bucket, log_file_prefix="cloudfront/",
+            price_class=cloudfront.PriceClass.PRICE_CLASS_100,
+        )
+        CfnOutput(self, "DistributionDomainName", value=self.distribution.distribution_domain_name)

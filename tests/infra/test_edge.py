@@ -1,0 +1,87 @@
+"""The edge stack: the domain router as Lambda@Edge on CloudFront, in us-east-1.
+
+``real_edge`` uses functions/domain_router/bundle.py (skipped until it merges); ``future_synth`` uses
+a stub bundle with the same interface, so the wiring is tested on this branch already.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session", params=["stub", "real"])
+def edge(request):
+    return request.getfixturevalue("future_synth" if request.param == "stub" else "real_edge")
+
+
+def test_edge_stack_is_in_us_east_1(edge):
+    assert edge.edge.region == "us-east-1"
+
+
+def test_domain_router_runs_on_viewer_requests_of_the_distribution(edge):
+    (distribution,) = edge.resources("AWS::CloudFront::Distribution", "edge").values()
+    behavior = distribution["Properties"]["DistributionConfig"]["DefaultCacheBehavior"]
+    (association,) = behavior["LambdaFunctionAssociations"]
+    assert association["EventType"] == "viewer-request"
+    version = association["LambdaFunctionARN"]["Ref"]
+    router = edge.logical_id(edge.edge.router)
+    assert edge.edge_template["Resources"][version]["Properties"]["FunctionName"] == {"Ref": router}
+    assert behavior["ViewerProtocolPolicy"] == "redirect-to-https"
+
+
+def test_distribution_fronts_the_dashboard_origin(edge):
+    (distribution,) = edge.resources("AWS::CloudFront::Distribution", "edge").values()
+    (origin,) = distribution["Properties"]["DistributionConfig"]["Origins"]
+    assert origin["DomainName"] == "dashboard-origin.dramac.app"
+    assert origin["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
+
+
+def test_edge_function_fits_lambda_edge_limits(edge):
+    props = edge.edge_template["Resources"][edge.logical_id(edge.edge.router)]["Properties"]
+    assert props["Architectures"] == ["x86_64"]  # Lambda@Edge runs x86_64 only
+    assert props["MemorySize"] <= 128 and props["Timeout"] <= 5
+    assert "Environment" not in props and "Layers" not in props
+    assert props["Runtime"].startswith("python3.1")
+
+
+def test_edge_role_can_be_assumed_by_lambda_at_edge(edge):
+    role = edge.edge_template["Resources"][edge.logical_id(edge.edge.router_role)]["Properties"]
+    services = {p for s in role["AssumeRolePolicyDocument"]["Statement"] for p in
+                (s["Principal"]["Service"] if isinstance(s["Principal"]["Service"], list) else [s["Principal"]["Service"]])}
+    assert {"lambda.amazonaws.com", "edgelambda.amazonaws.com"} <= services
+
+
+def _bundled_config(synth) -> dict:
+    return json.loads((Path(synth.outdir) / ".dramac-staging" / "domain_router" / "config.json").read_text())
+
+
+def test_domain_router_bundle_carries_its_config_json(edge):
+    config = _bundled_config(edge)
+    assert config["mode"] == "production"
+    assert config["issuer"] == "https://issuer.example.test/auth/v1"  # the API's issuer, from context
+
+
+def test_router_verifies_sessions_with_the_public_keys_from_the_jwks_file(real_edge):
+    (key,) = _bundled_config(real_edge)["jwks"]["keys"]
+    assert key["kty"] == "EC" and "d" not in key
+
+
+def test_router_config_overrides_come_from_context(future_synth):
+    assert _bundled_config(future_synth)["app_domains"] == ["app.example.test"]
+
+
+def test_distribution_writes_access_logs(edge):
+    (distribution,) = edge.resources("AWS::CloudFront::Distribution", "edge").values()
+    assert distribution["Properties"]["DistributionConfig"]["Logging"]["Bucket"]
+
+
+def test_app_without_a_router_bundle_skips_the_edge_stack(synth, tmp_path):
+    from infra import catalog
+
+    (tmp_path / "subscribe").mkdir()
+    (tmp_path / "subscribe" / "app.py").write_text("def handler(event, context): ...\n")
+    assert catalog.domain_router_bundler(tmp_path) is None  # app.py builds no edge stack then
+    assert (synth.edge is None) == (catalog.domain_router_bundler() is None)

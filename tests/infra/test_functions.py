@@ -1,0 +1,125 @@
+"""One Lambda per functions/<name>: handler, runtime, architecture, layer, environment, network."""
+
+from __future__ import annotations
+
+import importlib.util
+import tomllib
+
+import pytest
+
+from infra import catalog
+
+_spec = importlib.util.spec_from_file_location("dramac_layer_build", catalog.LAYER_SOURCE_DIR / "build.py")
+build = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(build)
+
+CURRENT_PYTHON = {"python3.12", "python3.13"}
+
+
+def test_every_function_folder_becomes_a_lambda_with_the_app_handler(any_synth):
+    folders = set(catalog.regional_functions(any_synth.backend.functions_dir))
+    functions = any_synth.functions()
+    assert set(functions) == folders
+    assert {props["Handler"] for props in functions.values()} == {"app.handler"}
+
+
+def test_every_function_runs_on_arm64(any_synth):
+    for name, props in any_synth.functions().items():
+        assert props["Architectures"] == ["arm64"], name
+
+
+def test_every_function_uses_a_current_python_runtime(any_synth):
+    for name, props in any_synth.functions().items():
+        assert props["Runtime"] in CURRENT_PYTHON, name
+
+
+def test_migration_function_matches_the_others(synth):
+    props = synth.backend_template["Resources"][synth.logical_id(synth.backend.migration)]["Properties"]
+    assert (props["Handler"], props["Runtime"], props["Architectures"]) == ("app.handler", "python3.13", ["arm64"])
+
+
+def test_every_function_has_the_shared_layer(any_synth):
+    layer = {"Ref": any_synth.logical_id(any_synth.backend.layer)}
+    for name, props in any_synth.functions().items():
+        assert props["Layers"] == [layer], name
+
+
+def test_every_function_sets_powertools_environment(any_synth):
+    for name, props in any_synth.functions().items():
+        env = props["Environment"]["Variables"]
+        assert env["POWERTOOLS_SERVICE_NAME"] == name
+        assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Dramac"
+        assert env["LOG_LEVEL"] == "INFO"
+
+
+def test_every_function_traces_with_xray(any_synth):
+    for name, props in any_synth.functions().items():
+        assert props["TracingConfig"] == {"Mode": "Active"}, name
+
+
+def test_every_function_timeout_and_memory_come_from_the_settings_table(any_synth):
+    for name, props in any_synth.functions().items():
+        settings = catalog.settings_for(name)
+        assert (props["Timeout"], props["MemorySize"]) == (settings.timeout_s, settings.memory_mb), name
+
+
+def test_every_function_runs_in_the_private_app_subnets(any_synth):
+    stack = any_synth.backend
+    private = sorted(stack.get_logical_id(s.node.default_child) for s in stack.vpc.private_subnets)
+    sg = {"Fn::GetAtt": [any_synth.logical_id(stack.function_security_group), "GroupId"]}
+    for name, props in any_synth.functions().items():
+        vpc = props["VpcConfig"]
+        assert sorted(ref["Ref"] for ref in vpc["SubnetIds"]) == private, name
+        assert vpc["SecurityGroupIds"] == [sg], name
+
+
+def test_database_functions_reach_aurora_through_the_proxy_with_the_secret(any_synth):
+    stack = any_synth.backend
+    proxy = any_synth.logical_id(stack.proxy)
+    for name, props in any_synth.functions().items():
+        env = props["Environment"]["Variables"]
+        assert env["DATABASE_PROXY_HOST"] == {"Fn::GetAtt": [proxy, "Endpoint"]}, name
+        assert env["DATABASE_SECRET_ARN"] == {"Ref": any_synth.logical_id(stack.cluster.node.find_child("Secret")
+                                                                        .node.find_child("Attachment"))}, name
+        assert env["DATABASE_NAME"] == "dramac"
+
+
+def test_provisioner_has_reserved_concurrency(future_synth):
+    props = future_synth.functions()["provision"]
+    assert props["ReservedConcurrentExecutions"] == catalog.FUNCTION_SETTINGS["provision"].reserved_concurrency
+    assert props["ReservedConcurrentExecutions"] >= 1
+
+
+def test_purchase_gets_the_paddle_webhook_secret_by_dynamic_reference(future_synth):
+    env = future_synth.functions()["purchase"]["Environment"]["Variables"]
+    secret = future_synth.logical_id(future_synth.backend.secrets[catalog.PADDLE_WEBHOOK_SECRET])
+    assert env["PADDLE_WEBHOOK_SECRET"] == {
+        "Fn::Join": ["", ["{{resolve:secretsmanager:", {"Ref": secret}, ":SecretString:::}}"]]}
+    others = [n for n, p in future_synth.functions().items() if "PADDLE_WEBHOOK_SECRET" in p["Environment"]["Variables"]]
+    assert others == ["purchase"]
+
+
+def test_layer_build_targets_the_functions_runtime():
+    from infra.backend_stack import RUNTIME
+    assert RUNTIME.name == f"python{build.PYTHON_VERSION}"
+    assert all(p.endswith("_aarch64") for p in build.PLATFORMS)
+
+
+def test_layer_build_ships_only_the_runtime_dependencies():
+    with (catalog.PROJECT_ROOT / "pyproject.toml").open("rb") as f:
+        project = tomllib.load(f)["project"]
+    assert build.runtime_requirements() == project["dependencies"]
+    assert not {"pytest", "aws-cdk-lib", "moto"} & {r.split(">")[0].split("[")[0] for r in build.runtime_requirements()}
+
+
+def test_layer_build_asks_pip_only_for_lambda_platform_wheels(tmp_path):
+    command = build.pip_command(tmp_path, ["psycopg[binary]"], "3.13")
+    assert "--only-binary=:all:" in command
+    assert command[command.index("--python-version") + 1] == "3.13"
+    assert command[command.index("--implementation") + 1] == "cp"
+    assert [command[i + 1] for i, arg in enumerate(command) if arg == "--platform"] == list(build.PLATFORMS)
+
+
+@pytest.mark.parametrize("name", sorted(catalog.FUNCTION_SETTINGS))
+def test_every_function_setting_explains_its_sizing(name):
+    assert len(catalog.FUNCTION_SETTINGS[name].why) > 20

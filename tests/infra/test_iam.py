@@ -1,0 +1,77 @@
+"""Least privilege: no wildcard actions, data resources named by ARN, each function only its own."""
+
+from __future__ import annotations
+
+from infra import catalog
+
+DATA_SERVICES = ("sqs:", "secretsmanager:", "rds:", "rds-db:", "ses:", "kms:", "s3:", "dynamodb:")
+RESOURCE_LEVEL_LESS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+
+
+def _listify(value):
+    return value if isinstance(value, list) else [value]
+
+
+def _statements(synth, stack: str = "backend"):
+    for logical_id, policy in synth.resources("AWS::IAM::Policy", stack).items():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            yield logical_id, policy["Properties"], statement
+
+
+def test_no_iam_statement_grants_a_wildcard_action(any_synth):
+    for logical_id, _, statement in _statements(any_synth):
+        for action in _listify(statement["Action"]):
+            assert action != "*" and not action.endswith(":*"), (logical_id, action)
+
+
+def test_statements_on_data_resources_name_their_resources(any_synth):
+    for logical_id, _, statement in _statements(any_synth):
+        actions = _listify(statement["Action"])
+        if any(a.startswith(DATA_SERVICES) for a in actions):
+            assert "*" not in _listify(statement["Resource"]), (logical_id, actions)
+
+
+def test_only_xray_uses_a_wildcard_resource(any_synth):
+    for logical_id, _, statement in _statements(any_synth):
+        if "*" in _listify(statement["Resource"]):
+            assert set(_listify(statement["Action"])) <= RESOURCE_LEVEL_LESS, logical_id
+
+
+def _role_policies(synth):
+    """Function name → the IAM statements attached to its role."""
+    by_role: dict[str, list[dict]] = {}
+    for _, props, statement in _statements(synth):
+        for role in props["Roles"]:
+            by_role.setdefault(role["Ref"], []).append(statement)
+    result = {}
+    for name, function in synth.backend.functions.items():
+        role = synth.logical_id(function.role)
+        result[name] = by_role.get(role, [])
+    return result
+
+
+def test_each_function_sends_only_to_its_own_queues(future_synth):
+    queue_ids = {name: future_synth.logical_id(q) for name, q in future_synth.backend.queues.items()}
+    for name, statements in _role_policies(future_synth).items():
+        sent_to = {r["Fn::GetAtt"][0] for s in statements if "sqs:SendMessage" in _listify(s["Action"])
+                   for r in _listify(s["Resource"])}
+        assert sent_to == {queue_ids[q] for q in catalog.settings_for(name).sends_to}, name
+
+
+def test_each_function_reads_only_the_database_secret(future_synth):
+    attachment = future_synth.logical_id(
+        future_synth.backend.cluster.node.find_child("Secret").node.find_child("Attachment"))
+    for name, statements in _role_policies(future_synth).items():
+        read = [r for s in statements if "secretsmanager:GetSecretValue" in _listify(s["Action"])
+                for r in _listify(s["Resource"])]
+        assert read == [{"Ref": attachment}], name
+
+
+def test_only_the_event_processor_may_send_email_and_only_from_its_identity(future_synth):
+    for name, statements in _role_policies(future_synth).items():
+        ses = [s for s in statements if any(a.startswith("ses:") for a in _listify(s["Action"]))]
+        if name == "event_processor":
+            (statement,) = ses
+            assert ":identity/dramac.app" in str(statement["Resource"])
+        else:
+            assert not ses, name
