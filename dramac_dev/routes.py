@@ -49,6 +49,10 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/health", "subscribe", NONE, "liveness and database reachability"),
     Route("GET", "/api/modules", "subscribe", JWT, "the published catalogue"),
     Route("POST", "/api/modules/subscribe", "subscribe", JWT, "subscribe an agency to a free module"),
+    Route("GET", "/api/sites/{siteId}/modules", "install", JWT, "installations on a site"),
+    Route("GET", "/api/sites/{siteId}/modules/{moduleId}", "install", JWT, "one installation (poll while provisioning)"),
+    Route("POST", "/api/sites/{siteId}/modules/{moduleId}", "install", JWT, "install or re-enable a module on a site"),
+    Route("DELETE", "/api/sites/{siteId}/modules/{moduleId}", "install", JWT, "disable a module on a site"),
 )
 
 
