@@ -72,6 +72,10 @@ ROUTES: tuple[Route, ...] = (
     Route("DELETE", "/api/sites/{siteId}/automation/webhooks/{webhookId}", "automation", JWT,
           "delete an incoming webhook"),
     Route("POST", "/api/webhooks/automation/{token}", "automation", NONE, "an incoming webhook call (secret URL)"),
+    Route("GET", "/api/sites/{siteId}/modules", "install", JWT, "installations on a site"),
+    Route("GET", "/api/sites/{siteId}/modules/{moduleId}", "install", JWT, "one installation (poll while provisioning)"),
+    Route("POST", "/api/sites/{siteId}/modules/{moduleId}", "install", JWT, "install or re-enable a module on a site"),
+    Route("DELETE", "/api/sites/{siteId}/modules/{moduleId}", "install", JWT, "disable a module on a site"),
 )
 
 

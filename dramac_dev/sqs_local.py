@@ -51,6 +51,8 @@ def create_queues(client: Any, prefix: str) -> dict[str, str]:
                 "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receives)}),
             },
         )["QueueUrl"]
+        # The consumer must know the queue's maxReceiveCount to record a failure before the DLQ takes over.
+        os.environ.setdefault(f"{logical.upper()}_MAX_RECEIVES", str(max_receives))
     return urls
 
 

@@ -120,3 +120,15 @@ def subscribe_to_free_module(unit: Unit, agency_id: uuid.UUID, module_id: uuid.U
     )
     changed = bool(row.pop("changed"))
     return Subscription.model_validate(row), changed
+
+
+def get_published_module_with_manifest(unit: Unit, module_id: uuid.UUID) -> tuple[Module, dict[str, Any]]:
+    """The published module and its raw manifest (the install path validates it)."""
+    row = unit.fetchone(
+        f"SELECT {MODULE_COLUMNS} FROM public.modules_v2 m WHERE m.id = %s AND m.status = 'published'",
+        (module_id,),
+    )
+    if row is None:
+        raise NotFound("Module not found", code="module_not_found")
+    manifest = row.get("manifest")
+    return Module.from_row(row), manifest if isinstance(manifest, dict) else {}

@@ -1,0 +1,213 @@
+"""Modules installed on sites (``site_module_installations``): install, re-enable, disable, read,
+and the guards other functions use (``get_site_enabled_modules``, ``is_module_enabled_for_site``).
+
+Every function takes the caller's unit of work, so row-level security applies to what it reads and
+writes. Installing a module whose database must be provisioned leaves the installation
+``provisioning`` and queues a provision job after commit; the provisioner activates it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+from pydantic import computed_field
+
+from . import marketplace, queues
+from .api import CamelModel
+from .db import Unit
+from .errors import Conflict, NotFound, PaymentRequired
+from .provisioning.errors import ManifestError
+from .provisioning.manifest import validate_manifest
+from .provisioning.provisioner import needs_schema
+from .tenancy import require_site_access
+
+log = logging.getLogger(__name__)
+
+INSTALLATION_COLUMNS = """
+    i.id, i.site_id, i.agency_id, i.module_id, m.slug, m.name AS module_name, i.status, i.is_enabled,
+    i.config, i.error, i.installed_at, i.updated_at
+"""
+# A deprecated module stays visible as an installation (its slug is hidden from non-admins by RLS).
+JOIN_MODULE = "LEFT JOIN public.modules_v2 m ON m.id = i.module_id"
+SELECT_INSTALLATIONS = f"SELECT {INSTALLATION_COLUMNS} FROM public.site_module_installations i {JOIN_MODULE}"
+
+
+class Installation(CamelModel):
+    id: uuid.UUID
+    site_id: uuid.UUID
+    agency_id: uuid.UUID
+    module_id: uuid.UUID
+    slug: str | None
+    module_name: str | None
+    status: str
+    is_enabled: bool
+    config: dict[str, Any]
+    error: str | None
+    installed_at: datetime
+    updated_at: datetime
+
+    @computed_field(alias="is_enabled")  # the contract's spelling, next to the API's camelCase
+    @property
+    def is_enabled_contract(self) -> bool:
+        return self.is_enabled
+
+
+def list_installations(unit: Unit, site_id: uuid.UUID) -> list[Installation]:
+    require_site_access(unit, site_id)
+    rows = unit.fetchall(SELECT_INSTALLATIONS + " WHERE i.site_id = %s ORDER BY i.installed_at, i.id", (site_id,))
+    return [Installation.model_validate(r) for r in rows]
+
+
+def get_installation(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID) -> Installation:
+    require_site_access(unit, site_id)
+    row = unit.fetchone(SELECT_INSTALLATIONS + " WHERE i.site_id = %s AND i.module_id = %s", (site_id, module_id))
+    if row is None:
+        raise NotFound("The module is not installed on this site", code="installation_not_found")
+    return Installation.model_validate(row)
+
+
+def install_module(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID, *, installed_by: uuid.UUID,
+                   config: dict[str, Any] | None = None) -> tuple[Installation, int]:
+    """Install or re-enable a module on a site. Returns the installation and the HTTP status:
+    201 it became active now, 200 it already was (nothing changed but ``config``), 202 it waits
+    for its database to be provisioned (a provision job is queued after commit)."""
+    access = require_site_access(unit, site_id, manage=True)
+    module, raw_manifest = marketplace.get_published_module_with_manifest(unit, module_id)
+    manifest_error: ManifestError | None = None
+    try:
+        manifest, definition = validate_manifest(raw_manifest)
+    except ManifestError as exc:
+        manifest, definition, manifest_error = None, None, exc
+    state = _install_state(unit, access.agency_id, site_id, module_id, manifest.dependencies if manifest else [])
+    if not state["subscribed"]:
+        raise PaymentRequired(
+            f"The agency has no active subscription to '{module.name}': subscribe or purchase it first",
+            code="subscription_required",
+        )
+    if manifest_error is not None:
+        raise Conflict(f"'{module.name}' cannot be installed: {manifest_error}", code="invalid_manifest",
+                       details=manifest_error.problems)
+    missing = [slug for slug in dict.fromkeys(manifest.dependencies) if slug not in state["present_dependencies"]]
+    if missing:
+        raise Conflict(
+            f"'{module.name}' needs {', '.join(missing)} installed and enabled on this site first",
+            code="missing_dependencies", details=[{"slug": slug} for slug in missing],
+        )
+    ready = not needs_schema(module.module_type, definition) or state["provisioned_version"] == definition.version
+    row = unit.fetchone(
+        f"""
+        WITH upserted AS (
+          INSERT INTO public.site_module_installations AS i
+            (site_id, module_id, agency_id, status, is_enabled, config, error, installed_by)
+          VALUES (%(site)s, %(module)s, %(agency)s, %(status)s, true, coalesce(%(config)s, '{{}}'::jsonb), NULL,
+                  %(user)s)
+          ON CONFLICT (site_id, module_id) DO UPDATE SET
+            status = CASE WHEN i.status = 'active' THEN 'active' ELSE EXCLUDED.status END,
+            error = CASE WHEN i.status = 'active' THEN i.error END,
+            is_enabled = true,
+            config = coalesce(%(config)s, i.config)
+          RETURNING i.*
+        )
+        SELECT {INSTALLATION_COLUMNS} FROM upserted i {JOIN_MODULE}
+        """,
+        {"site": site_id, "module": module_id, "agency": access.agency_id, "status": "active" if ready else
+         "provisioning", "config": Jsonb(config) if config is not None else None, "user": installed_by},
+    )
+    installation = Installation.model_validate(row)
+    if installation.status == "provisioning":
+        job = {"action": "provision", "moduleId": str(module_id), "siteId": str(site_id),
+               "installationId": str(installation.id)}
+        unit.after_commit(lambda: _queue_provision(job))
+        return installation, 202
+    return installation, 200 if state["previous_status"] == "active" else 201
+
+
+def _queue_provision(job: dict[str, Any]) -> None:
+    try:
+        queues.send_message(queues.PROVISION, job)
+    except Exception:  # noqa: BLE001 - committed: a repeated install re-queues the job
+        log.exception("provision job not queued; installing again will queue it", extra={"job": job})
+
+
+def _install_state(unit: Unit, agency_id: uuid.UUID, site_id: uuid.UUID, module_id: uuid.UUID,
+                   dependencies: list[str]) -> dict[str, Any]:
+    """Everything the install decision needs, in one round trip: the agency's subscription, the
+    version the module's schema is provisioned at, the installation's current status, and which of
+    the manifest's dependencies are active and enabled on the site."""
+    return unit.fetchone(
+        """
+        SELECT
+          EXISTS (SELECT 1 FROM public.agency_module_subscriptions s
+                  WHERE s.agency_id = %(agency)s AND s.module_id = %(module)s AND s.status = 'active') AS subscribed,
+          (SELECT r.version FROM public.module_database_registry r
+            WHERE r.module_id = %(module)s AND r.status = 'active') AS provisioned_version,
+          (SELECT i.status FROM public.site_module_installations i
+            WHERE i.site_id = %(site)s AND i.module_id = %(module)s) AS previous_status,
+          ARRAY(SELECT m.slug FROM public.site_module_installations i JOIN public.modules_v2 m ON m.id = i.module_id
+                 WHERE i.site_id = %(site)s AND i.status = 'active' AND i.is_enabled
+                   AND m.slug = ANY(%(deps)s::text[])) AS present_dependencies
+        """,
+        {"agency": agency_id, "module": module_id, "site": site_id, "deps": list(dependencies)},
+    )
+
+
+def disable_module(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID) -> Installation:
+    """Disable a module on a site; its data is kept, and installing it again re-enables it."""
+    require_site_access(unit, site_id, manage=True)
+    dependents = unit.fetchall(
+        """
+        SELECT d.slug FROM public.site_module_installations di
+        JOIN public.modules_v2 d ON d.id = di.module_id
+        JOIN public.modules_v2 m ON m.id = %(module)s
+        WHERE di.site_id = %(site)s AND di.module_id <> %(module)s AND di.is_enabled
+          AND di.status IN ('active', 'provisioning') AND d.manifest -> 'dependencies' ? m.slug
+        ORDER BY d.slug
+        """,
+        {"site": site_id, "module": module_id},
+    )
+    if dependents:
+        slugs = [r["slug"] for r in dependents]
+        raise Conflict(f"Disable {', '.join(slugs)} first: they depend on this module", code="module_in_use",
+                       details=[{"slug": s} for s in slugs])
+    row = unit.fetchone(
+        f"""
+        WITH updated AS (
+          UPDATE public.site_module_installations SET status = 'disabled', is_enabled = false
+          WHERE site_id = %s AND module_id = %s RETURNING *
+        )
+        SELECT {INSTALLATION_COLUMNS} FROM updated i {JOIN_MODULE}
+        """,
+        (site_id, module_id),
+    )
+    if row is None:
+        raise NotFound("The module is not installed on this site", code="installation_not_found")
+    return Installation.model_validate(row)
+
+
+def get_site_enabled_modules(unit: Unit, site_id: uuid.UUID) -> set[str]:
+    """Slugs of the modules active and enabled on the site (empty for a site the caller cannot see)."""
+    rows = unit.fetchall(
+        "SELECT m.slug FROM public.site_module_installations i JOIN public.modules_v2 m ON m.id = i.module_id "
+        "WHERE i.site_id = %s AND i.status = 'active' AND i.is_enabled",
+        (site_id,),
+    )
+    return {r["slug"] for r in rows}
+
+
+def is_module_enabled_for_site(unit: Unit, site_id: uuid.UUID, slug_or_id: str | uuid.UUID) -> bool:
+    """Whether the module (by slug or id) is active and enabled on the site: the guard of module routes."""
+    try:
+        module_id = slug_or_id if isinstance(slug_or_id, uuid.UUID) else uuid.UUID(str(slug_or_id))
+    except ValueError:
+        module_id = None
+    row = unit.fetchone(
+        "SELECT 1 FROM public.site_module_installations i JOIN public.modules_v2 m ON m.id = i.module_id "
+        "WHERE i.site_id = %s AND i.status = 'active' AND i.is_enabled AND "
+        + ("i.module_id = %s" if module_id else "m.slug = %s"),
+        (site_id, module_id or str(slug_or_id)),
+    )
+    return row is not None

@@ -1,0 +1,265 @@
+"""The DDL planner: a validated ``SchemaDefinition`` and the catalog's current state in, one
+``psycopg.sql`` script out.
+
+Against an empty catalog the plan creates the schema and every table; against an existing schema it
+adds what is missing (tables, columns, constraints, indexes) and refuses anything destructive
+(dropping a table or column, retyping a column, changing its nullability). A plan computed against
+its own result is empty, which is what makes provisioning idempotent.
+
+Every name enters SQL as ``sql.Identifier``, every value as ``sql.Literal``, every type and operator
+from the validator's allow-lists; nothing of the manifest's text is passed through.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg import sql
+
+from .errors import ProvisioningRefused
+from .manifest import IMPLICIT_COLUMNS, ForeignKeyDef, IndexDef, SchemaDefinition, TableDef, object_name
+
+# Site isolation: the helpers return the caller's site ids as one array, evaluated once per statement
+# (an initPlan), and ``site_id = ANY(array)`` uses the (site_id, ...) indexes. No ``OR is_super_admin()``:
+# an OR with a per-statement boolean turns every query into a sequential scan (bench/rls_policy.py);
+# operators reach module data through the provisioner's service path instead.
+READ_SITES = sql.SQL("site_id = ANY ((SELECT private.readable_site_ids())::uuid[])")
+WRITE_SITES = sql.SQL("site_id = ANY ((SELECT private.writable_site_ids())::uuid[])")
+
+CATALOG_QUERY = sql.SQL(
+    """
+    WITH ns AS (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = {schema})
+    SELECT
+      EXISTS (SELECT 1 FROM ns) AS schema_exists,
+      (SELECT coalesce(jsonb_object_agg(c.relname, cols.columns), '{{}}'::jsonb)
+         FROM pg_catalog.pg_class c
+         CROSS JOIN LATERAL (
+           SELECT coalesce(jsonb_object_agg(a.attname,
+                    jsonb_build_array(pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull)),
+                    '{{}}'::jsonb) AS columns
+             FROM pg_catalog.pg_attribute a
+            WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) cols
+        WHERE c.relnamespace = (SELECT oid FROM ns) AND c.relkind IN ('r', 'p')) AS tables,
+      (SELECT coalesce(jsonb_agg(jsonb_build_array(c.relname, con.conname)), '[]'::jsonb)
+         FROM pg_catalog.pg_constraint con JOIN pg_catalog.pg_class c ON c.oid = con.conrelid
+        WHERE c.relnamespace = (SELECT oid FROM ns)) AS constraints,
+      (SELECT coalesce(jsonb_agg(c.relname), '[]'::jsonb)
+         FROM pg_catalog.pg_class c WHERE c.relnamespace = (SELECT oid FROM ns)) AS relations
+    """
+)
+
+
+@dataclass(frozen=True)
+class CatalogColumn:
+    type: str  # format_type()
+    not_null: bool
+
+
+@dataclass
+class CatalogState:
+    """What exists in a module schema, read from pg_catalog in one query."""
+
+    schema_exists: bool = False
+    tables: dict[str, dict[str, CatalogColumn]] = field(default_factory=dict)
+    constraints: dict[str, set[str]] = field(default_factory=dict)
+    relations: set[str] = field(default_factory=set)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> CatalogState:
+        constraints: dict[str, set[str]] = {}
+        for table, name in row["constraints"] or []:
+            constraints.setdefault(table, set()).add(name)
+        return cls(
+            schema_exists=bool(row["schema_exists"]),
+            tables={t: {c: CatalogColumn(v[0], bool(v[1])) for c, v in cols.items()}
+                    for t, cols in (row["tables"] or {}).items()},
+            constraints=constraints,
+            relations=set(row["relations"] or []),
+        )
+
+
+def catalog_query(schema: str) -> sql.Composed:
+    return CATALOG_QUERY.format(schema=sql.Literal(schema))
+
+
+@dataclass
+class Plan:
+    """Statements tagged with the table they concern (for error messages), in execution order."""
+
+    schema: str
+    statements: list[tuple[str | None, sql.Composable]] = field(default_factory=list)
+    created_tables: list[str] = field(default_factory=list)
+    changed_tables: list[str] = field(default_factory=list)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.statements
+
+    def add(self, table: str | None, statement: sql.Composable) -> None:
+        self.statements.append((table, statement))
+
+    def script(self) -> sql.Composed:
+        return sql.SQL(";\n").join(s for _, s in self.statements) if self.statements else sql.Composed([])
+
+
+def plan_schema(schema: str, definition: SchemaDefinition, catalog: CatalogState) -> Plan:
+    """The statements that bring ``schema`` from ``catalog`` to ``definition``; refuses destructive changes."""
+    _refuse_destructive_changes(definition, catalog)
+    plan = Plan(schema)
+    if not catalog.schema_exists:
+        s = sql.Identifier(schema)
+        plan.add(None, sql.SQL("CREATE SCHEMA {}").format(s))
+        plan.add(None, sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(s))
+        plan.add(None, sql.SQL("GRANT USAGE ON SCHEMA {} TO authenticated").format(s))
+    for table in definition.tables:
+        if table.name in catalog.tables:
+            _plan_additions(plan, table, catalog)
+        else:
+            _plan_new_table(plan, table)
+    # Foreign keys and indexes last: every table they mention exists by then.
+    for table in definition.tables:
+        existing = catalog.constraints.get(table.name, set())
+        for fk in table.foreign_keys:
+            if fk.name not in existing:
+                plan.add(table.name, _add_foreign_key(schema, table.name, fk))
+                _mark_changed(plan, table.name)
+        for index in table.indexes:
+            if index.name not in catalog.relations:
+                plan.add(table.name, _create_index(schema, table.name, index))
+                _mark_changed(plan, table.name)
+    return plan
+
+
+def _mark_changed(plan: Plan, table: str) -> None:
+    if table not in plan.created_tables and table not in plan.changed_tables:
+        plan.changed_tables.append(table)
+
+
+def _refuse_destructive_changes(definition: SchemaDefinition, catalog: CatalogState) -> None:
+    problems = []
+    wanted = {t.name: t for t in definition.tables}
+    for name, columns in catalog.tables.items():
+        table = wanted.get(name)
+        if table is None:
+            problems.append(f"table {name}: dropping a table is not supported (it holds the sites' data)")
+            continue
+        for column, state in columns.items():
+            if column in IMPLICIT_COLUMNS:
+                continue
+            spec = table.column(column)
+            if spec is None:
+                problems.append(f"table {name}, column {column}: dropping a column is not supported")
+            elif spec.type.name != state.type:
+                problems.append(
+                    f"table {name}, column {column}: changing its type from {state.type} to {spec.type.name} "
+                    "is not supported"
+                )
+            elif spec.nullable == state.not_null:
+                wanted_null = "nullable" if spec.nullable else "NOT NULL"
+                problems.append(f"table {name}, column {column}: changing it to {wanted_null} is not supported")
+    for table in definition.tables:
+        if table.name not in catalog.tables:
+            continue
+        for col in table.columns:
+            if col.name not in catalog.tables[table.name] and not col.nullable and col.default is None:
+                problems.append(
+                    f"table {table.name}, column {col.name}: a NOT NULL column added to an existing table "
+                    "needs a default"
+                )
+    if problems:
+        raise ProvisioningRefused("Upgrade refused: " + "; ".join(problems))
+
+
+def _column_sql(col: Any) -> sql.Composed:
+    parts = [sql.Identifier(col.name), col.type.as_sql()]
+    if not col.nullable:
+        parts.append(sql.SQL("NOT NULL"))
+    if col.default is not None:
+        parts.append(sql.SQL("DEFAULT {}").format(col.default.to_sql()))
+    return sql.SQL(" ").join(parts)
+
+
+def _table_constraints(table: TableDef, existing: set[str]) -> list[sql.Composed]:
+    out = []
+    for check in table.checks:
+        if check.name not in existing:
+            out.append(sql.SQL("CONSTRAINT {} CHECK ({})").format(sql.Identifier(check.name), check.expression.to_sql()))
+    for unique in table.uniques:
+        if unique.name not in existing:
+            out.append(sql.SQL("CONSTRAINT {} UNIQUE ({})").format(
+                sql.Identifier(unique.name), sql.SQL(", ").join(map(sql.Identifier, unique.columns))))
+    return out
+
+
+def _plan_new_table(plan: Plan, table: TableDef) -> None:
+    qualified = sql.Identifier(plan.schema, table.name)
+    definitions = [
+        sql.SQL("id uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid()"),
+        sql.SQL("site_id uuid NOT NULL"),
+        *(_column_sql(c) for c in table.columns),
+        sql.SQL("created_at timestamp with time zone NOT NULL DEFAULT pg_catalog.now()"),
+        sql.SQL("updated_at timestamp with time zone NOT NULL DEFAULT pg_catalog.now()"),
+        sql.SQL("CONSTRAINT {} PRIMARY KEY (id)").format(sql.Identifier(f"{table.name}_pkey")),
+        sql.SQL("CONSTRAINT {} FOREIGN KEY (site_id) REFERENCES public.sites (id) ON DELETE CASCADE").format(
+            sql.Identifier(object_name(table.name, "site_id", "fkey"))),
+        sql.SQL("CONSTRAINT {} UNIQUE (site_id, id)").format(sql.Identifier(table.site_key_name)),
+        *_table_constraints(table, set()),
+    ]
+    plan.add(table.name, sql.SQL("CREATE TABLE {} (\n  {}\n)").format(qualified, sql.SQL(",\n  ").join(definitions)))
+    plan.add(table.name, sql.SQL(
+        "CREATE TRIGGER set_updated_at BEFORE UPDATE ON {} FOR EACH ROW EXECUTE FUNCTION private.set_updated_at()"
+    ).format(qualified))
+    plan.add(table.name, sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY").format(qualified))
+    plan.add(table.name, sql.SQL("REVOKE ALL ON {} FROM PUBLIC, anon").format(qualified))
+    plan.add(table.name, sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO authenticated").format(qualified))
+    for policy, command, using, check in (
+        ("site_read", "SELECT", READ_SITES, None),
+        ("site_insert", "INSERT", None, WRITE_SITES),
+        ("site_update", "UPDATE", WRITE_SITES, WRITE_SITES),
+        ("site_delete", "DELETE", WRITE_SITES, None),
+    ):
+        statement = sql.SQL("CREATE POLICY {} ON {} AS PERMISSIVE FOR {} TO authenticated").format(
+            sql.Identifier(policy), qualified, sql.SQL(command))
+        if using is not None:
+            statement = sql.SQL("{} USING ({})").format(statement, using)
+        if check is not None:
+            statement = sql.SQL("{} WITH CHECK ({})").format(statement, check)
+        plan.add(table.name, statement)
+    plan.created_tables.append(table.name)
+
+
+def _plan_additions(plan: Plan, table: TableDef, catalog: CatalogState) -> None:
+    qualified = sql.Identifier(plan.schema, table.name)
+    present = catalog.tables[table.name]
+    actions = [sql.SQL("ADD COLUMN {}").format(_column_sql(c)) for c in table.columns if c.name not in present]
+    actions += [sql.SQL("ADD {}").format(c) for c in _table_constraints(table, catalog.constraints.get(table.name, set()))]
+    if actions:
+        plan.add(table.name, sql.SQL("ALTER TABLE {}\n  {}").format(qualified, sql.SQL(",\n  ").join(actions)))
+        _mark_changed(plan, table.name)
+
+
+def _add_foreign_key(schema: str, table: str, fk: ForeignKeyDef) -> sql.Composed:
+    if fk.to_sites:
+        columns, target = sql.Identifier(fk.column), sql.SQL("public.sites (id)")
+        on_delete = sql.SQL(fk.on_delete)
+    else:
+        # (site_id, column) → (site_id, key): a row can only point at a row of its own site.
+        columns = sql.SQL("site_id, {}").format(sql.Identifier(fk.column))
+        target = sql.SQL("{} (site_id, {})").format(sql.Identifier(schema, fk.target_table),
+                                                     sql.Identifier(fk.target_column))
+        on_delete = sql.SQL(fk.on_delete)
+        if fk.on_delete in ("SET NULL", "SET DEFAULT"):
+            # PostgreSQL 15+: only the referencing column is reset, never site_id.
+            on_delete = sql.SQL("{} ({})").format(on_delete, sql.Identifier(fk.column))
+    return sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ON DELETE {} ON UPDATE {}").format(
+        sql.Identifier(schema, table), sql.Identifier(fk.name), columns, target, on_delete, sql.SQL(fk.on_update))
+
+
+def _create_index(schema: str, table: str, index: IndexDef) -> sql.Composed:
+    statement = sql.SQL("CREATE {}INDEX {} ON {} USING {} ({})").format(
+        sql.SQL("UNIQUE " if index.unique else ""), sql.Identifier(index.name), sql.Identifier(schema, table),
+        sql.SQL(index.method), sql.SQL(", ").join(map(sql.Identifier, index.columns)))
+    if index.where is not None:
+        statement = sql.SQL("{} WHERE {}").format(statement, index.where.to_sql())
+    return statement

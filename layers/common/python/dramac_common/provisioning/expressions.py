@@ -1,0 +1,580 @@
+"""The expression grammar of manifests: column defaults, CHECK constraints and index predicates.
+
+A developer's expression is tokenised, parsed by recursive descent into an AST and re-emitted with
+``psycopg.sql`` (``Identifier`` for columns, ``Literal`` for values, fixed text for operators and
+functions). The developer's text never reaches the database; anything outside the grammar is
+refused with a message saying what and where.
+
+Grammar (case-insensitive keywords)::
+
+    expr       := or_expr
+    or_expr    := and_expr ("OR" and_expr)*
+    and_expr   := not_expr ("AND" not_expr)*
+    not_expr   := "NOT" not_expr | predicate
+    predicate  := sum [ compare_op sum
+                      | "IS" ["NOT"] ("NULL" | "TRUE" | "FALSE")
+                      | ["NOT"] "IN" "(" expr ("," expr)* ")"
+                      | ["NOT"] "BETWEEN" sum "AND" sum
+                      | ["NOT"] ("LIKE" | "ILIKE") sum ]
+    sum        := product (("+" | "-" | "||") product)*
+    product    := unary (("*" | "/" | "%") unary)*
+    unary      := ("-" | "+") unary | postfix
+    postfix    := primary ("::" type)*
+    primary    := number | string | TRUE | FALSE | NULL | CURRENT_DATE | CURRENT_TIMESTAMP
+                | column | function "(" [expr ("," expr)*] ")" | "CAST" "(" expr "AS" type ")"
+                | "(" expr ")"
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from psycopg import sql
+
+from .column_types import ColumnType, ColumnTypeError, parse_column_type
+
+MAX_EXPRESSION_LENGTH = 1000
+MAX_DEPTH = 32
+
+
+class ExpressionError(ValueError):
+    """An expression outside the grammar; the message says what and where."""
+
+
+class Context(Enum):
+    """Where an expression is used decides which columns and functions it may use."""
+
+    DEFAULT = "default"  # no columns; any allowed function
+    CHECK = "check"  # the table's columns; no volatile functions
+    PREDICATE = "index predicate"  # the table's columns; immutable functions only
+
+
+@dataclass(frozen=True)
+class Function:
+    sql_name: str  # emitted text: schema-qualified so a search_path cannot redirect it
+    min_args: int
+    max_args: int | None
+    volatility: str  # "immutable" | "stable" | "volatile"
+
+
+FUNCTIONS: dict[str, Function] = {
+    "now": Function("pg_catalog.now", 0, 0, "stable"),
+    "gen_random_uuid": Function("pg_catalog.gen_random_uuid", 0, 0, "volatile"),
+    "lower": Function("pg_catalog.lower", 1, 1, "immutable"),
+    "upper": Function("pg_catalog.upper", 1, 1, "immutable"),
+    "length": Function("pg_catalog.length", 1, 1, "immutable"),
+    "char_length": Function("pg_catalog.char_length", 1, 1, "immutable"),
+    "btrim": Function("pg_catalog.btrim", 1, 2, "immutable"),
+    "trim": Function("pg_catalog.btrim", 1, 1, "immutable"),
+    "abs": Function("pg_catalog.abs", 1, 1, "immutable"),
+    "round": Function("pg_catalog.round", 1, 2, "immutable"),
+    "coalesce": Function("COALESCE", 1, None, "immutable"),  # syntax, not a catalog function
+    "nullif": Function("NULLIF", 2, 2, "immutable"),
+}
+KEYWORD_VALUES = {"current_date": ("CURRENT_DATE", "stable"), "current_timestamp": ("CURRENT_TIMESTAMP", "stable")}
+COMPARE_OPS = {"=": "=", "<>": "<>", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+SUM_OPS = {"+", "-", "||"}
+PRODUCT_OPS = {"*", "/", "%"}
+# Words with a meaning of their own in SQL: never a column name inside an expression.
+_SQL_WORDS = frozenset("""
+    all analyse analyze and any array as asc asymmetric both case cast check collate column constraint create
+    current_catalog current_role current_time current_user default deferrable desc distinct do else end
+    except exists fetch for foreign from grant group having in initially intersect into lateral leading limit
+    localtime localtimestamp not null offset on only or order placing primary references returning select
+    session_user some symmetric table then to trailing union unique user using variadic when where window
+    with between like ilike is isnull notnull similar escape overlaps join values row delete insert update
+    drop alter truncate execute copy do perform declare begin commit rollback
+""".split())
+
+_TOKEN_RE = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<comment>--|/\*)
+  | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<string>'(?:[^']|'')*')
+  | (?P<unterminated>')
+  | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<op>::|<=|>=|<>|!=|\|\||[=<>+\-*/%(),\[\]])
+    """,
+    re.VERBOSE,
+)
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str  # number | string | word | op | end
+    text: str
+    pos: int
+
+
+def tokenize(text: str) -> list[Token]:
+    """Tokens up to the first character outside the grammar, which becomes a ``bad`` token: the
+    parser reports it only when it gets there, so errors come in reading order."""
+    tokens: list[Token] = []
+    pos = 0
+    while pos < len(text):
+        m = _TOKEN_RE.match(text, pos)
+        problem = None
+        if m is None:
+            problem = f"unexpected character {text[pos]!r} at position {pos + 1}"
+        elif m.lastgroup == "comment":
+            problem = f"comments are not allowed (position {pos + 1})"
+        elif m.lastgroup == "unterminated":
+            problem = f"unterminated string starting at position {pos + 1}"
+        elif m.lastgroup == "number" and m.end() < len(text) and (text[m.end()].isalpha() or text[m.end()] == "_"):
+            problem = f"malformed number at position {pos + 1}"
+        elif m.lastgroup == "string" and tokens and tokens[-1].kind == "word" and (
+            tokens[-1].pos + len(tokens[-1].text) == pos
+        ):
+            # E'..', B'..', X'..', U&'..': prefixed strings change the escaping rules
+            problem = f"prefixed string literals are not allowed (position {tokens[-1].pos + 1})"
+            pos = tokens.pop().pos
+        if problem is not None:
+            tokens.append(Token("bad", problem, pos))
+            return tokens
+        if m.lastgroup != "ws":
+            tokens.append(Token(m.lastgroup, m.group(), pos))
+        pos = m.end()
+    tokens.append(Token("end", "", len(text)))
+    return tokens
+
+
+# AST ---------------------------------------------------------------------------------------------
+
+class Node:
+    def to_sql(self) -> sql.Composable:  # pragma: no cover - every node overrides it
+        raise NotImplementedError
+
+    def columns(self) -> set[str]:
+        return set()
+
+
+@dataclass(frozen=True)
+class Literal(Node):
+    value: Any  # str | int | Decimal | bool | None
+
+    def to_sql(self) -> sql.Composable:
+        if self.value is None:
+            return sql.SQL("NULL")
+        if isinstance(self.value, bool):
+            return sql.SQL("true" if self.value else "false")
+        return sql.Literal(self.value)
+
+
+@dataclass(frozen=True)
+class KeywordValue(Node):
+    keyword: str
+
+    def to_sql(self) -> sql.Composable:
+        return sql.SQL(KEYWORD_VALUES[self.keyword][0])
+
+
+@dataclass(frozen=True)
+class ColumnRef(Node):
+    name: str
+
+    def to_sql(self) -> sql.Composable:
+        return sql.Identifier(self.name)
+
+    def columns(self) -> set[str]:
+        return {self.name}
+
+
+@dataclass(frozen=True)
+class Unary(Node):
+    op: str  # "-", "+", "NOT"
+    operand: Node
+
+    def to_sql(self) -> sql.Composable:
+        return sql.SQL("({} {})").format(sql.SQL(self.op), self.operand.to_sql())
+
+    def columns(self) -> set[str]:
+        return self.operand.columns()
+
+
+@dataclass(frozen=True)
+class Binary(Node):
+    op: str  # from COMPARE_OPS values, SUM_OPS, PRODUCT_OPS, AND, OR, LIKE, ILIKE, NOT LIKE, NOT ILIKE
+    left: Node
+    right: Node
+
+    def to_sql(self) -> sql.Composable:
+        return sql.SQL("({} {} {})").format(self.left.to_sql(), sql.SQL(self.op), self.right.to_sql())
+
+    def columns(self) -> set[str]:
+        return self.left.columns() | self.right.columns()
+
+
+@dataclass(frozen=True)
+class IsTest(Node):
+    operand: Node
+    what: str  # NULL | TRUE | FALSE
+    negated: bool
+
+    def to_sql(self) -> sql.Composable:
+        return sql.SQL("({} IS {}{})").format(
+            self.operand.to_sql(), sql.SQL("NOT " if self.negated else ""), sql.SQL(self.what)
+        )
+
+    def columns(self) -> set[str]:
+        return self.operand.columns()
+
+
+@dataclass(frozen=True)
+class InList(Node):
+    operand: Node
+    items: tuple[Node, ...]
+    negated: bool
+
+    def to_sql(self) -> sql.Composable:
+        return sql.SQL("({} {}IN ({}))").format(
+            self.operand.to_sql(), sql.SQL("NOT " if self.negated else ""),
+            sql.SQL(", ").join(i.to_sql() for i in self.items),
+        )
+
+    def columns(self) -> set[str]:
+        return self.operand.columns().union(*(i.columns() for i in self.items))
+
+
+@dataclass(frozen=True)
+class Between(Node):
+    operand: Node
+    low: Node
+    high: Node
+    negated: bool
+
+    def to_sql(self) -> sql.Composable:
+        return sql.SQL("({} {}BETWEEN {} AND {})").format(
+            self.operand.to_sql(), sql.SQL("NOT " if self.negated else ""), self.low.to_sql(), self.high.to_sql()
+        )
+
+    def columns(self) -> set[str]:
+        return self.operand.columns() | self.low.columns() | self.high.columns()
+
+
+@dataclass(frozen=True)
+class FuncCall(Node):
+    name: str  # a key of FUNCTIONS
+    args: tuple[Node, ...]
+
+    def to_sql(self) -> sql.Composable:
+        return sql.SQL("{}({})").format(
+            sql.SQL(FUNCTIONS[self.name].sql_name), sql.SQL(", ").join(a.to_sql() for a in self.args)
+        )
+
+    def columns(self) -> set[str]:
+        return set().union(*(a.columns() for a in self.args))
+
+
+@dataclass(frozen=True)
+class Cast(Node):
+    operand: Node
+    type: ColumnType
+
+    def to_sql(self) -> sql.Composable:
+        return sql.SQL("CAST({} AS {})").format(self.operand.to_sql(), self.type.as_sql())
+
+    def columns(self) -> set[str]:
+        return self.operand.columns()
+
+
+# Parser ------------------------------------------------------------------------------------------
+
+class _Parser:
+    def __init__(self, text: str, context: Context, columns: frozenset[str]):
+        self.tokens = tokenize(text)
+        self.i = 0
+        self.context = context
+        self.allowed_columns = columns
+        self.depth = 0
+
+    # helpers
+    @property
+    def tok(self) -> Token:
+        tok = self.tokens[self.i]
+        if tok.kind == "bad":
+            raise ExpressionError(tok.text)
+        return tok
+
+    def _where(self, tok: Token | None = None) -> str:
+        tok = tok or self.tok
+        return "at the end" if tok.kind == "end" else f"at position {tok.pos + 1}"
+
+    def error(self, message: str, tok: Token | None = None) -> ExpressionError:
+        return ExpressionError(f"{message} {self._where(tok)}")
+
+    def is_word(self, *words: str) -> bool:
+        return self.tok.kind == "word" and self.tok.text.lower() in words
+
+    def is_op(self, *ops: str) -> bool:
+        return self.tok.kind == "op" and self.tok.text in ops
+
+    def advance(self) -> Token:
+        tok = self.tok
+        self.i += 1
+        return tok
+
+    def expect_op(self, op: str) -> None:
+        if not self.is_op(op):
+            found = repr(self.tok.text) if self.tok.kind != "end" else "the end"
+            raise self.error(f"expected {op!r} but found {found}")
+        self.advance()
+
+    def expect_word(self, word: str) -> None:
+        if not self.is_word(word):
+            raise self.error(f"expected {word.upper()}")
+        self.advance()
+
+    def nested(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.error(f"expression nested more than {MAX_DEPTH} levels deep")
+
+    # grammar
+    def parse(self) -> Node:
+        node = self.expr()
+        if self.tok.kind != "end":
+            raise self.error(f"unexpected {self.tok.text!r}")
+        return node
+
+    def expr(self) -> Node:
+        self.nested()
+        try:
+            return self.or_expr()
+        finally:
+            self.depth -= 1
+
+    def or_expr(self) -> Node:
+        node = self.and_expr()
+        while self.is_word("or"):
+            self.advance()
+            node = Binary("OR", node, self.and_expr())
+        return node
+
+    def and_expr(self) -> Node:
+        node = self.not_expr()
+        while self.is_word("and"):
+            self.advance()
+            node = Binary("AND", node, self.not_expr())
+        return node
+
+    def not_expr(self) -> Node:
+        if self.is_word("not"):
+            self.advance()
+            self.nested()
+            try:
+                return Unary("NOT", self.not_expr())
+            finally:
+                self.depth -= 1
+        return self.predicate()
+
+    def predicate(self) -> Node:
+        left = self.sum()
+        if self.tok.kind == "op" and self.tok.text in COMPARE_OPS:
+            op = COMPARE_OPS[self.advance().text]
+            return Binary(op, left, self.sum())
+        if self.is_word("is"):
+            self.advance()
+            negated = self.is_word("not")
+            if negated:
+                self.advance()
+            if not self.is_word("null", "true", "false"):
+                raise self.error("expected NULL, TRUE or FALSE after IS")
+            return IsTest(left, self.advance().text.upper(), negated)
+        negated = False
+        if self.is_word("not"):
+            self.advance()
+            negated = True
+            if not self.is_word("in", "between", "like", "ilike"):
+                raise self.error("expected IN, BETWEEN, LIKE or ILIKE after NOT")
+        if self.is_word("in"):
+            self.advance()
+            self.expect_op("(")
+            if self.is_word("select", "with", "values"):
+                raise self.error("subqueries are not allowed")
+            items = [self.expr()]
+            while self.is_op(","):
+                self.advance()
+                items.append(self.expr())
+            self.expect_op(")")
+            return InList(left, tuple(items), negated)
+        if self.is_word("between"):
+            self.advance()
+            low = self.sum()
+            self.expect_word("and")
+            return Between(left, low, self.sum(), negated)
+        if self.is_word("like", "ilike"):
+            op = self.advance().text.upper()
+            return Binary(("NOT " if negated else "") + op, left, self.sum())
+        return left
+
+    def sum(self) -> Node:
+        node = self.product()
+        while self.tok.kind == "op" and self.tok.text in SUM_OPS:
+            op = self.advance().text
+            node = Binary(op, node, self.product())
+        return node
+
+    def product(self) -> Node:
+        node = self.unary()
+        while self.tok.kind == "op" and self.tok.text in PRODUCT_OPS:
+            op = self.advance().text
+            node = Binary(op, node, self.unary())
+        return node
+
+    def unary(self) -> Node:
+        if self.is_op("-", "+"):
+            op = self.advance().text
+            self.nested()
+            try:
+                return Unary(op, self.unary())
+            finally:
+                self.depth -= 1
+        return self.postfix()
+
+    def postfix(self) -> Node:
+        node = self.primary()
+        while self.is_op("::"):
+            self.advance()
+            node = Cast(node, self.type_name())
+        return node
+
+    def type_name(self) -> ColumnType:
+        start = self.tok
+        words = []
+        while self.tok.kind == "word" and (not words or self.tok.text.lower() in _TYPE_CONTINUATIONS):
+            words.append(self.advance().text.lower())
+        if not words:
+            raise self.error("expected a type name")
+        text = " ".join(words)
+        if self.is_op("("):
+            self.advance()
+            args = [self._type_arg()]
+            if self.is_op(","):
+                self.advance()
+                args.append(self._type_arg())
+            self.expect_op(")")
+            text += "(" + ",".join(args) + ")"
+        if self.is_op("["):
+            self.advance()
+            self.expect_op("]")
+            text += "[]"
+        try:
+            return parse_column_type(text)
+        except ColumnTypeError as exc:
+            raise ExpressionError(f"cast {self._where(start)}: {exc}") from None
+
+    def _type_arg(self) -> str:
+        if self.tok.kind != "number" or not self.tok.text.isdigit():
+            raise self.error("expected an integer length or precision")
+        return self.advance().text
+
+    def primary(self) -> Node:
+        tok = self.tok
+        if tok.kind == "number":
+            self.advance()
+            text = tok.text
+            if re.fullmatch(r"\d+", text):
+                return Literal(int(text))
+            return Literal(Decimal(text))
+        if tok.kind == "string":
+            self.advance()
+            return Literal(tok.text[1:-1].replace("''", "'"))
+        if self.is_op("("):
+            self.advance()
+            if self.is_word("select", "with", "values"):
+                raise self.error("subqueries are not allowed")
+            node = self.expr()
+            self.expect_op(")")
+            return node
+        if tok.kind != "word":
+            found = "the end of the expression" if tok.kind == "end" else repr(tok.text)
+            raise self.error(f"expected a value, a column or a function but found {found}", tok)
+        word = tok.text.lower()
+        if word in ("true", "false"):
+            self.advance()
+            return Literal(word == "true")
+        if word == "null":
+            self.advance()
+            return Literal(None)
+        if word in KEYWORD_VALUES:
+            self.advance()
+            if self.context is Context.PREDICATE:
+                raise self.error(f"{word} is not allowed in an index predicate (it is not immutable)", tok)
+            return KeywordValue(word)
+        if word == "cast":
+            self.advance()
+            self.expect_op("(")
+            operand = self.expr()
+            self.expect_word("as")
+            ctype = self.type_name()
+            self.expect_op(")")
+            return Cast(operand, ctype)
+        if word in ("select", "with", "values", "exists"):
+            raise self.error("subqueries are not allowed", tok)
+        self.advance()
+        if self.is_op("("):
+            return self.function_call(word, tok)
+        if word in _SQL_WORDS:
+            raise self.error(f"SQL keyword {tok.text!r} is not allowed here", tok)
+        return self.column(word, tok)
+
+    def function_call(self, word: str, tok: Token) -> Node:
+        fn = FUNCTIONS.get(word)
+        if fn is None:
+            raise self.error(f"function {tok.text}() is not allowed (allowed: {', '.join(sorted(FUNCTIONS))})", tok)
+        if self.context is Context.PREDICATE and fn.volatility != "immutable":
+            raise self.error(f"{word}() is not allowed in an index predicate (it is not immutable)", tok)
+        if self.context is Context.CHECK and fn.volatility == "volatile":
+            raise self.error(f"{word}() is not allowed in a check (it is volatile)", tok)
+        self.expect_op("(")
+        if self.is_word("select", "with", "values"):
+            raise self.error("subqueries are not allowed")
+        args: list[Node] = []
+        if not self.is_op(")"):
+            args.append(self.expr())
+            while self.is_op(","):
+                self.advance()
+                args.append(self.expr())
+        self.expect_op(")")
+        if len(args) < fn.min_args or (fn.max_args is not None and len(args) > fn.max_args):
+            expected = str(fn.min_args) if fn.min_args == fn.max_args else f"{fn.min_args} or more"
+            if fn.max_args is not None and fn.max_args != fn.min_args:
+                expected = f"{fn.min_args} to {fn.max_args}"
+            raise self.error(f"{word}() takes {expected} argument(s), got {len(args)}", tok)
+        return FuncCall(word, tuple(args))
+
+    def column(self, word: str, tok: Token) -> Node:
+        if self.context is Context.DEFAULT:
+            raise self.error(
+                f"a default cannot refer to a column ({tok.text!r}); quote text values, e.g. '{tok.text}'", tok
+            )
+        if word not in self.allowed_columns:
+            raise self.error(f"unknown column {tok.text!r}", tok)
+        return ColumnRef(word)
+
+
+_TYPE_CONTINUATIONS = frozenset({"precision", "varying", "with", "without", "time", "zone"})
+
+
+def parse_expression(text: object, context: Context, columns: frozenset[str] | set[str] = frozenset()) -> Node:
+    """Parse a manifest expression; raises ``ExpressionError`` for anything outside the grammar."""
+    if isinstance(text, bool):
+        return Literal(text)
+    if isinstance(text, int):
+        return Literal(text)
+    if isinstance(text, float):
+        return Literal(Decimal(repr(text)))
+    if not isinstance(text, str):
+        raise ExpressionError(f"expected an expression as a string, got {type(text).__name__}")
+    if not text.strip():
+        raise ExpressionError("the expression is empty")
+    if len(text) > MAX_EXPRESSION_LENGTH:
+        raise ExpressionError(f"the expression is longer than {MAX_EXPRESSION_LENGTH} characters")
+    if "\x00" in text:
+        raise ExpressionError("the expression contains a NUL character")
+    return _Parser(text, context, frozenset(columns)).parse()

@@ -1,0 +1,313 @@
+"""Provisioning jobs: one transaction each, under a per-module advisory lock.
+
+``provision_module`` validates the manifest, reads the module, its registry rows and the schema's
+catalog state, plans the DDL and runs it together with the registry upsert and the installations'
+status update, in one script (one round trip) and one transaction: everything commits or nothing
+does. The advisory lock is keyed by the module's short id, so concurrent or redelivered jobs for one
+module run one after the other, and each later job finds nothing left to do; two modules whose ids
+share a short id serialise too, and the second is refused instead of sharing the first's schema.
+
+``deprovision_module`` (operators only) drops the schema and the registry row; ``purge_site_data``
+deletes one site's rows from every table of the module, as that site, under row-level security.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from .. import db
+from ..naming import generate_module_short_id, get_module_schema_name
+from . import ddl, registry
+from .errors import (
+    ManifestError,
+    PermanentProvisioningError,
+    ProvisioningRefused,
+    TransientProvisioningError,
+)
+from .manifest import SchemaDefinition, parse_version, validate_manifest
+
+log = logging.getLogger(__name__)
+
+LOCK_CLASS = 0x50524F56  # "PROV": the first key of pg_advisory_xact_lock(int, int)
+SCHEMA_MODULE_TYPES = frozenset({"app", "system", "custom"})
+LOCK_TIMEOUT = "5s"  # DDL waits at most this long for a table lock (public.sites for the site_id FK)
+# SQLSTATE classes where retrying cannot help: data exceptions, integrity violations, syntax and
+# access rules, unsupported features. Anything else (connections, deadlocks, timeouts) is transient.
+PERMANENT_SQLSTATE_CLASSES = ("22", "23", "42", "0A", "2B", "44")
+
+
+def needs_schema(module_type: str, definition: SchemaDefinition) -> bool:
+    """App, system and custom modules with tables get a schema; widgets and integrations use module_data."""
+    return module_type in SCHEMA_MODULE_TYPES and bool(definition.tables)
+
+
+def lock_key(short_id: str) -> int:
+    """The short id's 32 bits as the signed int4 pg_advisory_xact_lock takes."""
+    value = int(short_id, 16)
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def lock_statement(short_id: str) -> sql.Composed:
+    return sql.SQL("SELECT pg_catalog.pg_advisory_xact_lock({}, {})").format(
+        sql.Literal(LOCK_CLASS), sql.Literal(lock_key(short_id)))
+
+
+@dataclass
+class ProvisionResult:
+    module_id: uuid.UUID
+    action: str  # created | upgraded | unchanged | no_schema
+    version: str
+    schema_name: str | None = None
+    tables: list[str] = field(default_factory=list)
+    activated: int = 0
+
+
+def _state_query(module_id: uuid.UUID, short_id: str, schema: str) -> sql.Composed:
+    return sql.SQL(
+        "SELECT c.*, ({registry}) AS registry, "
+        "(SELECT to_jsonb(m) FROM (SELECT id, slug, module_type, manifest FROM public.modules_v2 "
+        "WHERE id = {module}) m) AS module FROM ({catalog}) c"
+    ).format(registry=registry.entries_query(module_id, short_id), module=sql.Literal(module_id),
+             catalog=ddl.catalog_query(schema))
+
+
+def _lock_and_read(unit: db.Unit, module_id: uuid.UUID, short_id: str, schema: str) -> dict[str, Any]:
+    """Take the module's lock, then read its state: two statements, one round trip. Each statement
+    gets its own snapshot, so the read sees whatever the previous lock holder committed."""
+    cur = unit.execute(sql.SQL("{}; {}").format(lock_statement(short_id), _state_query(module_id, short_id, schema)))
+    cur.nextset()
+    return cur.fetchone()
+
+
+def _activate_statement(module_id: uuid.UUID) -> sql.Composed:
+    return sql.SQL(
+        "WITH done AS (UPDATE public.site_module_installations SET status = 'active', error = NULL "
+        "WHERE module_id = {} AND status = 'provisioning' RETURNING 1) SELECT count(*) AS activated FROM done"
+    ).format(sql.Literal(module_id))
+
+
+def _run_script(unit: db.Unit, parts: list[tuple[str | None, sql.Composable]]) -> dict[str, Any] | None:
+    """Run statements as one simple-protocol script; returns the last statement's row. A database
+    error is reported with the table whose statement failed, when the server says where."""
+    texts = [(table, part.as_string(unit.conn)) for table, part in parts]
+    script = ";\n".join(text for _, text in texts)
+    try:
+        cur = unit.execute(script)
+    except psycopg.Error as exc:
+        raise _classify(exc, texts) from exc
+    while cur.nextset():
+        pass
+    return cur.fetchone() if cur.description else None
+
+
+def _classify(exc: psycopg.Error, texts: list[tuple[str | None, str]]) -> Exception:
+    state = exc.sqlstate or ""
+    message = (exc.diag.message_primary or str(exc)).strip()
+    if isinstance(exc, psycopg.OperationalError) or not state.startswith(PERMANENT_SQLSTATE_CLASSES):
+        return TransientProvisioningError(f"the database could not complete the job ({message})")
+    table = exc.diag.table_name
+    if not table and exc.diag.statement_position:
+        offset, position = 0, int(exc.diag.statement_position)
+        for name, text in texts:
+            if offset <= position <= offset + len(text) + 2:
+                table = name
+                break
+            offset += len(text) + 2
+    return ProvisioningRefused(f"table {table}: {message}" if table else message)
+
+
+def provision_module(module_id: uuid.UUID | str) -> ProvisionResult:
+    """Create or upgrade the module's schema and activate its waiting installations. Idempotent."""
+    module_id = uuid.UUID(str(module_id))
+    short_id = generate_module_short_id(module_id)
+    schema = get_module_schema_name(short_id)
+    try:
+        with db.service_unit() as unit:
+            state = _lock_and_read(unit, module_id, short_id, schema)
+            module = state["module"]
+            if module is None:
+                raise ProvisioningRefused("the module no longer exists")
+            _, definition = validate_manifest(module["manifest"])
+            if not needs_schema(module["module_type"], definition):
+                row = _run_script(unit, [(None, _activate_statement(module_id))])
+                return ProvisionResult(module_id, "no_schema", definition.version, activated=row["activated"])
+            entries = [registry.RegistryEntry.from_json(e) for e in state["registry"]]
+            action, parts = _plan(module_id, short_id, schema, definition, entries, ddl.CatalogState.from_row(state))
+            parts.append((None, _activate_statement(module_id)))
+            row = _run_script(unit, parts)
+            return ProvisionResult(module_id, action, definition.version, schema, definition.table_names,
+                                   row["activated"])
+    except psycopg.OperationalError as exc:
+        raise TransientProvisioningError(f"the database was unavailable ({str(exc).strip()[:200]})") from exc
+
+
+def _plan(module_id: uuid.UUID, short_id: str, schema: str, definition: SchemaDefinition,
+          entries: list[registry.RegistryEntry], catalog: ddl.CatalogState) -> tuple[str, list]:
+    owner = next((e for e in entries if e.module_short_id == short_id), None)
+    if owner is not None and owner.module_id != module_id:
+        raise ProvisioningRefused(
+            f"short id collision: schema {schema} already belongs to module {owner.module_id}, whose id starts "
+            f"with the same 8 hex characters as {module_id}; the module needs a different id"
+        )
+    if owner is None and catalog.schema_exists:
+        raise ProvisioningRefused(f"schema {schema} exists but is not registered to this module; refusing to use it")
+    if owner is not None:
+        if parse_version(owner.version) > parse_version(definition.version):
+            raise ProvisioningRefused(
+                f"the schema is at version {owner.version}, newer than the manifest's {definition.version}; "
+                "downgrades are not supported"
+            )
+        if owner.version == definition.version:
+            return "unchanged", []
+    plan = ddl.plan_schema(schema, definition, catalog)
+    parts: list[tuple[str | None, sql.Composable]] = [(None, sql.SQL("SET LOCAL lock_timeout = {}").format(
+        sql.Literal(LOCK_TIMEOUT)))]
+    parts += plan.statements
+    parts.append((None, registry.upsert_statement(module_id, short_id, schema, definition.table_names,
+                                                  definition.version)))
+    return ("created" if owner is None else "upgraded"), parts
+
+
+def mark_installations_failed(module_id: uuid.UUID | str, error: str) -> int:
+    """Fail the module's installations that wait for provisioning, with a readable error."""
+    with db.service_unit() as unit:
+        cur = unit.execute(
+            "UPDATE public.site_module_installations SET status = 'failed', error = %s "
+            "WHERE module_id = %s AND status = 'provisioning'",
+            (error[:2000], uuid.UUID(str(module_id))),
+        )
+        return cur.rowcount
+
+
+def deprovision_module(module_id: uuid.UUID | str) -> bool:
+    """Drop the module's schema and registry row (an operator's action, never a site's uninstall).
+    Installations still using it are disabled. Returns False when nothing was provisioned."""
+    module_id = uuid.UUID(str(module_id))
+    short_id = generate_module_short_id(module_id)
+    schema = get_module_schema_name(short_id)
+    with db.service_unit() as unit:
+        state = _lock_and_read(unit, module_id, short_id, schema)
+        entries = [registry.RegistryEntry.from_json(e) for e in state["registry"]]
+        own = next((e for e in entries if e.module_id == module_id), None)
+        if own is None:
+            return False
+        _run_script(unit, [
+            (None, sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))),
+            (None, registry.delete_statement(module_id)),
+            (None, sql.SQL(
+                "UPDATE public.site_module_installations SET status = 'disabled', is_enabled = false, "
+                "error = 'The module''s database was removed by an operator; install the module again' "
+                "WHERE module_id = {} AND status IN ('active', 'provisioning')").format(sql.Literal(module_id))),
+        ])
+    return True
+
+
+def purge_site_data(module_id: uuid.UUID | str, site_id: uuid.UUID | str) -> dict[str, int]:
+    """Delete one site's rows from every table of the module; returns the rows deleted per table.
+
+    The deletes run as ``authenticated`` scoped to that one site (the claims of a site API key), so
+    row-level security guarantees no other site's row is touched, whatever the statements say."""
+    module_id, site_id = uuid.UUID(str(module_id)), uuid.UUID(str(site_id))
+    short_id = generate_module_short_id(module_id)
+    schema = get_module_schema_name(short_id)
+    with db.service_unit() as unit:
+        state = _lock_and_read(unit, module_id, short_id, schema)
+        own = next((e for e in map(registry.RegistryEntry.from_json, state["registry"]) if e.module_id == module_id),
+                   None)
+        if own is None or not state["schema_exists"]:
+            return {}
+        tables = _children_first(unit, schema, list(state["tables"]))
+        claims = json.dumps({"role": "site_api_key", "site_id": str(site_id)})
+        parts: list[tuple[str | None, sql.Composable]] = [(None, sql.SQL(
+            "SELECT set_config('request.jwt.claims', {}, true), set_config('role', 'authenticated', true)"
+        ).format(sql.Literal(claims)))]
+        parts += [(t, sql.SQL("WITH d AS (DELETE FROM {} WHERE site_id = {} RETURNING 1) SELECT {} AS t, count(*) AS n "
+                              "FROM d").format(sql.Identifier(schema, t), sql.Literal(site_id), sql.Literal(t)))
+                  for t in tables]
+        texts = ";\n".join(p.as_string(unit.conn) for _, p in parts)
+        cur = unit.execute(texts)
+        deleted: dict[str, int] = {}
+        while True:
+            if cur.description and cur.description[0].name == "t":
+                row = cur.fetchone()
+                deleted[row["t"]] = row["n"]
+            if not cur.nextset():
+                break
+        return deleted
+
+
+def _children_first(unit: db.Unit, schema: str, tables: list[str]) -> list[str]:
+    """Tables ordered so that a referencing table comes before the table it references."""
+    edges = unit.fetchall(
+        "SELECT c.relname AS child, p.relname AS parent FROM pg_catalog.pg_constraint con "
+        "JOIN pg_catalog.pg_class c ON c.oid = con.conrelid JOIN pg_catalog.pg_class p ON p.oid = con.confrelid "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace AND n.oid = p.relnamespace "
+        "WHERE con.contype = 'f' AND n.nspname = %s AND c.oid <> p.oid",
+        (schema,),
+    )
+    children = {t: {e["child"] for e in edges if e["parent"] == t} for t in tables}
+    ordered: list[str] = []
+    remaining = sorted(tables)
+    while remaining:
+        # a table whose referencing tables are all already ordered; cycles fall back to name order
+        ready = [t for t in remaining if children[t] <= set(ordered)] or remaining[:1]
+        ordered.append(ready[0])
+        remaining.remove(ready[0])
+    return ordered
+
+
+# Queue jobs --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class JobOutcome:
+    action: str
+    module_id: uuid.UUID
+    status: str  # done | failed
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def run_job(action: str, module_id: uuid.UUID, *, site_id: uuid.UUID | None = None, receive_count: int = 1,
+            max_receives: int = 5) -> JobOutcome:
+    """Run one queue job. Permanent errors fail the installations at once and consume the message;
+    other errors propagate (the message is retried) and, on the last allowed receive, fail the
+    installations first, so the message lands in the dead-letter queue with its outcome recorded."""
+    try:
+        if action == "provision":
+            result = provision_module(module_id)
+            return JobOutcome(action, module_id, "done", {"result": result.action, "activated": result.activated,
+                                                          "version": result.version, "schema": result.schema_name})
+        if action == "deprovision":
+            return JobOutcome(action, module_id, "done", {"dropped": deprovision_module(module_id)})
+        if action == "purge_site":
+            if site_id is None:
+                raise ProvisioningRefused("purge_site needs a siteId")
+            return JobOutcome(action, module_id, "done", {"deleted": purge_site_data(module_id, site_id)})
+        raise ProvisioningRefused(f"unknown action {action!r}")
+    except PermanentProvisioningError as exc:
+        log.warning("provisioning job refused", extra={"action": action, "module_id": str(module_id),
+                                                        "error": str(exc)})
+        if action == "provision":
+            mark_installations_failed(module_id, str(exc))
+        return JobOutcome(action, module_id, "failed", {"error": str(exc)})
+    except Exception as exc:
+        if action == "provision" and receive_count >= max_receives:
+            summary = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            try:
+                mark_installations_failed(
+                    module_id, f"Provisioning failed after {receive_count} attempts: {summary}")
+            except Exception:  # noqa: BLE001 - the database may be the thing that is down
+                log.exception("could not mark installations failed")
+        raise
+
+
+__all__ = [
+    "ManifestError", "ProvisionResult", "deprovision_module", "lock_key", "mark_installations_failed",
+    "needs_schema", "provision_module", "purge_site_data", "run_job",
+]

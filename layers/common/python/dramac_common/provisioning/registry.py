@@ -1,0 +1,63 @@
+"""``public.module_database_registry``: which module owns which schema, at which version.
+
+The provisioner writes it in the same transaction as the DDL it describes; the install path reads it
+to decide whether a module's schema is ready at the manifest's version.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import sql
+
+from ..db import Unit
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    module_id: uuid.UUID
+    module_short_id: str
+    schema_name: str | None
+    version: str
+    table_names: list[str]
+    status: str
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RegistryEntry:
+        return cls(uuid.UUID(str(data["module_id"])), data["module_short_id"], data.get("schema_name"),
+                   data["version"], list(data.get("table_names") or []), data["status"])
+
+
+def provisioned_version(unit: Unit, module_id: uuid.UUID) -> str | None:
+    """The version the module's schema is provisioned at, or None."""
+    row = unit.fetchone(
+        "SELECT version FROM public.module_database_registry WHERE module_id = %s AND status = 'active'",
+        (module_id,),
+    )
+    return row["version"] if row else None
+
+
+def entries_query(module_id: uuid.UUID, short_id: str) -> sql.Composed:
+    """Registry rows of this module or of its short id (a collision), as a jsonb array."""
+    return sql.SQL(
+        "SELECT coalesce(jsonb_agg(to_jsonb(r)), '[]'::jsonb) FROM ("
+        "SELECT module_id, module_short_id, schema_name, version, table_names, status "
+        "FROM public.module_database_registry WHERE module_id = {m} OR module_short_id = {s}) r"
+    ).format(m=sql.Literal(module_id), s=sql.Literal(short_id))
+
+
+def upsert_statement(module_id: uuid.UUID, short_id: str, schema: str, tables: list[str], version: str) -> sql.Composed:
+    return sql.SQL(
+        "INSERT INTO public.module_database_registry "
+        "(module_id, module_short_id, uses_schema, schema_name, table_names, status, version) "
+        "VALUES ({m}, {s}, true, {schema}, {tables}::text[], 'active', {version}) "
+        "ON CONFLICT (module_id) DO UPDATE SET uses_schema = true, schema_name = EXCLUDED.schema_name, "
+        "table_names = EXCLUDED.table_names, status = 'active', version = EXCLUDED.version"
+    ).format(m=sql.Literal(module_id), s=sql.Literal(short_id), schema=sql.Literal(schema),
+             tables=sql.Literal(tables), version=sql.Literal(version))
+
+
+def delete_statement(module_id: uuid.UUID) -> sql.Composed:
+    return sql.SQL("DELETE FROM public.module_database_registry WHERE module_id = {}").format(sql.Literal(module_id))

@@ -1,0 +1,332 @@
+"""Installing modules on sites through the real install handler, with the provision queue in moto
+and its jobs run by the real provision handler."""
+
+import asyncio
+import copy
+import threading
+import uuid
+
+import pytest
+from conftest import claims_for
+from dramac_common import db, installations
+from dramac_common.naming import get_module_schema_name
+
+from dramac_dev.seed import CRM_MANIFEST
+
+INSTALL_KEYS = {"id", "siteId", "agencyId", "moduleId", "slug", "moduleName", "status", "isEnabled", "is_enabled",
+                "config", "error", "installedAt", "updatedAt"}
+
+
+class ProvisionQueue:
+    """The moto provision queue: what the install handler sent, and running it through the worker."""
+
+    def __init__(self, client, url, arn):
+        self.client, self.url, self.arn = client, url, arn
+
+    def receive(self):
+        messages = []
+        while True:
+            batch = self.client.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10,
+                                                AttributeNames=["All"]).get("Messages", [])
+            if not batch:
+                return messages
+            messages += batch
+
+    def drain(self, concurrent=False):
+        """Run every queued job through the provision handler (one record per invocation)."""
+        from dramac_dev.events import LocalContext, call_handler, sqs_event, sqs_record
+        from dramac_dev.functions_loader import get_handler
+
+        handler = get_handler("provision")
+        messages = self.receive()
+        results = []
+
+        def run(m):
+            record = sqs_record(m["Body"], queue_arn=self.arn, message_id=m["MessageId"], receipt_handle=m["ReceiptHandle"])
+            results.append(call_handler(handler, sqs_event([record]), LocalContext("provision")))
+
+        if concurrent:
+            threads = [threading.Thread(target=run, args=(m,)) for m in messages]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        else:
+            for m in messages:
+                run(m)
+        assert all(r["batchItemFailures"] == [] for r in results)
+        return len(messages)
+
+
+@pytest.fixture
+def provision_queue():
+    from dramac_common import queues
+    from dramac_common.settings import reset_settings
+    from moto import mock_aws
+
+    from dramac_dev.sqs_local import create_queues
+
+    with mock_aws():
+        reset_settings()
+        queues.reset_client()
+        url = create_queues(queues.sqs_client(), "dramac")["provision"]
+        arn = queues.sqs_client().get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"]
+        yield ProvisionQueue(queues.sqs_client(), url, arn)
+    queues.reset_client()
+
+
+@pytest.fixture
+def api(function_client, provision_queue):
+    return function_client("install")
+
+
+def path(site, module=None):
+    return f"/api/sites/{site}/modules" + (f"/{module}" if module else "")
+
+
+def subscribe(owner_conn, agency_id, module_id, status="active"):
+    owner_conn.execute(
+        "INSERT INTO agency_module_subscriptions (agency_id, module_id, status) VALUES (%s, %s, %s) "
+        "ON CONFLICT (agency_id, module_id) DO UPDATE SET status = EXCLUDED.status", (agency_id, module_id, status))
+
+
+@pytest.fixture
+def crm(make_module, owner_conn, tenant):
+    """A subscribed CRM-like app module (fresh id, fresh schema) for the tenant's agency."""
+    def make(manifest=None, subscribed=True, **kw):
+        module = make_module(module_id=uuid.uuid4(), module_type=kw.pop("module_type", "app"),
+                             manifest=copy.deepcopy(manifest or CRM_MANIFEST), **kw)
+        if subscribed:
+            subscribe(owner_conn, tenant.agency_id, module)
+        return module
+    return make
+
+
+def test_app_module_is_provisioned_then_polled_until_active(api, tenant, crm, provision_queue, owner_conn):
+    module = crm()
+    reply = api.post(path(tenant.site_id, module), user=tenant.owner, body={"config": {"pipeline": "sales"}})
+    assert reply.status == 202
+    assert set(reply.data) == INSTALL_KEYS
+    assert (reply.data["status"], reply.data["isEnabled"], reply.data["config"]) == (
+        "provisioning", True, {"pipeline": "sales"})
+    assert api.get(path(tenant.site_id, module), user=tenant.member).data["status"] == "provisioning"
+    assert provision_queue.drain() == 1
+    polled = api.get(path(tenant.site_id, module), user=tenant.member)
+    assert polled.status == 200
+    assert (polled.data["status"], polled.data["error"], polled.data["id"]) == ("active", None, reply.data["id"])
+    assert owner_conn.execute("SELECT to_regclass(%s) IS NOT NULL AS ok",
+                              (f"{get_module_schema_name(module)}.contacts",)).fetchone()["ok"]
+
+
+def test_widget_module_is_active_at_once_and_queues_nothing(api, tenant, crm, provision_queue):
+    module = crm(module_type="widget")
+    reply = api.post(path(tenant.site_id, module), user=tenant.admin)
+    assert (reply.status, reply.data["status"]) == (201, "active")
+    assert provision_queue.receive() == []
+
+
+def test_module_provisioned_at_the_manifest_version_is_active_at_once(api, tenant, make_tenant, crm,
+                                                                      provision_queue, owner_conn):
+    module = crm()
+    api.post(path(tenant.site_id, module), user=tenant.owner)
+    provision_queue.drain()
+    second = make_tenant()
+    subscribe(owner_conn, second.agency_id, module)
+    reply = api.post(path(second.site_id, module), user=second.owner)
+    assert (reply.status, reply.data["status"]) == (201, "active")
+    assert provision_queue.receive() == []
+
+
+def test_repeated_install_is_idempotent(api, tenant, crm, provision_queue):
+    module = crm(module_type="integration")
+    first = api.post(path(tenant.site_id, module), user=tenant.owner)
+    second = api.post(path(tenant.site_id, module), user=tenant.owner)
+    assert (first.status, second.status) == (201, 200)
+    assert second.data["id"] == first.data["id"]
+    assert second.data["installedAt"] == first.data["installedAt"]
+    assert len(api.get(path(tenant.site_id), user=tenant.owner).data) == 1
+
+
+def test_repeated_install_while_provisioning_queues_the_job_again(api, tenant, crm, provision_queue):
+    module = crm()
+    first = api.post(path(tenant.site_id, module), user=tenant.owner)
+    second = api.post(path(tenant.site_id, module), user=tenant.owner)
+    assert (first.status, second.status) == (202, 202)
+    assert second.data["id"] == first.data["id"]
+    assert provision_queue.drain() == 2  # the second job finds nothing left to do
+    assert api.get(path(tenant.site_id, module), user=tenant.owner).data["status"] == "active"
+
+
+def test_disabling_keeps_the_data_and_installing_again_re_enables_it(api, tenant, crm, provision_queue, owner_conn):
+    module = crm()
+    api.post(path(tenant.site_id, module), user=tenant.owner, body={"config": {"a": 1}})
+    provision_queue.drain()
+    contacts = f"{get_module_schema_name(module)}.contacts"
+    owner_conn.execute(f"INSERT INTO {contacts} (site_id, email) VALUES (%s, 'kept@x.test')", (tenant.site_id,))
+    disabled = api.delete(path(tenant.site_id, module), user=tenant.owner)
+    assert disabled.status == 200
+    assert (disabled.data["status"], disabled.data["isEnabled"], disabled.data["is_enabled"]) == (
+        "disabled", False, False)
+    assert api.delete(path(tenant.site_id, module), user=tenant.owner).status == 200  # idempotent
+    reenabled = api.post(path(tenant.site_id, module), user=tenant.owner)
+    assert (reenabled.status, reenabled.data["status"], reenabled.data["isEnabled"]) == (201, "active", True)
+    assert (reenabled.data["id"], reenabled.data["config"]) == (disabled.data["id"], {"a": 1})
+    assert provision_queue.receive() == []
+    assert owner_conn.execute(f"SELECT email FROM {contacts}").fetchall() == [{"email": "kept@x.test"}]
+
+
+@pytest.mark.parametrize("status", [None, "pending", "canceled", "past_due"])
+def test_installing_without_an_active_subscription_is_402(api, tenant, crm, owner_conn, status):
+    module = crm(subscribed=False)
+    if status:
+        subscribe(owner_conn, tenant.agency_id, module, status)
+    reply = api.post(path(tenant.site_id, module), user=tenant.owner)
+    assert (reply.status, reply.body["code"]) == (402, "subscription_required")
+    assert api.get(path(tenant.site_id), user=tenant.owner).data == []
+
+
+def test_missing_dependencies_are_409_and_named(api, tenant, crm, make_module, owner_conn, provision_queue):
+    base = make_module(slug=f"base{uuid.uuid4().hex[:8]}", module_type="widget")
+    subscribe(owner_conn, tenant.agency_id, base)
+    slug = owner_conn.execute("SELECT slug FROM modules_v2 WHERE id = %s", (base,)).fetchone()["slug"]
+    addon = crm(module_type="widget", manifest={"version": "1.0.0", "dependencies": [slug, "not-published"]})
+    reply = api.post(path(tenant.site_id, addon), user=tenant.owner)
+    assert (reply.status, reply.body["code"]) == (409, "missing_dependencies")
+    assert reply.body["details"] == [{"slug": slug}, {"slug": "not-published"}]
+    assert slug in reply.body["error"]
+    api.post(path(tenant.site_id, base), user=tenant.owner)
+    reply = api.post(path(tenant.site_id, addon), user=tenant.owner)
+    assert reply.body["details"] == [{"slug": "not-published"}]
+
+
+def test_a_dependency_in_use_cannot_be_disabled(api, tenant, crm, make_module, owner_conn):
+    base = make_module(slug=f"base{uuid.uuid4().hex[:8]}", module_type="widget")
+    subscribe(owner_conn, tenant.agency_id, base)
+    slug = owner_conn.execute("SELECT slug FROM modules_v2 WHERE id = %s", (base,)).fetchone()["slug"]
+    addon = crm(module_type="widget", manifest={"version": "1.0.0", "dependencies": [slug]})
+    api.post(path(tenant.site_id, base), user=tenant.owner)
+    api.post(path(tenant.site_id, addon), user=tenant.owner)
+    reply = api.delete(path(tenant.site_id, base), user=tenant.owner)
+    assert (reply.status, reply.body["code"]) == (409, "module_in_use")
+    api.delete(path(tenant.site_id, addon), user=tenant.owner)
+    assert api.delete(path(tenant.site_id, base), user=tenant.owner).status == 200
+
+
+def test_member_cannot_install_or_disable_but_may_read(api, tenant, crm):
+    module = crm(module_type="widget")
+    denied = api.post(path(tenant.site_id, module), user=tenant.member)
+    assert (denied.status, denied.body["code"]) == (403, "forbidden")
+    api.post(path(tenant.site_id, module), user=tenant.owner)
+    assert api.delete(path(tenant.site_id, module), user=tenant.member).status == 403
+    listed = api.get(path(tenant.site_id), user=tenant.member)
+    assert [(i["moduleId"], i["status"]) for i in listed.data] == [(str(module), "active")]
+
+
+def test_another_agencys_site_is_404_for_every_route(api, tenant, other_tenant, crm, owner_conn):
+    module = crm(module_type="widget")
+    api.post(path(tenant.site_id, module), user=tenant.owner)
+    subscribe(owner_conn, other_tenant.agency_id, module)
+    for reply in (api.post(path(tenant.site_id, module), user=other_tenant.owner),
+                  api.get(path(tenant.site_id, module), user=other_tenant.owner),
+                  api.get(path(tenant.site_id), user=other_tenant.owner),
+                  api.delete(path(tenant.site_id, module), user=other_tenant.owner)):
+        assert (reply.status, reply.body["code"]) == (404, "site_not_found")
+    assert api.get(path(tenant.site_id, module), user=tenant.owner).data["status"] == "active"
+
+
+def test_unknown_or_unpublished_module_is_404(api, tenant, crm):
+    assert api.post(path(tenant.site_id, uuid.uuid4()), user=tenant.owner).body["code"] == "module_not_found"
+    draft = crm(module_type="widget", status="draft")
+    assert api.post(path(tenant.site_id, draft), user=tenant.owner).status == 404
+
+
+def test_not_installed_is_404(api, tenant, crm):
+    module = crm(module_type="widget")
+    for reply in (api.get(path(tenant.site_id, module), user=tenant.owner),
+                  api.delete(path(tenant.site_id, module), user=tenant.owner)):
+        assert (reply.status, reply.body["code"]) == (404, "installation_not_found")
+
+
+def test_a_module_with_an_invalid_manifest_cannot_be_installed(api, tenant, crm):
+    bad = copy.deepcopy(CRM_MANIFEST)
+    bad["database"]["tables"][0]["columns"][0]["type"] = "text; DROP TABLE public.sites"
+    module = crm(manifest=bad)
+    reply = api.post(path(tenant.site_id, module), user=tenant.owner)
+    assert (reply.status, reply.body["code"]) == (409, "invalid_manifest")
+    assert "table companies, column name" in reply.body["error"]
+
+
+def test_malformed_input_is_400(api, tenant, crm):
+    module = crm(module_type="widget")
+    assert api.post(f"/api/sites/not-a-uuid/modules/{module}", user=tenant.owner).status == 400
+    assert api.post(path(tenant.site_id, module), user=tenant.owner, body={"config": "x"}).status == 400
+    assert api.post(path(tenant.site_id, module), user=tenant.owner, raw_body="{",
+                    headers={"content-type": "application/json"}).body["code"] == "invalid_json"
+    assert api.get(path(tenant.site_id)).status == 401
+
+
+def test_a_failed_installation_is_retried_by_installing_again(api, tenant, crm, provision_queue, owner_conn):
+    module = crm()
+    api.post(path(tenant.site_id, module), user=tenant.owner)
+    owner_conn.execute("UPDATE site_module_installations SET status = 'failed', error = 'boom' WHERE module_id = %s",
+                       (module,))
+    reply = api.post(path(tenant.site_id, module), user=tenant.owner)
+    assert (reply.status, reply.data["status"], reply.data["error"]) == (202, "provisioning", None)
+    provision_queue.drain()
+    assert api.get(path(tenant.site_id, module), user=tenant.owner).data["status"] == "active"
+
+
+def test_twenty_concurrent_installs_on_twenty_sites_give_one_schema_and_twenty_active_installations(
+        function_client, provision_queue, make_tenant, make_module, owner_conn, monkeypatch):
+    from dramac_common.settings import reset_settings
+
+    monkeypatch.setenv("DRAMAC_DB_POOL_MAX", "20")
+    reset_settings()
+    db.close_pool()
+    api = function_client("install")
+    module = make_module(module_id=uuid.uuid4(), module_type="app", manifest=copy.deepcopy(CRM_MANIFEST))
+    tenants = [make_tenant() for _ in range(20)]
+    for t in tenants:
+        subscribe(owner_conn, t.agency_id, module)
+    replies = []
+
+    def install(t):
+        asyncio.set_event_loop(asyncio.new_event_loop())  # as Lambda gives each handler thread
+        replies.append(api.post(path(t.site_id, module), user=t.owner))
+
+    threads = [threading.Thread(target=install, args=(t,)) for t in tenants]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.status for r in replies) == [202] * 20
+    assert provision_queue.drain(concurrent=True) == 20
+    schema = get_module_schema_name(module)
+    assert owner_conn.execute("SELECT count(*) AS n FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()["n"] == 1
+    assert owner_conn.execute("SELECT count(*) AS n FROM module_database_registry WHERE module_id = %s",
+                              (module,)).fetchone()["n"] == 1
+    statuses = owner_conn.execute("SELECT status, count(*) AS n FROM site_module_installations WHERE module_id = %s "
+                                  "GROUP BY status", (module,)).fetchall()
+    assert statuses == [{"status": "active", "n": 20}]
+    monkeypatch.delenv("DRAMAC_DB_POOL_MAX")
+    reset_settings()
+    db.close_pool()
+
+
+def test_guards_report_enabled_modules_of_a_site(api, tenant, other_tenant, crm, owner_conn):
+    module = crm(module_type="widget")
+    slug = owner_conn.execute("SELECT slug FROM modules_v2 WHERE id = %s", (module,)).fetchone()["slug"]
+    api.post(path(tenant.site_id, module), user=tenant.owner)
+    with db.user_unit(claims_for(tenant.member)) as unit:
+        assert slug in installations.get_site_enabled_modules(unit, tenant.site_id)
+        assert installations.is_module_enabled_for_site(unit, tenant.site_id, slug)
+        assert installations.is_module_enabled_for_site(unit, tenant.site_id, module)
+        assert installations.is_module_enabled_for_site(unit, tenant.site_id, str(module))
+        assert not installations.is_module_enabled_for_site(unit, tenant.site_id, "nope")
+    with db.user_unit(claims_for(other_tenant.owner)) as unit:  # another agency sees nothing
+        assert installations.get_site_enabled_modules(unit, tenant.site_id) == set()
+        assert not installations.is_module_enabled_for_site(unit, tenant.site_id, slug)
+    api.delete(path(tenant.site_id, module), user=tenant.owner)
+    with db.user_unit(claims_for(tenant.member)) as unit:
+        assert not installations.is_module_enabled_for_site(unit, tenant.site_id, slug)

@@ -1,0 +1,281 @@
+"""Manifest validation: what a module developer may declare, and the errors they get otherwise."""
+
+import copy
+
+import pytest
+from dramac_common.provisioning.column_types import ColumnTypeError, parse_column_type
+from dramac_common.provisioning.errors import ManifestError
+from dramac_common.provisioning.expressions import Context, ExpressionError, parse_expression
+from dramac_common.provisioning.manifest import object_name, parse_version, validate_manifest
+
+from dramac_dev.seed import CRM_MANIFEST
+
+
+def manifest_with(*tables, version="1.0.0"):
+    return {"version": version, "database": {"tables": list(tables)}}
+
+
+def table(name="contacts", columns=None, **extra):
+    return {"name": name, "columns": columns if columns is not None else [{"name": "email", "type": "text"}],
+            **extra}
+
+
+def problems_of(raw) -> str:
+    with pytest.raises(ManifestError) as info:
+        validate_manifest(raw)
+    return str(info.value)
+
+
+def test_the_demo_crm_manifest_is_valid():
+    _, definition = validate_manifest(CRM_MANIFEST)
+    assert definition.version == "1.0.0"
+    assert definition.table_names == ["companies", "contacts"]
+    contacts = definition.table("contacts")
+    assert contacts.entity == "contact"
+    assert [c.name for c in contacts.columns] == ["email", "first_name", "last_name", "status", "lead_score",
+                                                  "company_id"]
+
+
+def test_entity_defaults_to_the_table_name_without_a_trailing_s():
+    _, definition = validate_manifest(manifest_with(table("deals")))
+    assert definition.table("deals").entity == "deal"
+
+
+def test_manifest_without_tables_needs_no_version():
+    manifest, definition = validate_manifest({"dependencies": ["crm"], "events": ["x.y"]})
+    assert definition.tables == ()
+    assert manifest.dependencies == ["crm"]
+
+
+@pytest.mark.parametrize(
+    "text, canonical",
+    [("text", "text"), ("VARCHAR(255)", "character varying(255)"), ("character varying ( 40 )", "character varying(40)"),
+     ("varchar", "character varying"), ("char", "character(1)"), ("int", "integer"), ("int8", "bigint"),
+     ("numeric(10,2)", "numeric(10,2)"), ("decimal(12)", "numeric(12,0)"), ("numeric", "numeric"),
+     ("timestamptz", "timestamp with time zone"), ("timestamp", "timestamp without time zone"),
+     ("float", None), ("double precision", "double precision"), ("text[]", "text[]"), ("uuid [ ]", "uuid[]"),
+     ("jsonb", "jsonb"), ("bool", "boolean")],
+)
+def test_allowed_column_types_have_their_catalog_names(text, canonical):
+    if canonical is None:
+        with pytest.raises(ColumnTypeError):
+            parse_column_type(text)
+    else:
+        assert parse_column_type(text).name == canonical
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["serial", "money", "text; drop table x", "varchar(0)", "varchar(99999999)", "numeric(2,5)", "numeric(0)",
+     "integer(4)", "text[][]", "int4range", "regclass", "pg_catalog.text", "", "x" * 100, "text -- x"],
+)
+def test_other_column_types_are_refused(text):
+    with pytest.raises(ColumnTypeError):
+        parse_column_type(text)
+
+
+def test_error_names_table_column_and_the_problem_for_a_bad_type():
+    message = problems_of(manifest_with(table(columns=[{"name": "price", "type": "money"}])))
+    assert "table contacts, column price" in message
+    assert "'money' is not allowed" in message
+
+
+@pytest.mark.parametrize(
+    "name, problem",
+    [("Email", "invalid column name"), ("e-mail", "invalid column name"), ("x" * 64, "invalid column name"),
+     ("select", "reserved SQL word"), ("user", "reserved SQL word"), ("xmin", "system column"),
+     ("1st", "invalid column name"), ('a"b', "invalid column name")],
+)
+def test_bad_column_names_are_refused(name, problem):
+    message = problems_of(manifest_with(table(columns=[{"name": name, "type": "text"}])))
+    assert problem in message
+
+
+def test_identifiers_of_63_bytes_are_accepted():
+    validate_manifest(manifest_with(table(name="t" * 63, columns=[{"name": "c" * 63, "type": "text"}])))
+
+
+def test_duplicate_tables_and_columns_are_refused():
+    assert "declared more than once" in problems_of(manifest_with(table(), table()))
+    cols = [{"name": "email", "type": "text"}, {"name": "email", "type": "text"}]
+    assert "column email: declared more than once" in problems_of(manifest_with(table(columns=cols)))
+
+
+def test_implicit_columns_may_be_listed_with_their_own_type_only():
+    ok = [{"name": "id", "type": "uuid", "primaryKey": True}, {"name": "created_at", "type": "timestamptz"}]
+    _, definition = validate_manifest(manifest_with(table(columns=ok)))
+    assert definition.table("contacts").columns == ()
+    message = problems_of(manifest_with(table(columns=[{"name": "site_id", "type": "text"}])))
+    assert "site_id is provided by the platform as uuid" in message
+
+
+def test_unknown_keys_and_custom_rls_policies_are_refused():
+    message = problems_of(manifest_with(table(rlsPolicies=[{"name": "open", "using": "true"}])))
+    assert "table contacts: custom RLS policies are not supported" in message
+    assert "unknown key" in problems_of(manifest_with(table(columns=[{"name": "a", "type": "text", "sql": "x"}])))
+
+
+def test_structure_errors_name_where_they_are():
+    message = problems_of(manifest_with(table(columns=[{"name": "a", "type": "text", "nullable": "yes"}])))
+    assert "table contacts, column a, field 'nullable'" in message
+
+
+def test_version_is_required_with_tables_and_must_be_semantic():
+    assert "version is required" in problems_of({"database": {"tables": [table()]}})
+    assert "MAJOR.MINOR.PATCH" in problems_of(manifest_with(table(), version="v1"))
+    assert parse_version("1.10.0") > parse_version("1.9.3")
+
+
+def test_dependencies_must_be_slugs():
+    assert "is not a module slug" in problems_of({"dependencies": ["CRM; drop"]})
+
+
+@pytest.mark.parametrize(
+    "expression, context, sql_text",
+    [("lead_score >= 0", Context.CHECK, '("lead_score" >= 0)'),
+     ("status IN ('lead', 'customer')", Context.CHECK, "(\"status\" IN ('lead', 'customer'))"),
+     ("lower(email) <> ''", Context.CHECK, "(pg_catalog.lower(\"email\") <> '')"),
+     ("lead_score BETWEEN 0 AND 100 OR lead_score IS NULL", Context.CHECK,
+      '(("lead_score" BETWEEN 0 AND 100) OR ("lead_score" IS NULL))'),
+     ("NOT email LIKE '%@spam.test'", Context.CHECK, "(NOT (\"email\" LIKE '%@spam.test'))"),
+     ("'it''s'", Context.DEFAULT, "'it''s'"),
+     ("now()", Context.DEFAULT, "pg_catalog.now()"),
+     ("gen_random_uuid()", Context.DEFAULT, "pg_catalog.gen_random_uuid()"),
+     ("'{}'::jsonb", Context.DEFAULT, "CAST('{}' AS jsonb)"),
+     ("CAST('1.50' AS numeric(10,2))", Context.DEFAULT, "CAST('1.50' AS numeric(10,2))"),
+     ("-1.5e3", Context.DEFAULT, "(- 1.5E+3)"),
+     ("status = 'active'", Context.PREDICATE, "(\"status\" = 'active')"),
+     ("deleted_at IS NULL", Context.PREDICATE, '("deleted_at" IS NULL)')],
+)
+def test_expressions_are_re_emitted_from_the_ast(expression, context, sql_text):
+    columns = {"lead_score", "status", "email", "deleted_at"}
+    assert parse_expression(expression, context, columns).to_sql().as_string() == sql_text
+
+
+@pytest.mark.parametrize(
+    "expression, context, problem",
+    [("0; DROP TABLE public.sites", Context.DEFAULT, "unexpected character ';'"),
+     ("0 -- comment", Context.DEFAULT, "comments are not allowed"),
+     ("0 /* comment */", Context.DEFAULT, "comments are not allowed"),
+     ("$$x$$", Context.DEFAULT, "unexpected character '$'"),
+     ("$tag$x$tag$", Context.DEFAULT, "unexpected character '$'"),
+     ("E'\\x27'", Context.DEFAULT, "prefixed string literals"),
+     ("U&'\\0041'", Context.DEFAULT, "unexpected character '&'"),
+     ("'unterminated", Context.DEFAULT, "unterminated string"),
+     ("(SELECT 1)", Context.CHECK, "subqueries are not allowed"),
+     ("email IN (SELECT email FROM auth.users)", Context.CHECK, "subqueries are not allowed"),
+     ("EXISTS (SELECT 1)", Context.CHECK, "subqueries are not allowed"),
+     ("pg_sleep(10) IS NULL", Context.CHECK, "function pg_sleep() is not allowed"),
+     ("set_config('role', 'postgres', false)", Context.DEFAULT, "function set_config() is not allowed"),
+     ("public.evil()", Context.DEFAULT, "unexpected character '.'"),
+     ('"email" = 1', Context.CHECK, "unexpected character '\"'"),
+     ("lead", Context.DEFAULT, "a default cannot refer to a column"),
+     ("nope > 1", Context.CHECK, "unknown column 'nope'"),
+     ("gen_random_uuid() IS NOT NULL", Context.CHECK, "volatile"),
+     ("created_at < now()", Context.PREDICATE, "not immutable"),
+     ("created_at < current_timestamp", Context.PREDICATE, "not immutable"),
+     ("lower()", Context.DEFAULT, "takes 1 argument"),
+     ("1 2", Context.DEFAULT, "unexpected '2'"),
+     ("0x1F", Context.DEFAULT, "malformed number"),
+     ("'a'::regclass", Context.DEFAULT, "type 'regclass' is not allowed"),
+     ("email[1]", Context.CHECK, "unexpected '['"),
+     ("", Context.DEFAULT, "empty"),
+     ("(" * 40 + "1" + ")" * 40, Context.DEFAULT, "nested more than"),
+     ("1" + " + 1" * 600, Context.DEFAULT, "longer than")],
+)
+def test_expressions_outside_the_grammar_are_refused(expression, context, problem):
+    with pytest.raises(ExpressionError) as info:
+        parse_expression(expression, context, {"email", "created_at"})
+    assert problem in str(info.value)
+
+
+def test_a_bad_check_is_reported_with_table_and_column():
+    cols = [{"name": "lead_score", "type": "integer", "check": "lead_score >= 0; DROP TABLE x"}]
+    message = problems_of(manifest_with(table(columns=cols)))
+    assert message.startswith("Invalid module manifest: table contacts, column lead_score: check:")
+
+
+def test_btree_indexes_lead_with_site_id_and_unique_means_unique_per_site():
+    t = table(columns=[{"name": "email", "type": "text", "unique": True}, {"name": "tags", "type": "text[]"},
+                       {"name": "status", "type": "text"}],
+              indexes=[{"columns": ["status"], "where": "status <> 'archived'"},
+                       {"columns": ["tags"], "using": "gin"},
+                       {"name": "by_email", "columns": ["email"], "unique": True}])
+    _, definition = validate_manifest(manifest_with(t))
+    contacts = definition.table("contacts")
+    assert [u.columns for u in contacts.uniques] == [("site_id", "email")]
+    by_name = {i.name: i for i in contacts.indexes}
+    assert by_name["contacts_status_idx"].columns == ("site_id", "status")
+    assert by_name["contacts_status_idx"].where is not None
+    assert by_name["contacts_tags_idx"].columns == ("tags",)
+    assert by_name["by_email"].unique and by_name["by_email"].columns == ("site_id", "email")
+
+
+@pytest.mark.parametrize(
+    "index, problem",
+    [({"columns": ["email"], "using": "gin"}, "cannot be indexed with gin"),
+     ({"columns": ["email"], "using": "brin"}, "is not one of"),
+     ({"columns": ["email"], "using": "gin", "unique": True}, "only btree indexes can be unique"),
+     ({"columns": ["email", "id"], "using": "hash"}, "exactly one column"),
+     ({"columns": ["nope"]}, "unknown column 'nope'"),
+     ({"columns": ["email", "email"]}, "listed twice"),
+     ({"columns": []}, "at least 1 item"),
+     ({"columns": ["email"], "where": "email = (SELECT 'x')"}, "subqueries are not allowed"),
+     ({"name": "contacts", "columns": ["email"]}, "already used by table contacts")],
+)
+def test_bad_indexes_are_refused(index, problem):
+    assert problem in problems_of(manifest_with(table(indexes=[index])))
+
+
+def test_foreign_keys_are_checked_against_the_manifest():
+    companies = table("companies", columns=[{"name": "code", "type": "text", "unique": True}])
+
+    def fk(**kw):
+        base = {"column": "company_id", "references": {"table": "companies", "column": "id"}}
+        return {**base, **kw}
+
+    def contacts(*fks, column_type="uuid", nullable=True):
+        return table(columns=[{"name": "company_id", "type": column_type, "nullable": nullable},
+                              {"name": "company_code", "type": "text"}], foreignKeys=list(fks))
+
+    validate_manifest(manifest_with(companies, contacts(fk(onDelete="set null"))))
+    validate_manifest(manifest_with(companies, contacts(
+        {"column": "company_code", "references": {"table": "companies", "column": "code"}})))
+    cases = [
+        (contacts(fk(references={"table": "nope", "column": "id"})), "references unknown table 'nope'"),
+        (contacts(fk(), column_type="text"), "does not match companies.id (uuid)"),
+        (contacts(fk(onDelete="SET NULL"), nullable=False), "onDelete SET NULL needs a nullable column"),
+        (contacts(fk(onDelete="DROP")), "onDelete must be one of"),
+        (contacts(fk(references={"schema": "auth", "table": "users", "column": "id"})),
+         "this module's tables or public.sites(id) only"),
+        (contacts({"column": "company_code", "references": {"table": "companies", "column": "created_at"}}),
+         "neither id nor a unique column"),
+        (contacts(fk(column="site_id")), "is provided by the platform"),
+    ]
+    for manifest_table, problem in cases:
+        assert problem in problems_of(manifest_with(companies, manifest_table)), problem
+
+
+def test_a_foreign_key_to_public_sites_is_allowed_and_every_foreign_key_is_indexed():
+    t = table(columns=[{"name": "other_site", "type": "uuid"}],
+              foreignKeys=[{"column": "other_site", "references": {"schema": "public", "table": "sites"}}])
+    _, definition = validate_manifest(manifest_with(t))
+    contacts = definition.table("contacts")
+    assert contacts.foreign_keys[0].to_sites
+    assert ("site_id", "other_site") in [i.columns for i in contacts.indexes]
+
+
+def test_generated_names_fit_in_63_bytes_and_are_deterministic():
+    name = object_name("t" * 63, "c" * 63, "check")
+    assert len(name) <= 63 and name.endswith("_check")
+    assert name == object_name("t" * 63, "c" * 63, "check")
+    assert name != object_name("t" * 63, "c" * 62 + "d", "check")
+
+
+def test_every_problem_is_reported_at_once():
+    bad = copy.deepcopy(CRM_MANIFEST)
+    bad["database"]["tables"][0]["columns"].append({"name": "Bad", "type": "text"})
+    bad["database"]["tables"][1]["columns"].append({"name": "price", "type": "money"})
+    with pytest.raises(ManifestError) as info:
+        validate_manifest(bad)
+    assert len(info.value.problems) == 2
