@@ -7,9 +7,9 @@ import threading
 import uuid
 
 import pytest
-from conftest import claims_for
 from dramac_common import db, installations
 from dramac_common.naming import get_module_schema_name
+from helpers import claims_for
 
 from dramac_dev.seed import CRM_MANIFEST
 

@@ -6,12 +6,6 @@ from dramac_common import db
 from helpers import claims_for
 
 
-def claims_for(user):
-    # Defined here: `from conftest import` resolves to tests/e2e/conftest.py once e2e is collected first.
-    return {"sub": str(user), "aud": "authenticated", "role": "authenticated", "iss": "dramac-local",
-            "exp": 4102444800, "iat": 1700000000}
-
-
 def _visible(user, query, params=()):
     with db.user_unit(claims_for(user)) as unit:
         return unit.fetchall(query, params)

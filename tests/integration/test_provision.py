@@ -9,11 +9,11 @@ import uuid
 
 import psycopg
 import pytest
-from conftest import claims_for
 from dramac_common import db
 from dramac_common.naming import get_module_schema_name
 from dramac_common.provisioning import provisioner
 from dramac_common.provisioning.errors import TransientProvisioningError
+from helpers import claims_for
 
 from dramac_dev.events import LocalContext, sqs_event, sqs_record
 from dramac_dev.functions_loader import get_handler
