@@ -125,8 +125,8 @@ def make_crm(conn: psycopg.Connection, make_module, *tenants, manifest: dict[str
     return module_id, slug
 
 
-@pytest.fixture
-def sqs_queues():
+@pytest.fixture(name="sqs_queues")
+def sqs_queues_fixture():
     """moto's SQS with the project's queues; yields a reader of the events queue's messages."""
     import json
 

@@ -5,11 +5,10 @@ import uuid
 
 import pytest
 from conftest import claims_for
-from module_fixtures import install_module, make_crm, sqs_queues  # noqa: F401 - fixture
-
 from dramac_common import db
 from dramac_common.errors import ApiError, Conflict, NotFound, ValidationFailed
 from dramac_common.module_data import ModuleDatabaseSDK, Query, WidgetStorage, parse_query_params
+from module_fixtures import install_module, make_crm, sqs_queues_fixture  # noqa: F401 - fixture
 
 
 @pytest.fixture
@@ -35,7 +34,7 @@ def test_create_one_sets_the_site_and_ignores_a_supplied_site_id(crm, tenant, ot
             "contacts", {"email": "ada@example.com", "site_id": str(other_tenant.site_id)})
     assert row["site_id"] == tenant.site_id
     assert row["status"] == "lead" and row["lead_score"] == 0
-    stored = owner_conn.execute("SELECT site_id FROM mod_%s.contacts" % module_id.hex[:8]).fetchall()
+    stored = owner_conn.execute(f"SELECT site_id FROM mod_{module_id.hex[:8]}.contacts").fetchall()
     assert [r["site_id"] for r in stored] == [tenant.site_id]
 
 
