@@ -74,6 +74,13 @@ def build_gateway(handlers: dict[str, Handler], domain_router: Handler | None = 
             claims = _bearer_claims(request)
             if claims is None:
                 return _error(401, "A valid bearer token is required", "unauthorized")
+        elif route.auth == routes.JWT_OR_API_KEY:
+            # a bearer, when sent, must be valid; a request with only X-Api-Key goes to the handler
+            # without claims, and the handler verifies the key
+            has_bearer = bool(request.headers.get("authorization", "").strip())
+            claims = _bearer_claims(request) if has_bearer else None
+            if claims is None and (has_bearer or not request.headers.get("x-api-key")):
+                return _error(401, "A valid bearer token or X-Api-Key is required", "unauthorized")
         body = await request.body()
         event = http_event(
             method, path, raw_body=body if body else None, query=request.url.query,

@@ -11,6 +11,11 @@ from functools import cached_property
 
 JWT = "jwt"  # API Gateway's JWT authorizer (dramac dev verifies the bearer token itself)
 NONE = "none"  # no authorizer: public, or the handler verifies a signature of its own
+# A bearer JWT or a site API key (X-Api-Key). dramac dev verifies a bearer when one is sent and passes
+# key-only requests through without claims; the handler verifies the key (or, without authorizer
+# claims, the bearer) itself. In AWS these routes have no authorizer: API Gateway's JWT authorizer
+# would refuse key-only requests before the function runs (see docs/module_data.md).
+JWT_OR_API_KEY = "jwt_or_api_key"
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,30 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/sites/{siteId}/modules/{moduleId}", "install", JWT, "one installation (poll while provisioning)"),
     Route("POST", "/api/sites/{siteId}/modules/{moduleId}", "install", JWT, "install or re-enable a module on a site"),
     Route("DELETE", "/api/sites/{siteId}/modules/{moduleId}", "install", JWT, "disable a module on a site"),
+    # module data API (contract section 5) and site API keys: functions/module_api
+    Route("GET", "/api/sites/{siteId}/modules/{moduleId}/data/{table}", "module_api", JWT_OR_API_KEY,
+          "a module table's rows, PostgREST-style filters"),
+    Route("POST", "/api/sites/{siteId}/modules/{moduleId}/data/{table}", "module_api", JWT_OR_API_KEY,
+          "create one row or many"),
+    Route("POST", "/api/sites/{siteId}/modules/{moduleId}/data/_batch", "module_api", JWT_OR_API_KEY,
+          "several operations in one transaction"),
+    Route("GET", "/api/sites/{siteId}/modules/{moduleId}/data/{table}/{id}", "module_api", JWT_OR_API_KEY,
+          "one row"),
+    Route("PATCH", "/api/sites/{siteId}/modules/{moduleId}/data/{table}/{id}", "module_api", JWT_OR_API_KEY,
+          "update one row"),
+    Route("DELETE", "/api/sites/{siteId}/modules/{moduleId}/data/{table}/{id}", "module_api", JWT_OR_API_KEY,
+          "delete one row"),
+    Route("GET", "/api/sites/{siteId}/modules/{moduleId}/storage", "module_api", JWT_OR_API_KEY,
+          "widget storage keys"),
+    Route("GET", "/api/sites/{siteId}/modules/{moduleId}/storage/{key}", "module_api", JWT_OR_API_KEY,
+          "a widget storage value"),
+    Route("PUT", "/api/sites/{siteId}/modules/{moduleId}/storage/{key}", "module_api", JWT_OR_API_KEY,
+          "set a widget storage value"),
+    Route("DELETE", "/api/sites/{siteId}/modules/{moduleId}/storage/{key}", "module_api", JWT_OR_API_KEY,
+          "delete a widget storage value"),
+    Route("POST", "/api/sites/{siteId}/api-keys", "module_api", JWT, "create (or rotate) a site API key"),
+    Route("GET", "/api/sites/{siteId}/api-keys", "module_api", JWT, "the site's API keys, without secrets"),
+    Route("DELETE", "/api/sites/{siteId}/api-keys/{keyId}", "module_api", JWT, "revoke a site API key"),
 )
 
 

@@ -1,0 +1,220 @@
+"""The module data API (contract section 5) and site API keys.
+
+Routes (``{module}`` is the module's id or slug):
+  GET    /api/sites/{siteId}/modules/{moduleId}/data/{table}         rows: PostgREST-style filters, select,
+                                                                     order, limit, offset, count=exact
+  POST   /api/sites/{siteId}/modules/{moduleId}/data/{table}         create one (object) or many (array)
+  POST   /api/sites/{siteId}/modules/{moduleId}/data/_batch          several operations, one transaction
+  GET    /api/sites/{siteId}/modules/{moduleId}/data/{table}/{id}    one row
+  PATCH  /api/sites/{siteId}/modules/{moduleId}/data/{table}/{id}    update one row
+  DELETE /api/sites/{siteId}/modules/{moduleId}/data/{table}/{id}    delete one row
+  GET    /api/sites/{siteId}/modules/{moduleId}/storage              widget storage: keys (?prefix=)
+  GET|PUT|DELETE /api/sites/{siteId}/modules/{moduleId}/storage/{key}  widget storage: one value
+  POST|GET /api/sites/{siteId}/api-keys, DELETE /api/sites/{siteId}/api-keys/{keyId}   (manage role)
+
+Data and storage routes accept a JWT (reads: any member; writes: manage role) or a site API key
+(``X-Api-Key``: its own site, its modules, reads and writes).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from dramac_common import db
+from dramac_common.api import Envelope, create_app, current_caller, envelope, lambda_handler
+from dramac_common.api_keys import (
+    ApiKeyInfo,
+    CreatedApiKey,
+    Principal,
+    SiteApiKey,
+    create_api_key,
+    list_api_keys,
+    principal_from_event,
+    revoke_api_key,
+    site_unit,
+)
+from dramac_common.errors import BadRequest, NotFound
+from dramac_common.module_data import ModuleDatabaseSDK, WidgetStorage, parse_query_params
+from dramac_common.tenancy import Caller
+from fastapi import Body, Depends, Path, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+app = create_app("DRAMAC module data API")
+
+SITE = "/api/sites/{siteId}"
+DATA = SITE + "/modules/{moduleId}/data"
+STORAGE = SITE + "/modules/{moduleId}/storage"
+SiteId = Path(alias="siteId")
+ModuleRef = Path(alias="moduleId", min_length=1, max_length=64)
+
+
+def current_principal(request: Request) -> Principal:
+    return principal_from_event(request.scope.get("aws.event") or {})
+
+
+def data_response(data: Any, status_code: int = 200, **extra: Any) -> JSONResponse:
+    return JSONResponse({"success": True, "data": jsonable_encoder(data), **extra}, status_code=status_code)
+
+
+def open_sdk(unit: db.Unit, principal: Principal, site_id: uuid.UUID, module: str) -> ModuleDatabaseSDK:
+    sdk = ModuleDatabaseSDK.for_request(unit, site_id=site_id, module=module)
+    if isinstance(principal, SiteApiKey):
+        principal.require_module(sdk.module_slug)
+    return sdk
+
+
+def open_storage(unit: db.Unit, principal: Principal, site_id: uuid.UUID, module: str) -> WidgetStorage:
+    storage = WidgetStorage.for_request(unit, site_id=site_id, module=module)
+    if isinstance(principal, SiteApiKey):
+        slug = unit.fetchone("SELECT slug FROM private.module_data_target(%s, %s, NULL)",
+                             (site_id, storage.module_id))["slug"]
+        principal.require_module(slug)
+    return storage
+
+
+# -- module data ---------------------------------------------------------------------------------
+
+@app.post(DATA + "/_batch")
+def batch(site_id: uuid.UUID = SiteId, module: str = ModuleRef, body: Any = Body(...),
+          principal: Principal = Depends(current_principal)) -> JSONResponse:
+    operations = body.get("operations") if isinstance(body, dict) else body
+    if not isinstance(operations, list):
+        raise BadRequest('The body is {"operations": [...]}', code="invalid_batch")
+    with site_unit(principal, site_id, manage=True) as unit:
+        results = open_sdk(unit, principal, site_id, module).batch(operations)
+    return data_response(results)
+
+
+@app.get(DATA + "/{table}")
+def list_rows(request: Request, table: str, site_id: uuid.UUID = SiteId, module: str = ModuleRef,
+              principal: Principal = Depends(current_principal)) -> JSONResponse:
+    query = parse_query_params(request.query_params.multi_items())
+    with site_unit(principal, site_id, manage=False) as unit:
+        rows, count = open_sdk(unit, principal, site_id, module).query(table, query)
+    return data_response(rows, **({"count": count} if query.count else {}))
+
+
+@app.post(DATA + "/{table}")
+def create_rows(table: str, site_id: uuid.UUID = SiteId, module: str = ModuleRef, body: Any = Body(...),
+                principal: Principal = Depends(current_principal)) -> JSONResponse:
+    if not isinstance(body, dict | list):
+        raise BadRequest("The body is an object of column values, or an array of them", code="invalid_body")
+    with site_unit(principal, site_id, manage=True) as unit:
+        rows = open_sdk(unit, principal, site_id, module).create(table, body)
+    return data_response(rows[0] if isinstance(body, dict) else rows, status_code=201)
+
+
+@app.get(DATA + "/{table}/{row_id}")
+def get_row(request: Request, table: str, row_id: str, site_id: uuid.UUID = SiteId, module: str = ModuleRef,
+            principal: Principal = Depends(current_principal)) -> JSONResponse:
+    query = parse_query_params(request.query_params.multi_items())
+    with site_unit(principal, site_id, manage=False) as unit:
+        row = open_sdk(unit, principal, site_id, module).find_by_id(table, row_id, select=query.select)
+    if row is None:
+        raise NotFound("No such row on this site", code="row_not_found")
+    return data_response(row)
+
+
+@app.patch(DATA + "/{table}/{row_id}")
+def update_row(table: str, row_id: str, site_id: uuid.UUID = SiteId, module: str = ModuleRef,
+               body: Any = Body(...), principal: Principal = Depends(current_principal)) -> JSONResponse:
+    if not isinstance(body, dict):
+        raise BadRequest("The body is an object of column values", code="invalid_body")
+    with site_unit(principal, site_id, manage=True) as unit:
+        row = open_sdk(unit, principal, site_id, module).update_by_id(table, row_id, body)
+    if row is None:
+        raise NotFound("No such row on this site", code="row_not_found")
+    return data_response(row)
+
+
+@app.delete(DATA + "/{table}/{row_id}")
+def delete_row(table: str, row_id: str, site_id: uuid.UUID = SiteId, module: str = ModuleRef,
+               principal: Principal = Depends(current_principal)) -> JSONResponse:
+    with site_unit(principal, site_id, manage=True) as unit:
+        row = open_sdk(unit, principal, site_id, module).delete_by_id(table, row_id)
+    if row is None:
+        raise NotFound("No such row on this site", code="row_not_found")
+    return data_response(row)
+
+
+# -- widget storage ------------------------------------------------------------------------------
+
+@app.get(STORAGE)
+def list_storage_keys(prefix: str | None = None, site_id: uuid.UUID = SiteId, module: str = ModuleRef,
+                      principal: Principal = Depends(current_principal)) -> JSONResponse:
+    with site_unit(principal, site_id, manage=False) as unit:
+        keys = open_storage(unit, principal, site_id, module).list_keys(prefix)
+    return data_response(keys)
+
+
+@app.get(STORAGE + "/{key}")
+def get_storage_value(key: str, site_id: uuid.UUID = SiteId, module: str = ModuleRef,
+                      principal: Principal = Depends(current_principal)) -> JSONResponse:
+    missing = object()
+    with site_unit(principal, site_id, manage=False) as unit:
+        value = open_storage(unit, principal, site_id, module).get(key, missing)
+    if value is missing:
+        raise NotFound("No such key", code="key_not_found")
+    return data_response({"key": key, "value": value})
+
+
+@app.put(STORAGE + "/{key}")
+def set_storage_value(key: str, site_id: uuid.UUID = SiteId, module: str = ModuleRef, body: Any = Body(...),
+                      principal: Principal = Depends(current_principal)) -> JSONResponse:
+    if not isinstance(body, dict) or "value" not in body:
+        raise BadRequest('The body is {"value": <any JSON>}', code="invalid_body")
+    with site_unit(principal, site_id, manage=True) as unit:
+        row = open_storage(unit, principal, site_id, module).set(key, body["value"])
+    return data_response(row)
+
+
+@app.delete(STORAGE + "/{key}")
+def delete_storage_value(key: str, site_id: uuid.UUID = SiteId, module: str = ModuleRef,
+                         principal: Principal = Depends(current_principal)) -> JSONResponse:
+    with site_unit(principal, site_id, manage=True) as unit:
+        deleted = open_storage(unit, principal, site_id, module).delete(key)
+    if not deleted:
+        raise NotFound("No such key", code="key_not_found")
+    return data_response({"key": key, "deleted": True})
+
+
+# -- site API keys -------------------------------------------------------------------------------
+
+class CreateApiKeyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(default="", max_length=200)
+    modules: list[str] | None = None
+    expiresAt: dt.datetime | None = None  # noqa: N815 - the contract's field names
+    rotatesKeyId: uuid.UUID | None = None  # noqa: N815
+    overlapSeconds: int | None = None  # noqa: N815
+
+
+@app.post(SITE + "/api-keys", response_model=Envelope[CreatedApiKey], status_code=201)
+def create_key(body: CreateApiKeyRequest, site_id: uuid.UUID = SiteId,
+               caller: Caller = Depends(current_caller)) -> JSONResponse:
+    with db.user_unit(caller.db_claims) as unit:
+        created = create_api_key(unit, caller, site_id, name=body.name, modules=body.modules,
+                                 expires_at=body.expiresAt, rotates_key_id=body.rotatesKeyId,
+                                 overlap_seconds=body.overlapSeconds)
+    return envelope(created, status_code=201)
+
+
+@app.get(SITE + "/api-keys", response_model=Envelope[list[ApiKeyInfo]])
+def list_keys(site_id: uuid.UUID = SiteId, caller: Caller = Depends(current_caller)) -> JSONResponse:
+    with db.user_unit(caller.db_claims) as unit:
+        return envelope(list_api_keys(unit, site_id))
+
+
+@app.delete(SITE + "/api-keys/{keyId}", response_model=Envelope[ApiKeyInfo])
+def revoke_key(site_id: uuid.UUID = SiteId, key_id: uuid.UUID = Path(alias="keyId"),
+               caller: Caller = Depends(current_caller)) -> JSONResponse:
+    with db.user_unit(caller.db_claims) as unit:
+        return envelope(revoke_api_key(unit, site_id, key_id))
+
+
+handler = lambda_handler(app, service="module_api")

@@ -1,0 +1,68 @@
+"""Which module a data request is for, and whether that module may be used on the site now.
+
+One round trip through ``private.module_data_target`` (migration 0031): the module, the site's
+installation and the module's registry row, returned only when the caller may read the site (a
+member, a super admin, or a site API key / worker scope for that very site).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from ..db import Unit
+from ..errors import Conflict, NotFound
+
+
+@dataclass(frozen=True)
+class ModuleTarget:
+    module_id: uuid.UUID
+    slug: str
+    module_type: str
+    manifest: dict[str, Any]
+    schema_name: str | None
+    table_names: list[str]
+    registry_version: str | None
+    registry_updated_at: Any
+
+    @property
+    def uses_module_data(self) -> bool:
+        """Widgets and integrations store in ``public.module_data`` instead of tables of their own."""
+        return self.module_type in ("widget", "integration")
+
+
+def _module_ref(module: uuid.UUID | str) -> tuple[uuid.UUID | None, str | None]:
+    if isinstance(module, uuid.UUID):
+        return module, None
+    try:
+        return uuid.UUID(str(module)), None
+    except ValueError:
+        return None, str(module)
+
+
+def require_enabled_module(unit: Unit, site_id: uuid.UUID, module: uuid.UUID | str) -> ModuleTarget:
+    """The module (by id or slug) if it is installed, enabled and active on the site.
+
+    404 when the site or module is not visible, the module is not installed or it is disabled;
+    409 while its database is still being provisioned (poll the installation) or provisioning failed.
+    """
+    module_id, slug = _module_ref(module)
+    row = unit.fetchone("SELECT * FROM private.module_data_target(%s, %s, %s)", (site_id, module_id, slug))
+    if row is None or row["installation_status"] is None:
+        raise NotFound("This module is not installed on the site", code="module_not_installed")
+    status, enabled = row["installation_status"], row["is_enabled"]
+    if status == "disabled" or not enabled:
+        raise NotFound("This module is disabled on the site", code="module_disabled")
+    if status == "provisioning":
+        raise Conflict("This module's database is still being provisioned; try again shortly",
+                       code="module_provisioning")
+    if status == "failed":
+        raise Conflict("Provisioning this module's database failed; reinstall it to retry",
+                       code="module_provisioning_failed")
+    return ModuleTarget(
+        module_id=row["module_id"], slug=row["slug"], module_type=row["module_type"],
+        manifest=row["manifest"] if isinstance(row["manifest"], dict) else {},
+        schema_name=row["schema_name"], table_names=list(row["table_names"] or []),
+        registry_version=row["registry_version"], registry_updated_at=row["registry_updated_at"],
+    )

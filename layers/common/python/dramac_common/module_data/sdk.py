@@ -1,0 +1,574 @@
+"""``ModuleDatabaseSDK``: one module's tables, scoped to one site, inside the caller's unit of work.
+
+The scope is enforced twice. Every statement runs as ``authenticated`` with claims that let row-level
+security see only permitted sites (a user's, a site API key's, or, for workers, a site scope the SDK
+sets around each operation), and the SDK itself filters on ``site_id`` and sets it on every insert,
+ignoring one the caller supplies. Table and column names are checked against the registry and the
+catalog, then enter SQL only as ``psycopg.sql.Identifier``; values are always parameters.
+
+Every create, update and delete writes its ``<slug>.<entity>.created|updated|deleted`` events to the
+automation outbox in the same statement as the change (updates carry ``previous``); they are handed
+to the events queue after commit, exactly as ``log_automation_event`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from ..automation_events import dispatch_events, validate_event_type
+from ..db import Unit
+from ..errors import ApiError, BadRequest, Conflict, NotFound, PayloadTooLarge, ValidationFailed
+from .catalog import (
+    READ_ONLY_COLUMNS,
+    Column,
+    ModuleSchema,
+    Table,
+    event_segment,
+    forget_module_schema,
+    load_module_schema,
+)
+from .gate import ModuleTarget, require_enabled_module
+from .query import (
+    DEFAULT_LIMIT,
+    MAX_IN_VALUES,
+    MAX_LIMIT,
+    MAX_OFFSET,
+    Filter,
+    Order,
+    Query,
+    filters_from_where,
+    order_from,
+)
+from .values import InvalidValue, coerce_scalar, coerce_text_pattern
+
+MAX_ROWS_PER_WRITE = 1000
+MAX_BATCH_OPERATIONS = 100
+_PREVIOUS = "dramac$previous"
+_EVENTS = "dramac$events"
+_TOTAL = "dramac$total"
+_COMPARISONS = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+def _invalid(column: str, message: str, code: str = "invalid_value") -> ValidationFailed:
+    return ValidationFailed(f"{column}: {message}", code=code, details=[{"field": column, "message": message}])
+
+
+@contextmanager
+def _database_errors(table: str) -> Iterator[None]:
+    """Errors a client's data can cause become 400/409 in the envelope; never a 5xx."""
+    try:
+        yield
+    except psycopg.errors.UniqueViolation as exc:
+        raise Conflict(f"A {table} row with these values already exists", code="unique_violation",
+                       details=[{"constraint": exc.diag.constraint_name}]) from exc
+    except psycopg.errors.ForeignKeyViolation as exc:
+        raise ValidationFailed(f"{table}: a referenced row does not exist on this site", code="invalid_reference",
+                               details=[{"constraint": exc.diag.constraint_name}]) from exc
+    except psycopg.errors.NotNullViolation as exc:
+        column = exc.diag.column_name or "?"
+        raise _invalid(column, "is required", "missing_value") from exc
+    except psycopg.errors.CheckViolation as exc:
+        raise ValidationFailed(f"{table}: a value breaks the rule {exc.diag.constraint_name}",
+                               code="check_violation", details=[{"constraint": exc.diag.constraint_name}]) from exc
+    except psycopg.errors.UndefinedTable as exc:
+        raise ValidationFailed(f"Unknown table {table!r}", code="unknown_table") from exc
+    except (psycopg.errors.DataError, psycopg.errors.DatatypeMismatch, psycopg.errors.UndefinedFunction,
+            psycopg.errors.InvalidTextRepresentation) as exc:
+        raise ValidationFailed(f"{table}: {exc.diag.message_primary or 'invalid value'}",
+                               code="invalid_value") from exc
+
+
+class ModuleDatabaseSDK:
+    """A module's tables for one site. Create it with ``for_request`` (a user's or a site API key's
+    unit) or ``for_service`` (a worker's service unit); each call runs in that unit's transaction."""
+
+    def __init__(self, unit: Unit, target: ModuleTarget, schema: ModuleSchema, site_id: uuid.UUID, *,
+                 service_scope: bool = False):
+        self.unit = unit
+        self.target = target
+        self.schema = schema
+        self.site_id = site_id
+        self._service_scope = service_scope
+        self._depth = 0
+
+    # -- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def for_request(cls, unit: Unit, *, site_id: uuid.UUID, module: uuid.UUID | str) -> ModuleDatabaseSDK:
+        """Inside a unit that already runs as ``authenticated`` with the caller's (or API key's) claims."""
+        if unit.claims is None:
+            raise RuntimeError("for_request needs a user unit; workers use ModuleDatabaseSDK.for_service")
+        target = require_enabled_module(unit, site_id, module)
+        return cls(unit, target, cls._schema(unit, target), site_id)
+
+    @classmethod
+    def for_service(cls, unit: Unit, *, module_slug: str, site_id: uuid.UUID | str) -> ModuleDatabaseSDK:
+        """Inside a worker's service unit: each operation switches to ``authenticated`` with a scope of
+        this one site (in a savepoint, so a failed operation leaves the worker's transaction usable)."""
+        if unit.claims is not None:
+            raise RuntimeError("for_service needs a service unit")
+        site = site_id if isinstance(site_id, uuid.UUID) else uuid.UUID(str(site_id))
+        probe = cls(unit, None, None, site, service_scope=True)  # type: ignore[arg-type]
+        with probe._scope():
+            target = require_enabled_module(unit, site, module_slug)
+            schema = cls._schema(unit, target)
+        return cls(unit, target, schema, site, service_scope=True)
+
+    @staticmethod
+    def _schema(unit: Unit, target: ModuleTarget) -> ModuleSchema:
+        return load_module_schema(unit, module_id=target.module_id, schema_name=target.schema_name,
+                                  table_names=target.table_names, version=target.registry_version or "",
+                                  updated_at=target.registry_updated_at, manifest=target.manifest)
+
+    @property
+    def module_slug(self) -> str:
+        return self.target.slug
+
+    def table_names(self) -> list[str]:
+        return sorted(self.schema.tables)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def find(self, table: str, where: Mapping[str, Any] | None = None, *, select: Sequence[str] | None = None,
+             order_by: Any = None, limit: int | None = DEFAULT_LIMIT, offset: int = 0) -> list[dict[str, Any]]:
+        query = Query(filters_from_where(where), tuple(select) if select else None, order_from(order_by),
+                      DEFAULT_LIMIT if limit is None else limit, offset)
+        return self.query(table, query)[0]
+
+    def find_one(self, table: str, where: Mapping[str, Any] | None = None, *,
+                 select: Sequence[str] | None = None) -> dict[str, Any] | None:
+        rows = self.find(table, where, select=select, limit=1)
+        return rows[0] if rows else None
+
+    def find_by_id(self, table: str, id: uuid.UUID | str, *, select: Sequence[str] | None = None
+                   ) -> dict[str, Any] | None:
+        return self.find_one(table, {"id": self._id(id)}, select=select) if self._id(id) else None
+
+    def count(self, table: str, where: Mapping[str, Any] | None = None) -> int:
+        t = self._table(table)
+        condition, params = self._where(t, filters_from_where(where))
+        with self._scope(), _database_errors(table):
+            row = self.unit.fetchone(sql.SQL("SELECT count(*) AS n FROM {} WHERE {}").format(self._ident(t), condition),
+                                     params)
+        return int(row["n"])
+
+    def exists(self, table: str, where: Mapping[str, Any] | None = None) -> bool:
+        t = self._table(table)
+        condition, params = self._where(t, filters_from_where(where))
+        with self._scope(), _database_errors(table):
+            row = self.unit.fetchone(
+                sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {}) AS found").format(self._ident(t), condition), params)
+        return bool(row["found"])
+
+    def query(self, table: str, query: Query) -> tuple[list[dict[str, Any]], int | None]:
+        """A ``Query`` (from the HTTP parser or ``find``) → (rows, total matching rows when ``query.count``)."""
+        t = self._table(table)
+        if not 0 <= query.limit <= MAX_LIMIT:
+            raise _invalid("limit", f"must be between 0 and {MAX_LIMIT}")
+        if not 0 <= query.offset <= MAX_OFFSET:
+            raise _invalid("offset", f"must be between 0 and {MAX_OFFSET}")
+        columns = self._select_list(t, query.select)
+        condition, params = self._where(t, query.filters)
+        total = sql.SQL(", count(*) OVER () AS {}").format(sql.Identifier(_TOTAL)) if query.count else sql.SQL("")
+        statement = sql.SQL("SELECT {}{} FROM {} WHERE {} ORDER BY {} LIMIT %s OFFSET %s").format(
+            columns, total, self._ident(t), condition, self._order(t, query.order))
+        with self._scope(), _database_errors(table):
+            rows = self.unit.fetchall(statement, [*params, query.limit, query.offset])
+            count = None
+            if query.count:
+                if rows:
+                    count = int(rows[0][_TOTAL])
+                else:  # past the end (or limit 0): the window saw no rows, so count them directly
+                    count = int(self.unit.fetchone(
+                        sql.SQL("SELECT count(*) AS n FROM {} WHERE {}").format(self._ident(t), condition),
+                        params)["n"])
+        for row in rows:
+            row.pop(_TOTAL, None)
+        return rows, count
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def create(self, table: str, values: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Insert one row or many (one statement); returns the rows as stored."""
+        t = self._table(table)
+        records = [values] if isinstance(values, Mapping) else list(values)
+        if not records:
+            return []
+        if len(records) > MAX_ROWS_PER_WRITE:
+            raise PayloadTooLarge(f"At most {MAX_ROWS_PER_WRITE} rows per request", code="too_many_rows")
+        clean = [self._writable_values(t, r, index=i if len(records) > 1 else None, creating=True)
+                 for i, r in enumerate(records)]
+        columns = [c for c in t.columns if any(c in r for r in clean)]
+        self._check_references(t, clean)
+        rows_sql, params = [], []
+        for record in clean:
+            cells = [sql.Placeholder()]
+            params.append(self.site_id)
+            for c in columns:
+                if c in record:
+                    cells.append(sql.Placeholder())
+                    params.append(record[c])
+                else:
+                    cells.append(sql.SQL("DEFAULT"))
+            rows_sql.append(sql.SQL("({})").format(sql.SQL(", ").join(cells)))
+        change = sql.SQL("INSERT INTO {} ({}) VALUES {} RETURNING *").format(
+            self._ident(t), sql.SQL(", ").join(sql.Identifier(c) for c in ["site_id", *columns]),
+            sql.SQL(", ").join(rows_sql))
+        return self._write(t, "created", change, params)
+
+    def create_one(self, table: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        if not isinstance(values, Mapping):
+            raise BadRequest("create_one takes one object", code="invalid_body")
+        return self.create(table, values)[0]
+
+    def update(self, table: str, where: Mapping[str, Any], values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Update every matching row of the site (a filter is required); returns the updated rows."""
+        t = self._table(table)
+        filters = filters_from_where(where)
+        if not filters:
+            raise ValidationFailed("update needs a filter; pass {'id': ...} or another condition",
+                                   code="filter_required")
+        return self._update(t, filters, values)
+
+    def update_by_id(self, table: str, id: uuid.UUID | str, values: Mapping[str, Any]) -> dict[str, Any] | None:
+        t = self._table(table)
+        row_id = self._id(id)
+        if row_id is None:
+            return None
+        rows = self._update(t, (Filter("id", "eq", row_id),), values)
+        return rows[0] if rows else None
+
+    def delete(self, table: str, where: Mapping[str, Any]) -> int:
+        """Delete every matching row of the site (a filter is required); returns how many."""
+        t = self._table(table)
+        filters = filters_from_where(where)
+        if not filters:
+            raise ValidationFailed("delete needs a filter; pass {'id': ...} or another condition",
+                                   code="filter_required")
+        return len(self._delete(t, filters))
+
+    def delete_by_id(self, table: str, id: uuid.UUID | str) -> dict[str, Any] | None:
+        """The deleted row, or None when the site has no such row."""
+        t = self._table(table)
+        row_id = self._id(id)
+        if row_id is None:
+            return None
+        rows = self._delete(t, (Filter("id", "eq", row_id),))
+        return rows[0] if rows else None
+
+    def batch(self, operations: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Several operations in one database transaction: all or none. Each operation is
+        ``{"op": "create", "table", "values"}``, ``{"op": "update", "table", "id" | "where", "values"}`` or
+        ``{"op": "delete", "table", "id" | "where"}``; every one is checked before any runs, and an
+        update or delete by ``id`` that finds no row fails the whole batch (404)."""
+        if not isinstance(operations, Sequence) or isinstance(operations, str | bytes):
+            raise BadRequest("operations must be a list", code="invalid_batch")
+        if len(operations) > MAX_BATCH_OPERATIONS:
+            raise PayloadTooLarge(f"At most {MAX_BATCH_OPERATIONS} operations per batch", code="too_many_operations")
+        planned = [self._plan(i, op) for i, op in enumerate(operations)]
+        results: list[dict[str, Any]] = []
+        with self._scope():
+            self.unit.execute("SAVEPOINT dramac_batch")
+            try:
+                for index, (kind, table, op) in enumerate(planned):
+                    try:
+                        results.append(self._run(kind, table, op))
+                    except ApiError as exc:
+                        exc.details = [{"operation": index, **d} for d in (exc.details or [{}])]
+                        exc.message = f"Operation {index} ({kind} {table}): {exc.message}"
+                        raise
+            except BaseException:
+                self._rollback_to("dramac_batch")
+                raise
+            self.unit.execute("RELEASE SAVEPOINT dramac_batch")
+        return results
+
+    # -- internals: validation -------------------------------------------------------------
+
+    def _table(self, name: str) -> Table:
+        table = self.schema.tables.get(name) if isinstance(name, str) else None
+        if table is None:
+            known = ", ".join(sorted(self.schema.tables)) or "none"
+            raise ValidationFailed(f"Unknown table {name!r} for module {self.target.slug} (tables: {known})",
+                                   code="unknown_table", details=[{"field": "table", "message": f"known: {known}"}])
+        return table
+
+    def _column(self, table: Table, name: str) -> Column:
+        column = table.columns.get(name)
+        if column is None:
+            raise ValidationFailed(f"Unknown column {name!r} in {table.name}", code="unknown_column",
+                                   details=[{"field": name, "message": f"not a column of {table.name}",
+                                             "columns": list(table.columns)}])
+        return column
+
+    @staticmethod
+    def _id(value: Any) -> uuid.UUID | None:
+        """An id from a path or a payload; anything that is not a UUID names no row (404, not 400)."""
+        if isinstance(value, uuid.UUID):
+            return value
+        try:
+            return uuid.UUID(str(value))
+        except ValueError:
+            return None
+
+    def _writable_values(self, table: Table, record: Any, *, index: int | None, creating: bool) -> dict[str, Any]:
+        where = f"[{index}]." if index is not None else ""
+        if not isinstance(record, Mapping):
+            raise BadRequest(f"{where or 'the body'} must be an object of column values", code="invalid_body")
+        clean: dict[str, Any] = {}
+        problems: list[dict[str, Any]] = []
+        for name, value in record.items():
+            if name == "site_id":
+                continue  # the SDK decides the site; a supplied one is ignored
+            column = table.columns.get(name)
+            if column is None:
+                problems.append({"field": f"{where}{name}", "message": f"not a column of {table.name}",
+                                 "code": "unknown_column"})
+            elif name in READ_ONLY_COLUMNS or column.generated:
+                problems.append({"field": f"{where}{name}", "message": "is set by the database",
+                                 "code": "read_only_column"})
+            else:
+                try:
+                    clean[name] = coerce_scalar(column, value)
+                except InvalidValue as exc:
+                    problems.append({"field": f"{where}{name}", "message": str(exc), "code": "invalid_value"})
+        if creating:
+            for name, column in table.columns.items():
+                if column.required and name not in record and name not in READ_ONLY_COLUMNS and name != "site_id":
+                    problems.append({"field": f"{where}{name}", "message": "is required", "code": "missing_value"})
+        elif not clean and not problems:
+            raise BadRequest("Nothing to update: give at least one column value", code="empty_update")
+        if problems:
+            first = problems[0]
+            codes = {p["code"] for p in problems}
+            raise ValidationFailed(f"{first['field']}: {first['message']}",
+                                   code=codes.pop() if len(codes) == 1 else "validation_error", details=problems)
+        return clean
+
+    def _check_references(self, table: Table, records: list[dict[str, Any]]) -> None:
+        """A foreign key to another table of the module must name a row of the same site: the database's
+        own foreign key check would accept another site's id, which would tie two tenants together."""
+        for name, column in table.columns.items():
+            if not column.references or column.references not in self.schema.tables:
+                continue
+            ids = {r[name] for r in records if r.get(name) is not None}
+            if not ids:
+                continue
+            target = self.schema.tables[column.references]
+            with self._scope():
+                row = self.unit.fetchone(
+                    sql.SQL("SELECT count(*) AS n FROM {} WHERE site_id = %s AND id = ANY(%s)").format(
+                        self._ident(target)), (self.site_id, list(ids)))
+            if int(row["n"]) != len(ids):
+                raise _invalid(name, f"no such {target.name} row on this site", "invalid_reference")
+
+    def _plan(self, index: int, op: Any) -> tuple[str, str, Mapping[str, Any]]:
+        if not isinstance(op, Mapping):
+            raise BadRequest(f"Operation {index} must be an object", code="invalid_batch",
+                             details=[{"operation": index}])
+        kind = op.get("op") or op.get("type")
+        table = op.get("table")
+        try:
+            if kind not in ("create", "update", "delete"):
+                raise BadRequest("op must be create, update or delete", code="invalid_batch")
+            t = self._table(table)
+            if kind == "create":
+                values = op.get("values", op.get("data"))
+                records = [values] if isinstance(values, Mapping) else values
+                if not isinstance(records, list) or not records:
+                    raise BadRequest("create needs values: an object or a list of objects", code="invalid_batch")
+                for i, r in enumerate(records):
+                    self._writable_values(t, r, index=i if len(records) > 1 else None, creating=True)
+            else:
+                if op.get("id") is None and not op.get("where"):
+                    raise ValidationFailed(f"{kind} needs an id or a where filter", code="filter_required")
+                for f in filters_from_where(op.get("where")):
+                    self._filter_sql(t, f)
+                if kind == "update":
+                    self._writable_values(t, op.get("values", op.get("data")), index=None, creating=False)
+        except ApiError as exc:
+            exc.details = [{"operation": index, **d} for d in (exc.details or [{}])]
+            exc.message = f"Operation {index}: {exc.message}"
+            raise
+        return kind, table, op
+
+    def _run(self, kind: str, table: str, op: Mapping[str, Any]) -> dict[str, Any]:
+        values = op.get("values", op.get("data"))
+        if kind == "create":
+            rows = self.create(table, values)
+            return {"op": kind, "table": table, "data": rows if not isinstance(values, Mapping) else rows[0]}
+        if op.get("id") is not None:
+            row = (self.update_by_id(table, op["id"], values) if kind == "update"
+                   else self.delete_by_id(table, op["id"]))
+            if row is None:
+                raise NotFound(f"No {table} row {op['id']} on this site", code="row_not_found")
+            return {"op": kind, "table": table, "data": row}
+        if kind == "update":
+            return {"op": kind, "table": table, "data": self.update(table, op["where"], values)}
+        t = self._table(table)
+        rows = self._delete(t, filters_from_where(op["where"]))
+        return {"op": kind, "table": table, "data": rows, "count": len(rows)}
+
+    # -- internals: SQL ------------------------------------------------------------------------
+
+    def _ident(self, table: Table) -> sql.Identifier:
+        return sql.Identifier(self.schema.schema_name, table.name)
+
+    def _select_list(self, table: Table, select: Sequence[str] | None) -> sql.Composable:
+        if not select:
+            return sql.SQL("*")
+        return sql.SQL(", ").join(sql.Identifier(self._column(table, c).name) for c in select)
+
+    def _order(self, table: Table, order: Sequence[Order]) -> sql.Composable:
+        terms = []
+        for o in order:
+            self._column(table, o.column)
+            term = sql.SQL("{} {}").format(sql.Identifier(o.column), sql.SQL("DESC" if o.descending else "ASC"))
+            if o.nulls:
+                term = sql.SQL("{} {}").format(term, sql.SQL("NULLS FIRST" if o.nulls == "first" else "NULLS LAST"))
+            terms.append(term)
+        if not terms and "created_at" in table.columns:
+            terms.append(sql.SQL("{} ASC").format(sql.Identifier("created_at")))
+        if not any(o.column == "id" for o in order):
+            terms.append(sql.SQL("{} ASC").format(sql.Identifier("id")))  # a stable order for paging
+        return sql.SQL(", ").join(terms)
+
+    def _filter_sql(self, table: Table, f: Filter) -> tuple[sql.Composable, list[Any]]:
+        column = self._column(table, f.column)
+        ident = sql.Identifier(column.name)
+        try:
+            if f.op in _COMPARISONS:
+                if f.value is None:
+                    raise InvalidValue(f"{f.op} needs a value; use is.null to match missing values")
+                text = isinstance(f.value, str)
+                clause = sql.SQL("{} " + _COMPARISONS[f.op] + " %s").format(ident)
+                params = [coerce_scalar(column, f.value, from_text=text)]
+            elif f.op in ("like", "ilike"):
+                clause = sql.SQL("{}::text " + ("LIKE" if f.op == "like" else "ILIKE") + " %s").format(ident)
+                params = [coerce_text_pattern(column, f.value)]
+            elif f.op == "in":
+                values = list(f.value)
+                if len(values) > MAX_IN_VALUES:
+                    raise InvalidValue(f"in takes at most {MAX_IN_VALUES} values")
+                if not values:
+                    clause, params = sql.SQL("false"), []
+                else:
+                    params = [coerce_scalar(column, v, from_text=isinstance(v, str)) for v in values]
+                    clause = sql.SQL("{} IN ({})").format(ident, sql.SQL(", ").join(sql.Placeholder() * len(values)))
+            elif f.op == "is":
+                word = {None: "NULL", True: "TRUE", False: "FALSE"}[f.value]
+                clause, params = sql.SQL("{} IS " + word).format(ident), []
+            else:
+                raise InvalidValue(f"unknown operator {f.op!r}")
+        except InvalidValue as exc:
+            raise _invalid(f.column, str(exc)) from exc
+        if any(p is None for p in params):
+            raise _invalid(f.column, "null is matched with is.null, not a comparison")
+        if f.negate:
+            clause = sql.SQL("NOT ({})").format(clause)
+        return clause, params
+
+    def _where(self, table: Table, filters: Sequence[Filter]) -> tuple[sql.Composable, list[Any]]:
+        clauses: list[sql.Composable] = [sql.SQL("{} = %s").format(sql.Identifier("site_id"))]
+        params: list[Any] = [self.site_id]
+        for f in filters:
+            clause, values = self._filter_sql(table, f)
+            clauses.append(clause)
+            params.extend(values)
+        return sql.SQL(" AND ").join(clauses), params
+
+    def _event_type(self, table: Table, action: str) -> str:
+        return validate_event_type(f"{event_segment(self.target.slug)}.{table.entity}.{action}")
+
+    def _write(self, table: Table, action: str, change: sql.Composable, params: list[Any]) -> list[dict[str, Any]]:
+        """Run a data-changing statement and write one outbox event per changed row, in one statement."""
+        payload = (sql.SQL("(to_jsonb(c) - {}) || jsonb_build_object('previous', c.{})").format(
+                       sql.Literal(_PREVIOUS), sql.Identifier(_PREVIOUS))
+                   if action == "updated" else sql.SQL("to_jsonb(c)"))
+        statement = sql.SQL("""
+            WITH changed AS ({change}),
+            events AS (
+              INSERT INTO public.automation_events_log
+                (site_id, event_type, payload, source_module, source_entity_type, source_entity_id)
+              SELECT c.site_id, %s, {payload}, %s, %s, c.id::text FROM changed c
+              RETURNING id)
+            SELECT c.*, (SELECT array_agg(e.id) FROM events e) AS {events} FROM changed c
+        """).format(change=change, payload=payload, events=sql.Identifier(_EVENTS))
+        event_params = [self._event_type(table, action), self.target.slug, table.entity]
+        with self._scope(), _database_errors(table.name):
+            rows = self.unit.fetchall(statement, [*params, *event_params])
+        event_ids = list(rows[0][_EVENTS] or []) if rows else []
+        for row in rows:
+            row.pop(_EVENTS, None)
+            row.pop(_PREVIOUS, None)
+        if event_ids:
+            self.unit.after_commit(lambda: dispatch_events(event_ids))
+        return rows
+
+    def _update(self, table: Table, filters: Sequence[Filter], values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        clean = self._writable_values(table, values, index=None, creating=False)
+        self._check_references(table, [clean])
+        condition, where_params = self._where(table, filters)
+        assignments = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in clean)
+        change = sql.SQL("""
+            UPDATE {t} AS t SET {assignments}
+            FROM (SELECT * FROM {t} WHERE {condition} FOR UPDATE) AS target
+            WHERE t.id = target.id
+            RETURNING t.*, to_jsonb(target) AS {previous}
+        """).format(t=self._ident(table), assignments=assignments, condition=condition,
+                    previous=sql.Identifier(_PREVIOUS))
+        return self._write(table, "updated", change, [*clean.values(), *where_params])
+
+    def _delete(self, table: Table, filters: Sequence[Filter]) -> list[dict[str, Any]]:
+        condition, params = self._where(table, filters)
+        change = sql.SQL("DELETE FROM {} WHERE {} RETURNING *").format(self._ident(table), condition)
+        return self._write(table, "deleted", change, params)
+
+    # -- internals: the worker scope ----------------------------------------------------------
+
+    @contextmanager
+    def _scope(self) -> Iterator[None]:
+        """For ``for_service``: run the enclosed statements as ``authenticated`` scoped to this site,
+        so row-level security bounds a worker exactly as it bounds a site API key."""
+        if not self._service_scope or self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        claims = {"role": "site_api_key", "site_id": str(self.site_id), "sub": None, "scope": "worker"}
+        self.unit.execute(sql.SQL(
+            "SAVEPOINT dramac_sdk; SELECT set_config('request.jwt.claims', {}, true), "
+            "set_config('role', 'authenticated', true)").format(sql.Literal(json.dumps(claims))))
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            self._rollback_to("dramac_sdk")
+            raise
+        else:
+            self.unit.execute("SELECT set_config('role', 'none', true), set_config('request.jwt.claims', '', true); "
+                              "RELEASE SAVEPOINT dramac_sdk")
+        finally:
+            self._depth -= 1
+
+    def _rollback_to(self, savepoint: str) -> None:
+        conn = self.unit.conn
+        if conn.closed or conn.info.transaction_status == psycopg.pq.TransactionStatus.UNKNOWN:
+            return
+        try:
+            conn.execute(sql.SQL("ROLLBACK TO SAVEPOINT {0}; RELEASE SAVEPOINT {0}").format(sql.Identifier(savepoint)))
+        except psycopg.Error:
+            pass
+
+
+def forget_cached_schemas() -> None:
+    forget_module_schema(None)

@@ -1,0 +1,137 @@
+"""Values checked against a column's type before they reach SQL, so a bad uuid, number or date is a
+400 naming the column instead of a database error. Values are always bound as parameters; strings
+for types not checked here go as PostgreSQL's ``unknown`` and are parsed by the server, whose
+errors the SDK also turns into 400s.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from .catalog import Column
+
+INT_RANGES = {"int2": 2**15, "int4": 2**31, "int8": 2**63}
+TRUE_TEXT = {"true": True, "t": True, "1": True, "yes": True, "false": False, "f": False, "0": False, "no": False}
+
+
+class InvalidValue(ValueError):
+    """A value that does not fit its column; the message is for a person."""
+
+
+def _integer(value: Any, type_name: str) -> int:
+    if isinstance(value, bool):
+        raise InvalidValue("expected a whole number, not a boolean")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise InvalidValue("expected a whole number")
+        value = int(value)
+    elif isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError as exc:
+            raise InvalidValue("expected a whole number") from exc
+    elif not isinstance(value, int):
+        raise InvalidValue("expected a whole number")
+    bound = INT_RANGES[type_name]
+    if not -bound <= value < bound:
+        raise InvalidValue(f"out of range for {type_name}")
+    return value
+
+
+def _number(value: Any) -> Decimal | int | float:
+    if isinstance(value, bool):
+        raise InvalidValue("expected a number, not a boolean")
+    if isinstance(value, int | float | Decimal):
+        return value
+    if isinstance(value, str):
+        try:
+            return Decimal(value.strip())
+        except InvalidOperation as exc:
+            raise InvalidValue("expected a number") from exc
+    raise InvalidValue("expected a number")
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in TRUE_TEXT:
+        return TRUE_TEXT[value.strip().lower()]
+    raise InvalidValue("expected true or false")
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise InvalidValue("expected a UUID") from exc
+
+
+def _temporal(value: Any, type_name: str) -> Any:
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value
+    if not isinstance(value, str):
+        raise InvalidValue("expected an ISO 8601 string")
+    text = value.strip()
+    try:
+        if type_name == "date":
+            dt.date.fromisoformat(text)
+        elif type_name in ("time", "timetz"):
+            dt.time.fromisoformat(text)
+        elif type_name in ("timestamp", "timestamptz"):
+            dt.datetime.fromisoformat(text)
+        else:  # interval and friends: the server parses them
+            return text
+    except ValueError as exc:
+        raise InvalidValue("expected an ISO 8601 " + ("date" if type_name == "date" else "date-time")) from exc
+    return text  # sent as text: the server applies the session time zone to zone-less values
+
+
+def coerce_scalar(column: Column, value: Any, *, from_text: bool = False) -> Any:
+    """One value for ``column``: a Python value psycopg binds with the right type, or ``InvalidValue``."""
+    if value is None:
+        return None
+    type_name = column.type_name
+    if type_name in INT_RANGES:
+        return _integer(value, type_name)
+    if type_name in ("numeric", "float4", "float8", "money"):
+        return _number(value)
+    if type_name == "bool":
+        return _boolean(value)
+    if type_name == "uuid":
+        return _uuid(value)
+    if column.category == "D":
+        return _temporal(value, type_name)
+    if type_name in ("json", "jsonb"):
+        if from_text and isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass  # a bare string compared as a JSON string
+        return Jsonb(value)
+    if column.category == "A":
+        if not isinstance(value, list):
+            raise InvalidValue("expected a list")
+        element = Column(column.name, column.data_type, column.element_type or "text", "S", None, False, False,
+                         False, None)
+        return [coerce_scalar(element, v) for v in value]
+    if isinstance(value, str):
+        return value
+    if column.category == "S":
+        raise InvalidValue("expected a string")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise InvalidValue(f"not a valid {column.data_type}")
+
+
+def coerce_text_pattern(column: Column, value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidValue("like and ilike take a string pattern")
+    return value
