@@ -4,10 +4,10 @@ real transactions for batch, automation events in the same transaction, module g
 import uuid
 
 import pytest
-from conftest import claims_for
 from dramac_common import db
 from dramac_common.errors import ApiError, Conflict, NotFound, ValidationFailed
 from dramac_common.module_data import ModuleDatabaseSDK, Query, WidgetStorage, parse_query_params
+from helpers import claims_for
 from module_fixtures import install_module, make_crm, sqs_queues_fixture  # noqa: F401 - fixture
 
 
