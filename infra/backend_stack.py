@@ -307,6 +307,8 @@ class BackendStack(Stack):
                 raise ValueError(
                     f"queue {spec.name}: visibility timeout {spec.visibility_timeout_s}s is less than 6x the "
                     f"{spec.consumer} timeout ({settings.timeout_s}s); raise it in QUEUE_CONSUMERS")
+            # the consumer marks its work failed on the last receive, before SQS moves it to the DLQ
+            function.add_environment(f"{spec.name.upper()}_MAX_RECEIVES", str(spec.max_receives))
             function.add_event_source(event_sources.SqsEventSource(
                 self.queues[spec.name], batch_size=spec.batch_size, report_batch_item_failures=True,
                 # Never more pollers than the function may run: throttled batches would burn receives.

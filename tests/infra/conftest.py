@@ -3,17 +3,14 @@
 Two syntheses:
 - ``synth``: the repository as it is on this branch, with context values set the way an operator
   would (issuer, audience, CORS origin), so the tests see context reach the template.
-- ``future_synth``: the same app over a copy of ``functions/`` completed with stub handlers for the
-  functions other branches are building (and a stub domain router bundle if the real one is absent),
-  so queue consumers, the relay schedule, the provisioner's concurrency and the edge stack are checked
-  now and keep working when those branches merge.
+- ``configured_synth``: the same app with the domain router's settings given inline as context
+  (``dramac:domainRouterConfig``) rather than as a JWKS file.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,20 +28,6 @@ CONTEXT = {
     "dramac:jwtAudience": ["authenticated"],
     "dramac:corsAllowOrigins": ["https://app.example.test"],
 }
-
-PLANNED_FUNCTIONS = ("purchase", "install", "provision", "module_api", "automation", "event_processor", "relay")
-
-STUB_BUNDLE = '''
-import json, pathlib
-
-def build_bundle(out_dir, mode="production", config_overrides=None):
-    out = pathlib.Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "app.py").write_text("def handler(event, context):\\n    return event['Records'][0]['cf']['request']\\n")
-    (out / "config.json").write_text(json.dumps({"mode": mode, **(config_overrides or {})}))
-    return out
-'''
-
 
 @dataclass
 class Synth:
@@ -123,40 +106,22 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 
 
 @pytest.fixture(scope="session")
-def future_functions_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def configured_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """The same app with the router's settings given inline as context instead of a JWKS file."""
     from infra import catalog
 
-    target = tmp_path_factory.mktemp("functions") / "functions"
-    shutil.copytree(catalog.FUNCTIONS_DIR, target, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in PLANNED_FUNCTIONS:
-        app_py = target / name / "app.py"
-        if not app_py.exists():
-            app_py.parent.mkdir(parents=True, exist_ok=True)
-            app_py.write_text(f'"""stub {name}"""\n\ndef handler(event, context):\n    return {{}}\n')
-    router = target / catalog.EDGE_FUNCTION
-    if not (router / "bundle.py").exists():
-        router.mkdir(exist_ok=True)
-        (router / "app.py").write_text("def handler(event, context):\n    return None\n")
-        (router / "bundle.py").write_text(STUB_BUNDLE)
-    return target
-
-
-@pytest.fixture(scope="session")
-def future_synth(tmp_path_factory: pytest.TempPathFactory, future_functions_dir: Path) -> Synth:
     router = {"app_domains": ["app.example.test"], "jwks": public_jwks()}
     context = {**CONTEXT, "dramac:domainRouterConfig": json.dumps(router)}
-    return synthesize(tmp_path_factory.mktemp("cdk-out-future"), future_functions_dir, context)
+    return synthesize(tmp_path_factory.mktemp("cdk-out-configured"), catalog.FUNCTIONS_DIR, context)
 
 
-@pytest.fixture(scope="session", params=["branch", "future"])
+@pytest.fixture(scope="session", params=["jwks-file", "inline-config"])
 def any_synth(request: pytest.FixtureRequest) -> Synth:
-    """Both syntheses: rules that must hold now and after the other branches merge."""
-    return request.getfixturevalue("synth" if request.param == "branch" else "future_synth")
+    """Both syntheses: rules that must hold however the operator configures the app."""
+    return request.getfixturevalue("synth" if request.param == "jwks-file" else "configured_synth")
 
 
 @pytest.fixture(scope="session")
 def real_edge(synth: Synth) -> Synth:
-    if synth.edge is None:
-        pytest.skip("functions/domain_router/bundle.py is not on this branch yet, so the app skips the edge "
-                    "stack; the stub-bundle edge tests cover its wiring")
+    assert synth.edge is not None, "the edge stack was not synthesized"
     return synth

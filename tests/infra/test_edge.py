@@ -1,7 +1,6 @@
 """The edge stack: the domain router as Lambda@Edge on CloudFront, in us-east-1.
 
-``real_edge`` uses functions/domain_router/bundle.py (skipped until it merges); ``future_synth`` uses
-a stub bundle with the same interface, so the wiring is tested on this branch already.
+``real_edge`` bundles the router from a JWKS file; ``configured_synth`` from inline context settings.
 """
 
 from __future__ import annotations
@@ -12,9 +11,9 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture(scope="session", params=["stub", "real"])
+@pytest.fixture(scope="session", params=["inline-config", "jwks-file"])
 def edge(request):
-    return request.getfixturevalue("future_synth" if request.param == "stub" else "real_edge")
+    return request.getfixturevalue("configured_synth" if request.param == "inline-config" else "real_edge")
 
 
 def test_edge_stack_is_in_us_east_1(edge):
@@ -69,8 +68,8 @@ def test_router_verifies_sessions_with_the_public_keys_from_the_jwks_file(real_e
     assert key["kty"] == "EC" and "d" not in key
 
 
-def test_router_config_overrides_come_from_context(future_synth):
-    assert _bundled_config(future_synth)["app_domains"] == ["app.example.test"]
+def test_router_config_overrides_come_from_context(configured_synth):
+    assert _bundled_config(configured_synth)["app_domains"] == ["app.example.test"]
 
 
 def test_distribution_writes_access_logs(edge):

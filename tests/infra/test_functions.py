@@ -84,18 +84,18 @@ def test_database_functions_reach_aurora_through_the_proxy_with_the_secret(any_s
         assert env["DATABASE_NAME"] == "dramac"
 
 
-def test_provisioner_has_reserved_concurrency(future_synth):
-    props = future_synth.functions()["provision"]
+def test_provisioner_has_reserved_concurrency(synth):
+    props = synth.functions()["provision"]
     assert props["ReservedConcurrentExecutions"] == catalog.FUNCTION_SETTINGS["provision"].reserved_concurrency
     assert props["ReservedConcurrentExecutions"] >= 1
 
 
-def test_purchase_gets_the_paddle_webhook_secret_by_dynamic_reference(future_synth):
-    env = future_synth.functions()["purchase"]["Environment"]["Variables"]
-    secret = future_synth.logical_id(future_synth.backend.secrets[catalog.PADDLE_WEBHOOK_SECRET])
+def test_purchase_gets_the_paddle_webhook_secret_by_dynamic_reference(synth):
+    env = synth.functions()["purchase"]["Environment"]["Variables"]
+    secret = synth.logical_id(synth.backend.secrets[catalog.PADDLE_WEBHOOK_SECRET])
     assert env["PADDLE_WEBHOOK_SECRET"] == {
         "Fn::Join": ["", ["{{resolve:secretsmanager:", {"Ref": secret}, ":SecretString:::}}"]]}
-    others = [n for n, p in future_synth.functions().items() if "PADDLE_WEBHOOK_SECRET" in p["Environment"]["Variables"]]
+    others = [n for n, p in synth.functions().items() if "PADDLE_WEBHOOK_SECRET" in p["Environment"]["Variables"]]
     assert others == ["purchase"]
 
 

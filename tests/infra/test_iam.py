@@ -50,25 +50,25 @@ def _role_policies(synth):
     return result
 
 
-def test_each_function_sends_only_to_its_own_queues(future_synth):
-    queue_ids = {name: future_synth.logical_id(q) for name, q in future_synth.backend.queues.items()}
-    for name, statements in _role_policies(future_synth).items():
+def test_each_function_sends_only_to_its_own_queues(synth):
+    queue_ids = {name: synth.logical_id(q) for name, q in synth.backend.queues.items()}
+    for name, statements in _role_policies(synth).items():
         sent_to = {r["Fn::GetAtt"][0] for s in statements if "sqs:SendMessage" in _listify(s["Action"])
                    for r in _listify(s["Resource"])}
         assert sent_to == {queue_ids[q] for q in catalog.settings_for(name).sends_to}, name
 
 
-def test_each_function_reads_only_the_database_secret(future_synth):
-    attachment = future_synth.logical_id(
-        future_synth.backend.cluster.node.find_child("Secret").node.find_child("Attachment"))
-    for name, statements in _role_policies(future_synth).items():
+def test_each_function_reads_only_the_database_secret(synth):
+    attachment = synth.logical_id(
+        synth.backend.cluster.node.find_child("Secret").node.find_child("Attachment"))
+    for name, statements in _role_policies(synth).items():
         read = [r for s in statements if "secretsmanager:GetSecretValue" in _listify(s["Action"])
                 for r in _listify(s["Resource"])]
         assert read == [{"Ref": attachment}], name
 
 
-def test_only_the_event_processor_may_send_email_and_only_from_its_identity(future_synth):
-    for name, statements in _role_policies(future_synth).items():
+def test_only_the_event_processor_may_send_email_and_only_from_its_identity(synth):
+    for name, statements in _role_policies(synth).items():
         ses = [s for s in statements if any(a.startswith("ses:") for a in _listify(s["Action"]))]
         if name == "event_processor":
             (statement,) = ses

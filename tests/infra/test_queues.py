@@ -23,29 +23,29 @@ def test_each_queue_has_a_dead_letter_queue_with_the_configured_max_receives(syn
 
 
 @pytest.mark.parametrize("name", sorted(QUEUE_CONSUMERS))
-def test_queue_visibility_is_at_least_six_times_the_consumer_timeout(future_synth, name):
+def test_queue_visibility_is_at_least_six_times_the_consumer_timeout(synth, name):
     consumer = QUEUE_CONSUMERS[name][0]
-    assert _queue(future_synth, name)["VisibilityTimeout"] >= 6 * future_synth.functions()[consumer]["Timeout"]
+    assert _queue(synth, name)["VisibilityTimeout"] >= 6 * synth.functions()[consumer]["Timeout"]
 
 
 @pytest.mark.parametrize("name", sorted(QUEUE_CONSUMERS))
-def test_consumer_reads_its_queue_reporting_batch_item_failures(future_synth, name):
+def test_consumer_reads_its_queue_reporting_batch_item_failures(synth, name):
     consumer, batch_size, _, _ = QUEUE_CONSUMERS[name]
-    queue = future_synth.logical_id(future_synth.backend.queues[name])
-    function = future_synth.logical_id(future_synth.backend.functions[consumer])
-    (mapping,) = [m["Properties"] for m in future_synth.resources("AWS::Lambda::EventSourceMapping").values()
+    queue = synth.logical_id(synth.backend.queues[name])
+    function = synth.logical_id(synth.backend.functions[consumer])
+    (mapping,) = [m["Properties"] for m in synth.resources("AWS::Lambda::EventSourceMapping").values()
                   if m["Properties"]["EventSourceArn"] == {"Fn::GetAtt": [queue, "Arn"]}]
     assert mapping["FunctionName"] == {"Ref": function}
     assert mapping["BatchSize"] == batch_size
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
 
-def test_provision_pollers_never_exceed_the_provisioners_reserved_concurrency(future_synth):
-    queue = future_synth.logical_id(future_synth.backend.queues[catalog.PROVISION_QUEUE])
-    (mapping,) = [m["Properties"] for m in future_synth.resources("AWS::Lambda::EventSourceMapping").values()
+def test_provision_pollers_never_exceed_the_provisioners_reserved_concurrency(synth):
+    queue = synth.logical_id(synth.backend.queues[catalog.PROVISION_QUEUE])
+    (mapping,) = [m["Properties"] for m in synth.resources("AWS::Lambda::EventSourceMapping").values()
                   if m["Properties"]["EventSourceArn"] == {"Fn::GetAtt": [queue, "Arn"]}]
     assert mapping["ScalingConfig"]["MaximumConcurrency"] <= max(
-        2, future_synth.functions()["provision"]["ReservedConcurrentExecutions"])
+        2, synth.functions()["provision"]["ReservedConcurrentExecutions"])
 
 
 def test_queues_without_a_merged_consumer_have_no_event_source_yet(synth):
@@ -53,7 +53,7 @@ def test_queues_without_a_merged_consumer_have_no_event_source_yet(synth):
     assert len(synth.resources("AWS::Lambda::EventSourceMapping")) == len(consumers & set(synth.backend.functions))
 
 
-def test_visibility_shorter_than_six_timeouts_fails_synth(monkeypatch, future_functions_dir, tmp_path):
+def test_visibility_shorter_than_six_timeouts_fails_synth(monkeypatch, tmp_path):
     import dataclasses
 
     import aws_cdk as cdk
@@ -66,7 +66,7 @@ def test_visibility_shorter_than_six_timeouts_fails_synth(monkeypatch, future_fu
     monkeypatch.setattr(catalog, "queues", lambda: short)
     app = cdk.App(outdir=str(tmp_path))
     with pytest.raises(ValueError, match="6x"):
-        BackendStack(app, "Bad", config=DeployConfig.from_node(app.node), functions_dir=future_functions_dir,
+        BackendStack(app, "Bad", config=DeployConfig.from_node(app.node), functions_dir=catalog.FUNCTIONS_DIR,
                      staging_dir=tmp_path / "staging")
 
 
@@ -89,15 +89,15 @@ def test_alarms_notify_the_alarm_topic(synth):
         assert alarm["Properties"]["AlarmActions"] == [topic], logical_id
 
 
-def test_relay_runs_on_a_schedule(future_synth):
-    relay = future_synth.logical_id(future_synth.backend.functions["relay"])
-    rules = [r["Properties"] for r in future_synth.resources("AWS::Events::Rule").values()]
+def test_relay_runs_on_a_schedule(synth):
+    relay = synth.logical_id(synth.backend.functions["relay"])
+    rules = [r["Properties"] for r in synth.resources("AWS::Events::Rule").values()]
     (rule,) = [r for r in rules if r["Targets"][0]["Arn"] == {"Fn::GetAtt": [relay, "Arn"]}]
     assert rule["ScheduleExpression"] == "rate(1 minute)"
 
 
-def test_queue_urls_reach_only_the_functions_that_send_to_them(future_synth):
-    for name, props in future_synth.functions().items():
+def test_queue_urls_reach_only_the_functions_that_send_to_them(synth):
+    for name, props in synth.functions().items():
         env = props["Environment"]["Variables"]
         urls = {k for k in env if k.endswith("_QUEUE_URL")}
         assert urls == {f"{q.upper()}_QUEUE_URL" for q in catalog.settings_for(name).sends_to}, name
@@ -110,3 +110,10 @@ def test_queues_are_encrypted_and_refuse_plain_http(synth, name):
     queue = {"Ref": synth.logical_id(synth.backend.queues[name])}
     assert any(queue in p["Queues"] and any(s["Effect"] == "Deny" and "aws:SecureTransport" in str(s["Condition"])
                                             for s in p["PolicyDocument"]["Statement"]) for p in policies)
+
+
+@pytest.mark.parametrize("name", sorted(QUEUE_CONSUMERS))
+def test_consumer_knows_its_queues_max_receives(synth, name):
+    consumer, max_receives = QUEUE_CONSUMERS[name][0], QUEUE_CONSUMERS[name][3]
+    env = synth.functions()[consumer]["Environment"]["Variables"]
+    assert env[f"{name.upper()}_MAX_RECEIVES"] == str(max_receives)
