@@ -13,27 +13,21 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from helpers import emulated_queues as shared_emulated_queues
+
 WEBHOOK = "/api/webhooks/paddle"
 SANDBOX_SECRET = "dramac-sandbox-paddle-webhook-secret"
 
 
+def emulated_queues():
+    """moto's SQS with the project's queues (the shared helper); yields logical name → URL."""
+    return _urls_of(shared_emulated_queues())
+
+
 @contextmanager
-def emulated_queues() -> Iterator[dict[str, str]]:
-    """moto's SQS with the project's queues: outbox dispatches land there, never in AWS."""
-    from dramac_common import queues
-    from dramac_common.settings import reset_settings
-    from moto import mock_aws
-
-    from dramac_dev.sqs_local import create_queues
-
-    with mock_aws():
-        reset_settings()
-        queues.reset_client()
-        try:
-            yield create_queues(queues.sqs_client(), "dramac")
-        finally:
-            queues.reset_client()
-            reset_settings()
+def _urls_of(scope):
+    with scope as emulated:
+        yield emulated.urls
 
 
 def iso(moment: datetime) -> str:

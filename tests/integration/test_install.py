@@ -9,7 +9,7 @@ import uuid
 import pytest
 from dramac_common import db, installations
 from dramac_common.naming import get_module_schema_name
-from helpers import claims_for
+from helpers import claims_for, emulated_queues
 
 from dramac_dev.seed import CRM_MANIFEST
 
@@ -60,20 +60,8 @@ class ProvisionQueue:
 
 @pytest.fixture
 def provision_queue():
-    from dramac_common import queues
-    from dramac_common.settings import reset_settings
-    from moto import mock_aws
-
-    from dramac_dev.sqs_local import create_queues
-
-    with mock_aws():
-        reset_settings()
-        queues.reset_client()
-        url = create_queues(queues.sqs_client(), "dramac")["provision"]
-        arn = queues.sqs_client().get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"]
-        yield ProvisionQueue(queues.sqs_client(), url, arn)
-    queues.reset_client()
+    with emulated_queues() as emulated:
+        yield ProvisionQueue(emulated.client, emulated.urls["provision"], emulated.arn("provision"))
 
 
 @pytest.fixture

@@ -3,12 +3,19 @@
 import uuid
 
 import pytest
+from helpers import emulated_queues
 
 SUBSCRIBE = "/api/modules/subscribe"
 
 
 @pytest.fixture
-def api(function_client):
+def queues():
+    with emulated_queues() as emulated:
+        yield emulated
+
+
+@pytest.fixture
+def api(function_client, queues):
     return function_client("subscribe")
 
 
@@ -171,3 +178,23 @@ def test_unknown_route_is_404_envelope(api, tenant):
     reply = api.get("/api/nothing-here", user=tenant.owner)
     assert reply.status == 404
     assert reply.body["success"] is False
+
+
+def test_new_free_subscription_emits_created_and_activated_events(api, tenant, make_module, owner_conn, queues):
+    module = make_module()
+    reply = api.post(SUBSCRIBE, user=tenant.owner, body={"agencyId": str(tenant.agency_id), "moduleId": str(module)})
+    rows = owner_conn.execute(
+        "SELECT id, event_type, agency_id, site_id, payload FROM automation_events_log "
+        "WHERE agency_id = %s ORDER BY event_type", (tenant.agency_id,)).fetchall()
+    assert [r["event_type"] for r in rows] == ["marketplace.subscription.activated", "marketplace.subscription.created"]
+    assert all(r["site_id"] is None and r["payload"]["subscription_id"] == reply.data["id"] for r in rows)
+    assert {m["eventId"] for m in queues.drain("events")} == {str(r["id"]) for r in rows}
+
+
+def test_repeated_subscribe_emits_nothing_more(api, tenant, make_module, owner_conn):
+    body = {"agencyId": str(tenant.agency_id), "moduleId": str(make_module())}
+    api.post(SUBSCRIBE, user=tenant.owner, body=body)
+    api.post(SUBSCRIBE, user=tenant.owner, body=body)
+    count = owner_conn.execute("SELECT count(*) AS n FROM automation_events_log WHERE agency_id = %s",
+                               (tenant.agency_id,)).fetchone()["n"]
+    assert count == 2

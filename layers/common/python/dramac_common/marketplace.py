@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from .api import CamelModel
+from .automation_events import log_automation_event
 from .db import Unit
 from .errors import NotFound, PaymentRequired
 from .tenancy import require_agency_access
@@ -70,6 +71,34 @@ class Subscription(CamelModel):
     canceled_at: datetime | None
 
 
+def _subscription_event_payload(sub: dict[str, Any], module_slug: str | None, previous: str | None) -> dict[str, Any]:
+    return {
+        "subscription_id": str(sub["id"]),
+        "agency_id": str(sub["agency_id"]),
+        "module_id": str(sub["module_id"]),
+        "module_slug": module_slug,
+        "status": sub["status"],
+        "previous_status": previous,
+        "billing_cycle": sub["billing_cycle"],
+        "wholesale_price_cents": sub["wholesale_price_cents"],
+        "markup_type": sub["markup_type"],
+        "markup_value": sub["markup_value"],
+        "retail_price_cents": sub["retail_price_cents"],
+        "currency": sub["currency"],
+    }
+
+
+def emit_subscription_event(unit: Unit, action: str, sub: dict[str, Any], *, module_slug: str | None = None,
+                            previous_status: str | None = None) -> None:
+    """``marketplace.subscription.<action>``: an agency-level automation event (no site)."""
+    log_automation_event(
+        unit, None, f"marketplace.subscription.{action}",
+        _subscription_event_payload(sub, module_slug, previous_status),
+        agency_id=sub["agency_id"], source_module="marketplace", source_entity_type="subscription",
+        source_entity_id=sub["id"],
+    )
+
+
 def list_published_modules(unit: Unit) -> list[Module]:
     rows = unit.fetchall(
         f"SELECT {MODULE_COLUMNS} FROM public.modules_v2 m WHERE m.status = 'published' ORDER BY m.name, m.slug"
@@ -119,6 +148,10 @@ def subscribe_to_free_module(unit: Unit, agency_id: uuid.UUID, module_id: uuid.U
         {"agency": agency_id, "module": module_id, "currency": module.currency},
     )
     changed = bool(row.pop("changed"))
+    if changed:
+        # a free subscription is created active: workflows on either event see it
+        emit_subscription_event(unit, "created", row, module_slug=module.slug)
+        emit_subscription_event(unit, "activated", row, module_slug=module.slug)
     return Subscription.model_validate(row), changed
 
 

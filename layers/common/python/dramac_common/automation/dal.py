@@ -29,20 +29,24 @@ def _json(value: Any) -> Jsonb:
 
 def load_event(unit: Unit, event_id: uuid.UUID | str) -> dict[str, Any] | None:
     return unit.fetchone(
-        """SELECT id, site_id, event_type, payload, source_module, source_entity_type, source_entity_id,
-                  chain_depth, created_at
+        """SELECT id, site_id, agency_id, event_type, payload, source_module, source_entity_type,
+                  source_entity_id, chain_depth, created_at
            FROM public.automation_events_log WHERE id = %s""",
         (event_id,),
     )
 
 
-def active_subscriptions(unit: Unit, site_id: uuid.UUID, event_type: str) -> list[dict[str, Any]]:
-    """The site's active subscriptions to an event type whose workflow is active."""
+def active_subscriptions(unit: Unit, event: dict[str, Any]) -> list[dict[str, Any]]:
+    """Active subscriptions to the event's type whose workflow is active: the site's own for a site
+    event; those of every site of the agency for an agency-level event (``site_id`` NULL)."""
     return unit.fetchall(
-        """SELECT s.workflow_id, s.filter FROM public.automation_event_subscriptions s
+        """SELECT s.workflow_id, s.filter, s.site_id FROM public.automation_event_subscriptions s
            JOIN public.automation_workflows w ON w.id = s.workflow_id AND w.is_active
-           WHERE s.site_id = %s AND s.event_type = %s AND s.is_active""",
-        (site_id, event_type),
+           WHERE s.event_type = %(type)s AND s.is_active
+             AND (s.site_id = %(site)s::uuid
+                  OR (%(site)s::uuid IS NULL
+                      AND s.site_id IN (SELECT id FROM public.sites WHERE agency_id = %(agency)s::uuid)))""",
+        {"type": event["event_type"], "site": event["site_id"], "agency": event.get("agency_id")},
     )
 
 
@@ -76,17 +80,16 @@ def start_executions(unit: Unit, event: dict[str, Any], workflow_ids: list[uuid.
         f"""
         INSERT INTO public.workflow_executions AS e
           (workflow_id, site_id, event_id, status, started_at, lease_owner, lease_expires_at, next_position)
-        SELECT w, %(site)s, %(event)s, 'running', now(), %(owner)s, now() + make_interval(secs => %(lease)s),
-               coalesce((SELECT min(s.position) FROM public.workflow_steps s WHERE s.workflow_id = w), 0)
-        FROM unnest(%(workflows)s::uuid[]) AS w
+        SELECT w.id, w.site_id, %(event)s, 'running', now(), %(owner)s, now() + make_interval(secs => %(lease)s),
+               coalesce((SELECT min(s.position) FROM public.workflow_steps s WHERE s.workflow_id = w.id), 0)
+        FROM public.automation_workflows w WHERE w.id = ANY(%(workflows)s::uuid[])
         ON CONFLICT (event_id, workflow_id) DO UPDATE
           SET status = 'running', lease_owner = EXCLUDED.lease_owner, lease_expires_at = EXCLUDED.lease_expires_at,
               started_at = coalesce(e.started_at, now()), updated_at = now()
           WHERE e.status IN ('pending', 'running') AND (e.lease_expires_at IS NULL OR e.lease_expires_at < now())
         RETURNING {EXECUTION_STATE}
         """,
-        {"site": event["site_id"], "event": event["id"], "owner": owner, "lease": lease_s,
-         "workflows": list(workflow_ids)},
+        {"event": event["id"], "owner": owner, "lease": lease_s, "workflows": list(workflow_ids)},
     )
 
 

@@ -120,7 +120,7 @@ class Engine:
             if event["chain_depth"] >= MAX_CHAIN_DEPTH:
                 log.warning("event %s is %d workflow steps deep; not starting workflows", event_id, event["chain_depth"])
                 return summary
-            workflow_ids = [s["workflow_id"] for s in dal.active_subscriptions(unit, event["site_id"], event["event_type"])
+            workflow_ids = [s["workflow_id"] for s in dal.active_subscriptions(unit, event)
                             if self._matches(s, event)]
             claimed = dal.start_executions(unit, event, workflow_ids, self.owner, self.lease_s)
             executions = self._load(unit, claimed, event)

@@ -11,7 +11,6 @@ from typing import Any
 
 from .. import marketplace
 from ..api import CamelModel
-from ..automation_events import log_automation_event
 from ..db import Unit
 from ..errors import BadRequest, Conflict, NotFound, ValidationFailed
 from ..tenancy import require_agency_access
@@ -45,34 +44,6 @@ class Purchase(CamelModel):
     status: str
     checkout: Checkout
     subscription: BilledSubscription
-
-
-def _subscription_event_payload(sub: dict[str, Any], module_slug: str | None, previous: str | None) -> dict[str, Any]:
-    return {
-        "subscription_id": str(sub["id"]),
-        "agency_id": str(sub["agency_id"]),
-        "module_id": str(sub["module_id"]),
-        "module_slug": module_slug,
-        "status": sub["status"],
-        "previous_status": previous,
-        "billing_cycle": sub["billing_cycle"],
-        "wholesale_price_cents": sub["wholesale_price_cents"],
-        "markup_type": sub["markup_type"],
-        "markup_value": sub["markup_value"],
-        "retail_price_cents": sub["retail_price_cents"],
-        "currency": sub["currency"],
-    }
-
-
-def emit_subscription_event(unit: Unit, action: str, sub: dict[str, Any], *, module_slug: str | None = None,
-                            previous_status: str | None = None) -> None:
-    """``marketplace.subscription.<action>``: an agency-level automation event (no site)."""
-    log_automation_event(
-        unit, None, f"marketplace.subscription.{action}",
-        _subscription_event_payload(sub, module_slug, previous_status),
-        agency_id=sub["agency_id"], source_module="marketplace", source_entity_type="subscription",
-        source_entity_id=sub["id"],
-    )
 
 
 def choose_billing_cycle(module: marketplace.Module, requested: str | None) -> str:
@@ -183,7 +154,7 @@ def purchase_module(unit: Unit, *, user_id: uuid.UUID, agency_id: uuid.UUID, mod
         provider, user_id,
     )
     if previous in (None, "canceled"):
-        emit_subscription_event(unit, "created", sub, module_slug=module.slug, previous_status=previous)
+        marketplace.emit_subscription_event(unit, "created", sub, module_slug=module.slug, previous_status=previous)
     subscription = BilledSubscription.model_validate({**sub, "module_slug": module.slug, "module_name": module.name})
     return Purchase(subscription_id=sub["id"], status=sub["status"], checkout=checkout, subscription=subscription)
 

@@ -20,9 +20,9 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from .. import marketplace
 from ..db import Unit
 from ..errors import ValidationFailed
-from .subscriptions import emit_subscription_event
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +213,6 @@ def apply_event(unit: Unit, event: PaddleEvent) -> WebhookOutcome:
     )
     if previous == target:
         return _finish(unit, event, "unchanged", updated)
-    emit_subscription_event(unit, STATUS_EVENT[target], updated, module_slug=sub["module_slug"],
+    marketplace.emit_subscription_event(unit, STATUS_EVENT[target], updated, module_slug=sub["module_slug"],
                             previous_status=previous)
     return _finish(unit, event, "applied", updated)
