@@ -1,5 +1,5 @@
 """Deployment settings from CDK context (``cdk deploy -c dramac:jwtIssuer=...`` or cdk.json), with the
-documented defaults of README.md, "Deploy to AWS". Nothing here asks AWS: synth stays offline."""
+documented defaults of the README's Deploy section. Nothing here asks AWS: synth stays offline."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from constructs import Node
 
 PREFIX = "dramac:"
 
-# Every context key the app reads, its default, and what it is for (README.md, "Deploy to AWS" lists the same).
+# Every context key the app reads, its default, and what it is for (the README's Deploy section lists the same).
 DEFAULTS: dict[str, Any] = {
     "account": None,  # AWS account id; unset = environment-agnostic main stack
     "region": None,  # region of the main stack; unset = the CLI's region (environment-agnostic)
