@@ -24,6 +24,8 @@ QUEUE_CONSUMERS: dict[str, tuple[str, int, int, int]] = {
 def start_moto_server(host: str = "127.0.0.1", port: int = 0) -> tuple[Any, str]:
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log line per SQS poll
+
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     real_port = server._server.server_port  # the port the OS gave when 0 was asked
