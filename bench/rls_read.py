@@ -13,17 +13,16 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "integration"))  # the provisioner's stand-in (module_fixtures)
 
 MANIFEST = {"version": "1.0.0", "database": {"tables": [{
     "name": "contacts", "entity": "contact",
     "columns": [{"name": "email", "type": "text", "nullable": False}, {"name": "lead_score", "type": "integer"},
-                {"name": "status", "type": "text"}]}]}}
+                {"name": "status", "type": "text"}],
+    "indexes": [{"columns": ["created_at"]}]}]}}
 
 
 def timed(fn, repeats: int) -> list[float]:
@@ -52,8 +51,9 @@ def main() -> None:
     import psycopg
     from dramac_common import db
     from dramac_common.migrate import apply_migrations
+    from dramac_common.naming import get_module_schema_name
+    from dramac_common.provisioning import provisioner
     from dramac_common.settings import reset_settings
-    from module_fixtures import install_module, provision_module_tables
     from psycopg.rows import dict_row
 
     from dramac_dev import localdb, seed
@@ -73,9 +73,12 @@ def main() -> None:
                     agency = seed.create_agency(conn, owner=user if i == 0 else None)
                 sites.append((seed.create_site(conn, agency), agency))
             module_id = seed.create_module(conn, manifest=MANIFEST)
-            schema = provision_module_tables(conn, module_id, MANIFEST)
-            for site_id, agency_id in sites:
-                install_module(conn, site_id=site_id, agency_id=agency_id, module_id=module_id)
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO public.site_module_installations (site_id, module_id, agency_id, status) "
+                    "VALUES (%s, %s, %s, 'provisioning')", [(s, module_id, a) for s, a in sites])
+            provisioner.provision_module(module_id)  # the product's own schema, policies and indexes
+            schema = get_module_schema_name(module_id)
             t0 = time.perf_counter()
             conn.execute(
                 f"""INSERT INTO {schema}.contacts (site_id, email, lead_score, status, created_at)

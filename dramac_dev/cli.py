@@ -1,4 +1,4 @@
-"""The ``dramac`` command: migrate, token, invoke, seed and dev (see the README)."""
+"""The ``dramac`` command: migrate, token, invoke, seed, dev and demo (see the README)."""
 
 from __future__ import annotations
 
@@ -95,6 +95,12 @@ def _cmd_dev(args: argparse.Namespace) -> int:
     return run_dev(args.host, args.port)
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import main as run_demo
+
+    return run_demo(args.url, database_url=args.database_url, timeout_s=args.timeout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dramac", description="DRAMAC backend developer tool")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -119,6 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 3000))
     p.set_defaults(func=_cmd_dev)
+
+    p = sub.add_parser("demo", help="walk the whole story (install, workflow, contact, execution) over HTTP")
+    p.add_argument("--url", default=f"http://127.0.0.1:{os.environ.get('PORT') or 3000}",
+                   help="the local stack (started here if none answers)")
+    p.add_argument("--database-url", default=None,
+                   help="the stack's database, for the operator's records (default: DATABASE_URL or the embedded one)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for provisioning and the execution")
+    p.set_defaults(func=_cmd_demo)
     return parser
 
 

@@ -39,7 +39,7 @@ from aws_cdk import aws_sns_subscriptions as sns_subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from dramac_dev.routes import JWT, Route
+from dramac_dev.routes import JWT, JWT_OR_API_KEY, ROUTES, Route
 
 from . import catalog
 from .config import DeployConfig
@@ -230,6 +230,12 @@ class BackendStack(Stack):
             })
         for queue in settings.sends_to:
             env[f"{queue.upper()}_QUEUE_URL"] = self.queues[queue].queue_url
+        if any(r.function == name and r.auth == JWT_OR_API_KEY for r in ROUTES):
+            # These routes have no authorizer (API keys must reach the handler), so the handler verifies
+            # bearers itself against the JWT authorizer's issuer and audience (api_keys.principal_from_event).
+            issuer = str(self.config.jwtIssuer).rstrip("/")
+            env.update({"DRAMAC_JWT_ISSUER": issuer, "DRAMAC_JWT_AUDIENCE": str(list(self.config.jwtAudience)[0]),
+                        "DRAMAC_JWT_JWKS_URL": f"{issuer}/.well-known/jwks.json"})
         if catalog.PADDLE_WEBHOOK_SECRET in settings.secrets:
             # The contract's PADDLE_WEBHOOK_SECRET, resolved by CloudFormation at deploy time (a dynamic
             # reference: the value is not in the template); rotating it means a redeploy.

@@ -8,7 +8,7 @@ Routes under /api/sites/{siteId}/automation (JWT; read = any member, manage = ow
   DELETE workflows/{workflowId}    delete it with its executions (manage)
   GET    executions                newest first; ?workflowId=&status=&limit=&offset=
   GET    executions/{executionId}  the execution with its step logs in order
-  POST   events                    emit an event from outside (manage) → 202
+  POST   events                    emit an event from outside (manage role or the site's API key) → 202
   GET    event-types               the events a workflow may be triggered by on this site
   POST   webhooks, GET webhooks, DELETE webhooks/{webhookId}   incoming webhooks (manage to change)
 And, without an authorizer (the secret token is the credential):
@@ -22,6 +22,7 @@ import uuid
 
 from dramac_common import db
 from dramac_common.api import create_app, current_caller, decode_body, envelope, lambda_handler
+from dramac_common.api_keys import Principal, current_principal, site_unit
 from dramac_common.automation import workflows
 from dramac_common.tenancy import Caller
 from fastapi import Depends, Query, Request
@@ -83,8 +84,8 @@ def get_execution(siteId: uuid.UUID, executionId: uuid.UUID,  # noqa: N803
 
 @app.post(f"{BASE}/events", status_code=202)
 def emit_event(siteId: uuid.UUID, body: workflows.EventInput,  # noqa: N803
-               caller: Caller = Depends(current_caller)) -> JSONResponse:
-    with db.user_unit(caller.db_claims) as unit:
+               principal: Principal = Depends(current_principal)) -> JSONResponse:
+    with site_unit(principal, siteId, manage=True) as unit:
         result = workflows.emit_event(unit, siteId, body)
     return envelope(result, status_code=202)
 

@@ -30,8 +30,8 @@ from dramac_common.api_keys import (
     Principal,
     SiteApiKey,
     create_api_key,
+    current_principal,
     list_api_keys,
-    principal_from_event,
     revoke_api_key,
     site_unit,
 )
@@ -50,10 +50,6 @@ DATA = SITE + "/modules/{moduleId}/data"
 STORAGE = SITE + "/modules/{moduleId}/storage"
 SiteId = Path(alias="siteId")
 ModuleRef = Path(alias="moduleId", min_length=1, max_length=64)
-
-
-def current_principal(request: Request) -> Principal:
-    return principal_from_event(request.scope.get("aws.event") or {})
 
 
 def data_response(data: Any, status_code: int = 200, **extra: Any) -> JSONResponse:

@@ -84,6 +84,21 @@ def test_database_functions_reach_aurora_through_the_proxy_with_the_secret(any_s
         assert env["DATABASE_NAME"] == "dramac"
 
 
+def test_functions_with_api_key_routes_verify_bearers_against_the_authorizers_issuer(any_synth):
+    from dramac_dev.routes import JWT_OR_API_KEY, ROUTES
+
+    issuer = str(any_synth.backend.config.jwtIssuer).rstrip("/")
+    key_functions = {r.function for r in ROUTES if r.auth == JWT_OR_API_KEY}
+    assert {"module_api", "automation"} <= key_functions
+    for name, props in any_synth.functions().items():
+        env = props["Environment"]["Variables"]
+        if name in key_functions:
+            assert (env["DRAMAC_JWT_ISSUER"], env["DRAMAC_JWT_JWKS_URL"], env["DRAMAC_JWT_AUDIENCE"]) == (
+                issuer, f"{issuer}/.well-known/jwks.json", "authenticated"), name
+        else:
+            assert "DRAMAC_JWT_JWKS_URL" not in env, name
+
+
 def test_provisioner_has_reserved_concurrency(synth):
     props = synth.functions()["provision"]
     assert props["ReservedConcurrentExecutions"] == catalog.FUNCTION_SETTINGS["provision"].reserved_concurrency

@@ -154,3 +154,18 @@ def test_rotation_keeps_the_old_key_for_the_overlap_then_only_the_new(api, crm, 
 def test_keys_cannot_manage_keys(api, tenant):
     key = new_key(api, tenant)["key"]
     assert api.get(keys_path(tenant), headers={"x-api-key": key}).status == 401
+
+
+def test_a_bearer_without_an_authorizer_is_verified_by_the_handler_and_refused_in_lambda_unconfigured(
+        api, crm, tenant, monkeypatch):
+    from dramac_dev.tokens import issue_token
+
+    _, slug = crm
+    headers = {"authorization": f"Bearer {issue_token(tenant.member)}"}  # no authorizer claims in the event
+    locally = api.get(data_path(tenant, slug, "contacts"), headers=headers)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "module-api")  # in AWS, with no key material configured
+    monkeypatch.delenv("DRAMAC_JWT_SECRET", raising=False)
+    monkeypatch.delenv("DRAMAC_JWT_JWKS_URL", raising=False)
+    in_lambda = api.get(data_path(tenant, slug, "contacts"), headers=headers)
+    assert locally.status == 200
+    assert (in_lambda.status, in_lambda.body["code"]) == (401, "invalid_token")

@@ -177,6 +177,54 @@ def test_post_event_validation_and_roles(api, tenant, owner_conn):
                               (tenant.site_id,)).fetchone()["n"] == 0
 
 
+def site_key(function_client, tenant) -> dict:
+    reply = function_client("module_api").post(f"/api/sites/{tenant.site_id}/api-keys", user=tenant.owner,
+                                               body={"name": "integration"})
+    assert reply.status == 201, reply.body
+    return reply.data
+
+
+def test_a_sites_api_key_emits_events_on_its_own_site_only(api, function_client, tenant, other_tenant, owner_conn,
+                                                          make_module, aws):
+    from dramac_dev.seed import CRM_MANIFEST
+
+    module = make_module(module_id=uuid.uuid4(), slug=f"shop-{uuid.uuid4().hex[:6]}", manifest=CRM_MANIFEST)
+    owner_conn.execute("INSERT INTO site_module_installations (site_id, module_id, agency_id, status) "
+                       "VALUES (%s, %s, %s, 'active')", (tenant.site_id, module, tenant.agency_id))
+    slug = owner_conn.execute("SELECT slug FROM modules_v2 WHERE id = %s", (module,)).fetchone()["slug"]
+    key = site_key(function_client, tenant)["key"]
+    headers = {"X-Api-Key": key}
+    documented = api.post(f"{base(tenant)}/events", headers=headers,
+                          body={"eventType": "form.submitted", "payload": {"form_id": "contact", "data": {"a": 1}}})
+    declared = api.post(f"{base(tenant)}/events", headers=headers,
+                        body={"eventType": f"{slug.replace('-', '_')}.contact.created", "payload": {"email": "x@y.z"}})
+    elsewhere = api.post(f"{base(other_tenant)}/events", headers=headers,
+                         body={"eventType": "form.submitted", "payload": {}})
+    assert documented.status == 202, documented.body
+    assert declared.status == 202, declared.body
+    assert (elsewhere.status, elsewhere.body["code"]) == (404, "site_not_found")
+    rows = owner_conn.execute("SELECT site_id, event_type, source_module FROM automation_events_log "
+                              "WHERE id = ANY(%s)", ([uuid.UUID(documented.data["eventId"]),
+                                                     uuid.UUID(declared.data["eventId"])],)).fetchall()
+    assert {(r["site_id"], r["source_module"]) for r in rows} == {(tenant.site_id, "api")}
+    assert len(aws.pending_messages()) == 2  # handed to the events queue after commit
+
+
+def test_a_revoked_or_malformed_api_key_cannot_emit_events(api, function_client, tenant, owner_conn):
+    created = site_key(function_client, tenant)
+    revoked = function_client("module_api").delete(f"/api/sites/{tenant.site_id}/api-keys/{created['id']}",
+                                                   user=tenant.owner)
+    assert revoked.status == 200
+    body = {"eventType": "form.submitted", "payload": {}}
+    with_revoked = api.post(f"{base(tenant)}/events", headers={"X-Api-Key": created["key"]}, body=body)
+    with_garbage = api.post(f"{base(tenant)}/events", headers={"X-Api-Key": "dk_live_nope"}, body=body)
+    anonymous = api.post(f"{base(tenant)}/events", body=body)
+    assert [(r.status, r.body["code"]) for r in (with_revoked, with_garbage, anonymous)] == [
+        (401, "invalid_api_key"), (401, "invalid_api_key"), (401, "unauthorized")]
+    assert owner_conn.execute("SELECT count(*) AS n FROM automation_events_log WHERE site_id = %s",
+                              (tenant.site_id,)).fetchone()["n"] == 0
+
+
 def test_executions_of_another_site_are_404(api, tenant, other_tenant):
     reply = api.get(f"{base(tenant)}/executions/{uuid.uuid4()}", user=tenant.owner)
     stranger = api.get(f"{base(tenant)}/executions", user=other_tenant.owner)

@@ -106,6 +106,33 @@ def test_bulk_create_emits_one_event_per_row_in_one_transaction(crm, tenant, own
     assert {e["source_entity_id"] for e in events} == {str(r["id"]) for r in rows}
 
 
+def test_sdk_events_go_through_the_shared_outbox_rules(crm, tenant, owner_conn):
+    """Chain depth from the transaction (as a workflow step sets it), no agency, dispatched after commit."""
+    from dramac_common.automation import dal
+
+    _, slug = crm
+    with db.service_unit() as unit:
+        dal.set_automation_depth(unit, 2)
+        sdk = ModuleDatabaseSDK.for_service(unit, module_slug=slug, site_id=tenant.site_id)
+        contact = sdk.create_one("contacts", {"email": "deep@example.com"})
+    event = owner_conn.execute(
+        "SELECT event_type, chain_depth, agency_id, dispatched_at FROM automation_events_log "
+        "WHERE source_entity_id = %s", (str(contact["id"]),)).fetchone()
+    assert (event["event_type"], event["chain_depth"], event["agency_id"]) == (f"{slug}.contact.created", 2, None)
+    assert event["dispatched_at"] is not None
+
+
+def test_statement_level_events_refuse_a_type_unknown_on_the_site(crm, tenant):
+    from dramac_common.automation_events import events_for_rows
+    from psycopg import sql
+
+    _, slug = crm
+    with db.service_unit() as unit, pytest.raises(ValidationFailed) as refused:
+        events_for_rows(unit, tenant.site_id, f"{slug}.invoice.created", rows="changed", payload=sql.SQL("'{}'"),
+                        source_module=slug, source_entity_type="invoice", source_entity_id=sql.SQL("r.id::text"))
+    assert refused.value.code == "unknown_event_type"
+
+
 def test_a_site_never_sees_or_changes_another_sites_rows(crm, tenant, other_tenant, owner_conn):
     module_id, _ = crm
     with db.user_unit(claims_for(tenant.owner)) as unit:

@@ -8,6 +8,7 @@ which ``private.readable_site_ids()`` / ``writable_site_ids()`` turn into exactl
 row-level security bounds a key as it bounds a user. The claims carry no ``sub``: a key never acts
 with its creator's other rights (another site, or a super admin's reach).
 
+``current_principal`` (a FastAPI dependency) resolves the caller of a ``JWT_OR_API_KEY`` route, and
 ``site_unit`` is the one place a request becomes a unit of work for a site with either credential.
 """
 
@@ -24,6 +25,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+
+from fastapi import Request
 
 from . import db
 from .api import CamelModel
@@ -251,6 +254,10 @@ def _verified_bearer_claims(token: str) -> dict[str, Any]:
     audience = os.environ.get("DRAMAC_JWT_AUDIENCE") or JWT_AUDIENCE
     issuer = os.environ.get("DRAMAC_JWT_ISSUER") or None
     jwks_url = os.environ.get("DRAMAC_JWT_JWKS_URL")
+    if not jwks_url and not os.environ.get("DRAMAC_JWT_SECRET") and os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        # In AWS the documented local secret would let anyone sign tokens: fail closed until configured.
+        raise Unauthorized("Bearer tokens are not accepted here until DRAMAC_JWT_JWKS_URL is configured; "
+                           "use X-Api-Key", code="invalid_token")
     try:
         if jwks_url:
             signing_key = _jwks_client(jwks_url).get_signing_key_from_jwt(token).key
@@ -286,3 +293,8 @@ def principal_from_event(event: dict[str, Any]) -> Principal:
     if headers.get("x-api-key"):
         return verify_api_key(headers["x-api-key"])
     raise Unauthorized("Sign in, or send a site API key in X-Api-Key", code="unauthorized")
+
+
+def current_principal(request: Request) -> Principal:
+    """FastAPI dependency of ``JWT_OR_API_KEY`` routes: the caller from the request's API Gateway event."""
+    return principal_from_event(request.scope.get("aws.event") or {})

@@ -10,6 +10,12 @@ processor's unique (event, workflow) execution makes a second delivery harmless.
 
 Events belong to a site (``site_id``) or, for agency-level events such as
 ``marketplace.subscription.activated``, to an agency (``site_id=None, agency_id=...``).
+
+``events_for_rows`` is the statement-level form for writers that change many rows at once (the
+module data SDK): it validates the event type the same way and returns the ``INSERT ... SELECT``
+that writes one event per row a data-modifying CTE returns, so the change and its events are one
+statement; the caller hands the returned ids to ``dispatch_after_commit``. Either way the chain depth
+comes from the column default (the transaction's ``dramac.automation_depth``, set by workflow steps).
 """
 
 from __future__ import annotations
@@ -20,12 +26,17 @@ import re
 import uuid
 from typing import Any
 
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from .db import Unit
 from .errors import ValidationFailed
 
 log = logging.getLogger(__name__)
+
+# The outbox's columns, in the order both writers below fill them; chain_depth takes its default.
+_OUTBOX_COLUMNS = sql.SQL("site_id, agency_id, event_type, payload, source_module, source_entity_type, "
+                          "source_entity_id")
 
 EVENT_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){1,3}$")
 
@@ -60,25 +71,64 @@ def log_automation_event(
     A site event names its site and must be known there (documented, or declared by a module
     installed on the site); an agency-level event passes ``site_id=None`` and ``agency_id`` and must
     be a documented event."""
-    from .automation.registry import require_known_event
-
     validate_event_type(event_type)
     if site_id is None and agency_id is None:
         raise ValueError("an automation event needs a site_id or an agency_id")
-    require_known_event(unit, site_id, event_type)
+    _require_known(unit, site_id, event_type)
     row = unit.fetchone(
-        """
-        INSERT INTO public.automation_events_log
-          (site_id, agency_id, event_type, payload, source_module, source_entity_type, source_entity_id)
-        VALUES (%s, %s, %s, %s, %s, %s, %s)
-        RETURNING id
-        """,
+        sql.SQL("INSERT INTO public.automation_events_log ({}) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id")
+        .format(_OUTBOX_COLUMNS),
         (site_id, agency_id, event_type, Jsonb(payload, dumps=_json_dumps), source_module, source_entity_type,
          str(source_entity_id) if source_entity_id is not None else None),
     )
     event_id = row["id"]
-    unit.after_commit(lambda: dispatch_events([event_id]))
+    dispatch_after_commit(unit, [event_id])
     return event_id
+
+
+def events_for_rows(
+    unit: Unit,
+    site_id: uuid.UUID | str,
+    event_type: str,
+    *,
+    rows: str,
+    payload: sql.Composable,
+    source_module: str,
+    source_entity_type: str | None,
+    source_entity_id: sql.Composable,
+    source_manifest: dict[str, Any] | None = None,
+) -> tuple[sql.Composed, list[Any]]:
+    """One site event per row of the CTE ``rows``: validates ``event_type`` as ``log_automation_event``
+    does and returns ``(statement, params)``, an ``INSERT ... SELECT ... FROM rows RETURNING id`` to
+    use as a further CTE of the caller's statement (its params follow the statement's own).
+
+    ``payload`` and ``source_entity_id`` are expressions over the row (alias ``r``). A caller that
+    has checked that ``source_module`` is installed and enabled on the site passes its manifest, so an
+    event the manifest declares is known without another query."""
+    validate_event_type(event_type)
+    _require_known(unit, site_id, event_type, source_module, source_manifest)
+    statement = sql.SQL(
+        "INSERT INTO public.automation_events_log ({columns}) "
+        "SELECT %s, NULL, %s, {payload}, %s, %s, {entity_id} FROM {rows} AS r RETURNING id"
+    ).format(columns=_OUTBOX_COLUMNS, payload=payload, entity_id=source_entity_id, rows=sql.Identifier(rows))
+    return statement, [site_id, event_type, source_module, source_entity_type]
+
+
+def dispatch_after_commit(unit: Unit, event_ids: list[uuid.UUID]) -> None:
+    """Hand the events written in this unit to the events queue once it commits."""
+    ids = list(event_ids)
+    if ids:
+        unit.after_commit(lambda: dispatch_events(ids))
+
+
+def _require_known(unit: Unit, site_id: uuid.UUID | str | None, event_type: str, source_module: str | None = None,
+                   source_manifest: dict[str, Any] | None = None) -> None:
+    from .automation import registry
+
+    if source_module and source_manifest is not None and any(
+            e.event_type == event_type for e in registry.manifest_events(source_module, source_manifest)):
+        return
+    registry.require_known_event(unit, site_id, event_type)
 
 
 def dispatch_events(event_ids: list[uuid.UUID]) -> None:

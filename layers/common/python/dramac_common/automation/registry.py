@@ -162,15 +162,21 @@ def manifest_events(slug: str, manifest: dict[str, Any] | None, module_name: str
 
 
 def installed_module_events(unit: Unit, site_id: uuid.UUID | str) -> dict[str, EventDefinition]:
-    """Events declared by the modules installed on a site (any installation that did not fail)."""
-    rows = unit.fetchall(
-        """
-        SELECT m.slug, m.name, m.manifest FROM public.site_module_installations i
-        JOIN public.modules_v2 m ON m.id = i.module_id
-        WHERE i.site_id = %s AND i.status <> 'failed'
-        """,
-        (site_id,),
-    )
+    """Events declared by the modules installed on a site (any installation that did not fail).
+
+    A request's unit asks ``private.site_installed_modules`` (members and the site's own API key
+    see the site's modules); a worker's service unit reads the tables as their owner."""
+    if unit.claims is not None:
+        rows = unit.fetchall("SELECT slug, name, manifest FROM private.site_installed_modules(%s)", (site_id,))
+    else:
+        rows = unit.fetchall(
+            """
+            SELECT m.slug, m.name, m.manifest FROM public.site_module_installations i
+            JOIN public.modules_v2 m ON m.id = i.module_id
+            WHERE i.site_id = %s AND i.status <> 'failed'
+            """,
+            (site_id,),
+        )
     events: dict[str, EventDefinition] = {}
     for row in rows:
         for definition in manifest_events(row["slug"], row["manifest"], row["name"]):

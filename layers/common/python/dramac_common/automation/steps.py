@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..db import Unit
+from ..errors import ApiError
 from . import dal, outbound
 from .filters import OPERATORS, FilterError, evaluate_condition, validate_operand
 from .templates import TemplateError, validate_path, validate_templates
@@ -197,34 +198,23 @@ def run_set_variable(rt: StepRuntime, config: dict[str, Any], raw: dict[str, Any
     return StepResult({"name": name, "value": value})
 
 
-def _module_data_sdk() -> Any:
-    """The module data SDK of the shared layer, or None until it is deployed with it."""
-    try:
-        from ..module_data import ModuleDatabaseSDK  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return ModuleDatabaseSDK
-
-
 def _sdk_for(rt: StepRuntime, module: str) -> Any:
-    sdk_class = _module_data_sdk()
-    if sdk_class is None:
-        raise StepFailed("module data SDK not available: this deployment cannot write module records yet")
-    return sdk_class.for_service(rt.unit, module_slug=module, site_id=rt.site_id)
+    """The module's data on the execution's own site, in the step's transaction (imported here: only
+    record steps need it). The SDK scopes every statement to that site under row-level security."""
+    from ..module_data import ModuleDatabaseSDK
 
-
-def _api_message(exc: Exception) -> str:
-    return getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    try:
+        return ModuleDatabaseSDK.for_service(rt.unit, module_slug=module, site_id=rt.site_id)
+    except ApiError as exc:  # not installed, disabled or still provisioning on this site
+        raise StepFailed(f"module {module}: {exc.message}") from exc
 
 
 def run_create_record(rt: StepRuntime, config: dict[str, Any], raw: dict[str, Any]) -> StepResult:
     sdk = _sdk_for(rt, config["module"])
     try:
         record = sdk.create_one(raw["table"], config["values"])
-    except StepFailed:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the SDK's refusal (validation, constraint) is the step's error
-        raise StepFailed(f"cannot create {config['module']}.{raw['table']} record: {_api_message(exc)}") from exc
+    except ApiError as exc:  # the SDK's refusal (unknown column, validation, constraint) is the step's error
+        raise StepFailed(f"cannot create {config['module']}.{raw['table']} record: {exc.message}") from exc
     return StepResult(_jsonable(record))
 
 
@@ -235,8 +225,8 @@ def run_update_record(rt: StepRuntime, config: dict[str, Any], raw: dict[str, An
         raise StepFailed("update_record: the record id rendered empty")
     try:
         record = sdk.update_by_id(raw["table"], str(record_id), config["values"])
-    except Exception as exc:  # noqa: BLE001 - the SDK's refusal (validation, constraint) is the step's error
-        raise StepFailed(f"cannot update {config['module']}.{raw['table']} {record_id}: {_api_message(exc)}") from exc
+    except ApiError as exc:  # the SDK's refusal (unknown column, validation, constraint) is the step's error
+        raise StepFailed(f"cannot update {config['module']}.{raw['table']} {record_id}: {exc.message}") from exc
     if record is None:
         raise StepFailed(f"no {config['module']}.{raw['table']} record with id {record_id} on this site")
     return StepResult(_jsonable(record))

@@ -158,8 +158,9 @@ def list_event_types(unit: Unit, site_id: uuid.UUID) -> list[dict[str, Any]]:
 
 
 def emit_event(unit: Unit, site_id: uuid.UUID, body: EventInput) -> dict[str, Any]:
-    """``POST events``: an event from outside, validated against the registry; queued after commit."""
-    require_site_access(unit, site_id, manage=True)
+    """``POST events``: an event from outside, validated against the registry; queued after commit.
+    ``unit`` comes from ``api_keys.site_unit(principal, site_id, manage=True)``: a manager of the
+    site, or the site's own API key, already checked."""
     definition = require_known_event(unit, site_id, body.event_type)
     payload = validate_payload(definition, body.payload)
     event_id = log_automation_event(unit, site_id, body.event_type, payload, source_module="api")

@@ -7,8 +7,9 @@ ignoring one the caller supplies. Table and column names are checked against the
 catalog, then enter SQL only as ``psycopg.sql.Identifier``; values are always parameters.
 
 Every create, update and delete writes its ``<slug>.<entity>.created|updated|deleted`` events to the
-automation outbox in the same statement as the change (updates carry ``previous``); they are handed
-to the events queue after commit, exactly as ``log_automation_event`` does.
+automation outbox in the same statement as the change (updates carry ``previous``), through the
+shared layer's ``automation_events.events_for_rows`` (the statement-level ``log_automation_event``:
+same validation, columns and after-commit dispatch).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ..automation_events import dispatch_events, validate_event_type
+from .. import automation_events
 from ..db import Unit
 from ..errors import ApiError, BadRequest, Conflict, NotFound, PayloadTooLarge, ValidationFailed
 from .catalog import (
@@ -484,32 +485,26 @@ class ModuleDatabaseSDK:
             params.extend(values)
         return sql.SQL(" AND ").join(clauses), params
 
-    def _event_type(self, table: Table, action: str) -> str:
-        return validate_event_type(f"{event_segment(self.target.slug)}.{table.entity}.{action}")
-
     def _write(self, table: Table, action: str, change: sql.Composable, params: list[Any]) -> list[dict[str, Any]]:
         """Run a data-changing statement and write one outbox event per changed row, in one statement."""
-        payload = (sql.SQL("(to_jsonb(c) - {}) || jsonb_build_object('previous', c.{})").format(
+        payload = (sql.SQL("(to_jsonb(r) - {}) || jsonb_build_object('previous', r.{})").format(
                        sql.Literal(_PREVIOUS), sql.Identifier(_PREVIOUS))
-                   if action == "updated" else sql.SQL("to_jsonb(c)"))
+                   if action == "updated" else sql.SQL("to_jsonb(r)"))
+        events, event_params = automation_events.events_for_rows(
+            self.unit, self.site_id, f"{event_segment(self.target.slug)}.{table.entity}.{action}", rows="changed",
+            payload=payload, source_module=self.target.slug, source_entity_type=table.entity,
+            source_entity_id=sql.SQL("r.id::text"), source_manifest=self.target.manifest)
         statement = sql.SQL("""
-            WITH changed AS ({change}),
-            events AS (
-              INSERT INTO public.automation_events_log
-                (site_id, event_type, payload, source_module, source_entity_type, source_entity_id)
-              SELECT c.site_id, %s, {payload}, %s, %s, c.id::text FROM changed c
-              RETURNING id)
-            SELECT c.*, (SELECT array_agg(e.id) FROM events e) AS {events} FROM changed c
-        """).format(change=change, payload=payload, events=sql.Identifier(_EVENTS))
-        event_params = [self._event_type(table, action), self.target.slug, table.entity]
+            WITH changed AS ({change}), events AS ({events})
+            SELECT c.*, (SELECT array_agg(e.id) FROM events e) AS {event_ids} FROM changed c
+        """).format(change=change, events=events, event_ids=sql.Identifier(_EVENTS))
         with self._scope(), _database_errors(table.name):
             rows = self.unit.fetchall(statement, [*params, *event_params])
         event_ids = list(rows[0][_EVENTS] or []) if rows else []
         for row in rows:
             row.pop(_EVENTS, None)
             row.pop(_PREVIOUS, None)
-        if event_ids:
-            self.unit.after_commit(lambda: dispatch_events(event_ids))
+        automation_events.dispatch_after_commit(self.unit, event_ids)
         return rows
 
     def _update(self, table: Table, filters: Sequence[Filter], values: Mapping[str, Any]) -> list[dict[str, Any]]:

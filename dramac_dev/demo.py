@@ -1,0 +1,246 @@
+"""``dramac demo``: the whole story on a running local stack, over HTTP, with progress output.
+
+An operator creates an agency, a client, a site and their owner (the seed helpers, as the table
+owner); from then on everything goes through the API as that owner: subscribe the agency to the
+``crm`` module, install it on the site and poll until its database is provisioned, create a
+workflow on ``crm.contact.created`` (a condition ``lead_score >= 50``, an ``http_request`` to a
+receiver this process runs, an ``update_record`` on the contact), create a contact over the module
+data API, then poll the execution and print it with its step logs. ``run_story`` is what the e2e test
+runs too; ``main`` adds starting a stack when none answers.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+MODULE_SLUG = "crm"
+HOT_LEAD_SCORE = 50
+TERMINAL = ("completed", "failed", "cancelled")
+
+
+class DemoFailed(Exception):
+    """A step of the story did not do what it should; the message says which and why."""
+
+
+@dataclass
+class Tenant:
+    owner_id: uuid.UUID
+    agency_id: uuid.UUID
+    client_id: uuid.UUID
+    site_id: uuid.UUID
+
+
+@dataclass
+class StoryResult:
+    tenant: Tenant
+    module_id: str
+    workflow_id: str
+    contact: dict[str, Any]
+    execution: dict[str, Any]
+    contact_after: dict[str, Any]
+    received: list[Any] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        steps = [(s["type"], s["status"]) for s in self.execution.get("steps", [])]
+        return (self.execution.get("status") == "completed"
+                and steps == [("condition", "completed"), ("http_request", "completed"),
+                              ("update_record", "completed")]
+                and len(self.received) == 1 and self.contact_after.get("status") == "qualified")
+
+
+def create_tenant(conninfo: str) -> Tenant:
+    """As an operator (the table owner, through the seed helpers): an owner, agency, client and site."""
+    import psycopg
+
+    from . import seed
+
+    suffix = uuid.uuid4().hex[:6]
+    with psycopg.connect(conninfo) as conn:
+        owner = seed.create_user(conn, email=f"demo-owner-{suffix}@demo.test", full_name="Demo story owner")
+        agency = seed.create_agency(conn, owner=owner, name=f"Demo story agency {suffix}")
+        client = seed.create_client(conn, agency, name=f"Demo story client {suffix}")
+        site = seed.create_site(conn, agency, client_id=client, name=f"Demo story site {suffix}",
+                                subdomain=f"story-{suffix}")
+        conn.commit()
+    return Tenant(owner, agency, client, site)
+
+
+def _data(reply: httpx.Response, expected: tuple[int, ...], what: str) -> Any:
+    if reply.status_code not in expected:
+        raise DemoFailed(f"{what}: HTTP {reply.status_code} {reply.text[:500]}")
+    return reply.json().get("data")
+
+
+def _poll(fetch: Callable[[], Any], done: Callable[[Any], bool], timeout_s: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    value = fetch()
+    while not done(value):
+        if time.monotonic() > deadline:
+            raise DemoFailed(f"{what}: still not done after {timeout_s:.0f} s (last: {value})")
+        time.sleep(0.3)
+        value = fetch()
+    return value
+
+
+def workflow_definition(receiver_url: str) -> dict[str, Any]:
+    return {
+        "name": "Qualify hot leads",
+        "triggerEventType": f"{MODULE_SLUG}.contact.created",
+        "steps": [
+            {"type": "condition", "config": {"field": "event.payload.lead_score", "operator": "gte",
+                                             "value": HOT_LEAD_SCORE}},
+            {"type": "http_request", "config": {
+                "method": "POST", "url": f"{receiver_url}/hot-leads",
+                "body": {"email": "{{event.payload.email}}", "score": "{{event.payload.lead_score}}"}}},
+            {"type": "update_record", "config": {"module": MODULE_SLUG, "table": "contacts",
+                                                 "id": "{{event.payload.id}}", "values": {"status": "qualified"}}},
+        ],
+    }
+
+
+def run_story(base_url: str, conninfo: str, receiver_url: str, received: Callable[[], list[Any]], *,
+              say: Callable[[str], None] = print, timeout_s: float = 60.0) -> StoryResult:
+    """The demo's story against the stack at ``base_url`` (whose database is ``conninfo``)."""
+    from .tokens import issue_token
+
+    say("1. operator: creating an agency, a client, a site and their owner (seed helpers)")
+    tenant = create_tenant(conninfo)
+    say(f"   agency {tenant.agency_id}, site {tenant.site_id}, owner {tenant.owner_id}")
+    headers = {"authorization": f"Bearer {issue_token(tenant.owner_id)}"}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=30) as http:
+        modules = _data(http.get("/api/modules"), (200,), "list the catalogue")
+        module = next((m for m in modules if m["slug"] == MODULE_SLUG), None)
+        if module is None:
+            raise DemoFailed(f"the catalogue has no {MODULE_SLUG!r} module (is the stack seeded?)")
+        module_id = module["id"]
+
+        say(f"2. owner: subscribing the agency to {module['name']} ({MODULE_SLUG})")
+        _data(http.post("/api/modules/subscribe", json={"agencyId": str(tenant.agency_id), "moduleId": module_id}),
+              (200, 201), "subscribe")
+
+        site = f"/api/sites/{tenant.site_id}"
+        say(f"3. owner: installing {MODULE_SLUG} on the site")
+        installed = _data(http.post(f"{site}/modules/{module_id}", json={}), (201, 202), "install")
+        if installed["status"] == "provisioning":
+            say("   installation provisioning; waiting for the provisioner to create the module's schema")
+        installation = _poll(lambda: _data(http.get(f"{site}/modules/{module_id}"), (200,), "read installation"),
+                             lambda i: i["status"] != "provisioning", timeout_s, "provisioning")
+        if installation["status"] != "active":
+            raise DemoFailed(f"installation {installation['status']}: {installation.get('error')}")
+        say("   installation active (the module's schema exists)")
+
+        say(f"4. owner: creating a workflow on {MODULE_SLUG}.contact.created "
+            f"(lead_score >= {HOT_LEAD_SCORE} → POST {receiver_url}/hot-leads → mark the contact qualified)")
+        workflow = _data(http.post(f"{site}/automation/workflows", json=workflow_definition(receiver_url)), (201,),
+                         "create workflow")
+        say(f"   workflow {workflow['id']}")
+
+        say("5. owner: creating a contact with lead_score 80 over the module data API")
+        contacts = f"{site}/modules/{MODULE_SLUG}/data/contacts"
+        contact = _data(http.post(contacts, json={"email": f"ada-{uuid.uuid4().hex[:6]}@example.test",
+                                                  "first_name": "Ada", "lead_score": 80}), (201,), "create contact")
+        say(f"   contact {contact['id']} ({contact['email']}, status {contact['status']})")
+
+        say("6. waiting for the workflow's execution")
+        executions = f"{site}/automation/executions"
+        listed = _poll(lambda: _data(http.get(executions, params={"workflowId": workflow["id"]}), (200,),
+                                     "list executions"),
+                       lambda rows: bool(rows) and rows[0]["status"] in TERMINAL, timeout_s, "the execution")
+        execution = _data(http.get(f"{executions}/{listed[0]['id']}"), (200,), "read execution")
+        contact_after = _data(http.get(f"{contacts}/{contact['id']}"), (200,), "read contact")
+    result = StoryResult(tenant, module_id, workflow["id"], contact, execution, contact_after, received())
+    say(describe_execution(result))
+    return result
+
+
+def describe_execution(result: StoryResult) -> str:
+    execution = result.execution
+    lines = [f"   execution {execution['id']}: {execution['status']}"
+             + (f" ({execution['error']})" if execution.get("error") else "")]
+    for step in execution.get("steps", []):
+        detail = str(step.get("error") or step.get("output"))
+        detail = detail if len(detail) <= 140 else detail[:139] + "…"
+        lines.append(f"   step {step['position']} {step['type']:<14} {step['status']:<10} "
+                     f"{step.get('durationMs', 0):>5} ms  {detail}")
+    lines.append(f"   receiver got {len(result.received)} request(s): {result.received}")
+    lines.append(f"   contact status now: {result.contact_after.get('status')}")
+    return "\n".join(lines)
+
+
+# -- the command ---------------------------------------------------------------------------------
+
+def _answers(base_url: str) -> bool:
+    try:
+        return httpx.get(f"{base_url}/api/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _start_stack(base_url: str, say: Callable[[str], None]) -> subprocess.Popen:
+    parts = urlsplit(base_url)
+    say(f"no stack answers at {base_url}; starting `dramac dev --port {parts.port}`")
+    process = subprocess.Popen(  # noqa: S603 - this interpreter running dramac dev; host and port from --url
+        [sys.executable, "-m", "dramac_dev.cli", "dev", "--host", parts.hostname or "127.0.0.1",
+         "--port", str(parts.port or 80)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    ready = threading.Event()
+    tail: list[str] = []
+
+    def pump() -> None:
+        for line in process.stdout:  # type: ignore[union-attr]
+            tail.append(line.rstrip())
+            del tail[:-40]
+            if line.startswith("ready "):
+                ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + 120
+    while not ready.is_set() and process.poll() is None and time.monotonic() < deadline:
+        ready.wait(0.2)
+    if not ready.is_set():
+        process.kill()
+        raise DemoFailed("the local stack did not start:\n" + "\n".join(tail))
+    say(f"stack ready at {base_url}")
+    return process
+
+
+def main(base_url: str, *, database_url: str | None = None, timeout_s: float = 60.0) -> int:
+    from . import localdb
+    from .receiver import Receiver
+
+    base_url = base_url.rstrip("/")
+    process = None
+    try:
+        if not _answers(base_url):
+            process = _start_stack(base_url, print)
+        conninfo = database_url or localdb.local_database_url()
+        with Receiver() as receiver:
+            result = run_story(base_url, conninfo, receiver.url, lambda: [r.body for r in receiver.requests],
+                               timeout_s=timeout_s)
+    except DemoFailed as exc:
+        print(f"demo failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    if not result.ok:
+        print("demo failed: the execution did not complete as expected (see above)", file=sys.stderr)
+        return 1
+    print("demo completed: contact created → workflow ran → receiver called → contact qualified")
+    return 0
