@@ -175,3 +175,24 @@ def tenant_snapshot(owner_conn: Any, agency: Agency, crm_module: uuid.UUID) -> d
             sql.Literal(str(agency.site_id))))
     rows = owner_conn.execute(sql.SQL(" UNION ALL ").join(parts)).fetchall()
     return {r["t"]: r["d"] for r in rows}
+
+
+def schema_shape(owner_conn: Any, schema: str) -> dict[str, list[Any]]:
+    """What a module schema consists of, with its name factored out: relations, columns, indexes,
+    policies, triggers and grants. Two provisioning runs of one manifest must give equal shapes."""
+    def rows(query: str) -> list[Any]:
+        return sorted(tuple(str(v).replace(schema, "<schema>") for v in r.values())
+                      for r in owner_conn.execute(query, (schema,)).fetchall())
+
+    return {
+        "relations": rows("SELECT c.relname, c.relkind, c.relrowsecurity, c.relforcerowsecurity FROM pg_class c "
+                          "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s"),
+        "columns": rows("SELECT table_name, column_name, data_type, is_nullable, column_default "
+                        "FROM information_schema.columns WHERE table_schema = %s"),
+        "indexes": rows("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s"),
+        "policies": rows("SELECT tablename, policyname, cmd, qual, with_check FROM pg_policies WHERE schemaname = %s"),
+        "triggers": rows("SELECT event_object_table, trigger_name, event_manipulation FROM information_schema.triggers "
+                         "WHERE trigger_schema = %s"),
+        "grants": rows("SELECT table_name, grantee, privilege_type FROM information_schema.role_table_grants "
+                       "WHERE table_schema = %s"),
+    }
