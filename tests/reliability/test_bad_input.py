@@ -1,0 +1,122 @@
+"""Bad input, generated from each HTTP function's own OpenAPI document (schemathesis): every operation
+of every function gets schema-conforming and schema-violating requests, sent to the real Lambda
+handler as API Gateway v2 events with a real user's claims, on random ids and on the user's own site.
+No request may produce a 5xx, and every response body is the contract's envelope.
+
+Routes that read the raw ``Request`` (no request model in the document) still get their path and
+query parameters fuzzed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from reliability_world import reliability_settings
+
+from dramac_dev.routes import functions as http_functions
+
+JSON_TYPES = (None, "application/json")
+
+
+def openapi_document(function: str) -> dict[str, Any]:
+    """The function's OpenAPI document, as its own handler serves it at /openapi.json."""
+    from helpers import FunctionClient
+
+    reply = FunctionClient(function).get("/openapi.json")
+    assert reply.status == 200, reply.body
+    return reply.body
+
+
+def operations(function: str) -> list[Any]:
+    import schemathesis
+
+    schema = schemathesis.openapi.from_dict(openapi_document(function))
+    return [result.ok() for result in schema.get_all_operations()]
+
+
+def is_envelope(body: Any) -> bool:
+    if not isinstance(body, dict) or not isinstance(body.get("success"), bool):
+        return False
+    if body["success"]:
+        return "data" in body
+    return isinstance(body.get("error"), str) and isinstance(body.get("code"), str) and bool(body["code"])
+
+
+def event_for(case: Any, claims: dict[str, Any]) -> dict[str, Any]:
+    from dramac_dev.events import http_event
+
+    raw_body = None
+    headers = {str(k): str(v) for k, v in (case.headers or {}).items()}
+    if not _is_not_set(case.body):
+        if case.media_type in JSON_TYPES or "json" in (case.media_type or ""):
+            raw_body = json.dumps(case.body, default=str)
+            headers["content-type"] = "application/json"
+        elif isinstance(case.body, bytes | str):
+            raw_body = case.body
+            headers["content-type"] = case.media_type
+    query = [(str(k), str(v)) for k, values in (case.query or {}).items()
+             for v in (values if isinstance(values, list) else [values]) if v is not None]
+    from urllib.parse import urlencode
+
+    path = unquote(case.formatted_path)  # API Gateway hands the function the decoded path
+    return http_event(case.method.upper(), path, raw_body=raw_body, query=urlencode(query), headers=headers,
+                      claims=claims)
+
+
+def _is_not_set(value: Any) -> bool:
+    from schemathesis.core import NotSet
+
+    return isinstance(value, NotSet)
+
+
+def case_strategies(operation: Any, own_ids: dict[str, str]) -> st.SearchStrategy:
+    from schemathesis import GenerationMode
+
+    names = {p.name for p in operation.path_parameters}
+    own = {k: v for k, v in own_ids.items() if k in names}
+    strategies = []
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+        for fixed in ({}, own) if own else ({},):
+            try:
+                strategies.append(operation.as_strategy(generation_mode=mode, path_parameters=fixed or None))
+            except Exception:  # noqa: BLE001 - an operation with nothing to negate has no negative cases
+                continue
+    return st.one_of(strategies)
+
+
+@pytest.mark.parametrize("function", http_functions())
+def test_no_generated_request_gets_a_5xx_or_leaves_the_envelope(function, world):
+    from helpers import claims_for
+
+    from dramac_dev.events import LocalContext
+    from dramac_dev.functions_loader import get_handler
+
+    handler = get_handler(function)
+    agency = world.a
+    own_ids = {"siteId": str(agency.site_id), "agencyId": str(agency.agency_id), "moduleId": world.crm_slug,
+               "module_id": str(world.paid_module), "agency_id": str(agency.agency_id),
+               "subscription_id": str(agency.ids["subscriptionId"][0]), "table": "contacts",
+               "workflowId": str(agency.ids["workflowId"][0])}
+
+    every_operation = operations(function)
+    assert every_operation, f"{function} documents no operation"
+
+    @reliability_settings(scale=1 + len(every_operation) / 3)
+    @given(case=st.one_of([case_strategies(op, own_ids) for op in every_operation]), user=st.sampled_from(agency.users))
+    def check(case: Any, user: Any) -> None:
+        result = handler(event_for(case, claims_for(user)), LocalContext(function))
+        status = int(result["statusCode"])
+        text = result.get("body") or ""
+        described = f"{case.method.upper()} {case.formatted_path} query={case.query} body={case.body!r}"
+        assert status < 500, f"{described} -> {status} {text}"
+        try:
+            body = json.loads(text)
+        except ValueError:
+            pytest.fail(f"{described} -> {status}, not JSON: {text[:300]}")
+        assert is_envelope(body), f"{described} -> {status} {text[:300]}"
+
+    check()
