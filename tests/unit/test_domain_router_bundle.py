@@ -16,20 +16,14 @@ from pathlib import Path
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from helpers import load_domain_router_file
 
 ROUTER_DIR = Path(__file__).resolve().parents[2] / "functions" / "domain_router"
 
 
-def _load(module_name: str, file_name: str):
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, ROUTER_DIR / file_name)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
 
 
-bundle = _load("dramac_fn_domain_router_bundle", "bundle.py")
+bundle = load_domain_router_file("bundle.py", "dramac_fn_domain_router_bundle")
 router_local = importlib.import_module("domain_router_local")
 DEV_SECRETS = {router_local.FALLBACK_DEV_JWT_SECRET, router_local.dev_default_secret()}
 

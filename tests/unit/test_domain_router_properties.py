@@ -5,10 +5,10 @@ import importlib
 import importlib.util
 import json
 import re
-import sys
 from base64 import urlsafe_b64encode
 from pathlib import Path
 
+from helpers import load_domain_router_file
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,16 +17,9 @@ NOW = 1_700_000_000
 SECRET = "property-test-secret"
 
 
-def _load(module_name: str, file_name: str):
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, ROUTER_DIR / file_name)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
 
 
-router = _load("dramac_fn_domain_router", "app.py")
+router = load_domain_router_file("app.py", "dramac_fn_domain_router")
 router_config = importlib.import_module("domain_router_config")
 router_paths = importlib.import_module("domain_router_paths")
 CONFIG = router_config.parse_settings(

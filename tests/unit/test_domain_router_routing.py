@@ -4,12 +4,12 @@ import hmac
 import importlib
 import importlib.util
 import json
-import sys
 from base64 import urlsafe_b64encode
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from helpers import load_domain_router_file
 
 REPO = Path(__file__).resolve().parents[2]
 ROUTER_DIR = REPO / "functions" / "domain_router"
@@ -18,16 +18,9 @@ NOW = 1_700_000_000
 DEV_SECRET = "router-test-secret"
 
 
-def _load(module_name: str, file_name: str):
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, ROUTER_DIR / file_name)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
 
 
-router = _load("dramac_fn_domain_router", "app.py")
+router = load_domain_router_file("app.py", "dramac_fn_domain_router")
 router_config = importlib.import_module("domain_router_config")
 router_paths = importlib.import_module("domain_router_paths")
 

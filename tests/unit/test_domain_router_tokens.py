@@ -17,22 +17,16 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+from helpers import load_domain_router_file
 
 ROUTER_DIR = Path(__file__).resolve().parents[2] / "functions" / "domain_router"
 NOW = 1_700_000_000
 ISSUER = "https://project.supabase.co/auth/v1"
 
 
-def _load(module_name: str, file_name: str):
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, ROUTER_DIR / file_name)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
 
 
-router = _load("dramac_fn_domain_router", "app.py")
+router = load_domain_router_file("app.py", "dramac_fn_domain_router")
 router_config = importlib.import_module("domain_router_config")
 router_jwt = importlib.import_module("domain_router_jwt")
 router_p256 = importlib.import_module("domain_router_p256")
