@@ -68,7 +68,7 @@ def delete_workflow(siteId: uuid.UUID, workflowId: uuid.UUID,  # noqa: N803
 
 @app.get(f"{BASE}/executions")
 def list_executions(siteId: uuid.UUID, workflowId: uuid.UUID | None = None,  # noqa: N803
-                    status: str | None = None, limit: int = Query(50, ge=1, le=200), offset: int = Query(0, ge=0),
+                    status: str | None = None, limit: int = Query(50, ge=1, le=200), offset: int = Query(0, ge=0, le=1_000_000),
                     caller: Caller = Depends(current_caller)) -> JSONResponse:
     with db.user_unit(caller.db_claims) as unit:
         return envelope(workflows.list_executions(unit, siteId, workflow_id=workflowId, status=status,

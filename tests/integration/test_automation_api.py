@@ -265,3 +265,10 @@ def test_unknown_or_deleted_webhook_token_is_404(api, tenant):
 
 def test_requests_without_a_token_are_401(api, tenant):
     assert api.get(f"{base(tenant)}/workflows").status == 401
+
+
+def test_huge_execution_offset_is_400_not_a_database_error(api, tenant):
+    reply = api.get(f"/api/sites/{tenant.site_id}/automation/executions", user=tenant.owner,
+                    query={"offset": str(2**63)})
+    assert reply.status == 400
+    assert reply.body["code"] == "validation_error"

@@ -78,3 +78,17 @@ def test_success_response_uses_the_envelope():
     reply = _client().post("/things", json={"count": 2})
     assert reply.status_code == 201
     assert reply.json() == {"success": True, "data": {"count": 2}}
+
+
+def test_value_the_database_refuses_is_400_invalid_value():
+    import psycopg
+
+    app = create_app("test")
+
+    @app.get("/range")
+    def out_of_range():
+        raise psycopg.errors.NumericValueOutOfRange("bigint out of range")
+
+    reply = TestClient(app, raise_server_exceptions=False).get("/range")
+    assert reply.status_code == 400
+    assert reply.json()["code"] == "invalid_value"

@@ -94,6 +94,13 @@ def create_app(title: str) -> FastAPI:
         logger.warning("row-level security refused a statement", extra={"sqlstate": exc.sqlstate})
         return error_response(404, "Not found", "not_found")
 
+    @app.exception_handler(psycopg.errors.DataError)
+    async def _data_error(_: Request, exc: psycopg.Error) -> JSONResponse:
+        # A value the request carried that validation let through but PostgreSQL refuses
+        # (out of range, malformed): the caller's input, so a 400, never a 5xx.
+        logger.warning("database refused a value", extra={"sqlstate": exc.sqlstate})
+        return error_response(400, "A value in the request is out of range or malformed", "invalid_value")
+
     @app.exception_handler(psycopg.OperationalError)
     async def _db_unavailable(_: Request, exc: psycopg.Error) -> JSONResponse:
         logger.exception("database unavailable")
