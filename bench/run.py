@@ -10,7 +10,7 @@ import time
 
 from .common import ROOT, machine
 
-BENCHMARKS = ["cold_start", "domain_router"]
+BENCHMARKS = ["cold_start", "warm_latency", "provisioning", "rls_read", "automation_throughput", "domain_router"]
 
 
 def main(argv: list[str]) -> int:
