@@ -19,7 +19,9 @@ def main(argv: list[str]) -> int:
 
     from dramac_dev import localdb
 
-    selected = argv or BENCHMARKS
+    if "--quick" in argv:  # smaller scale figures (provisioning counts, RLS rows) for a fast look
+        os.environ["BENCH_QUICK"] = "1"
+    selected = [a for a in argv if not a.startswith("--")] or BENCHMARKS
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "1")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
