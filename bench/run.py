@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import importlib
 import os
@@ -41,7 +42,8 @@ def main(argv: list[str]) -> int:
             started = time.perf_counter()
             print(f"running {bench} …", file=sys.stderr, flush=True)
             module = importlib.import_module(f"bench.{bench}")
-            sections.append(module.run(env))
+            with contextlib.redirect_stdout(sys.stderr):  # handlers' metric lines are not the report
+                sections.append(module.run(env))
             print(f"  {bench} done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
     finally:
         from dramac_common import db
