@@ -1,0 +1,79 @@
+"""Counts network round trips between a psycopg connection and PostgreSQL, honestly: libpq's own
+protocol trace (``PQtrace``) logs every frontend (F) and backend (B) message in the order they
+cross the wire; every change from client messages to server messages is one wait for the server,
+i.e. one round trip, whether the client sent one statement, a multi-statement string or a pipeline.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg import pq
+
+
+def count_turns(trace: str) -> int:
+    """Round trips in a libpq trace: the number of F→B direction changes."""
+    turns, last = 0, "B"
+    for line in trace.splitlines():
+        fields = line.split("\t")
+        direction = next((f for f in fields[:2] if f in ("F", "B")), None)
+        if direction is None:
+            continue
+        if direction == "B" and last == "F":
+            turns += 1
+        last = direction
+    return turns
+
+
+class RoundTripCounter:
+    """Counts the round trips of one connection during ``with counter.measure() as result``.
+
+    libpq buffers its trace; ``PQuntrace`` flushes it, so each measurement traces afresh into one
+    append-only file (one descriptor reused: libpq leaks a small FILE buffer per measurement).
+    """
+
+    def __init__(self, conn: psycopg.Connection):
+        self.conn = conn
+        self._file = tempfile.NamedTemporaryFile("w+", prefix="pqtrace", delete=False)  # noqa: SIM115
+        self._fd = os.open(self._file.name, os.O_WRONLY | os.O_APPEND)
+        self._offset = 0
+
+    @contextmanager
+    def measure(self) -> Iterator[list[int]]:
+        result: list[int] = []
+        self.conn.pgconn.trace(self._fd)
+        self.conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        try:
+            yield result
+        finally:
+            self.conn.pgconn.untrace()
+            with open(self._file.name, "rb") as f:
+                f.seek(self._offset)
+                data = f.read()
+            self._offset += len(data)
+            result.append(count_turns(data.decode("utf-8", "replace")))
+
+    def close(self) -> None:
+        os.close(self._fd)
+        self._file.close()
+        os.unlink(self._file.name)
+
+
+@contextmanager
+def traced_pool_connection() -> Iterator[RoundTripCounter]:
+    """Trace the single connection of the shared layer's pool (the caller sets DRAMAC_DB_POOL_MAX=1)."""
+    from dramac_common import db
+
+    pool = db.get_pool()
+    pool.wait()
+    conn = pool.getconn()
+    pool.putconn(conn)
+    counter = RoundTripCounter(conn)
+    try:
+        yield counter
+    finally:
+        counter.close()

@@ -1,0 +1,235 @@
+"""Benchmark 2: warm latency and database round trips of subscribe, purchase, install and a module
+data read, each invoked in process through its real Lambda handler with a real API Gateway v2
+event on real PostgreSQL, against the minimum raw SQL doing the same writes (or read) on one
+autocommit connection as the table owner.
+
+Round trips are counted from libpq's protocol trace (bench/roundtrips.py) of the pool's single
+connection, on separate traced requests (tracing is not free, so timed requests run untraced).
+Queue sends after commit go to moto's in-process SQS; their time is reported beside the total.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from .common import Section, median, percentile, ratio
+
+REQUESTS = int(os.environ.get("BENCH_WARM_REQUESTS", "300"))
+WARMUP = 30
+TRACED = 10
+
+
+def _owner_setup(conn: Any, n: int) -> dict[str, Any]:
+    """Fresh targets so every timed write is a real insert: agencies, sites, a provisioned CRM."""
+    from dramac_common.naming import get_module_schema_name
+    from dramac_common.provisioning import provisioner
+
+    from dramac_dev import seed
+
+    user = seed.DEMO_USER_ID
+    agencies_sub = [seed.create_agency(conn, owner=user, name=f"sub {i}") for i in range(n)]
+    agencies_buy = [seed.create_agency(conn, owner=user, name=f"buy {i}") for i in range(n)]
+    client = seed.create_client(conn, seed.DEMO_AGENCY_ID)
+    sites = [seed.create_site(conn, seed.DEMO_AGENCY_ID, client_id=client) for _ in range(n)]
+    for module in (seed.DEMO_WIDGET_MODULE_ID, seed.DEMO_FREE_MODULE_ID):
+        conn.execute(
+            """INSERT INTO public.agency_module_subscriptions (agency_id, module_id, status, billing_cycle,
+                 wholesale_price_cents, markup_type, markup_value, retail_price_cents, currency, activated_at)
+               VALUES (%s, %s, 'active', 'free', 0, 'none', 0, 0, 'USD', now()) ON CONFLICT DO NOTHING""",
+            (seed.DEMO_AGENCY_ID, module))
+    provisioner.provision_module(seed.DEMO_FREE_MODULE_ID)
+    schema = get_module_schema_name(seed.DEMO_FREE_MODULE_ID)
+    conn.execute(
+        """INSERT INTO public.site_module_installations (site_id, module_id, agency_id, status, is_enabled, config)
+           VALUES (%s, %s, %s, 'active', true, '{}') ON CONFLICT DO NOTHING""",
+        (seed.DEMO_SITE_ID, seed.DEMO_FREE_MODULE_ID, seed.DEMO_AGENCY_ID))
+    conn.execute(
+        f"""INSERT INTO {schema}.contacts (site_id, email, first_name, lead_score)
+            SELECT %s, 'c' || g || '@example.test', 'C' || g, g %% 100 FROM generate_series(1, 500) g""",
+        (seed.DEMO_SITE_ID,))
+    return {"user": user, "agencies_sub": agencies_sub, "agencies_buy": agencies_buy, "sites": sites,
+            "schema": schema}
+
+
+def _requests(setup: dict[str, Any]) -> dict[str, tuple[str, Callable[[int], dict[str, Any]]]]:
+    from dramac_dev import seed
+    from dramac_dev.events import http_event
+
+    claims = {"sub": str(setup["user"]), "aud": "authenticated", "role": "authenticated", "iss": "dramac-local",
+              "exp": 4102444800, "iat": 1700000000}
+    crm, widget, paid = seed.DEMO_FREE_MODULE_ID, seed.DEMO_WIDGET_MODULE_ID, seed.DEMO_PAID_MODULE_ID
+    return {
+        "subscribe (free module, new subscription)": ("subscribe", lambda i: http_event(
+            "POST", "/api/modules/subscribe", claims=claims,
+            body={"agencyId": str(setup["agencies_sub"][i]), "moduleId": str(crm)})),
+        "purchase (paid module, pending subscription + checkout + event)": ("purchase", lambda i: http_event(
+            "POST", f"/api/modules/{paid}/purchase", claims=claims,
+            body={"agencyId": str(setup["agencies_buy"][i]), "markupType": "percentage", "markupValue": 20})),
+        "install (module without a schema, new installation)": ("install", lambda i: http_event(
+            "POST", f"/api/sites/{setup['sites'][i]}/modules/{widget}", claims=claims, body={})),
+        "module data read (50 contacts of a site)": ("module_api", lambda i: http_event(
+            "GET", f"/api/sites/{seed.DEMO_SITE_ID}/modules/{crm}/data/contacts", claims=claims,
+            query={"limit": "50", "order": "created_at.desc"})),
+    }
+
+
+def _baselines(conn: Any, setup: dict[str, Any]) -> dict[str, Callable[[int], Any]]:
+    """The minimum raw SQL for the same effect: one statement, autocommit, as the owner."""
+    from dramac_dev import seed
+
+    crm, widget, paid = seed.DEMO_FREE_MODULE_ID, seed.DEMO_WIDGET_MODULE_ID, seed.DEMO_PAID_MODULE_ID
+    extra = {key: [seed.create_agency(conn, owner=setup["user"]) for _ in range(len(setup["sites"]))]
+             for key in ("sub", "buy")}
+    client = seed.create_client(conn, seed.DEMO_AGENCY_ID)
+    sites = [seed.create_site(conn, seed.DEMO_AGENCY_ID, client_id=client) for _ in range(len(setup["sites"]))]
+    subscribe = """INSERT INTO public.agency_module_subscriptions (agency_id, module_id, status, billing_cycle,
+                     wholesale_price_cents, markup_type, markup_value, retail_price_cents, currency, activated_at)
+                   VALUES (%s, %s, 'active', 'free', 0, 'none', 0, 0, 'USD', now()) RETURNING *"""
+    purchase = """WITH s AS (
+                    INSERT INTO public.agency_module_subscriptions (agency_id, module_id, status, billing_cycle,
+                      wholesale_price_cents, markup_type, markup_value, retail_price_cents, currency, payment_provider)
+                    VALUES (%(agency)s, %(module)s, 'pending', 'monthly', 1999, 'percentage', 20, 2399, 'USD', 'sandbox')
+                    RETURNING *),
+                  c AS (
+                    INSERT INTO public.payment_checkouts (id, agency_id, subscription_id, module_id, provider,
+                      provider_checkout_id, amount_cents, currency, billing_cycle, checkout_url, created_by)
+                    SELECT %(checkout)s, s.agency_id, s.id, s.module_id, 'sandbox', 'txn_' || %(checkout)s, 1999, 'USD',
+                           'monthly', '/x', %(user)s FROM s RETURNING id)
+                  INSERT INTO public.automation_events_log (agency_id, event_type, payload, source_module,
+                    source_entity_type, source_entity_id)
+                  SELECT s.agency_id, 'marketplace.subscription.created', to_jsonb(s), 'marketplace', 'subscription',
+                         s.id::text FROM s, c RETURNING *"""
+    install = """INSERT INTO public.site_module_installations (site_id, module_id, agency_id, status, is_enabled,
+                   config, installed_by) VALUES (%s, %s, %s, 'active', true, '{}', %s) RETURNING *"""
+    read = (f"SELECT * FROM {setup['schema']}.contacts WHERE site_id = %s "
+            "ORDER BY created_at DESC, id DESC LIMIT 50")
+    return {
+        "subscribe": lambda i: conn.execute(subscribe, (extra["sub"][i], crm)).fetchall(),
+        "purchase": lambda i: conn.execute(purchase, {"agency": extra["buy"][i], "module": paid,
+                                                      "checkout": uuid.uuid4(), "user": setup["user"]}).fetchall(),
+        "install": lambda i: conn.execute(install, (sites[i], widget, seed.DEMO_AGENCY_ID, setup["user"])).fetchall(),
+        "module_api": lambda i: conn.execute(read, (seed.DEMO_SITE_ID,)).fetchall(),
+    }
+
+
+def run(env: dict[str, str]) -> Section:
+    import psycopg
+    from dramac_common import db, queues
+    from dramac_common.settings import reset_settings
+    from moto import mock_aws
+
+    from dramac_dev.events import LocalContext
+    from dramac_dev.functions_loader import get_handler
+    from dramac_dev.sqs_local import create_queues
+
+    from .roundtrips import RoundTripCounter, traced_pool_connection
+
+    saved = {k: os.environ.get(k) for k in ("DRAMAC_DB_POOL_MAX", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                            "AWS_DEFAULT_REGION", "SQS_ENDPOINT_URL")}
+    os.environ.update({"DRAMAC_DB_POOL_MAX": "1", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+                       "AWS_DEFAULT_REGION": "us-east-1"})
+    os.environ.pop("SQS_ENDPOINT_URL", None)
+    reset_settings()
+    db.close_pool()
+    total = REQUESTS + WARMUP + TRACED
+    section = Section("2. Warm latency and round trips", "make bench (bench/warm_latency.py)",
+                      ["request", "p50", "p99", "round trips", "of which queue send (moto)",
+                       "raw SQL p50", "raw SQL round trips", "p50 vs raw"])
+    queue_time = [0.0]
+    real_send, real_send_many = queues.send_message, queues.send_messages
+
+    def timed_send(*a: Any, **kw: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return real_send(*a, **kw)
+        finally:
+            queue_time[0] += time.perf_counter() - t
+
+    def timed_send_many(*a: Any, **kw: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return real_send_many(*a, **kw)
+        finally:
+            queue_time[0] += time.perf_counter() - t
+
+    try:
+        with mock_aws(), psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
+            queues.reset_client()
+            create_queues(queues.sqs_client(), get_settings_prefix())
+            queues.send_message, queues.send_messages = timed_send, timed_send_many
+            setup = _owner_setup(conn, total)
+            baselines = _baselines(conn, setup)
+            baseline_counter = RoundTripCounter(conn)
+            with traced_pool_connection() as counter:
+                for label, (function, make_event) in _requests(setup).items():
+                    handler = get_handler(function)
+                    context = LocalContext(function)
+                    events = [make_event(i) for i in range(total)]
+                    statuses = set()
+                    for i in range(WARMUP):
+                        statuses.add(handler(events[i], context)["statusCode"])
+                    latencies, queue_share = [], []
+                    for i in range(WARMUP, WARMUP + REQUESTS):
+                        queue_time[0] = 0.0
+                        start = time.perf_counter()
+                        statuses.add(handler(events[i], context)["statusCode"])
+                        latencies.append(time.perf_counter() - start)
+                        queue_share.append(queue_time[0])
+                    trips = []
+                    for i in range(WARMUP + REQUESTS, total):
+                        with counter.measure() as result:
+                            statuses.add(handler(events[i], context)["statusCode"])
+                        trips.append(result[0])
+                    if not statuses <= {200, 201, 202}:
+                        raise RuntimeError(f"{label}: unexpected statuses {statuses}")
+                    raw = baselines[function]
+                    raw_latencies = []
+                    for i in range(total):
+                        if i >= WARMUP + REQUESTS:
+                            with baseline_counter.measure() as raw_trips:
+                                raw(i)
+                            continue
+                        start = time.perf_counter()
+                        raw(i)
+                        if i >= WARMUP:
+                            raw_latencies.append(time.perf_counter() - start)
+                    p50, raw_p50 = median(latencies), median(raw_latencies)
+                    section.rows.append([label, f"{p50 * 1000:.2f} ms", f"{percentile(latencies, 99) * 1000:.2f} ms",
+                                         _trips(trips), f"{median(queue_share) * 1000:.2f} ms",
+                                         f"{raw_p50 * 1000:.2f} ms", str(raw_trips[0]), ratio(p50, raw_p50)])
+            baseline_counter.close()
+    finally:
+        queues.send_message, queues.send_messages = real_send, real_send_many
+        db.close_pool()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        reset_settings()
+        queues.reset_client()
+    section.notes += [
+        f"{REQUESTS} timed requests each after {WARMUP} warm-up requests; every write request targets a fresh "
+        "agency or site, so each one really inserts; round trips counted on {TRACED} further requests".replace(
+            "{TRACED}", str(TRACED)),
+        "round trips: F→B turns in libpq's protocol trace of the pool's only connection, including the after-commit "
+        "work (queue send bookkeeping); raw SQL is one statement on an autocommit owner connection",
+        "targets (issue 9): p50 under 3 ms with at most 3 round trips",
+    ]
+    return section
+
+
+def _trips(values: list[int]) -> str:
+    low, high = min(values), max(values)
+    return str(low) if low == high else f"{low}–{high}"
+
+
+def get_settings_prefix() -> str:
+    from dramac_common.settings import get_settings
+
+    return get_settings().queue_prefix
+
