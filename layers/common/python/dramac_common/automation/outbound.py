@@ -22,9 +22,10 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:  # httpx costs ~100 ms of import: only the functions that send load it
+    import httpx
 
 MAX_RESPONSE_BYTES = 256 * 1024
 MAX_TEXT_CHARS = 16 * 1024
@@ -66,6 +67,8 @@ def backoff_base_s() -> float:
 
 
 def http_client() -> httpx.Client:
+    import httpx
+
     global _client
     if _client is None:
         with _client_lock:
@@ -112,6 +115,8 @@ def resolve_checked(host: str, port: int) -> str:
 
 def check_url(url: str) -> httpx.URL:
     """The URL if it is an absolute http(s) URL (checked before any template is rendered into it)."""
+    import httpx
+
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError) as exc:
@@ -125,6 +130,8 @@ def check_url(url: str) -> httpx.URL:
 
 def _send_once(method: str, url: httpx.URL, headers: dict[str, str], content: bytes | None,
                timeout_s: float) -> tuple[int, dict[str, str], bytes]:
+    import httpx
+
     port = url.port or (443 if url.scheme == "https" else 80)
     address = resolve_checked(url.host, port)
     pinned = url.copy_with(host=address)
@@ -154,6 +161,8 @@ def _decode(headers: dict[str, str], raw: bytes) -> Any:
 def request(method: str, url: str, *, headers: dict[str, str] | None = None, body: Any = None,
             timeout_s: float = 10.0, max_attempts: int = 3, budget_s: float = 60.0) -> OutboundResponse:
     """Send a request with the SSRF guard and retries. A dict or list body is sent as JSON."""
+    import httpx
+
     headers = {str(k).lower(): str(v) for k, v in (headers or {}).items()}
     content: bytes | None = None
     if body is not None:
