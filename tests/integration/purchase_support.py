@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import pytest
 from helpers import emulated_queues as shared_emulated_queues
 
 WEBHOOK = "/api/webhooks/paddle"
@@ -119,3 +120,18 @@ def forward_to_function(name: str) -> Callable[[str, str, dict[str, str], bytes]
         return int(result["statusCode"]), json.loads(result.get("body") or "{}")
 
     return respond
+
+
+@pytest.fixture
+def sandbox_queues(monkeypatch):
+    """The sandbox payment provider with its built-in webhook secret, and emulated queues."""
+    monkeypatch.setenv("PAYMENT_PROVIDER", "sandbox")
+    monkeypatch.delenv("PADDLE_WEBHOOK_SECRET", raising=False)
+    with emulated_queues() as urls:
+        yield urls
+
+
+@pytest.fixture
+def api(function_client):
+    """The real purchase handler."""
+    return function_client("purchase")

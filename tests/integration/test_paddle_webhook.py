@@ -1,24 +1,27 @@
 """POST /api/webhooks/paddle: Paddle-Signature verification, the payment event store, status changes
 and their ordering, through the real purchase handler on real PostgreSQL."""
 
+# ruff: noqa: F811 - the fixtures imported from purchase_support reappear as test parameters
+
 import time
 import uuid
 
 import pytest
-from purchase_support import SANDBOX_SECRET, WEBHOOK, emulated_queues, minutes_ago, paddle_event, signed
+from purchase_support import (  # noqa: F401 - fixtures
+    SANDBOX_SECRET,
+    WEBHOOK,
+    api,
+    emulated_queues,
+    minutes_ago,
+    paddle_event,
+    sandbox_queues,
+    signed,
+)
 
 
 @pytest.fixture(autouse=True)
-def queues(monkeypatch):
-    monkeypatch.setenv("PAYMENT_PROVIDER", "sandbox")
-    monkeypatch.delenv("PADDLE_WEBHOOK_SECRET", raising=False)
-    with emulated_queues() as urls:
-        yield urls
-
-
-@pytest.fixture
-def api(function_client):
-    return function_client("purchase")
+def queues(sandbox_queues):
+    return sandbox_queues
 
 
 @pytest.fixture

@@ -1,22 +1,17 @@
 """POST /api/modules/{moduleId}/purchase, GET and PATCH /api/agencies/{agencyId}/subscriptions
 through the real purchase handler on real PostgreSQL (sandbox provider, emulated events queue)."""
 
+# ruff: noqa: F811 - the fixtures imported from purchase_support reappear as test parameters
+
 import uuid
 
 import pytest
-from purchase_support import emulated_queues
+from purchase_support import api, emulated_queues, sandbox_queues  # noqa: F401 - fixtures
 
 
 @pytest.fixture(autouse=True)
-def queues(monkeypatch):
-    monkeypatch.setenv("PAYMENT_PROVIDER", "sandbox")
-    with emulated_queues() as urls:
-        yield urls
-
-
-@pytest.fixture
-def api(function_client):
-    return function_client("purchase")
+def queues(sandbox_queues):
+    return sandbox_queues
 
 
 @pytest.fixture

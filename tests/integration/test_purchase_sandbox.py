@@ -2,23 +2,17 @@
 POST /api/sandbox/checkouts/{checkoutId}/complete sends a signed Paddle-format webhook to our own
 webhook route (served here by a loopback gateway in front of the real handler)."""
 
+# ruff: noqa: F811 - the fixtures imported from purchase_support reappear as test parameters
+
 import uuid
 
 import pytest
-from purchase_support import emulated_queues, forward_to_function, loopback_server
+from purchase_support import api, emulated_queues, forward_to_function, loopback_server, sandbox_queues  # noqa: F401 - fixtures
 
 
 @pytest.fixture(autouse=True)
-def queues(monkeypatch):
-    monkeypatch.setenv("PAYMENT_PROVIDER", "sandbox")
-    monkeypatch.delenv("PADDLE_WEBHOOK_SECRET", raising=False)
-    with emulated_queues() as urls:
-        yield urls
-
-
-@pytest.fixture
-def api(function_client):
-    return function_client("purchase")
+def queues(sandbox_queues):
+    return sandbox_queues
 
 
 @pytest.fixture
