@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..automation_events import log_automation_event
+from ..automation_events import PLATFORM_EVENT_PREFIXES, log_automation_event
 from ..db import Unit
 from ..errors import NotFound, ValidationFailed
 from ..tenancy import Caller, require_site_access
@@ -157,10 +157,21 @@ def list_event_types(unit: Unit, site_id: uuid.UUID) -> list[dict[str, Any]]:
     return [d.as_dict() for d in sorted(site_events(unit, site_id).values(), key=lambda d: d.event_type)]
 
 
+def refuse_platform_event(event_type: str, field: str) -> None:
+    """Platform events (``marketplace.*``, ``automation.*``) record what the platform did, in the
+    transaction that did it; nobody posts them from outside."""
+    prefix = event_type.split(".", 1)[0] if isinstance(event_type, str) else ""
+    if prefix in PLATFORM_EVENT_PREFIXES:
+        raise ValidationFailed(f"{prefix}.* events are recorded by the platform itself and cannot be sent",
+                               code="platform_event", details=[{"field": field, "message": "a platform event"}])
+
+
 def emit_event(unit: Unit, site_id: uuid.UUID, body: EventInput) -> dict[str, Any]:
     """``POST events``: an event from outside, validated against the registry; queued after commit.
     ``unit`` comes from ``api_keys.site_unit(principal, site_id, manage=True)``: a manager of the
-    site, or the site's own API key, already checked."""
+    site, or the site's own API key, already checked; a key may emit only its modules' events
+    (``registry.require_key_may_emit``, through ``log_automation_event``)."""
+    refuse_platform_event(body.event_type, "eventType")
     definition = require_known_event(unit, site_id, body.event_type)
     payload = validate_payload(definition, body.payload)
     event_id = log_automation_event(unit, site_id, body.event_type, payload, source_module="api")
@@ -183,6 +194,8 @@ def _webhook(row: dict[str, Any]) -> dict[str, Any]:
 def create_webhook(unit: Unit, site_id: uuid.UUID, body: WebhookCreate) -> dict[str, Any]:
     """A webhook with a fresh secret token; the token is returned once and only its hash is stored."""
     require_site_access(unit, site_id, manage=True)
+    if body.event_type != WEBHOOK_EVENT:
+        refuse_platform_event(body.event_type, "eventType")
     require_known_event(unit, site_id, body.event_type)
     if body.workflow_id is not None and not dal.workflow_exists(unit, site_id, body.workflow_id):
         raise NotFound("Workflow not found", code="workflow_not_found")
