@@ -61,6 +61,13 @@ def test_owner_creates_workflow_with_steps_and_trigger(api, tenant):
      "steps.0.config.id", "Field required"),
     ([{"type": "http_request", "config": {"url": "https://x.test/{{event.payload.id"}}], "steps.0.config.url",
      "unbalanced"),
+    # which module a record step writes is fixed when saved: never picked by the event
+    ([{"type": "create_record", "config": {"module": "{{event.payload.m}}", "table": "contacts", "values": {}}}],
+     "steps.0.config.module", "module cannot be a template"),
+    ([{"type": "update_record", "config": {"module": "crm", "table": "{{event.payload.t}}", "id": "x", "values": {}}}],
+     "steps.0.config.table", "lower-case identifier"),
+    ([{"type": "create_record", "config": {"module": "not-installed-here", "table": "contacts", "values": {}}}],
+     "steps.0.config.module", "module 'not-installed-here' is not installed on this site"),
 ])
 def test_invalid_steps_are_400_with_details(api, tenant, steps, field, message, owner_conn):
     reply = api.post(f"{base(tenant)}/workflows", user=tenant.owner,
