@@ -261,7 +261,7 @@ def test_a_key_limited_to_a_module_emits_only_that_modules_events(api, function_
 
 
 def test_a_key_for_every_module_emits_the_installed_modules_events_and_nothing_else(api, function_client, tenant,
-                                                                                     two_installed):
+                                                                                     two_installed, aws):
     key = scoped_key(function_client, tenant, None)
     statuses = {event: api.post(f"{base(tenant)}/events", headers={"X-Api-Key": key},
                                 body={"eventType": event, "payload": {}}).status
