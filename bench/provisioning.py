@@ -98,7 +98,8 @@ def compare(server: str, runs: int) -> tuple[dict[str, list[float]], int, str]:
                                            "same DDL, one round trip per statement, autocommit (EM-11)": []}
         labels = list(timings)
         with psycopg.connect(url, autocommit=True) as conn:
-            statements_count = len(ddl.plan_schema("mod_00000000", definition, ddl.CatalogState()).statements)
+            statements_count = len(ddl.plan_schema("mod_00000000", definition, ddl.CatalogState(),
+                                                    uuid.UUID(int=0)).statements)
             for run in range(runs + 2):  # the first two runs warm caches and are not counted
                 module = uuid.uuid4()
                 seed.create_module(conn, module_id=module, module_type="app", manifest=copy.deepcopy(CRM4))
@@ -106,16 +107,18 @@ def compare(server: str, runs: int) -> tuple[dict[str, list[float]], int, str]:
                 provisioner.provision_module(module)
                 elapsed = [(time.perf_counter() - start) * 1000]
 
-                raw_schema = get_module_schema_name(uuid.uuid4())
-                plan = ddl.plan_schema(raw_schema, definition, ddl.CatalogState())
+                raw_module = uuid.uuid4()
+                raw_schema = get_module_schema_name(raw_module)
+                plan = ddl.plan_schema(raw_schema, definition, ddl.CatalogState(), raw_module)
                 script = plan.script().as_string(conn)
                 start = time.perf_counter()
                 conn.execute("BEGIN;\n" + script + ";\nCOMMIT")
                 elapsed.append((time.perf_counter() - start) * 1000)
 
-                split_schema = get_module_schema_name(uuid.uuid4())
-                statements = [s.as_string(conn) for _, s in ddl.plan_schema(split_schema, definition,
-                                                                             ddl.CatalogState()).statements]
+                split_module = uuid.uuid4()
+                split_schema = get_module_schema_name(split_module)
+                statements = [s.as_string(conn) for _, s in ddl.plan_schema(
+                    split_schema, definition, ddl.CatalogState(), split_module).statements]
                 start = time.perf_counter()
                 for statement in statements:
                     conn.execute(statement)
@@ -200,8 +203,9 @@ def scale(server: str, counts: list[int], crm_modules: int) -> dict[str, Any]:
                     start = time.perf_counter()
                     provisioner.provision_module(module)
                     at["provisioner"].append(time.perf_counter() - start)
-                    script = ddl.plan_schema(get_module_schema_name(uuid.uuid4()), crm_definition,
-                                             ddl.CatalogState()).script().as_string(conn)
+                    raw_module = uuid.uuid4()
+                    script = ddl.plan_schema(get_module_schema_name(raw_module), crm_definition,
+                                             ddl.CatalogState(), raw_module).script().as_string(conn)
                     start = time.perf_counter()
                     conn.execute("BEGIN;\n" + script + ";\nCOMMIT")
                     at["raw"].append(time.perf_counter() - start)

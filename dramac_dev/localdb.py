@@ -50,12 +50,35 @@ def with_dbname(url: str, dbname: str) -> str:
     return make_conninfo(**params)
 
 
+# What a Supabase project's database hands the request roles before any migration runs: the roles,
+# usage of public, and default privileges that give every table, function and sequence created in
+# public to anon, authenticated and service_role -- ALL of it, TRUNCATE included. Local and test
+# databases start the same way, so the migrations are tested against the privileges they meet there.
+SUPABASE_ROLE_DEFAULTS = """
+DO $$ BEGIN CREATE ROLE anon NOLOGIN NOINHERIT; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+DO $$ BEGIN CREATE ROLE authenticated NOLOGIN NOINHERIT; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+DO $$ BEGIN CREATE ROLE service_role NOLOGIN NOINHERIT BYPASSRLS; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+GRANT USAGE ON SCHEMA public TO anon, authenticated, service_role;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO anon, authenticated, service_role;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON FUNCTIONS TO anon, authenticated, service_role;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON SEQUENCES TO anon, authenticated, service_role;
+"""
+
+
+def apply_supabase_role_defaults(url: str) -> None:
+    """Give a new database Supabase's request roles and default privileges (``SUPABASE_ROLE_DEFAULTS``)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(SUPABASE_ROLE_DEFAULTS)
+
+
 def create_database(server: str, prefix: str = "dramac_test") -> tuple[str, str]:
-    """Create a fresh database on the server; returns (name, url)."""
+    """Create a fresh database on the server, privileged as on Supabase; returns (name, url)."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return name, with_dbname(server, name)
+    url = with_dbname(server, name)
+    apply_supabase_role_defaults(url)
+    return name, url
 
 
 def drop_database(server: str, name: str) -> None:
@@ -69,7 +92,10 @@ def ensure_database(server: str, name: str) -> str:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return with_dbname(server, name)
+    url = with_dbname(server, name)
+    if not exists:
+        apply_supabase_role_defaults(url)
+    return url
 
 
 def local_database_url() -> str:

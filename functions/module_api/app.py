@@ -28,7 +28,6 @@ from dramac_common.api_keys import (
     ApiKeyInfo,
     CreatedApiKey,
     Principal,
-    SiteApiKey,
     create_api_key,
     current_principal,
     list_api_keys,
@@ -56,20 +55,13 @@ def data_response(data: Any, status_code: int = 200, **extra: Any) -> JSONRespon
     return JSONResponse({"success": True, "data": jsonable_encoder(data), **extra}, status_code=status_code)
 
 
-def open_sdk(unit: db.Unit, principal: Principal, site_id: uuid.UUID, module: str) -> ModuleDatabaseSDK:
-    sdk = ModuleDatabaseSDK.for_request(unit, site_id=site_id, module=module)
-    if isinstance(principal, SiteApiKey):
-        principal.require_module(sdk.module_slug)
-    return sdk
+def open_sdk(unit: db.Unit, site_id: uuid.UUID, module: str) -> ModuleDatabaseSDK:
+    """The module's data for this request; a site API key's module scope is checked by the shared gate."""
+    return ModuleDatabaseSDK.for_request(unit, site_id=site_id, module=module)
 
 
-def open_storage(unit: db.Unit, principal: Principal, site_id: uuid.UUID, module: str) -> WidgetStorage:
-    storage = WidgetStorage.for_request(unit, site_id=site_id, module=module)
-    if isinstance(principal, SiteApiKey):
-        slug = unit.fetchone("SELECT slug FROM private.module_data_target(%s, %s, NULL)",
-                             (site_id, storage.module_id))["slug"]
-        principal.require_module(slug)
-    return storage
+def open_storage(unit: db.Unit, site_id: uuid.UUID, module: str) -> WidgetStorage:
+    return WidgetStorage.for_request(unit, site_id=site_id, module=module)
 
 
 # -- module data ---------------------------------------------------------------------------------
@@ -81,7 +73,7 @@ def batch(site_id: uuid.UUID = SiteId, module: str = ModuleRef, body: Any = Body
     if not isinstance(operations, list):
         raise BadRequest('The body is {"operations": [...]}', code="invalid_batch")
     with site_unit(principal, site_id, manage=True) as unit:
-        results = open_sdk(unit, principal, site_id, module).batch(operations)
+        results = open_sdk(unit, site_id, module).batch(operations)
     return data_response(results)
 
 
@@ -90,7 +82,7 @@ def list_rows(request: Request, table: str, site_id: uuid.UUID = SiteId, module:
               principal: Principal = Depends(current_principal)) -> JSONResponse:
     query = parse_query_params(request.query_params.multi_items())
     with site_unit(principal, site_id, manage=False) as unit:
-        rows, count = open_sdk(unit, principal, site_id, module).query(table, query)
+        rows, count = open_sdk(unit, site_id, module).query(table, query)
     return data_response(rows, **({"count": count} if query.count else {}))
 
 
@@ -100,7 +92,7 @@ def create_rows(table: str, site_id: uuid.UUID = SiteId, module: str = ModuleRef
     if not isinstance(body, dict | list):
         raise BadRequest("The body is an object of column values, or an array of them", code="invalid_body")
     with site_unit(principal, site_id, manage=True) as unit:
-        rows = open_sdk(unit, principal, site_id, module).create(table, body)
+        rows = open_sdk(unit, site_id, module).create(table, body)
     return data_response(rows[0] if isinstance(body, dict) else rows, status_code=201)
 
 
@@ -109,7 +101,7 @@ def get_row(request: Request, table: str, row_id: str, site_id: uuid.UUID = Site
             principal: Principal = Depends(current_principal)) -> JSONResponse:
     query = parse_query_params(request.query_params.multi_items())
     with site_unit(principal, site_id, manage=False) as unit:
-        row = open_sdk(unit, principal, site_id, module).find_by_id(table, row_id, select=query.select)
+        row = open_sdk(unit, site_id, module).find_by_id(table, row_id, select=query.select)
     if row is None:
         raise NotFound("No such row on this site", code="row_not_found")
     return data_response(row)
@@ -121,7 +113,7 @@ def update_row(table: str, row_id: str, site_id: uuid.UUID = SiteId, module: str
     if not isinstance(body, dict):
         raise BadRequest("The body is an object of column values", code="invalid_body")
     with site_unit(principal, site_id, manage=True) as unit:
-        row = open_sdk(unit, principal, site_id, module).update_by_id(table, row_id, body)
+        row = open_sdk(unit, site_id, module).update_by_id(table, row_id, body)
     if row is None:
         raise NotFound("No such row on this site", code="row_not_found")
     return data_response(row)
@@ -131,7 +123,7 @@ def update_row(table: str, row_id: str, site_id: uuid.UUID = SiteId, module: str
 def delete_row(table: str, row_id: str, site_id: uuid.UUID = SiteId, module: str = ModuleRef,
                principal: Principal = Depends(current_principal)) -> JSONResponse:
     with site_unit(principal, site_id, manage=True) as unit:
-        row = open_sdk(unit, principal, site_id, module).delete_by_id(table, row_id)
+        row = open_sdk(unit, site_id, module).delete_by_id(table, row_id)
     if row is None:
         raise NotFound("No such row on this site", code="row_not_found")
     return data_response(row)
@@ -143,7 +135,7 @@ def delete_row(table: str, row_id: str, site_id: uuid.UUID = SiteId, module: str
 def list_storage_keys(prefix: str | None = None, site_id: uuid.UUID = SiteId, module: str = ModuleRef,
                       principal: Principal = Depends(current_principal)) -> JSONResponse:
     with site_unit(principal, site_id, manage=False) as unit:
-        keys = open_storage(unit, principal, site_id, module).list_keys(prefix)
+        keys = open_storage(unit, site_id, module).list_keys(prefix)
     return data_response(keys)
 
 
@@ -152,7 +144,7 @@ def get_storage_value(key: str, site_id: uuid.UUID = SiteId, module: str = Modul
                       principal: Principal = Depends(current_principal)) -> JSONResponse:
     missing = object()
     with site_unit(principal, site_id, manage=False) as unit:
-        value = open_storage(unit, principal, site_id, module).get(key, missing)
+        value = open_storage(unit, site_id, module).get(key, missing)
     if value is missing:
         raise NotFound("No such key", code="key_not_found")
     return data_response({"key": key, "value": value})
@@ -164,7 +156,7 @@ def set_storage_value(key: str, site_id: uuid.UUID = SiteId, module: str = Modul
     if not isinstance(body, dict) or "value" not in body:
         raise BadRequest('The body is {"value": <any JSON>}', code="invalid_body")
     with site_unit(principal, site_id, manage=True) as unit:
-        row = open_storage(unit, principal, site_id, module).set(key, body["value"])
+        row = open_storage(unit, site_id, module).set(key, body["value"])
     return data_response(row)
 
 
@@ -172,7 +164,7 @@ def set_storage_value(key: str, site_id: uuid.UUID = SiteId, module: str = Modul
 def delete_storage_value(key: str, site_id: uuid.UUID = SiteId, module: str = ModuleRef,
                          principal: Principal = Depends(current_principal)) -> JSONResponse:
     with site_unit(principal, site_id, manage=True) as unit:
-        deleted = open_storage(unit, principal, site_id, module).delete(key)
+        deleted = open_storage(unit, site_id, module).delete(key)
     if not deleted:
         raise NotFound("No such key", code="key_not_found")
     return data_response({"key": key, "deleted": True})

@@ -169,3 +169,21 @@ def test_a_bearer_without_an_authorizer_is_verified_by_the_handler_and_refused_i
     in_lambda = api.get(data_path(tenant, slug, "contacts"), headers=headers)
     assert locally.status == 200
     assert (in_lambda.status, in_lambda.body["code"]) == (401, "invalid_token")
+
+
+def test_key_scoped_to_modules_reaches_no_other_modules_widget_storage(api, owner_conn, make_module, crm, tenant):
+    from module_fixtures import install_module
+
+    _, slug = crm
+    widget = make_module(module_type="widget")
+    install_module(owner_conn, site_id=tenant.site_id, agency_id=tenant.agency_id, module_id=widget)
+    storage = f"/api/sites/{tenant.site_id}/modules/{widget}/storage/colour"
+    key = new_key(api, tenant, modules=[slug])["key"]
+    written = api.request("PUT", storage, headers={"x-api-key": key}, body={"value": "red"})
+    read = api.get(storage, headers={"x-api-key": key})
+    assert [(r.status, r.body["code"]) for r in (written, read)] == [(403, "api_key_scope")] * 2
+    assert owner_conn.execute("SELECT count(*) AS n FROM module_data WHERE module_id = %s",
+                              (widget,)).fetchone()["n"] == 0
+    allowed = new_key(api, tenant, modules=[slug, owner_conn.execute(
+        "SELECT slug FROM modules_v2 WHERE id = %s", (widget,)).fetchone()["slug"]])["key"]
+    assert api.request("PUT", storage, headers={"x-api-key": allowed}, body={"value": "red"}).status == 200

@@ -61,6 +61,13 @@ def test_owner_creates_workflow_with_steps_and_trigger(api, tenant):
      "steps.0.config.id", "Field required"),
     ([{"type": "http_request", "config": {"url": "https://x.test/{{event.payload.id"}}], "steps.0.config.url",
      "unbalanced"),
+    # which module a record step writes is fixed when saved: never picked by the event
+    ([{"type": "create_record", "config": {"module": "{{event.payload.m}}", "table": "contacts", "values": {}}}],
+     "steps.0.config.module", "module cannot be a template"),
+    ([{"type": "update_record", "config": {"module": "crm", "table": "{{event.payload.t}}", "id": "x", "values": {}}}],
+     "steps.0.config.table", "lower-case identifier"),
+    ([{"type": "create_record", "config": {"module": "not-installed-here", "table": "contacts", "values": {}}}],
+     "steps.0.config.module", "module 'not-installed-here' is not installed on this site"),
 ])
 def test_invalid_steps_are_400_with_details(api, tenant, steps, field, message, owner_conn):
     reply = api.post(f"{base(tenant)}/workflows", user=tenant.owner,
@@ -194,20 +201,83 @@ def test_a_sites_api_key_emits_events_on_its_own_site_only(api, function_client,
     slug = owner_conn.execute("SELECT slug FROM modules_v2 WHERE id = %s", (module,)).fetchone()["slug"]
     key = site_key(function_client, tenant)["key"]
     headers = {"X-Api-Key": key}
-    documented = api.post(f"{base(tenant)}/events", headers=headers,
-                          body={"eventType": "form.submitted", "payload": {"form_id": "contact", "data": {"a": 1}}})
     declared = api.post(f"{base(tenant)}/events", headers=headers,
                         body={"eventType": f"{slug.replace('-', '_')}.contact.created", "payload": {"email": "x@y.z"}})
+    updated = api.post(f"{base(tenant)}/events", headers=headers,
+                       body={"eventType": f"{slug.replace('-', '_')}.contact.updated", "payload": {}})
     elsewhere = api.post(f"{base(other_tenant)}/events", headers=headers,
-                         body={"eventType": "form.submitted", "payload": {}})
-    assert documented.status == 202, documented.body
+                         body={"eventType": f"{slug.replace('-', '_')}.contact.created", "payload": {}})
     assert declared.status == 202, declared.body
+    assert updated.status == 202, updated.body
     assert (elsewhere.status, elsewhere.body["code"]) == (404, "site_not_found")
     rows = owner_conn.execute("SELECT site_id, event_type, source_module FROM automation_events_log "
-                              "WHERE id = ANY(%s)", ([uuid.UUID(documented.data["eventId"]),
-                                                     uuid.UUID(declared.data["eventId"])],)).fetchall()
+                              "WHERE id = ANY(%s)", ([uuid.UUID(declared.data["eventId"]),
+                                                     uuid.UUID(updated.data["eventId"])],)).fetchall()
     assert {(r["site_id"], r["source_module"]) for r in rows} == {(tenant.site_id, "api")}
     assert len(aws.pending_messages()) == 2  # handed to the events queue after commit
+
+
+def scoped_key(function_client, tenant, modules) -> str:
+    reply = function_client("module_api").post(f"/api/sites/{tenant.site_id}/api-keys", user=tenant.owner,
+                                               body={"name": "scoped", "modules": modules})
+    assert reply.status == 201, reply.body
+    return reply.data["key"]
+
+
+@pytest.fixture
+def two_installed(owner_conn, make_module, tenant):
+    """Two modules declaring events (the demo CRM manifest), installed on the tenant's site: their slugs."""
+    from dramac_dev.seed import CRM_MANIFEST
+
+    slugs = []
+    for name in ("mine", "theirs"):
+        module = make_module(module_id=uuid.uuid4(), slug=f"{name}-{uuid.uuid4().hex[:6]}", manifest=CRM_MANIFEST)
+        owner_conn.execute("INSERT INTO site_module_installations (site_id, module_id, agency_id, status) "
+                           "VALUES (%s, %s, %s, 'active')", (tenant.site_id, module, tenant.agency_id))
+        slugs.append(owner_conn.execute("SELECT slug FROM modules_v2 WHERE id = %s", (module,)).fetchone()["slug"])
+    return slugs
+
+
+@pytest.mark.parametrize("event, expected", [
+    ("{mine}.contact.created", (202, None)),
+    ("{theirs}.contact.created", (403, "api_key_scope")),   # another installed module's event
+    ("crm.contact.created", (403, "api_key_scope")),        # documented, but not a module of the key
+    ("form.submitted", (403, "api_key_scope")),
+    ("marketplace.module.installed", (400, "platform_event")),
+    ("marketplace.subscription.activated", (400, "platform_event")),
+    ("automation.webhook.received", (400, "platform_event")),
+])
+def test_a_key_limited_to_a_module_emits_only_that_modules_events(api, function_client, tenant, two_installed,
+                                                                  owner_conn, aws, event, expected):
+    mine, theirs = two_installed
+    key = scoped_key(function_client, tenant, [mine])
+    event_type = event.format(mine=mine.replace("-", "_"), theirs=theirs.replace("-", "_"))
+    reply = api.post(f"{base(tenant)}/events", headers={"X-Api-Key": key},
+                     body={"eventType": event_type, "payload": {}})
+    assert (reply.status, reply.body.get("code")) == expected, reply.body
+    stored = owner_conn.execute("SELECT count(*) AS n FROM automation_events_log WHERE site_id = %s",
+                                (tenant.site_id,)).fetchone()["n"]
+    assert stored == (1 if expected[0] == 202 else 0)
+
+
+def test_a_key_for_every_module_emits_the_installed_modules_events_and_nothing_else(api, function_client, tenant,
+                                                                                     two_installed, aws):
+    key = scoped_key(function_client, tenant, None)
+    statuses = {event: api.post(f"{base(tenant)}/events", headers={"X-Api-Key": key},
+                                body={"eventType": event, "payload": {}}).status
+                for event in (f"{two_installed[0].replace('-', '_')}.contact.created",
+                              f"{two_installed[1].replace('-', '_')}.company.created", "form.submitted",
+                              "crm.deal.won")}
+    assert list(statuses.values()) == [202, 202, 403, 403]
+
+
+def test_a_manager_posts_no_platform_event_and_no_webhook_emits_one(api, tenant):
+    posted = api.post(f"{base(tenant)}/events", user=tenant.owner,
+                      body={"eventType": "marketplace.subscription.activated", "payload": {}})
+    webhook = api.post(f"{base(tenant)}/webhooks", user=tenant.owner,
+                       body={"name": "fake", "eventType": "marketplace.module.installed"})
+    assert (posted.status, posted.body["code"]) == (400, "platform_event")
+    assert (webhook.status, webhook.body["code"]) == (400, "platform_event")
 
 
 def test_a_revoked_or_malformed_api_key_cannot_emit_events(api, function_client, tenant, owner_conn):
@@ -215,7 +285,7 @@ def test_a_revoked_or_malformed_api_key_cannot_emit_events(api, function_client,
     revoked = function_client("module_api").delete(f"/api/sites/{tenant.site_id}/api-keys/{created['id']}",
                                                    user=tenant.owner)
     assert revoked.status == 200
-    body = {"eventType": "form.submitted", "payload": {}}
+    body = {"eventType": "crm.contact.created", "payload": {}}
     with_revoked = api.post(f"{base(tenant)}/events", headers={"X-Api-Key": created["key"]}, body=body)
     with_garbage = api.post(f"{base(tenant)}/events", headers={"X-Api-Key": "dk_live_nope"}, body=body)
     anonymous = api.post(f"{base(tenant)}/events", body=body)

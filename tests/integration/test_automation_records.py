@@ -103,18 +103,56 @@ def test_a_workflow_never_writes_another_sites_module_data(api, tenant, other_te
     assert events(owner_conn, other_tenant.site_id, f"{slug}.contact.updated") == []
 
 
-def test_record_steps_fail_readably_when_the_module_is_not_on_the_site(api, tenant, aws, crm, owner_conn,
-                                                                        make_module):
+def test_record_steps_must_name_an_installed_module_and_one_of_its_tables_when_saved(api, tenant, crm, owner_conn,
+                                                                                     make_module):
     slug, _ = crm
     absent = owner_conn.execute("SELECT slug FROM modules_v2 WHERE id = %s",
                                 (make_module(module_id=uuid.uuid4(), module_type="app"),)).fetchone()["slug"]
+    cases = {
+        "steps.0.config.module": {"module": absent, "table": "notes", "values": {"body": "x"}},
+        "steps.0.config.table": {"module": slug, "table": "invoices", "values": {}},
+    }
+    for field, config in cases.items():
+        reply = api.post(f"/api/sites/{tenant.site_id}/automation/workflows", user=tenant.owner, body={
+            "name": "W", "triggerEventType": f"{slug}.contact.created",
+            "steps": [{"type": "create_record", "config": config}]})
+        assert (reply.status, reply.body["code"]) == (400, "validation_error"), reply.body
+        assert [d["field"] for d in reply.body["details"]] == [field]
+    assert "'invoices' is not a table of module" in reply.body["details"][0]["message"]
+    assert owner_conn.execute("SELECT count(*) AS n FROM automation_workflows WHERE site_id = %s",
+                              (tenant.site_id,)).fetchone()["n"] == 0
+
+
+def test_a_record_step_writes_the_module_it_was_saved_with_whatever_the_event_says(api, tenant, aws, crm,
+                                                                                   owner_conn, make_module):
+    """A step stored before save-time checks existed with its module as a template (as through the
+    database) does not follow the event: the module's name is taken as written, and no module has it."""
+    slug, schema = crm
     workflow = create_workflow(api, tenant, trigger=f"{slug}.contact.created", steps=[
-        {"type": "create_record", "config": {"module": absent, "table": "notes", "values": {"body": "x"}}}])
+        {"type": "create_record", "config": {"module": slug, "table": "companies", "values": {"name": "x"}}}])
+    owner_conn.execute("UPDATE workflow_steps SET config = jsonb_set(config, '{module}', '\"{{event.payload.m}}\"') "
+                       "WHERE workflow_id = %s", (workflow["id"],))
     create_contact(tenant, slug, {"email": "ada@example.com"})
     aws.drain()
     [execution] = executions(owner_conn, workflow["id"])
     assert execution["status"] == "failed"
-    assert f"module {absent}: This module is not installed on the site" in execution["error"]
+    assert "module {{event.payload.m}}: This module is not installed on the site" in execution["error"]
+    assert rows(owner_conn, schema, "companies", tenant.site_id) == []
+
+
+def test_record_steps_fail_readably_when_the_module_is_disabled_after_saving(api, tenant, aws, crm, owner_conn):
+    slug, _ = crm
+    workflow = create_workflow(api, tenant, trigger="form.submitted", steps=[
+        {"type": "create_record", "config": {"module": slug, "table": "companies", "values": {"name": "x"}}}])
+    owner_conn.execute("UPDATE site_module_installations SET status = 'disabled', is_enabled = false "
+                       "WHERE site_id = %s", (tenant.site_id,))
+    posted = api.post(f"/api/sites/{tenant.site_id}/automation/events", user=tenant.owner,
+                      body={"eventType": "form.submitted", "payload": {}})
+    assert posted.status == 202
+    aws.drain()
+    [execution] = executions(owner_conn, workflow["id"])
+    assert execution["status"] == "failed"
+    assert f"module {slug}: This module is disabled on the site" in execution["error"]
 
 
 def test_record_steps_refuse_unknown_columns_as_the_steps_error(api, tenant, aws, crm, owner_conn):

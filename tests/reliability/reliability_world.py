@@ -10,6 +10,7 @@ is the benchmark suite's business, not a property.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -178,10 +179,13 @@ def tenant_snapshot(owner_conn: Any, agency: Agency, crm_module: uuid.UUID) -> d
 
 
 def schema_shape(owner_conn: Any, schema: str) -> dict[str, list[Any]]:
-    """What a module schema consists of, with its name factored out: relations, columns, indexes,
-    policies, triggers and grants. Two provisioning runs of one manifest must give equal shapes."""
+    """What a module schema consists of, with its name and its module's id (which the policies name)
+    factored out: relations, columns, indexes, policies, triggers and grants. Two provisioning runs of
+    one manifest must give equal shapes."""
+    module_id = re.compile(schema.removeprefix("mod_") + r"-[0-9a-f-]{27}")
+
     def rows(query: str) -> list[Any]:
-        return sorted(tuple(str(v).replace(schema, "<schema>") for v in r.values())
+        return sorted(tuple(module_id.sub("<module>", str(v).replace(schema, "<schema>")) for v in r.values())
                       for r in owner_conn.execute(query, (schema,)).fetchall())
 
     return {

@@ -2,6 +2,7 @@
 hostile manifests that never get their text into SQL."""
 
 import re
+import uuid
 
 import pytest
 from dramac_common.provisioning import ddl
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from dramac_dev.seed import CRM_MANIFEST
 
 SCHEMA = "mod_3f2a9c1e"
+MODULE_ID = uuid.UUID("3f2a9c1e-0000-4000-8000-000000000f01")
 
 
 def definition_of(raw):
@@ -38,26 +40,27 @@ def catalog_after(definition) -> ddl.CatalogState:
     return ddl.CatalogState(True, tables, constraints, relations)
 
 
-def test_new_schema_script_creates_everything_with_rls_forced_and_grants_to_authenticated_only():
-    plan = ddl.plan_schema(SCHEMA, definition_of(CRM_MANIFEST), ddl.CatalogState())
+def test_new_schema_script_creates_everything_and_secures_each_table_by_the_one_database_function():
+    plan = ddl.plan_schema(SCHEMA, definition_of(CRM_MANIFEST), ddl.CatalogState(), MODULE_ID)
     text = script_of(plan)
     assert text.startswith('CREATE SCHEMA "mod_3f2a9c1e"')
     assert plan.created_tables == ["companies", "contacts"]
-    assert text.count("ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY") == 2
-    assert text.count("TO authenticated") == 2 * 5 + 1  # 4 policies + 1 grant per table, + schema usage
-    assert "anon" not in text.replace("FROM PUBLIC, anon", "")
+    # RLS, privileges and policies: private.secure_module_table (migration 0073), named by module id
+    for table in ("companies", "contacts"):
+        assert f"SELECT private.secure_module_table('mod_3f2a9c1e', '{table}', '{MODULE_ID}')" in text
+    assert text.count("TO authenticated") == 1  # the schema's usage; the tables' grants are the function's
+    assert "anon" not in text and "POLICY" not in text
     assert 'REFERENCES public.sites (id) ON DELETE CASCADE' in text
     assert 'UNIQUE (site_id, id)' in text
     assert ('FOREIGN KEY (site_id, "company_id") REFERENCES "mod_3f2a9c1e"."companies" (site_id, "id") '
             'ON DELETE SET NULL ("company_id")') in text
-    assert "site_id = ANY ((SELECT private.readable_site_ids())::uuid[])" in text
     assert 'CREATE INDEX "contacts_email_idx" ON "mod_3f2a9c1e"."contacts" USING btree ("site_id", "email")' in text
     assert "EXECUTE FUNCTION private.set_updated_at()" in text
 
 
 def test_plan_against_its_own_result_is_empty():
     definition = definition_of(CRM_MANIFEST)
-    assert ddl.plan_schema(SCHEMA, definition, catalog_after(definition)).is_empty
+    assert ddl.plan_schema(SCHEMA, definition, catalog_after(definition), MODULE_ID).is_empty
 
 
 def test_upgrade_adds_tables_columns_and_indexes_only():
@@ -73,7 +76,7 @@ def test_upgrade_adds_tables_columns_and_indexes_only():
         {"name": "deals", "columns": [{"name": "contact_id", "type": "uuid"}],
          "foreignKeys": [{"column": "contact_id", "references": {"table": "contacts"}, "onDelete": "CASCADE"}]},
     ]}}
-    plan = ddl.plan_schema(SCHEMA, definition_of(newer), catalog_after(old))
+    plan = ddl.plan_schema(SCHEMA, definition_of(newer), catalog_after(old), MODULE_ID)
     text = script_of(plan)
     assert "CREATE SCHEMA" not in text
     assert plan.created_tables == ["deals"]
@@ -100,7 +103,7 @@ def test_destructive_upgrades_are_refused(change, problem):
     newer = {**CRM_MANIFEST, "version": "2.0.0", "database": {"tables": [
         tables[0], {**tables[1], "columns": change(tables[1]["columns"])}]}}
     with pytest.raises(ProvisioningRefused) as info:
-        ddl.plan_schema(SCHEMA, definition_of(newer), catalog_after(old))
+        ddl.plan_schema(SCHEMA, definition_of(newer), catalog_after(old), MODULE_ID)
     assert f"table contacts, {problem}" in str(info.value)
 
 
@@ -109,7 +112,7 @@ def test_dropping_a_table_is_refused():
     newer = {**CRM_MANIFEST, "version": "2.0.0",
              "database": {"tables": CRM_MANIFEST["database"]["tables"][:1]}}
     with pytest.raises(ProvisioningRefused, match="table contacts: dropping a table is not supported"):
-        ddl.plan_schema(SCHEMA, definition_of(newer), catalog_after(old))
+        ddl.plan_schema(SCHEMA, definition_of(newer), catalog_after(old), MODULE_ID)
 
 
 # Hostile manifests ------------------------------------------------------------------------------
@@ -144,7 +147,7 @@ def test_hostile_table_definitions_never_reach_sql_as_text(default, check, predi
         definition = definition_of(manifest)
     except ManifestError:
         return
-    text = _strip_literals(script_of(ddl.plan_schema(SCHEMA, definition, ddl.CatalogState())))
+    text = _strip_literals(script_of(ddl.plan_schema(SCHEMA, definition, ddl.CatalogState(), MODULE_ID)))
     statements = [s for s in text.split(";\n")]
     assert all(";" not in s for s in statements)
     for forbidden in ("--", "/*", "$", "SELECT 1", "pg_sleep", "set_config", "regclass", "COPY", "auth.users"):

@@ -247,7 +247,7 @@ def test_foreign_keys_are_checked_against_the_manifest():
         (contacts(fk(onDelete="SET NULL"), nullable=False), "onDelete SET NULL needs a nullable column"),
         (contacts(fk(onDelete="DROP")), "onDelete must be one of"),
         (contacts(fk(references={"schema": "auth", "table": "users", "column": "id"})),
-         "this module's tables or public.sites(id) only"),
+         "a foreign key may reference this module's own tables only (other schemas are not the module's)"),
         (contacts({"column": "company_code", "references": {"table": "companies", "column": "created_at"}}),
          "neither id nor a unique column"),
         (contacts(fk(column="site_id")), "is provided by the platform"),
@@ -256,13 +256,20 @@ def test_foreign_keys_are_checked_against_the_manifest():
         assert problem in problems_of(manifest_with(companies, manifest_table)), problem
 
 
-def test_a_foreign_key_to_public_sites_is_allowed_and_every_foreign_key_is_indexed():
+def test_a_foreign_key_to_public_sites_is_refused_a_row_belongs_to_its_own_site_only():
     t = table(columns=[{"name": "other_site", "type": "uuid"}],
               foreignKeys=[{"column": "other_site", "references": {"schema": "public", "table": "sites"}}])
-    _, definition = validate_manifest(manifest_with(t))
-    contacts = definition.table("contacts")
-    assert contacts.foreign_keys[0].to_sites
-    assert ("site_id", "other_site") in [i.columns for i in contacts.indexes]
+    assert problems_of(manifest_with(t)) == (
+        "Invalid module manifest: table contacts, column other_site: a foreign key may reference this module's "
+        "own tables only (every row already belongs to its site (site_id), and a row may not name another site)")
+
+
+def test_every_foreign_key_is_indexed_site_id_first():
+    companies = table("companies", columns=[{"name": "name", "type": "text"}])
+    t = table(columns=[{"name": "company_id", "type": "uuid"}],
+              foreignKeys=[{"column": "company_id", "references": {"table": "companies"}}])
+    _, definition = validate_manifest(manifest_with(companies, t))
+    assert ("site_id", "company_id") in [i.columns for i in definition.table("contacts").indexes]
 
 
 def test_generated_names_fit_in_63_bytes_and_are_deterministic():

@@ -30,7 +30,7 @@ from fastapi import Request
 
 from . import db
 from .api import CamelModel
-from .errors import Forbidden, NotFound, Unauthorized, ValidationFailed
+from .errors import NotFound, Unauthorized, ValidationFailed
 from .tenancy import Caller, require_site_access
 
 KEY_PREFIX = "dk_live_"
@@ -78,10 +78,6 @@ class SiteApiKey:
     def require_site(self, site_id: uuid.UUID) -> None:
         if site_id != self.site_id:
             raise NotFound("Site not found", code="site_not_found")
-
-    def require_module(self, slug: str) -> None:
-        if self.modules is not None and slug not in self.modules:
-            raise Forbidden(f"This API key may not use the module {slug!r}", code="api_key_scope")
 
 
 Principal = Caller | SiteApiKey

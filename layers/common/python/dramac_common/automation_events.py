@@ -39,6 +39,21 @@ _OUTBOX_COLUMNS = sql.SQL("site_id, agency_id, event_type, payload, source_modul
                           "source_entity_id")
 
 EVENT_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){1,3}$")
+_NOT_SEGMENT_RE = re.compile(r"[^a-z0-9_]+")
+
+# Events the platform records when the change happens (an installation, a subscription, an incoming
+# webhook): never posted from outside, never a site API key's to write.
+PLATFORM_EVENT_PREFIXES = frozenset({"marketplace", "automation"})
+
+
+def event_segment(text: str) -> str:
+    """``Contact-Form`` → ``contact_form``: slugs may hold hyphens, event types may not. A module's
+    events start with its slug as a segment (the database computes the same in
+    ``private.api_key_event_prefixes``)."""
+    segment = _NOT_SEGMENT_RE.sub("_", text.lower()).strip("_")
+    if not segment or not segment[0].isalpha():
+        segment = f"x{segment}"
+    return segment
 
 
 def validate_event_type(event_type: str) -> str:
@@ -125,6 +140,8 @@ def _require_known(unit: Unit, site_id: uuid.UUID | str | None, event_type: str,
                    source_manifest: dict[str, Any] | None = None) -> None:
     from .automation import registry
 
+    registry.require_key_may_emit(unit, site_id, event_type,
+                                  installed_source=source_module if source_manifest is not None else None)
     if source_module and source_manifest is not None and any(
             e.event_type == event_type for e in registry.manifest_events(source_module, source_manifest)):
         return

@@ -16,6 +16,34 @@ import psycopg
 MIGRATION_RE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _LOCK_KEY = 0x4D494752  # "MIGR"
 
+# The ledger lives in public (operators and tools look for it there), the schema PostgREST exposes: it
+# is created with row-level security and without any grant to the request roles, whatever default
+# privileges the server hands new tables (Supabase gives them to anon and authenticated). The roles
+# may not exist yet on a fresh server (migration 0001 creates them); 0070 repeats the lockdown for
+# databases whose ledger predates this.
+_CREATE_LEDGER = """
+DO $$
+BEGIN
+  IF to_regclass('public.schema_migrations') IS NULL THEN
+    CREATE TABLE public.schema_migrations (
+      version text PRIMARY KEY,
+      name text NOT NULL,
+      checksum text NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT now()
+    );
+    ALTER TABLE public.schema_migrations ENABLE ROW LEVEL SECURITY;
+    REVOKE ALL ON public.schema_migrations FROM PUBLIC;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+      REVOKE ALL ON public.schema_migrations FROM anon;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+      REVOKE ALL ON public.schema_migrations FROM authenticated;
+    END IF;
+  END IF;
+END
+$$
+"""
+
 
 def default_migrations_dir() -> Path:
     env = os.environ.get("DRAMAC_MIGRATIONS_DIR")
@@ -40,16 +68,7 @@ def apply_migrations(conninfo: str, directory: Path | None = None) -> list[str]:
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
         try:
-            conn.execute(
-                """
-                CREATE TABLE IF NOT EXISTS public.schema_migrations (
-                  version text PRIMARY KEY,
-                  name text NOT NULL,
-                  checksum text NOT NULL,
-                  applied_at timestamptz NOT NULL DEFAULT now()
-                )
-                """
-            )
+            conn.execute(_CREATE_LEDGER)
             done = {row[0] for row in conn.execute("SELECT version FROM public.schema_migrations")}
             for path in migration_files(directory):
                 version = path.name[:4]

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..automation_events import EVENT_TYPE_RE
+from ..automation_events import EVENT_TYPE_RE, PLATFORM_EVENT_PREFIXES, event_segment
 from ..db import Unit
-from ..errors import ValidationFailed
+from ..errors import Forbidden, ValidationFailed
 
 _CONTACT = {"id": "uuid", "email": "string", "first_name": "string", "last_name": "string",
             "status": "string", "lead_score": "integer", "company_id": "uuid"}
@@ -116,7 +116,8 @@ DOCUMENTED_EVENTS: dict[str, EventDefinition] = {
 
 
 def slug_prefix(slug: str) -> str:
-    return slug.replace("-", "_").lower()
+    """The first segment of a module's event types: the one the module data SDK writes them with."""
+    return event_segment(slug)
 
 
 def _entity_of(table: dict[str, Any]) -> str | None:
@@ -134,6 +135,8 @@ def manifest_events(slug: str, manifest: dict[str, Any] | None, module_name: str
     if not isinstance(manifest, dict):
         return []
     prefix, category = slug_prefix(slug), module_name or slug
+    if prefix in PLATFORM_EVENT_PREFIXES:  # a module slugged "marketplace" cannot pose as the platform
+        return []
     found: dict[str, EventDefinition] = {}
     tables = ((manifest.get("database") or {}).get("tables") or []) if isinstance(manifest.get("database"), dict) else []
     for table in tables if isinstance(tables, list) else []:
@@ -161,8 +164,8 @@ def manifest_events(slug: str, manifest: dict[str, Any] | None, module_name: str
     return list(found.values())
 
 
-def installed_module_events(unit: Unit, site_id: uuid.UUID | str) -> dict[str, EventDefinition]:
-    """Events declared by the modules installed on a site (any installation that did not fail).
+def installed_modules(unit: Unit, site_id: uuid.UUID | str) -> list[dict[str, Any]]:
+    """The modules installed on a site (any installation that did not fail): slug, name, manifest.
 
     A request's unit asks ``private.site_installed_modules`` (members and the site's own API key
     see the site's modules); a worker's service unit reads the tables as their owner."""
@@ -177,8 +180,13 @@ def installed_module_events(unit: Unit, site_id: uuid.UUID | str) -> dict[str, E
             """,
             (site_id,),
         )
+    return rows
+
+
+def installed_module_events(unit: Unit, site_id: uuid.UUID | str) -> dict[str, EventDefinition]:
+    """Events declared by the modules installed on a site (any installation that did not fail)."""
     events: dict[str, EventDefinition] = {}
-    for row in rows:
+    for row in installed_modules(unit, site_id):
         for definition in manifest_events(row["slug"], row["manifest"], row["name"]):
             events[definition.event_type] = definition
     return events
@@ -203,6 +211,36 @@ def require_known_event(unit: Unit, site_id: uuid.UUID | str | None, event_type:
             f"unknown event type {event_type!r}: not a documented event, nor declared by a module installed on this site",
             code="unknown_event_type")
     return definition
+
+
+def require_key_may_emit(unit: Unit, site_id: uuid.UUID | str | None, event_type: str, *,
+                         installed_source: str | None = None) -> None:
+    """A site API key (claims of role ``site_api_key``) writes only events of its modules: the event
+    type's first segment is the slug of a module installed on its site that the key may use (its
+    ``modules``, or every installed module when that is null). Platform events never. 403
+    ``api_key_scope`` otherwise; the database holds keys to the same rule (``automation_events_log``
+    policies). Other callers are not limited here. ``installed_source``: the slug of a module the
+    caller has found installed and enabled on the site (the data SDK), which spares the lookup."""
+    claims = unit.claims or {}
+    if claims.get("role") != "site_api_key":
+        return
+    prefix = event_type.split(".", 1)[0]
+    if prefix in PLATFORM_EVENT_PREFIXES:
+        raise Forbidden(f"{prefix}.* events are recorded by the platform itself; an API key cannot emit them",
+                        code="api_key_scope")
+    limit = claims.get("modules")
+
+    def usable(slug: str) -> bool:
+        return limit is None or (isinstance(limit, list) and slug in limit)
+
+    if installed_source is not None and slug_prefix(installed_source) == prefix and usable(installed_source):
+        return
+    rows = installed_modules(unit, site_id) if site_id is not None else []
+    scope = sorted({slug_prefix(row["slug"]) for row in rows if usable(row["slug"])} - PLATFORM_EVENT_PREFIXES)
+    if prefix not in scope:
+        raise Forbidden(
+            f"This API key may emit only the events of its modules ({', '.join(scope) or 'none installed'}); "
+            f"{event_type!r} is not one of them", code="api_key_scope")
 
 
 def _kind_ok(kind: str, value: Any) -> bool:

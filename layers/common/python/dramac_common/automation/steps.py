@@ -210,25 +210,25 @@ def _sdk_for(rt: StepRuntime, module: str) -> Any:
 
 
 def run_create_record(rt: StepRuntime, config: dict[str, Any], raw: dict[str, Any]) -> StepResult:
-    sdk = _sdk_for(rt, config["module"])
+    sdk = _sdk_for(rt, raw["module"])
     try:
         record = sdk.create_one(raw["table"], config["values"])
     except ApiError as exc:  # the SDK's refusal (unknown column, validation, constraint) is the step's error
-        raise StepFailed(f"cannot create {config['module']}.{raw['table']} record: {exc.message}") from exc
+        raise StepFailed(f"cannot create {raw['module']}.{raw['table']} record: {exc.message}") from exc
     return StepResult(_jsonable(record))
 
 
 def run_update_record(rt: StepRuntime, config: dict[str, Any], raw: dict[str, Any]) -> StepResult:
-    sdk = _sdk_for(rt, config["module"])
+    sdk = _sdk_for(rt, raw["module"])
     record_id = config.get("id")
     if record_id in (None, ""):
         raise StepFailed("update_record: the record id rendered empty")
     try:
         record = sdk.update_by_id(raw["table"], str(record_id), config["values"])
     except ApiError as exc:  # the SDK's refusal (unknown column, validation, constraint) is the step's error
-        raise StepFailed(f"cannot update {config['module']}.{raw['table']} {record_id}: {exc.message}") from exc
+        raise StepFailed(f"cannot update {raw['module']}.{raw['table']} {record_id}: {exc.message}") from exc
     if record is None:
-        raise StepFailed(f"no {config['module']}.{raw['table']} record with id {record_id} on this site")
+        raise StepFailed(f"no {raw['module']}.{raw['table']} record with id {record_id} on this site")
     return StepResult(_jsonable(record))
 
 
@@ -321,8 +321,9 @@ STEP_TYPES: dict[str, StepType] = {
         StepType("condition", "local", ConditionConfig, run_condition, raw_keys=("field",)),
         StepType("delay", "delay", DelayConfig, run_delay),
         StepType("http_request", "external", HttpRequestConfig, run_http_request),
-        StepType("create_record", "database", CreateRecordConfig, run_create_record, raw_keys=("table",)),
-        StepType("update_record", "database", UpdateRecordConfig, run_update_record, raw_keys=("table",)),
+        # which module and table a record step writes is fixed when the workflow is saved, never by an event
+        StepType("create_record", "database", CreateRecordConfig, run_create_record, raw_keys=("module", "table")),
+        StepType("update_record", "database", UpdateRecordConfig, run_update_record, raw_keys=("module", "table")),
         StepType("set_variable", "database", SetVariableConfig, run_set_variable, raw_keys=("name",)),
         StepType("send_email", "external", SendEmailConfig, run_send_email, at_most_once=True),
     )

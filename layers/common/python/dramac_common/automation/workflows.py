@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..automation_events import log_automation_event
+from ..automation_events import PLATFORM_EVENT_PREFIXES, log_automation_event
 from ..db import Unit
 from ..errors import NotFound, ValidationFailed
 from ..tenancy import Caller, require_site_access
@@ -67,19 +67,47 @@ class WebhookCreate(_Body):
     workflow_id: uuid.UUID | None = Field(default=None, alias="workflowId")
 
 
-def validated_steps(steps: list[StepInput]) -> list[dict[str, Any]]:
-    """Steps as rows (position 1…n); ``ValidationFailed`` listing every problem."""
+def validated_steps(unit: Unit, site_id: uuid.UUID, steps: list[StepInput]) -> list[dict[str, Any]]:
+    """Steps as rows (position 1…n); ``ValidationFailed`` listing every problem. Record steps must name a
+    module installed on the site and a table of its manifest, as written (templates are refused)."""
     problems: list[dict[str, Any]] = []
     rows = []
     for index, step in enumerate(steps):
         position = index + 1
-        problems += validate_step(step.type, step.config, position=position, where=f"steps.{index}")
+        step_problems = validate_step(step.type, step.config, position=position, where=f"steps.{index}")
+        if not step_problems and step.type in RECORD_STEPS:
+            step_problems = _record_target_problems(unit, site_id, step.config, where=f"steps.{index}.config")
+        problems += step_problems
         rows.append({"position": position, "step_type": step.type, "config": step.config})
     if problems:
         first = problems[0]
         raise ValidationFailed(f"Invalid workflow: {first['field']}: {first['message']}", code="validation_error",
                                details=problems)
     return rows
+
+
+RECORD_STEPS = ("create_record", "update_record")
+
+
+def _record_target_problems(unit: Unit, site_id: uuid.UUID, config: dict[str, Any], *, where: str) -> list[dict]:
+    """The module (slug or id) must be installed on the site, the table one of its manifest's."""
+    module, table = config["module"], config["table"]
+    try:
+        module_id, slug = uuid.UUID(module), None
+    except ValueError:
+        module_id, slug = None, module
+    row = unit.fetchone("SELECT slug, manifest, installation_status FROM private.module_data_target(%s, %s, %s)",
+                        (site_id, module_id, slug))
+    if row is None or row["installation_status"] in (None, "failed"):
+        return [{"field": f"{where}.module", "message": f"module {module!r} is not installed on this site"}]
+    manifest = row["manifest"] if isinstance(row["manifest"], dict) else {}
+    database = manifest.get("database") if isinstance(manifest.get("database"), dict) else {}
+    tables = [t.get("name") for t in database.get("tables") or [] if isinstance(t, dict)]
+    if table not in tables:
+        known = ", ".join(sorted(t for t in tables if isinstance(t, str))) or "none"
+        return [{"field": f"{where}.table",
+                 "message": f"{table!r} is not a table of module {row['slug']} (its tables: {known})"}]
+    return []
 
 
 def _filter(filter_: dict[str, Any] | None) -> dict[str, Any]:
@@ -94,7 +122,7 @@ def create_workflow(unit: Unit, caller: Caller, site_id: uuid.UUID, body: Workfl
     require_site_access(unit, site_id, manage=True)
     require_known_event(unit, site_id, body.trigger_event_type)
     filter_ = _filter(body.filter)
-    steps = validated_steps(body.steps)
+    steps = validated_steps(unit, site_id, body.steps)
     workflow_id = dal.insert_workflow(unit, site_id=site_id, name=body.name, description=body.description,
                                       is_active=body.is_active, created_by=caller.user_id,
                                       event_type=body.trigger_event_type, filter_=filter_, steps=steps)
@@ -121,7 +149,7 @@ def update_workflow(unit: Unit, site_id: uuid.UUID, workflow_id: uuid.UUID, body
     filter_ = _filter(body.filter) if "filter" in body.model_fields_set else None
     if "filter" in body.model_fields_set and body.filter is None:
         filter_ = {}
-    steps = validated_steps(body.steps) if body.steps is not None else None
+    steps = validated_steps(unit, site_id, body.steps) if body.steps is not None else None
     if not dal.update_workflow(unit, site_id, workflow_id, name=body.name, description=body.description,
                                is_active=body.is_active, event_type=body.trigger_event_type, filter_=filter_,
                                steps=steps):
@@ -157,10 +185,21 @@ def list_event_types(unit: Unit, site_id: uuid.UUID) -> list[dict[str, Any]]:
     return [d.as_dict() for d in sorted(site_events(unit, site_id).values(), key=lambda d: d.event_type)]
 
 
+def refuse_platform_event(event_type: str, field: str) -> None:
+    """Platform events (``marketplace.*``, ``automation.*``) record what the platform did, in the
+    transaction that did it; nobody posts them from outside."""
+    prefix = event_type.split(".", 1)[0] if isinstance(event_type, str) else ""
+    if prefix in PLATFORM_EVENT_PREFIXES:
+        raise ValidationFailed(f"{prefix}.* events are recorded by the platform itself and cannot be sent",
+                               code="platform_event", details=[{"field": field, "message": "a platform event"}])
+
+
 def emit_event(unit: Unit, site_id: uuid.UUID, body: EventInput) -> dict[str, Any]:
     """``POST events``: an event from outside, validated against the registry; queued after commit.
     ``unit`` comes from ``api_keys.site_unit(principal, site_id, manage=True)``: a manager of the
-    site, or the site's own API key, already checked."""
+    site, or the site's own API key, already checked; a key may emit only its modules' events
+    (``registry.require_key_may_emit``, through ``log_automation_event``)."""
+    refuse_platform_event(body.event_type, "eventType")
     definition = require_known_event(unit, site_id, body.event_type)
     payload = validate_payload(definition, body.payload)
     event_id = log_automation_event(unit, site_id, body.event_type, payload, source_module="api")
@@ -183,6 +222,8 @@ def _webhook(row: dict[str, Any]) -> dict[str, Any]:
 def create_webhook(unit: Unit, site_id: uuid.UUID, body: WebhookCreate) -> dict[str, Any]:
     """A webhook with a fresh secret token; the token is returned once and only its hash is stored."""
     require_site_access(unit, site_id, manage=True)
+    if body.event_type != WEBHOOK_EVENT:
+        refuse_platform_event(body.event_type, "eventType")
     require_known_event(unit, site_id, body.event_type)
     if body.workflow_id is not None and not dal.workflow_exists(unit, site_id, body.workflow_id):
         raise NotFound("Workflow not found", code="workflow_not_found")

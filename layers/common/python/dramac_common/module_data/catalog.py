@@ -9,12 +9,12 @@ beyond the gate lookup that reads the registry row anyway.
 
 from __future__ import annotations
 
-import re
 import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from ..automation_events import event_segment
 from ..db import Unit
 
 IMPLICIT_COLUMNS = ("id", "site_id", "created_at", "updated_at")
@@ -58,7 +58,6 @@ class ModuleSchema:
     tables: dict[str, Table]
 
 
-_ENTITY_RE = re.compile(r"[^a-z0-9_]+")
 _cache: dict[tuple[Any, ...], ModuleSchema] = {}
 _cache_lock = threading.Lock()
 
@@ -93,14 +92,6 @@ def entity_name(table: str, manifest: dict[str, Any] | None) -> str:
     if not entity:
         entity = table[:-1] if table.endswith("s") and len(table) > 1 else table
     return event_segment(entity)
-
-
-def event_segment(text: str) -> str:
-    """``Contact-Form`` → ``contact_form``: slugs may hold hyphens, event types may not."""
-    segment = _ENTITY_RE.sub("_", text.lower()).strip("_")
-    if not segment or not segment[0].isalpha():
-        segment = f"x{segment}"
-    return segment
 
 
 def load_module_schema(unit: Unit, *, module_id: uuid.UUID, schema_name: str | None, table_names: list[str],

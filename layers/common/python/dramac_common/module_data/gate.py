@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..db import Unit
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, Forbidden, NotFound
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,14 @@ class ModuleTarget:
         return self.module_type in ("widget", "integration")
 
 
+def require_key_module(unit: Unit, slug: str) -> None:
+    """403 unless the unit's caller may use the module: anyone but a site API key limited to others."""
+    claims = unit.claims or {}
+    limit = claims.get("modules")
+    if claims.get("role") == "site_api_key" and limit is not None and (not isinstance(limit, list) or slug not in limit):
+        raise Forbidden(f"This API key may not use the module {slug!r}", code="api_key_scope")
+
+
 def _module_ref(module: uuid.UUID | str) -> tuple[uuid.UUID | None, str | None]:
     if isinstance(module, uuid.UUID):
         return module, None
@@ -45,10 +53,14 @@ def require_enabled_module(unit: Unit, site_id: uuid.UUID, module: uuid.UUID | s
     """The module (by id or slug) if it is installed, enabled and active on the site.
 
     404 when the site or module is not visible, the module is not installed or it is disabled;
-    409 while its database is still being provisioned (poll the installation) or provisioning failed.
+    409 while its database is still being provisioned (poll the installation) or provisioning failed;
+    403 ``api_key_scope`` for a site API key whose ``modules`` do not include it (every route that
+    reaches module data or widget storage comes through here; the database's policies agree).
     """
     module_id, slug = _module_ref(module)
     row = unit.fetchone("SELECT * FROM private.module_data_target(%s, %s, %s)", (site_id, module_id, slug))
+    if row is not None:
+        require_key_module(unit, row["slug"])
     if row is None or row["installation_status"] is None:
         raise NotFound("This module is not installed on the site", code="module_not_installed")
     status, enabled = row["installation_status"], row["is_enabled"]

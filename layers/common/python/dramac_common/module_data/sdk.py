@@ -539,7 +539,10 @@ class ModuleDatabaseSDK:
             finally:
                 self._depth -= 1
             return
-        claims = {"role": "site_api_key", "site_id": str(self.site_id), "sub": None, "scope": "worker"}
+        # a worker acts for one module (once it is known): the database scopes it like a key for that module
+        modules = [self.target.slug] if self.target is not None else None
+        claims = {"role": "site_api_key", "site_id": str(self.site_id), "sub": None, "scope": "worker",
+                  "modules": modules}
         self.unit.execute(sql.SQL(
             "SAVEPOINT dramac_sdk; SELECT set_config('request.jwt.claims', {}, true), "
             "set_config('role', 'authenticated', true)").format(sql.Literal(json.dumps(claims))))

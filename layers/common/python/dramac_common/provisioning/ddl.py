@@ -12,6 +12,7 @@ from the validator's allow-lists; nothing of the manifest's text is passed throu
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,12 +21,14 @@ from psycopg import sql
 from .errors import ProvisioningRefused
 from .manifest import IMPLICIT_COLUMNS, ForeignKeyDef, IndexDef, SchemaDefinition, TableDef, object_name
 
-# Site isolation: the helpers return the caller's site ids as one array, evaluated once per statement
-# (an initPlan), and ``site_id = ANY(array)`` uses the (site_id, ...) indexes. No ``OR is_super_admin()``:
-# an OR with a per-statement boolean turns every query into a sequential scan (bench/rls_policy.py);
-# operators reach module data through the provisioner's service path instead.
-READ_SITES = sql.SQL("site_id = ANY ((SELECT private.readable_site_ids())::uuid[])")
-WRITE_SITES = sql.SQL("site_id = ANY ((SELECT private.writable_site_ids())::uuid[])")
+# Row-level security, privileges and the four site-isolation policies of a module table come from one
+# database function (migration 0073), which also brought tables provisioned before it in line: the
+# policies read ``private.module_readable_site_ids(<module id>)`` / ``module_writable_site_ids``, the
+# caller's site ids as one array evaluated once per statement (an initPlan; ``site_id = ANY(array)``
+# uses the (site_id, ...) indexes), empty for a site API key limited to other modules. No ``OR
+# is_super_admin()``: an OR with a per-statement boolean turns every query into a sequential scan
+# (bench/rls_policy.py); operators reach module data through the provisioner's service path instead.
+SECURE_TABLE = sql.SQL("SELECT private.secure_module_table({}, {}, {})")
 
 CATALOG_QUERY = sql.SQL(
     """
@@ -88,6 +91,7 @@ class Plan:
     """Statements tagged with the table they concern (for error messages), in execution order."""
 
     schema: str
+    module_id: uuid.UUID
     statements: list[tuple[str | None, sql.Composable]] = field(default_factory=list)
     created_tables: list[str] = field(default_factory=list)
     changed_tables: list[str] = field(default_factory=list)
@@ -103,10 +107,11 @@ class Plan:
         return sql.SQL(";\n").join(s for _, s in self.statements) if self.statements else sql.Composed([])
 
 
-def plan_schema(schema: str, definition: SchemaDefinition, catalog: CatalogState) -> Plan:
-    """The statements that bring ``schema`` from ``catalog`` to ``definition``; refuses destructive changes."""
+def plan_schema(schema: str, definition: SchemaDefinition, catalog: CatalogState, module_id: uuid.UUID) -> Plan:
+    """The statements that bring ``schema`` from ``catalog`` to ``definition``; refuses destructive changes.
+    ``module_id`` is the module the schema belongs to: its tables' policies name it."""
     _refuse_destructive_changes(definition, catalog)
-    plan = Plan(schema)
+    plan = Plan(schema, module_id)
     if not catalog.schema_exists:
         s = sql.Identifier(schema)
         plan.add(None, sql.SQL("CREATE SCHEMA {}").format(s))
@@ -210,22 +215,8 @@ def _plan_new_table(plan: Plan, table: TableDef) -> None:
     plan.add(table.name, sql.SQL(
         "CREATE TRIGGER set_updated_at BEFORE UPDATE ON {} FOR EACH ROW EXECUTE FUNCTION private.set_updated_at()"
     ).format(qualified))
-    plan.add(table.name, sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY").format(qualified))
-    plan.add(table.name, sql.SQL("REVOKE ALL ON {} FROM PUBLIC, anon").format(qualified))
-    plan.add(table.name, sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO authenticated").format(qualified))
-    for policy, command, using, check in (
-        ("site_read", "SELECT", READ_SITES, None),
-        ("site_insert", "INSERT", None, WRITE_SITES),
-        ("site_update", "UPDATE", WRITE_SITES, WRITE_SITES),
-        ("site_delete", "DELETE", WRITE_SITES, None),
-    ):
-        statement = sql.SQL("CREATE POLICY {} ON {} AS PERMISSIVE FOR {} TO authenticated").format(
-            sql.Identifier(policy), qualified, sql.SQL(command))
-        if using is not None:
-            statement = sql.SQL("{} USING ({})").format(statement, using)
-        if check is not None:
-            statement = sql.SQL("{} WITH CHECK ({})").format(statement, check)
-        plan.add(table.name, statement)
+    plan.add(table.name, SECURE_TABLE.format(sql.Literal(plan.schema), sql.Literal(table.name),
+                                             sql.Literal(str(plan.module_id))))
     plan.created_tables.append(table.name)
 
 
@@ -240,18 +231,13 @@ def _plan_additions(plan: Plan, table: TableDef, catalog: CatalogState) -> None:
 
 
 def _add_foreign_key(schema: str, table: str, fk: ForeignKeyDef) -> sql.Composed:
-    if fk.to_sites:
-        columns, target = sql.Identifier(fk.column), sql.SQL("public.sites (id)")
-        on_delete = sql.SQL(fk.on_delete)
-    else:
-        # (site_id, column) → (site_id, key): a row can only point at a row of its own site.
-        columns = sql.SQL("site_id, {}").format(sql.Identifier(fk.column))
-        target = sql.SQL("{} (site_id, {})").format(sql.Identifier(schema, fk.target_table),
-                                                     sql.Identifier(fk.target_column))
-        on_delete = sql.SQL(fk.on_delete)
-        if fk.on_delete in ("SET NULL", "SET DEFAULT"):
-            # PostgreSQL 15+: only the referencing column is reset, never site_id.
-            on_delete = sql.SQL("{} ({})").format(on_delete, sql.Identifier(fk.column))
+    # (site_id, column) → (site_id, key): a row can only point at a row of its own site.
+    columns = sql.SQL("site_id, {}").format(sql.Identifier(fk.column))
+    target = sql.SQL("{} (site_id, {})").format(sql.Identifier(schema, fk.target_table), sql.Identifier(fk.target_column))
+    on_delete = sql.SQL(fk.on_delete)
+    if fk.on_delete in ("SET NULL", "SET DEFAULT"):
+        # PostgreSQL 15+: only the referencing column is reset, never site_id.
+        on_delete = sql.SQL("{} ({})").format(on_delete, sql.Identifier(fk.column))
     return sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ON DELETE {} ON UPDATE {}").format(
         sql.Identifier(schema, table), sql.Identifier(fk.name), columns, target, on_delete, sql.SQL(fk.on_update))
 

@@ -160,11 +160,10 @@ class IndexDef:
 class ForeignKeyDef:
     name: str
     column: str
-    target_table: str  # a table of this module, or "sites" with to_sites
+    target_table: str  # a table of the same manifest
     target_column: str
     on_delete: str
     on_update: str
-    to_sites: bool = False  # public.sites(id)
 
 
 @dataclass(frozen=True)
@@ -515,13 +514,13 @@ def _build_foreign_key(table: str, fk: ForeignKeySpec, cols: dict[str, ColumnDef
     ref = fk.references
     name = object_name(table, fk.column, "fkey")
     if ref.ref_schema not in (None, "module"):
-        if ref.ref_schema != "public" or ref.table != "sites" or ref.column != "id":
-            problems.append(f"{where}: a foreign key may reference this module's tables or public.sites(id) only")
-            return None
-        if column.type != ColumnType("uuid"):
-            problems.append(f"{where}: references public.sites(id), so the column must be uuid")
-            return None
-        return ForeignKeyDef(name, fk.column, "sites", "id", on_delete, on_update, to_sites=True)
+        # Every row already belongs to its site through site_id. A key to public.sites on another
+        # column let a tenant store a row naming someone else's site (proof it exists) and then
+        # kept that site from being deleted; keys to other schemas reach other tenants' data too.
+        reason = ("every row already belongs to its site (site_id), and a row may not name another site"
+                  if (ref.ref_schema, ref.table) == ("public", "sites") else "other schemas are not the module's")
+        problems.append(f"{where}: a foreign key may reference this module's own tables only ({reason})")
+        return None
     if ref.table not in columns_of:
         problems.append(f"{where}: references unknown table {ref.table!r} (not declared in this manifest)")
         return None

@@ -166,7 +166,7 @@ def _plan(module_id: uuid.UUID, short_id: str, schema: str, definition: SchemaDe
             )
         if owner.version == definition.version:
             return "unchanged", []
-    plan = ddl.plan_schema(schema, definition, catalog)
+    plan = ddl.plan_schema(schema, definition, catalog, module_id)
     parts: list[tuple[str | None, sql.Composable]] = [(None, sql.SQL("SET LOCAL lock_timeout = {}").format(
         sql.Literal(LOCK_TIMEOUT)))]
     parts += plan.statements
