@@ -120,8 +120,11 @@ def dumps(value: Any, **kwargs: Any) -> str:
 
 
 def finite(value: Any) -> Any:
-    """A scalar or list from PostgreSQL with non-finite numbers (numeric or float ``NaN``, ``Infinity``)
-    as the strings ``to_json`` gives them; JSON has no such numbers."""
+    """A value from PostgreSQL (a scalar, an array, or a row's dict of them) with non-finite numbers
+    (numeric or float ``NaN``, ``Infinity``) as the strings ``to_json`` gives them: JSON has no such
+    numbers. jsonb cannot hold them, so a row's nested JSON is left as it is."""
+    if isinstance(value, dict):
+        return {k: finite(v) if isinstance(v, float | Decimal | list) else v for k, v in value.items()}
     if isinstance(value, float):
         return value if math.isfinite(value) else ("NaN" if math.isnan(value) else
                                                    ("Infinity" if value > 0 else "-Infinity"))

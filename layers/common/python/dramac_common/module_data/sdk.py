@@ -55,7 +55,7 @@ from .query import (
     filters_from_where,
     order_from,
 )
-from .values import InvalidValue, coerce_scalar, coerce_text_pattern
+from .values import InvalidValue, coerce_scalar, coerce_text_pattern, fetch_exact
 
 MAX_ROWS_PER_WRITE = 1000
 MAX_BATCH_OPERATIONS = 100
@@ -98,8 +98,8 @@ def _database_errors(table: Table, *, written: Sequence[str] = (), action: str |
                            details=[{"field": "id", "message": "still referenced"}]) from exc
         fields = _fields_named_by(exc, table, written)
         error = database_error(exc, field=", ".join(fields) or None, where=table.name)
-        if error is None:
-            raise
+        if error is None or error.status >= 500:
+            raise  # a defect, or an outage workers retry: the API factory maps it by the same table
         if len(fields) > 1:
             error.details = [{"field": f, "message": error.details[0]["message"]} for f in fields]
         raise error from exc
@@ -200,7 +200,7 @@ class ModuleDatabaseSDK:
         statement = sql.SQL("SELECT {}{} FROM {} WHERE {} ORDER BY {} LIMIT %s OFFSET %s").format(
             columns, total, self._ident(t), condition, self._order(t, query.order))
         with self._scope(), _database_errors(t):
-            rows = self.unit.fetchall(statement, [*params, query.limit, query.offset])
+            rows = self._fetch_rows(statement, [*params, query.limit, query.offset])
             count = None
             if query.count:
                 if rows:
@@ -438,6 +438,9 @@ class ModuleDatabaseSDK:
 
     # -- internals: SQL ------------------------------------------------------------------------
 
+    def _fetch_rows(self, statement: sql.Composable, params: list[Any]) -> list[dict[str, Any]]:
+        return fetch_exact(self.unit, statement, params)
+
     def _ident(self, table: Table) -> sql.Identifier:
         return sql.Identifier(self.schema.schema_name, table.name)
 
@@ -519,7 +522,7 @@ class ModuleDatabaseSDK:
             SELECT c.*, (SELECT array_agg(e.id) FROM events e) AS {event_ids} FROM changed c
         """).format(change=change, events=events, event_ids=sql.Identifier(_EVENTS))
         with self._scope(), _database_errors(table, written=written, action=action):
-            rows = self.unit.fetchall(statement, [*params, *event_params])
+            rows = self._fetch_rows(statement, [*params, *event_params])
         event_ids = list(rows[0][_EVENTS] or []) if rows else []
         for row in rows:
             row.pop(_EVENTS, None)

@@ -2,21 +2,38 @@
 400 naming the column instead of a database error. Values are always bound as parameters; strings
 for types not checked here go as PostgreSQL's ``unknown`` and are parsed by the server, whose
 errors the SDK also turns into 400s.
+
+Numbers never pass through a float on their way to a ``numeric`` column: the API parses JSON numbers
+with a fraction as ``Decimal``, and they are checked against the column's precision and scale (and
+PostgreSQL's own numeric limits) exactly as PostgreSQL will round and check them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import decimal
+import functools
 import json
+import re
 import uuid
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Jsonb, set_json_loads
 
+from .. import jsonbody
+from ..db import Unit
 from .catalog import Column
 
 INT_RANGES = {"int2": 2**15, "int4": 2**31, "int8": 2**63}
+# (largest finite, below half the smallest subnormal: rounds to zero, which PostgreSQL refuses as underflow)
+FLOAT_RANGE = {"float4": (Decimal("3.4028235e38"), Decimal("7.006e-46")),
+               "float8": (Decimal("1.7976931348623157e308"), Decimal("2.4703282292062328e-324"))}
+# PostgreSQL's numeric: at most 131072 digits before the decimal point and 16383 after it
+NUMERIC_MAX_INTEGER_DIGITS = 131072
+NUMERIC_MAX_SCALE = 16383
+_TYPMOD = re.compile(r"numeric\((\d+)(?:,(-?\d+))?\)")
+_EXACT = decimal.Context(prec=NUMERIC_MAX_INTEGER_DIGITS + NUMERIC_MAX_SCALE + 2, Emax=10**9, Emin=-(10**9))
 TRUE_TEXT = {"true": True, "t": True, "1": True, "yes": True, "false": False, "f": False, "0": False, "no": False}
 
 
@@ -27,9 +44,11 @@ class InvalidValue(ValueError):
 def _integer(value: Any, type_name: str) -> int:
     if isinstance(value, bool):
         raise InvalidValue("expected a whole number, not a boolean")
-    if isinstance(value, float):
-        if not value.is_integer():
+    if isinstance(value, float | Decimal):
+        if not value.is_finite() if isinstance(value, Decimal) else not value.is_integer():
             raise InvalidValue("expected a whole number")
+        if isinstance(value, Decimal) and (value.adjusted() > 30 or value != value.to_integral_value()):
+            raise InvalidValue("expected a whole number" if value.adjusted() <= 30 else f"out of range for {type_name}")
         value = int(value)
     elif isinstance(value, str):
         try:
@@ -44,17 +63,46 @@ def _integer(value: Any, type_name: str) -> int:
     return value
 
 
-def _number(value: Any) -> Decimal | int | float:
+def _number(value: Any, column: Column) -> Decimal | int | float:
     if isinstance(value, bool):
         raise InvalidValue("expected a number, not a boolean")
-    if isinstance(value, int | float | Decimal):
-        return value
     if isinstance(value, str):
         try:
-            return Decimal(value.strip())
+            value = Decimal(value.strip())
         except InvalidOperation as exc:
             raise InvalidValue("expected a number") from exc
-    raise InvalidValue("expected a number")
+    if not isinstance(value, int | float | Decimal):
+        raise InvalidValue("expected a number")
+    exact = value if isinstance(value, Decimal) else Decimal(value)
+    if not exact.is_finite():
+        # NaN fits numeric and float columns, ±Infinity float and unconstrained numeric columns
+        if column.type_name == "money" or (exact.is_infinite() and column.data_type.startswith("numeric(")):
+            raise InvalidValue(f"out of range for {column.data_type}")
+        return exact
+    if column.type_name in FLOAT_RANGE:
+        largest, vanishing = FLOAT_RANGE[column.type_name]
+        if abs(exact) > largest or (exact != 0 and abs(exact) < vanishing):
+            raise InvalidValue(f"out of range for {column.data_type}")
+        return value
+    if column.type_name == "numeric":
+        _check_numeric(exact, column.data_type)
+    return value
+
+
+def _check_numeric(value: Decimal, data_type: str) -> None:
+    """What PostgreSQL checks on the way into ``numeric`` / ``numeric(p, s)``: it rounds to the scale,
+    then the digits before the point must fit. Compared exactly (no float, no context rounding)."""
+    typmod = _TYPMOD.fullmatch(data_type.replace(" ", ""))
+    if typmod is None:
+        if value.adjusted() >= NUMERIC_MAX_INTEGER_DIGITS or -value.as_tuple().exponent > NUMERIC_MAX_SCALE:
+            raise InvalidValue("out of range for numeric")
+        return
+    precision, scale = int(typmod.group(1)), int(typmod.group(2) or 0)
+    if value.adjusted() >= precision - scale + 1:  # clearly too large: no need to round
+        raise InvalidValue(f"out of range for {data_type} (at most {precision - scale} digits before the point)")
+    rounded = value.quantize(Decimal(1).scaleb(-scale), rounding=decimal.ROUND_HALF_UP, context=_EXACT)
+    if rounded != 0 and rounded.adjusted() >= precision - scale:
+        raise InvalidValue(f"out of range for {data_type} (at most {precision - scale} digits before the point)")
 
 
 def _boolean(value: Any) -> bool:
@@ -98,11 +146,15 @@ def coerce_scalar(column: Column, value: Any, *, from_text: bool = False) -> Any
     """One value for ``column``: a Python value psycopg binds with the right type, or ``InvalidValue``."""
     if value is None:
         return None
+    if isinstance(value, str):
+        problem = jsonbody.unstorable(value)
+        if problem:
+            raise InvalidValue(problem)
     type_name = column.type_name
     if type_name in INT_RANGES:
         return _integer(value, type_name)
     if type_name in ("numeric", "float4", "float8", "money"):
-        return _number(value)
+        return _number(value, column)
     if type_name == "bool":
         return _boolean(value)
     if type_name == "uuid":
@@ -112,9 +164,16 @@ def coerce_scalar(column: Column, value: Any, *, from_text: bool = False) -> Any
     if type_name in ("json", "jsonb"):
         if from_text and isinstance(value, str):
             try:
-                value = json.loads(value)
-            except ValueError:
-                pass  # a bare string compared as a JSON string
+                value = jsonbody.loads(value, exact_numbers=True)
+            except jsonbody.JsonRefused as exc:
+                if exc.code != "invalid_json":
+                    raise InvalidValue(exc.message) from exc
+                # not JSON: a bare string compared as a JSON string
+        else:
+            try:
+                jsonbody.check_value(value)
+            except jsonbody.JsonRefused as exc:
+                raise InvalidValue(exc.message) from exc
         return Jsonb(value)
     if column.category == "A":
         if not isinstance(value, list):
@@ -126,7 +185,7 @@ def coerce_scalar(column: Column, value: Any, *, from_text: bool = False) -> Any
         return value
     if column.category == "S":
         raise InvalidValue("expected a string")
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
         return str(value)
     raise InvalidValue(f"not a valid {column.data_type}")
 
@@ -135,3 +194,14 @@ def coerce_text_pattern(column: Column, value: Any) -> str:
     if not isinstance(value, str):
         raise InvalidValue("like and ilike take a string pattern")
     return value
+
+
+# json/jsonb numbers of module data load as Decimal: the digits PostgreSQL stored, not a float's
+_exact_json_loads = functools.partial(json.loads, parse_float=Decimal)
+
+
+def fetch_exact(unit: Unit, statement: Any, params: Any = None) -> list[dict[str, Any]]:
+    """A statement's rows with json/jsonb numbers exact (``numeric`` columns load as Decimal anyway)."""
+    cursor = unit.conn.cursor()
+    set_json_loads(_exact_json_loads, cursor)
+    return cursor.execute(statement, params).fetchall()
