@@ -117,6 +117,9 @@ DATABASE_ERRORS: dict[str, DatabaseErrorRule] = {
     # 40 transaction rollback (serialization failure, deadlock): a concurrent request won; retrying succeeds
     "40": DatabaseErrorRule(503, "database_busy", "The database was busy with a concurrent change, try again",
                             "was changed concurrently, try again"),
+    # 55P03 lock not available (lock_timeout): another transaction holds what this one needs
+    "55P03": DatabaseErrorRule(503, "database_busy", "The database was busy with a concurrent change, try again",
+                               "was changed concurrently, try again"),
     # 22 data exception: a value the request carried
     "22": DatabaseErrorRule(400, "invalid_value", "A value in the request is out of range or malformed",
                             "is out of range or malformed for its type"),

@@ -11,7 +11,6 @@ PostgreSQL's own numeric limits) exactly as PostgreSQL will round and check them
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 import functools
 import json
 import re
@@ -21,19 +20,13 @@ from typing import Any
 
 from psycopg.types.json import Jsonb, set_json_loads
 
-from .. import jsonbody
+from .. import jsonbody, pg_values
 from ..db import Unit
 from .catalog import Column
 
 INT_RANGES = {"int2": 2**15, "int4": 2**31, "int8": 2**63}
-# (largest finite, below half the smallest subnormal: rounds to zero, which PostgreSQL refuses as underflow)
-FLOAT_RANGE = {"float4": (Decimal("3.4028235e38"), Decimal("7.006e-46")),
-               "float8": (Decimal("1.7976931348623157e308"), Decimal("2.4703282292062328e-324"))}
-# PostgreSQL's numeric: at most 131072 digits before the decimal point and 16383 after it
-NUMERIC_MAX_INTEGER_DIGITS = 131072
-NUMERIC_MAX_SCALE = 16383
+FLOAT_TYPES = {"float4": "real", "float8": "double precision"}
 _TYPMOD = re.compile(r"numeric\((\d+)(?:,(-?\d+))?\)")
-_EXACT = decimal.Context(prec=NUMERIC_MAX_INTEGER_DIGITS + NUMERIC_MAX_SCALE + 2, Emax=10**9, Emin=-(10**9))
 TRUE_TEXT = {"true": True, "t": True, "1": True, "yes": True, "false": False, "f": False, "0": False, "no": False}
 
 
@@ -74,35 +67,19 @@ def _number(value: Any, column: Column) -> Decimal | int | float:
     if not isinstance(value, int | float | Decimal):
         raise InvalidValue("expected a number")
     exact = value if isinstance(value, Decimal) else Decimal(value)
-    if not exact.is_finite():
-        # NaN fits numeric and float columns, ±Infinity float and unconstrained numeric columns
-        if column.type_name == "money" or (exact.is_infinite() and column.data_type.startswith("numeric(")):
-            raise InvalidValue(f"out of range for {column.data_type}")
-        return exact
-    if column.type_name in FLOAT_RANGE:
-        largest, vanishing = FLOAT_RANGE[column.type_name]
-        if abs(exact) > largest or (exact != 0 and abs(exact) < vanishing):
-            raise InvalidValue(f"out of range for {column.data_type}")
-        return value
-    if column.type_name == "numeric":
-        _check_numeric(exact, column.data_type)
-    return value
-
-
-def _check_numeric(value: Decimal, data_type: str) -> None:
-    """What PostgreSQL checks on the way into ``numeric`` / ``numeric(p, s)``: it rounds to the scale,
-    then the digits before the point must fit. Compared exactly (no float, no context rounding)."""
-    typmod = _TYPMOD.fullmatch(data_type.replace(" ", ""))
-    if typmod is None:
-        if value.adjusted() >= NUMERIC_MAX_INTEGER_DIGITS or -value.as_tuple().exponent > NUMERIC_MAX_SCALE:
-            raise InvalidValue("out of range for numeric")
-        return
-    precision, scale = int(typmod.group(1)), int(typmod.group(2) or 0)
-    if value.adjusted() >= precision - scale + 1:  # clearly too large: no need to round
-        raise InvalidValue(f"out of range for {data_type} (at most {precision - scale} digits before the point)")
-    rounded = value.quantize(Decimal(1).scaleb(-scale), rounding=decimal.ROUND_HALF_UP, context=_EXACT)
-    if rounded != 0 and rounded.adjusted() >= precision - scale:
-        raise InvalidValue(f"out of range for {data_type} (at most {precision - scale} digits before the point)")
+    try:
+        if column.type_name == "money":
+            if not exact.is_finite():
+                raise pg_values.ValueRefused("expected a finite number")
+        elif column.type_name in FLOAT_TYPES:
+            pg_values.check_float(exact, FLOAT_TYPES[column.type_name])
+        else:
+            typmod = _TYPMOD.fullmatch(column.data_type.replace(" ", ""))
+            pg_values.check_numeric(exact, int(typmod.group(1)) if typmod else None,
+                                    int(typmod.group(2) or 0) if typmod else None)
+    except pg_values.ValueRefused as exc:
+        raise InvalidValue(str(exc)) from None
+    return exact if not exact.is_finite() else value
 
 
 def _boolean(value: Any) -> bool:
