@@ -40,6 +40,8 @@ from .expressions import (
 )
 
 NUMERIC_RANK = {"smallint": 0, "integer": 1, "bigint": 2, "numeric": 3, "real": 4, "double precision": 5}
+# how large a value each numeric type holds: assigning to a smaller one may overflow
+RANGE = {"smallint": 0, "integer": 1, "bigint": 2, "real": 3, "double precision": 4, "numeric": 5}
 INTEGERS = frozenset({"smallint", "integer", "bigint"})
 FLOATS = frozenset({"real", "double precision"})
 STRINGS = frozenset({"text", "character varying", "character"})
@@ -188,10 +190,10 @@ class _Checker:
         if isinstance(node, InList):
             return self.in_list(node)
         if isinstance(node, Between):
+            # a BETWEEN x AND y is (a >= x AND a <= y): each comparison is resolved on its own
             operand, low, high = self.infer(node.operand), self.infer(node.low), self.infer(node.high)
-            common = self.common_type([operand, low, high], "BETWEEN")
-            first = self.compare(operand, low, ">=", common)
-            second = self.compare(operand, high, "<=", common)
+            first = self.compare(operand, low, ">=")
+            second = self.compare(operand, high, "<=")
             return Typed(BOOLEAN, constant=first.constant and second.constant, stable=first.stable or second.stable)
         if isinstance(node, FuncCall):
             return self.function(node)
@@ -253,18 +255,29 @@ class _Checker:
         raise _fail(f"{where} needs a boolean, not {operand.describe()}")
 
     def compare(self, left: Typed, right: Typed, op: str, common: ColumnType | None = None) -> Typed:
+        """``left op right`` for a comparison operator; ``common`` is the type an IN list resolved."""
         constant = left.constant and right.constant
         stable = left.stable or right.stable
-        if left.is_null or right.is_null:
-            return Typed(BOOLEAN, constant=constant, stable=stable)
-        if left.unknown and right.unknown:
-            return Typed(BOOLEAN, constant=constant, stable=stable)
-        known = _without_typmod(common or (left.type if not left.unknown else right.type))
+        typed = [side.type for side in (left, right) if side.type is not None]
+        if common is None and not typed:
+            return Typed(BOOLEAN, constant=constant, stable=stable)  # text = text
+        known = _without_typmod(common or typed[0])
         for side in (left, right):
             if side.unknown:
                 check_literal(side.literal, known)
+        if left.is_null or right.is_null:
+            # NULL takes the other side's type: that type still needs the operator
+            if known.base in NO_EQUALITY:
+                raise _fail(f"{known.name} values cannot be compared (json has no comparison operators; use jsonb)")
+            if op not in ("=", "<>") and known.base not in ORDERED:
+                raise _fail(f"{known.name} values have no order")
+            return Typed(BOOLEAN, constant=constant, stable=stable)
         a = left.type or known
         b = right.type or known
+        for side, other in ((left, b), (right, a)):
+            target = common if common is not None else other
+            if side.number is not None and target.base in FLOATS and not target.is_array:
+                _check_number_fits(side.number, _scalar("real") if FLOATS & {a.base, b.base} == {"real"} else target)
         if _family(a) != _family(b) or (_family(a) not in ("number", "string", "datetime", "array") and a.base != b.base):
             raise _fail(f"cannot compare {a.name} with {b.name}")
         if a.is_array or b.is_array:
@@ -342,17 +355,30 @@ class _Checker:
         result = _arithmetic_result(op, a.base, b.base)
         if result is None:
             raise _fail(f"operator {a.name} {op} {b.name} does not exist")
+        if result in FLOATS:
+            for side in (left, right):
+                if side.number is not None:
+                    _check_number_fits(side.number, _scalar("real" if "real" in (a.base, b.base) else result))
         if TIMESTAMPTZ in (a.base, b.base) and (result != "interval" or a.base != b.base):
             stable = True  # timestamptz arithmetic with intervals or other date types uses the time zone
         return Typed(_scalar(result), stable=stable)
 
     def in_list(self, node: InList) -> Typed:
+        """As PostgreSQL reads ``x IN (...)``: the items without columns, when there are two or more, are
+        compared through one common type with x (an array); every other item on its own (``x = item``)."""
         operand = self.infer(node.operand)
-        items = [self.infer(item) for item in node.items]
-        common = self.common_type([operand, *items], "IN")
+        items = [(item, self.infer(item)) for item in node.items]
+        without_columns = [typed for item, typed in items if not item.columns()]
+        common = None
+        if len(without_columns) > 1:
+            try:
+                common = self.common_type([operand, *without_columns], "IN")
+            except ExpressionError:
+                common = None  # no common type: PostgreSQL compares each item on its own
         constant, stable = operand.constant, operand.stable
-        for item in items:
-            result = self.compare(operand, item, "=", common)
+        for item, typed in items:
+            use = common if (common is not None and not item.columns()) else None
+            result = self.compare(operand, typed, "=", use)
             constant, stable = constant and result.constant, stable or result.stable
         return Typed(BOOLEAN, constant=constant, stable=stable)
 
@@ -392,9 +418,11 @@ class _Checker:
         if name == "gen_random_uuid":
             return Typed(_scalar("uuid"))
         if name in ("lower", "upper", "btrim", "trim", "length", "char_length"):
+            # length() also measures bytea and tsvector values
+            accepted = STRINGS | {"bytea", "tsvector"} if name == "length" else STRINGS
             for arg in args:
                 if not (arg.unknown or arg.is_null or (arg.type is not None and not arg.type.is_array
-                                                       and arg.base in STRINGS)):
+                                                       and arg.base in accepted)):
                     raise _fail(f"{name}() takes text, not {arg.describe()} (cast it to text)")
             result = INTEGER if name in ("length", "char_length") else TEXT
             return Typed(result, constant=constant, stable=stable)
@@ -405,26 +433,32 @@ class _Checker:
             return self.numeric_function(name, args, stable)
         if name == "coalesce":
             if all(a.is_null for a in args):
-                return Typed(None, is_null=True, constant=True)
+                return Typed(TEXT, constant=True)  # COALESCE(NULL, NULL) resolves to text
             common = self.common_type(args, "COALESCE")
             for arg in args:
                 if arg.unknown and common is not None:
                     check_literal(arg.literal, _without_typmod(common))
+                if arg.number is not None and common is not None and common.base in FLOATS:
+                    _check_number_fits(arg.number, common)
             if common is not None and common.base == TIMESTAMPTZ and any(
                     a.type is not None and a.base in DATETIMES and a.base != TIMESTAMPTZ for a in args):
                 stable = True  # date/timestamp arguments are converted with the session's time zone
-            return Typed(common or TEXT, constant=constant, stable=stable)
+            # PostgreSQL reduces COALESCE to a leading non-NULL constant while planning: it is then constant
+            folded = constant or (args[0].constant and not args[0].is_null)
+            return Typed(common or TEXT, constant=folded, stable=stable)
         if name == "nullif":
             first, second = args
             result = self.compare(first, second, "=")
-            return Typed(first.type or (second.type if first.unknown else None) or TEXT, constant=constant,
+            # the value of the implied "=" comparison's first argument: NULLIF(1, 2.2) is numeric
+            promoted = self.common_type([first, second], "NULLIF") if first.type and second.type else None
+            return Typed(promoted or first.type or second.type or TEXT, constant=constant,
                          stable=stable or result.stable)
         raise _fail(f"{name}() cannot be checked")  # pragma: no cover - FUNCTIONS and this list agree
 
     def numeric_function(self, name: str, args: list[Typed], stable: bool) -> Typed:
         value = args[0]
         if value.is_null:
-            return Typed(DOUBLE, stable=stable)
+            raise _fail(f"{name}(NULL) is ambiguous: cast the NULL to a number type")
         if value.unknown:
             if name == "round" and len(args) == 2:
                 raise _fail("round(x, n) needs x to be a number, not a string literal")
@@ -532,8 +566,10 @@ def _explicit_cast_exists(source: ColumnType, target: ColumnType) -> bool:
 
 
 def _cast_is_stable(source: ColumnType, target: ColumnType) -> bool:
-    if source.is_array and target.base in STRINGS and not target.is_array:
-        return True  # array_out
+    if source.is_array != target.is_array:
+        return True  # array_out and array_in read the session's settings
+    if source.is_array:
+        return _cast_is_stable(ColumnType(source.base), ColumnType(target.base))
     s, t = source.base, target.base
     if t in STRINGS and not target.is_array and s in STABLE_OUTPUT:
         return True
@@ -576,7 +612,8 @@ def check_default(node: Node, column: ColumnType) -> None:
         raise _fail(f"a value of type {value.type.name} cannot be stored in a {column.name} column")
     if value.number is not None:
         if column.base in STRINGS and not column.is_array and column.length is not None:
-            if len(str(value.number)) > column.length:
+            text = format(value.number, "f") if isinstance(value.number, Decimal) else str(value.number)
+            if len(text) > column.length:  # PostgreSQL writes numeric without an exponent
                 raise _fail(f"{value.number} is longer than {column.name}")
         elif not column.is_array:
             _check_number_fits(value.number, column)
@@ -588,8 +625,7 @@ def check_default(node: Node, column: ColumnType) -> None:
     if column.is_array or value.type == column:
         return
     typmod_column = column.length is not None and (column.base in STRINGS or column.base == "numeric")
-    narrower_number = (column.base in NUMERIC_RANK and value.base in NUMERIC_RANK
-                       and NUMERIC_RANK[value.base] > NUMERIC_RANK[column.base])
+    narrower_number = (column.base in RANGE and value.base in RANGE and RANGE[value.base] > RANGE[column.base])
     if typmod_column or narrower_number:
         raise _fail(f"a computed value of type {value.type.name} may not fit a {column.name} column: give a literal value")
 
