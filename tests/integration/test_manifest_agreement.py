@@ -16,9 +16,7 @@ import pytest
 from dramac_common.provisioning import provisioner
 from dramac_common.provisioning.column_types import parse_column_type
 from dramac_common.provisioning.errors import ManifestError, ProvisioningRefused
-from dramac_common.provisioning.expressions import Context, ExpressionError, parse_expression
 from dramac_common.provisioning.manifest import validate_manifest
-from dramac_common.provisioning.typecheck import check_condition, check_default
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from manifest_strategies import TYPES, near_valid_manifests, valid_manifests
@@ -137,37 +135,48 @@ def server_takes(conn: psycopg.Connection, statement: str) -> str | None:
         conn.execute("ROLLBACK")
 
 
-def accepted(text: str, context: Context, column_type=None):
+def accepted(text: str, where: str, type_text: str | None = None):
+    """The validator's verdict on ``text`` as a check, an index predicate or a default (of a column of
+    ``type_text``) in a table with a column of every type: the parsed expression it would emit, or None."""
+    declared = [{"name": name, "type": t} for name, t in COLUMNS.items() if name not in ("id", "created_at")]
+    table: dict = {"name": "t", "columns": declared}
+    if where == "check":
+        declared[0] = {**declared[0], "check": text}
+    elif where == "predicate":
+        table["indexes"] = [{"name": "t_pred", "columns": ["i"], "where": text}]
+    else:
+        table["columns"] = [{"name": "x", "type": type_text, "default": text}]
     try:
-        node = parse_expression(text, context, set(COLUMNS))
-        if context is Context.DEFAULT:
-            check_default(node, column_type)
-        else:
-            check_condition(node, context, COLUMN_TYPES)
-    except ExpressionError:
+        _, definition = validate_manifest({"version": "1.0.0", "database": {"tables": [table]}})
+    except ManifestError:
         return None
-    return node
+    built = definition.table("t")
+    if where == "check":
+        return built.checks[0].expression
+    if where == "predicate":
+        return next(i.where for i in built.indexes if i.name == "t_pred")
+    return built.columns[0].default
 
 
 @settings(max_examples=300 * DEEP, **SETTINGS)
-@given(text=expressions(with_columns=True), context=st.sampled_from([Context.CHECK, Context.PREDICATE]))
-def test_conditions_the_type_checker_accepts_postgresql_takes(scratch, text, context):
-    node = accepted(text, context)
+@given(text=expressions(with_columns=True), where=st.sampled_from(["check", "predicate"]))
+def test_conditions_the_validator_accepts_postgresql_takes(scratch, text, where):
+    node = accepted(text, where)
     event("accepted" if node is not None else "refused")
     if node is None:
         return
     sql_text = node.to_sql().as_string(scratch)
-    statement = (f'ALTER TABLE "{SCRATCH}".t ADD CONSTRAINT c CHECK ({sql_text})' if context is Context.CHECK
+    statement = (f'ALTER TABLE "{SCRATCH}".t ADD CONSTRAINT c CHECK ({sql_text})' if where == "check"
                  else f'CREATE INDEX ON "{SCRATCH}".t (i) WHERE {sql_text}')
     problem = server_takes(scratch, statement)
-    assert problem is None, f"{context.value} {text!r} accepted, but PostgreSQL says: {problem}"
+    assert problem is None, f"{where} {text!r} accepted, but PostgreSQL says: {problem}"
 
 
 @settings(max_examples=300 * DEEP, **SETTINGS)
 @given(text=expressions(with_columns=False), type_text=st.sampled_from(list(TYPES)))
-def test_defaults_the_type_checker_accepts_postgresql_stores_and_computes(scratch, text, type_text):
+def test_defaults_the_validator_accepts_postgresql_stores_and_computes(scratch, text, type_text):
     column_type = parse_column_type(type_text)
-    node = accepted(text, Context.DEFAULT, column_type)
+    node = accepted(text, "default", type_text)
     event("accepted" if node is not None else "refused")
     if node is None:
         return

@@ -223,3 +223,44 @@ def test_a_malformed_host_header_is_400_on_every_function(function_client, funct
 def test_health_answers_with_odd_but_harmless_host_headers(function_client, headers):
     reply = function_client("subscribe").get("/api/health", headers=headers)
     assert reply.status == 200, reply.body
+
+
+def test_path_and_query_values_postgresql_cannot_compare_are_4xx_in_the_callers_terms(module_api, shop, tenant,
+                                                                                    owner_conn, make_module):
+    from module_fixtures import install_module
+
+    base = f"/api/sites/{tenant.site_id}/modules"
+    assert_client_error(module_api.get(f"{base}/a\x00b/data/products", user=tenant.owner), 404,
+                        "module_not_installed")
+    filtered = module_api.get(products(tenant, shop), user=tenant.owner, query={"title": "eq.a\x00b"})
+    assert_client_error(filtered, code="invalid_value")
+    assert filtered.body["details"][0]["field"] == "title"
+    widget = make_module(module_type="widget")
+    install_module(owner_conn, site_id=tenant.site_id, agency_id=tenant.agency_id, module_id=widget)
+    assert_client_error(module_api.get(f"{base}/{widget}/storage/a\x00b", user=tenant.owner), code="invalid_key")
+    assert_client_error(module_api.get(f"{base}/{widget}/storage", user=tenant.owner, query={"prefix": "\x00"}))
+
+
+def test_a_workflow_step_writing_a_value_too_large_for_an_index_fails_the_step_once(function_client, owner_conn,
+                                                                                   make_module, tenant, aws):
+    """The worker's side of the class: the database's refusal fails the step with a readable error, and is
+    not mistaken for an outage (which would redeliver the event forever)."""
+    _, slug = make_crm(owner_conn, make_module, tenant, manifest=INDEXED_MANIFEST)
+    automation = function_client("automation")
+    base = f"/api/sites/{tenant.site_id}/automation"
+    created = automation.post(f"{base}/workflows", user=tenant.owner, body={
+        "name": "copy", "triggerEventType": "automation.webhook.received",
+        "steps": [{"type": "create_record", "config": {"module": slug, "table": "products",
+                                                       "values": {"sku": "{{event.payload.body.sku}}",
+                                                                  "title": "{{event.payload.body.title}}"}}}]})
+    assert created.status == 201, created.body
+    hook = automation.post(f"{base}/webhooks", user=tenant.owner, body={"name": "h"})
+    delivered = automation.post(hook.data["path"], body={"sku": "s1", "title": incompressible()})
+    assert delivered.status == 202, delivered.body
+    aws.drain()
+    assert aws.pending_messages() == []
+    execution = owner_conn.execute("SELECT status, error FROM workflow_executions WHERE workflow_id = %s",
+                                   (created.data["id"],)).fetchone()
+    assert execution["status"] == "failed"
+    assert "title" in execution["error"] and "index" in execution["error"], execution["error"]
+    assert "btree" not in execution["error"] and "mod_" not in execution["error"]

@@ -14,6 +14,7 @@ from psycopg.types.json import Jsonb
 
 from ..db import Unit
 from ..errors import ValidationFailed
+from ..jsonbody import unstorable
 from .gate import ModuleTarget, require_enabled_module
 from .values import fetch_exact
 
@@ -25,6 +26,9 @@ def _key(key: Any) -> str:
     if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH:
         raise ValidationFailed(f"A key is a string of 1 to {MAX_KEY_LENGTH} characters", code="invalid_key",
                                details=[{"field": "key", "message": "1 to 255 characters"}])
+    problem = unstorable(key)
+    if problem:
+        raise ValidationFailed(f"key: {problem}", code="invalid_key", details=[{"field": "key", "message": problem}])
     return key
 
 
