@@ -264,3 +264,16 @@ def test_a_workflow_step_writing_a_value_too_large_for_an_index_fails_the_step_o
     assert execution["status"] == "failed"
     assert "title" in execution["error"] and "index" in execution["error"], execution["error"]
     assert "btree" not in execution["error"] and "mod_" not in execution["error"]
+
+
+@pytest.mark.parametrize("raw, code", [
+    (b'{"sku": "\xff\xfe"}', "invalid_json"),
+    (b'{"sku": "\xed\xa0\x80"}', "invalid_json"),  # a surrogate encoded as UTF-8 bytes: not UTF-8
+    (b'\xef\xbb\xbf{"sku": "x"}', "invalid_json"),
+    (b'{"sku": "x", "stock": NaN}', "invalid_json"),
+    (b'{"sku": "x", "stock": ' + b"1" * 5000 + b"}", "invalid_json"),
+])
+def test_bodies_that_are_not_utf8_json_are_400(module_api, shop, tenant, raw, code):
+    reply = module_api.post(products(tenant, shop), user=tenant.owner, raw_body=raw,
+                            headers={"content-type": "application/json"})
+    assert_client_error(reply, code=code)
