@@ -29,6 +29,26 @@ EDGE_REGION = "us-east-1"
 # Lambda@Edge runs x86_64 only, with at most 128 MB and 5 s on viewer requests.
 EDGE_RUNTIME = lambda_.Runtime.PYTHON_3_13
 EDGE_ARCHITECTURE = lambda_.Architecture.X86_64
+# Cached at the edge: the framework's immutable build assets, matched by path PREFIX only. A suffix
+# pattern (``*.js``) would also match ``/dashboard;.js`` or ``/dashboard/settings/billing.css``, which an
+# origin that ignores ``;...`` (or serves the page for any sub-path) answers with the private page, and
+# that page would then sit in the shared cache. Each prefix must be public in the router's configuration.
+CACHED_ASSET_PREFIXES = ("/_next/static/",)
+
+
+class EdgeConfigError(ValueError):
+    """The edge stack's behaviours and the router's configuration disagree."""
+
+
+def check_cached_prefixes_are_public(bundle_dir: Path, prefixes: tuple[str, ...] = CACHED_ASSET_PREFIXES) -> None:
+    """Refuse to synthesize a cache behaviour for a path the bundled router would not serve publicly."""
+    settings = json.loads((bundle_dir / "config.json").read_text(encoding="utf-8"))
+    public = [p.rstrip("/") for p in settings.get("public_prefixes", [])]
+    for prefix in prefixes:
+        if not prefix.startswith("/") or "*" in prefix or not any(
+                prefix.rstrip("/") == p or prefix.startswith(p + "/") for p in public):
+            raise EdgeConfigError(f"cached path prefix {prefix!r} is not under a public prefix of the domain "
+                                  "router: a private page could be cached for everyone")
 
 
 def router_overrides(config: DeployConfig) -> dict[str, Any]:
@@ -94,23 +114,39 @@ class EdgeStack(Stack):
         self.has_custom_certificate = bool(config.edgeCertificateArn)
         certificate = (acm.Certificate.from_certificate_arn(self, "Certificate", config.edgeCertificateArn)
                        if config.edgeCertificateArn else None)
+        check_cached_prefixes_are_public(bundle_dir)
+        origin = origins.HttpOrigin(str(config.dashboardOriginDomain),
+                                    protocol_policy=cloudfront.OriginProtocolPolicy.HTTPS_ONLY,
+                                    origin_ssl_protocols=[cloudfront.OriginSslPolicy.TLS_V1_2])
+        # The router runs on viewer requests of every behaviour: before the cache lookup, so nothing
+        # cached is served without its checks, and a site's rewritten uri (/site/<host>/...) is the key.
+        router_on_viewer_requests = [cloudfront.EdgeLambda(
+            function_version=self.router.current_version,
+            event_type=cloudfront.LambdaEdgeEventType.VIEWER_REQUEST,
+        )]
         self.distribution = cloudfront.Distribution(
             self, "Distribution",
             comment="DRAMAC dashboard and sites, routed by host",
             default_behavior=cloudfront.BehaviorOptions(
-                origin=origins.HttpOrigin(str(config.dashboardOriginDomain),
-                                          protocol_policy=cloudfront.OriginProtocolPolicy.HTTPS_ONLY,
-                                          origin_ssl_protocols=[cloudfront.OriginSslPolicy.TLS_V1_2]),
+                origin=origin,
                 viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
                 allowed_methods=cloudfront.AllowedMethods.ALLOW_ALL,
                 # Pages depend on the session cookie and the host: nothing is cached at the edge by default.
                 cache_policy=cloudfront.CachePolicy.CACHING_DISABLED,
                 origin_request_policy=cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,
-                edge_lambdas=[cloudfront.EdgeLambda(
-                    function_version=self.router.current_version,
-                    event_type=cloudfront.LambdaEdgeEventType.VIEWER_REQUEST,
-                )],
+                edge_lambdas=router_on_viewer_requests,
             ),
+            additional_behaviors={
+                f"{prefix}*": cloudfront.BehaviorOptions(
+                    origin=origin,
+                    viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+                    allowed_methods=cloudfront.AllowedMethods.ALLOW_GET_HEAD,
+                    # content-hashed build files: the same bytes for every viewer, cached without cookies
+                    cache_policy=cloudfront.CachePolicy.CACHING_OPTIMIZED,
+                    edge_lambdas=router_on_viewer_requests,
+                )
+                for prefix in CACHED_ASSET_PREFIXES
+            },
             domain_names=list(config.edgeDomainNames) or None,
             certificate=certificate,
             # Only a custom certificate lets CloudFront enforce TLS 1.2 (the default one is fixed at TLSv1).

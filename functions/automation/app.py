@@ -17,13 +17,13 @@ And, without an authorizer (the secret token is the credential):
 
 from __future__ import annotations
 
-import json
 import uuid
 
 from dramac_common import db
 from dramac_common.api import create_app, current_caller, decode_body, envelope, lambda_handler
 from dramac_common.api_keys import Principal, current_principal, site_unit
 from dramac_common.automation import workflows
+from dramac_common.jsonbody import check_value
 from dramac_common.tenancy import Caller
 from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -118,13 +118,10 @@ def delete_webhook(siteId: uuid.UUID, webhookId: uuid.UUID,  # noqa: N803
 
 @app.post("/api/webhooks/automation/{token}", status_code=202)
 def receive_webhook(token: str, request: Request) -> JSONResponse:
-    raw = decode_body(request.scope.get("aws.event") or {})
-    try:
-        body = json.loads(raw) if raw else None
-    except ValueError:
-        body = raw.decode("utf-8", errors="replace")
+    body = workflows.webhook_body(decode_body(request.scope.get("aws.event") or {}))
+    query = check_value(dict(request.query_params), where="query")
     with db.service_unit() as unit:
-        result = workflows.receive_webhook(unit, token, body, dict(request.query_params))
+        result = workflows.receive_webhook(unit, token, body, query)
     return envelope(result, status_code=202)
 
 

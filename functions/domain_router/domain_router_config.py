@@ -34,27 +34,12 @@ DEFAULT_SETTINGS = {
         "/blog",
         "/preview",
         "/api",
-        "/_next",
+        # Static assets by their folders, never by how a path ends: `/dashboard;.js` is the dashboard.
+        # Not all of `/_next`: `/_next/data/...` is a page's server-side props, as private as the page.
+        "/_next/static",
+        "/_next/image",
     ],
     "public_files": ["/favicon.ico", "/robots.txt", "/sitemap.xml", "/manifest.webmanifest"],
-    "static_extensions": [
-        ".css",
-        ".js",
-        ".mjs",
-        ".map",
-        ".png",
-        ".jpg",
-        ".jpeg",
-        ".gif",
-        ".svg",
-        ".webp",
-        ".avif",
-        ".ico",
-        ".woff",
-        ".woff2",
-        ".ttf",
-        ".otf",
-    ],
     "session_cookie": "sb-access-token",
     "login_path": "/login",
     "onboarding_path": "/onboarding",
@@ -82,7 +67,6 @@ class RouterConfig:
         "reserved_site_labels",
         "public_prefixes",
         "public_files",
-        "static_extensions",
         "session_cookie",
         "login_path",
         "onboarding_path",
@@ -111,6 +95,9 @@ def load_config(directory: str, environ) -> RouterConfig:
 
 def parse_settings(settings: dict) -> RouterConfig:
     """Validate a complete settings dict; ConfigError names the first problem found."""
+    if "static_extensions" in settings:
+        raise ConfigError("static_extensions is no longer a setting: a path never becomes public by how it "
+                          "ends (`/dashboard;.js`); list static folders in public_prefixes and files in public_files")
     unknown = set(settings) - set(DEFAULT_SETTINGS)
     if unknown:
         raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
@@ -138,7 +125,6 @@ def parse_settings(settings: dict) -> RouterConfig:
     config.public_files = frozenset(
         _path(path, "public_files") for path in _strings(settings, "public_files")
     )
-    config.static_extensions = frozenset(ext.lower() for ext in _strings(settings, "static_extensions"))
     config.session_cookie = _string(settings, "session_cookie")
     config.login_path = _path(settings["login_path"], "login_path")
     config.onboarding_path = _path(settings["onboarding_path"], "onboarding_path")

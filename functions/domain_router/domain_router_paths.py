@@ -64,12 +64,11 @@ def is_under(path: str, prefix: str) -> bool:
 
 
 def is_public_path(path: str, config) -> bool:
-    """Paths the app serves without a session (auth pages, sites, API, static assets)."""
-    if path in config.public_files or any(is_under(path, prefix) for prefix in config.public_prefixes):
-        return True
-    last_segment = path.rsplit("/", 1)[-1]
-    dot = last_segment.rfind(".")
-    return dot > 0 and last_segment[dot:].lower() in config.static_extensions
+    """Paths the app serves without a session (auth pages, sites, API, static assets): a listed file or
+    a path under a listed prefix. Never by how a path ends: `/dashboard;.js` and
+    `/dashboard/settings/billing.css` are the dashboard to origins that ignore `;...` or serve the
+    page for any sub-path, so a suffix rule would hand private pages to anyone."""
+    return path in config.public_files or any(is_under(path, prefix) for prefix in config.public_prefixes)
 
 
 def is_same_site_path(value: object) -> bool:

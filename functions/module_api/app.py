@@ -12,6 +12,9 @@ Routes (``{module}`` is the module's id or slug):
   GET|PUT|DELETE /api/sites/{siteId}/modules/{moduleId}/storage/{key}  widget storage: one value
   POST|GET /api/sites/{siteId}/api-keys, DELETE /api/sites/{siteId}/api-keys/{keyId}   (manage role)
 
+JSON numbers are exact both ways: a number with a fraction arrives as ``Decimal`` (never a float) and
+``numeric`` values are written back with all their digits.
+
 Data and storage routes accept a JWT (reads: any member; writes: manage role) or a site API key
 (``X-Api-Key``: its own site, its modules, reads and writes).
 """
@@ -20,9 +23,10 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from decimal import Decimal
 from typing import Any
 
-from dramac_common import db
+from dramac_common import db, jsonbody
 from dramac_common.api import Envelope, create_app, current_caller, envelope, lambda_handler
 from dramac_common.api_keys import (
     ApiKeyInfo,
@@ -39,10 +43,10 @@ from dramac_common.module_data import ModuleDatabaseSDK, WidgetStorage, parse_qu
 from dramac_common.tenancy import Caller
 from fastapi import Body, Depends, Path, Request
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-app = create_app("DRAMAC module data API")
+app = create_app("DRAMAC module data API", exact_numbers=True)
 
 SITE = "/api/sites/{siteId}"
 DATA = SITE + "/modules/{moduleId}/data"
@@ -51,8 +55,14 @@ SiteId = Path(alias="siteId")
 ModuleRef = Path(alias="moduleId", min_length=1, max_length=64)
 
 
-def data_response(data: Any, status_code: int = 200, **extra: Any) -> JSONResponse:
-    return JSONResponse({"success": True, "data": jsonable_encoder(data), **extra}, status_code=status_code)
+_EXACT_NUMBERS = {Decimal: jsonbody.finite, float: jsonbody.finite}
+
+
+def data_response(data: Any, status_code: int = 200, **extra: Any) -> Response:
+    """Rows in the envelope, numbers exact: ``numeric`` values keep every digit (a JSON number literal,
+    as PostgREST writes them); NaN and infinities are strings, as in PostgreSQL's own JSON."""
+    content = {"success": True, "data": jsonable_encoder(data, custom_encoder=_EXACT_NUMBERS), **extra}
+    return Response(jsonbody.dumps(content), status_code=status_code, media_type="application/json")
 
 
 def open_sdk(unit: db.Unit, site_id: uuid.UUID, module: str) -> ModuleDatabaseSDK:

@@ -84,3 +84,46 @@ def test_app_without_a_router_bundle_skips_the_edge_stack(synth, tmp_path):
     (tmp_path / "subscribe" / "app.py").write_text("def handler(event, context): ...\n")
     assert catalog.domain_router_bundler(tmp_path) is None  # app.py builds no edge stack then
     assert (synth.edge is None) == (catalog.domain_router_bundler() is None)
+
+
+def _behaviours(edge) -> tuple[dict, list[dict]]:
+    (distribution,) = edge.resources("AWS::CloudFront::Distribution", "edge").values()
+    config = distribution["Properties"]["DistributionConfig"]
+    return config["DefaultCacheBehavior"], config.get("CacheBehaviors", [])
+
+
+CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"  # AWS managed policy "CachingDisabled"
+
+
+def test_the_router_runs_before_every_behaviour_cached_or_not(edge):
+    default, others = _behaviours(edge)
+    router_version = default["LambdaFunctionAssociations"][0]["LambdaFunctionARN"]
+    for behaviour in others:
+        (association,) = behaviour["LambdaFunctionAssociations"]
+        assert association["EventType"] == "viewer-request"
+        assert association["LambdaFunctionARN"] == router_version
+
+
+def test_only_public_asset_prefixes_are_cached_never_a_path_ending(edge):
+    """A behaviour like `*.js` would match `/dashboard;.js`: a private page cached as an asset."""
+    default, others = _behaviours(edge)
+    assert default["CachePolicyId"] == CACHING_DISABLED
+    public = [p.rstrip("/") for p in _bundled_config(edge)["public_prefixes"]]
+    cached = [b for b in others if b["CachePolicyId"] != CACHING_DISABLED]
+    assert cached, "build assets should be cached at the edge"
+    for behaviour in cached:
+        pattern = behaviour["PathPattern"]
+        assert pattern.startswith("/") and pattern.endswith("/*") and "*" not in pattern[:-1], pattern
+        prefix = pattern[:-2]
+        assert any(prefix == p or prefix.startswith(p + "/") for p in public), pattern
+        assert behaviour["AllowedMethods"] == ["GET", "HEAD"]
+
+
+def test_a_cached_prefix_the_router_keeps_private_refuses_to_synthesize(tmp_path):
+    from infra.edge_stack import EdgeConfigError, check_cached_prefixes_are_public
+
+    (tmp_path / "config.json").write_text(json.dumps({"public_prefixes": ["/login", "/_next/static"]}))
+    check_cached_prefixes_are_public(tmp_path, ("/_next/static/",))
+    for prefix in ("/dashboard/", "*.js", "/_next/"):
+        with pytest.raises(EdgeConfigError):
+            check_cached_prefixes_are_public(tmp_path, (prefix,))

@@ -123,12 +123,17 @@ def _build_agency(tenant: Any, owner_conn: Any, world_modules: dict[str, Any], l
 def build_world(owner_conn: Any, make_module: Any, make_tenant: Any, aws: Any, receiver: Any) -> World:
     """Two agencies A and B on a shared catalogue, each with one of every resource; the execution ids
     come from real events (the contact rows' ``created`` events) run through the event processor."""
-    from module_fixtures import make_crm
+    import copy
+
+    from module_fixtures import CRM_MANIFEST, make_crm
 
     free = make_module(pricing_type="free")
     paid = make_module(pricing_type="monthly", wholesale_price_cents=1500)
     ta, tb = make_tenant(), make_tenant()
-    crm, slug = make_crm(owner_conn, make_module, ta, tb)
+    # text columns under indexes: a value too large for an index entry is a case to fuzz
+    manifest = copy.deepcopy(CRM_MANIFEST)
+    manifest["database"]["tables"][1]["indexes"] += [{"columns": ["email"]}, {"columns": ["first_name", "status"]}]
+    crm, slug = make_crm(owner_conn, make_module, ta, tb, manifest=manifest)
     modules = {"free": free, "paid": paid, "crm": crm, "crm_slug": slug}
     a = _build_agency(ta, owner_conn, modules, "a", receiver.url)
     b = _build_agency(tb, owner_conn, modules, "b", receiver.url)

@@ -120,3 +120,52 @@ def test_no_generated_request_gets_a_5xx_or_leaves_the_envelope(function, world)
         assert is_envelope(body), f"{described} -> {status} {text[:300]}"
 
     check()
+
+
+@pytest.mark.parametrize("function", http_functions())
+def test_hostile_values_get_a_4xx_never_a_5xx(function, world):
+    """The same generated requests with one hostile value planted (hostile_input): a string PostgreSQL
+    cannot store, a value too large for an index, JSON nested thousands deep, a number no column
+    holds, bytes that are not UTF-8, or an odd Host / forwarding / signature header."""
+    from helpers import claims_for
+    from hostile_input import apply, mutations
+
+    from dramac_dev.events import LocalContext, http_event
+    from dramac_dev.functions_loader import get_handler
+
+    handler = get_handler(function)
+    agency = world.a
+    own_ids = {"siteId": str(agency.site_id), "agencyId": str(agency.agency_id), "moduleId": world.crm_slug,
+               "module_id": str(world.paid_module), "agency_id": str(agency.agency_id),
+               "subscription_id": str(agency.ids["subscriptionId"][0]), "table": "contacts",
+               "workflowId": str(agency.ids["workflowId"][0])}
+    every_operation = operations(function)
+
+    @reliability_settings(scale=1 + len(every_operation) / 3)
+    @given(case=st.one_of([case_strategies(op, own_ids) for op in every_operation]),
+           user=st.sampled_from(agency.users), mutation=mutations())
+    def check(case: Any, user: Any, mutation: Any) -> None:
+        from urllib.parse import urlencode
+
+        body = None if _is_not_set(case.body) else case.body
+        query = urlencode([(str(k), str(v)) for k, values in (case.query or {}).items()
+                           for v in (values if isinstance(values, list) else [values]) if v is not None])
+        headers = {str(k): str(v) for k, v in (case.headers or {}).items()}
+        path_values = [unquote(str(v)) for v in (case.path_parameters or {}).values()]
+        raw, query, path, headers = apply(mutation, body=body, query=query, path=unquote(case.formatted_path),
+                                          path_values=path_values, headers=headers)
+        event = http_event(case.method.upper(), path, raw_body=raw, query=query, headers=headers,
+                           claims=claims_for(user))
+        result = handler(event, LocalContext(function))
+        status = int(result["statusCode"])
+        text = result.get("body") or ""
+        described = f"{case.method.upper()} {path[:200]} {mutation!r}"
+        assert status < 500, f"{described} -> {status} {text[:300]}"
+        try:
+            reply = json.loads(text)
+        except ValueError:
+            pytest.fail(f"{described} -> {status}, not JSON: {text[:300]}")
+        assert is_envelope(reply), f"{described} -> {status} {text[:300]}"
+        assert "psycopg" not in text and "violates" not in text, f"{described} leaks: {text[:300]}"
+
+    check()

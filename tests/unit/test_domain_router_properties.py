@@ -163,3 +163,25 @@ def test_normalised_paths_never_leave_the_prefix_they_are_appended_to(uri):
 def test_safe_redirect_path_only_ever_returns_same_site_relative_paths(candidate):
     target = router_paths.safe_redirect_path(candidate)
     assert target.startswith("/") and not target.startswith("//") and not target.startswith("/\\")
+
+
+private_segments = st.lists(
+    st.one_of(st.sampled_from(["dashboard", "settings", "billing", "agency", "clients", "_next", "data", "x"]),
+              st.from_regex(r"[a-z0-9\-]{1,12}", fullmatch=True)),
+    min_size=1, max_size=5,
+).filter(lambda parts: not router_paths.is_public_path("/" + "/".join(parts), CONFIG))
+asset_endings = st.sampled_from([
+    ".js", ".css", ".png", ".ico", ".woff2", ".map", ".svg", ".JS", ";.js", ";.css", ";x=1.png", "/x.css",
+    "/app.js", "/favicon.ico", "/robots.txt", "/sitemap.xml", "%3B.js", ";/x.js", "/.css",
+])
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=private_segments, ending=asset_endings, querystring=querystrings)
+def test_a_private_path_never_becomes_public_by_its_last_characters(parts, ending, querystring):
+    """Whatever a private path ends with (an asset suffix, `;.js`, a file name of a public file), it
+    still needs a session: static assets are recognised by their prefixes only."""
+    request = {"clientIp": "203.0.113.9", "headers": {"host": [{"key": "Host", "value": "app.dramac.app"}]},
+               "method": "GET", "querystring": querystring, "uri": "/" + "/".join(parts) + ending}
+    result = router.route_request(request, CONFIG, NOW)
+    assert result.get("status") in ("302", "400"), result

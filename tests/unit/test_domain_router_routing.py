@@ -294,18 +294,59 @@ def test_other_request_headers_are_forwarded_untouched():
         "/api",
         "/api/health",
         "/_next/static/chunks/main.js",
+        "/_next/static/css/app.css",
         "/_next/image",
         "/favicon.ico",
         "/robots.txt",
-        "/images/logo.png",
-        "/fonts/inter.woff2",
-        "/styles/app.CSS",
+        "/sitemap.xml",
+        "/manifest.webmanifest",
     ],
 )
 def test_public_app_paths_pass_through_unchanged(uri):
     result = route(cf_request(uri=uri, querystring="a=1"))
     assert result["uri"] == uri
     assert result["querystring"] == "a=1"
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "/dashboard;.js",
+        "/dashboard;.css",
+        "/dashboard/settings/billing.css",
+        "/dashboard/settings/billing.js",
+        "/settings.js",
+        "/dashboard/report.png",
+        "/dashboard;x=1.woff2",
+        "/dashboard/%2e.js",
+        "/agency/clients.json",
+        "/images/logo.png",
+        "/styles/app.CSS",
+        "/_next/data/build-id/dashboard.json",
+        "/_next/webpack-hmr",
+        "/_next",
+        "/_next/static.js",
+        "/_next/imagex",
+        "/favicon.ico/../dashboard;.ico",
+    ],
+)
+def test_a_private_path_never_becomes_public_by_how_it_ends(uri):
+    result = route(cf_request(uri=uri))
+    assert status_of(result) in ("302", "400"), result
+    if status_of(result) == "302":
+        assert location_of(result).startswith("/login?redirectTo=")
+
+
+@pytest.mark.parametrize("uri", ["/images/logo.png", "/fonts/inter.woff2"])
+def test_static_folders_are_public_only_when_configured_as_prefixes(uri):
+    config = make_config(public_prefixes=[*router_config.DEFAULT_SETTINGS["public_prefixes"], "/images", "/fonts"])
+    assert router.route_request(cf_request(uri=uri), config, NOW)["uri"] == uri
+    assert status_of(route(cf_request(uri=uri))) == "302"
+
+
+def test_the_suffix_rule_setting_is_refused_with_the_reason():
+    with pytest.raises(router_config.ConfigError, match="never becomes public by how it ends"):
+        make_config(static_extensions=[".js"])
 
 
 def test_percent_encoded_public_path_is_recognised_and_forwarded_decoded():

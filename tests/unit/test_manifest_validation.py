@@ -286,3 +286,78 @@ def test_every_problem_is_reported_at_once():
     with pytest.raises(ManifestError) as info:
         validate_manifest(bad)
     assert len(info.value.problems) == 2
+
+
+# What the validator accepts must provision: definitions PostgreSQL refuses at install are refused here,
+# naming table, column and reason (the property tests in test_manifest_agreement.py hold it to that).
+
+@pytest.mark.parametrize(
+    "column, problem",
+    [({"name": "doc", "type": "json", "primaryKey": True}, "cannot be part of a primary key"),
+     ({"name": "doc", "type": "json", "unique": True}, "cannot be unique"),
+     ({"name": "n", "type": "integer", "default": True}, "cannot be stored in a integer column"),
+     ({"name": "n", "type": "integer", "default": "true"}, "cannot be stored in a integer column"),
+     ({"name": "n", "type": "numeric", "default": "1e999999"}, "out of range for PostgreSQL's numeric"),
+     ({"name": "n", "type": "integer", "default": "1e999999"}, "out of range for PostgreSQL's numeric"),
+     ({"name": "n", "type": "integer", "default": "3000000000"}, "out of range for integer"),
+     ({"name": "n", "type": "smallint", "default": "'40000'"}, "out of range for smallint"),
+     ({"name": "n", "type": "numeric(3,1)", "default": "99.96"}, "at most 2 digits before the point"),
+     ({"name": "u", "type": "uuid", "default": "'not-a-uuid'"}, "is not a UUID"),
+     ({"name": "d", "type": "date", "default": "'2024-02-30'"}, "is not a valid date"),
+     ({"name": "d", "type": "date", "default": "'infinity'"}, "is not an ISO 8601 date"),
+     ({"name": "j", "type": "jsonb", "default": "'{oops}'"}, "is not valid JSON"),
+     ({"name": "j", "type": "jsonb", "default": "'{\"a\": \"\\u0000\"}'"}, "cannot store"),
+     ({"name": "s", "type": "varchar(3)", "default": "'abcd'"}, "longer than character varying(3)"),
+     ({"name": "s", "type": "varchar(3)", "default": "now()"}, "may not fit a character varying(3) column"),
+     ({"name": "b", "type": "boolean", "default": "1"}, "cannot be stored in a boolean column"),
+     ({"name": "t", "type": "text[]", "default": "'x'"}, "is not an array literal"),
+     ({"name": "n", "type": "integer", "check": "length(n) > 0"}, "length() takes text, not integer"),
+     ({"name": "n", "type": "integer", "check": "n"}, "check needs a boolean, not integer"),
+     ({"name": "n", "type": "integer", "check": "n > 1/0"}, "between two constants"),
+     ({"name": "s", "type": "text", "check": "s >= 5"}, "cannot compare text with integer"),
+     ({"name": "r", "type": "real", "check": "r % 2 = 0"}, "operator real % integer does not exist"),
+     ({"name": "u", "type": "uuid", "check": "u = 'abc'"}, "is not a UUID"),
+     ({"name": "j", "type": "json", "check": "j = j"}, "json has no comparison operators")],
+)
+def test_definitions_postgresql_refuses_are_refused_with_the_reason(column, problem):
+    message = problems_of(manifest_with(table(columns=[column])))
+    assert f"table contacts, column {column['name']}:" in message and problem in message, message
+
+
+@pytest.mark.parametrize(
+    "column, index, problem",
+    [({"name": "doc", "type": "json"}, {"columns": ["doc"]}, "cannot be indexed with btree"),
+     ({"name": "doc", "type": "json[]"}, {"columns": ["doc"]}, "cannot be indexed with btree"),
+     ({"name": "doc", "type": "json[]"}, {"columns": ["doc"], "using": "gin"}, "cannot be indexed with gin"),
+     ({"name": "doc", "type": "json[]"}, {"columns": ["doc"], "using": "hash"}, "cannot be indexed with hash"),
+     ({"name": "at", "type": "timestamptz"}, {"columns": ["at"], "where": "at > '2024-01-01'::date"},
+      "must not depend on the session's time zone"),
+     ({"name": "d", "type": "date"}, {"columns": ["d"], "where": "d::text > 'a'"}, "must not depend on the session"),
+     ({"name": "n", "type": "integer"}, {"columns": ["n"], "where": "n"}, "needs a boolean")],
+)
+def test_indexes_postgresql_refuses_are_refused(column, index, problem):
+    message = problems_of(manifest_with(table(columns=[column], indexes=[index])))
+    assert problem in message, message
+
+
+def test_a_gist_index_on_inet_names_its_operator_class():
+    from dramac_common.provisioning import ddl
+
+    _, definition = validate_manifest(manifest_with(table(columns=[{"name": "ip", "type": "inet"}],
+                                                          indexes=[{"columns": ["ip"], "using": "gist"}])))
+    script = ddl.plan_schema("mod_00000000", definition, ddl.CatalogState()).script().as_string()
+    assert 'USING gist ("ip" inet_ops)' in script
+
+
+@pytest.mark.parametrize(
+    "column",
+    [{"name": "n", "type": "integer", "default": "2.5"}, {"name": "n", "type": "numeric(3,1)", "default": "99.94"},
+     {"name": "b", "type": "boolean", "default": "'yes'"}, {"name": "d", "type": "date", "default": "now()"},
+     {"name": "t", "type": "timestamptz", "default": "now() + '7 days'::interval"},
+     {"name": "j", "type": "jsonb", "default": "'{}'::json"}, {"name": "s", "type": "text", "default": "12345"},
+     {"name": "a", "type": "integer[]", "default": "'{1,2}'"},
+     {"name": "s", "type": "text", "check": "s IN ('a', 'b') AND length(s) < 10"},
+     {"name": "n", "type": "integer", "check": "n BETWEEN 0 AND 100 OR n IS NULL"}],
+)
+def test_definitions_postgresql_takes_are_accepted(column):
+    validate_manifest(manifest_with(table(columns=[column])))

@@ -1,10 +1,12 @@
 """The HTTP function factory: a FastAPI app behind Mangum, with Powertools and the error envelope.
 
-``create_app`` builds the app with every exception mapped to the contract's envelope in one place;
-``lambda_handler`` wraps it for API Gateway (HTTP API, payload v2) with a Logger whose correlation
-id is the API Gateway request id, Metrics and Tracer. Mangum runs with ``lifespan="off"``:
-resources (the database pool, AWS clients) are created lazily once per container instead of
-running a lifespan cycle on every invocation.
+``create_app`` builds the app with every exception mapped to the contract's envelope in one place
+(database errors by SQLSTATE through ``errors.DATABASE_ERRORS``) and JSON bodies parsed by
+``jsonbody`` (what PostgreSQL or Python would refuse later is a 400 at the door); ``lambda_handler``
+wraps it for API Gateway (HTTP API, payload v2) with a Logger whose correlation id is the API Gateway
+request id, Metrics and Tracer, after the checks every request passes before the app runs (body
+size, Host header). Mangum runs with ``lifespan="off"``: resources (the database pool, AWS clients)
+are created lazily once per container instead of running a lifespan cycle on every invocation.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -21,13 +24,16 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from mangum import Mangum
+from mangum.handlers import HTTPGateway
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .errors import ApiError, PayloadTooLarge, Unauthorized, error_envelope
+from . import jsonbody
+from .errors import ApiError, PayloadTooLarge, Unauthorized, database_error, error_envelope
 from .settings import get_settings
 from .tenancy import Caller
 
@@ -70,8 +76,53 @@ def _validation_details(exc: RequestValidationError) -> tuple[str, str, list[dic
     return f"Invalid request: {where}{first['message']}", "validation_error", details
 
 
-def create_app(title: str) -> FastAPI:
+class BodyRefused(StarletteHTTPException):
+    """A JSON body ``jsonbody`` refuses, carried through FastAPI's body parsing (which re-raises HTTP
+    exceptions as they are and turns anything else into a generic 400)."""
+
+    def __init__(self, error: ApiError):
+        super().__init__(status_code=error.status, detail=error.message)
+        self.error = error
+
+
+class JsonRequest(Request):
+    """A request whose JSON body is parsed by ``jsonbody.loads``."""
+
+    exact_numbers = False
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            try:
+                self._json = jsonbody.loads(await self.body(), exact_numbers=self.exact_numbers, where="body")
+            except ApiError as exc:
+                raise BodyRefused(exc) from exc
+        return self._json
+
+
+class ExactNumbersRequest(JsonRequest):
+    """Numbers with a fraction or exponent arrive as ``Decimal``, never through a float."""
+
+    exact_numbers = True
+
+
+def _json_route(request_class: type[JsonRequest]) -> type[APIRoute]:
+    class JsonRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Any]:
+            handle = super().get_route_handler()
+
+            async def route_handler(request: Request) -> Response:
+                return await handle(request_class(request.scope, request.receive))
+
+            return route_handler
+
+    return JsonRoute
+
+
+def create_app(title: str, *, exact_numbers: bool = False) -> FastAPI:
+    """An HTTP function's app. ``exact_numbers``: JSON numbers with a fraction parse as ``Decimal``
+    (the module data API, where ``numeric`` columns keep every digit)."""
     app = FastAPI(title=title, docs_url=None, redoc_url=None, openapi_url="/openapi.json")
+    app.router.route_class = _json_route(ExactNumbersRequest if exact_numbers else JsonRequest)
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -84,27 +135,25 @@ def create_app(title: str) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc, BodyRefused):
+            return JSONResponse(exc.error.envelope(), status_code=exc.error.status)
         codes = {404: "route_not_found", 405: "method_not_allowed"}
         message = {404: "No such route", 405: "Method not allowed"}.get(exc.status_code, str(exc.detail))
         return error_response(exc.status_code, message, codes.get(exc.status_code, "http_error"))
 
-    @app.exception_handler(psycopg.errors.InsufficientPrivilege)
-    async def _rls_denied(_: Request, exc: psycopg.Error) -> JSONResponse:
-        # Row-level security refused a row the shared layer let through: never reveal why.
-        logger.warning("row-level security refused a statement", extra={"sqlstate": exc.sqlstate})
-        return error_response(404, "Not found", "not_found")
-
-    @app.exception_handler(psycopg.errors.DataError)
-    async def _data_error(_: Request, exc: psycopg.Error) -> JSONResponse:
-        # A value the request carried that validation let through but PostgreSQL refuses
-        # (out of range, malformed): the caller's input, so a 400, never a 5xx.
-        logger.warning("database refused a value", extra={"sqlstate": exc.sqlstate})
-        return error_response(400, "A value in the request is out of range or malformed", "invalid_value")
-
-    @app.exception_handler(psycopg.OperationalError)
-    async def _db_unavailable(_: Request, exc: psycopg.Error) -> JSONResponse:
-        logger.exception("database unavailable")
-        return error_response(503, "The database is unavailable, try again shortly", "database_unavailable")
+    @app.exception_handler(psycopg.Error)
+    async def _database_error(_: Request, exc: psycopg.Error) -> JSONResponse:
+        # One mapping for every route, by SQLSTATE (errors.DATABASE_ERRORS): refused values are 4xx,
+        # only real unavailability is 503, and PostgreSQL's own message never reaches the caller.
+        error = database_error(exc)
+        if error is None:
+            logger.exception("unexpected database error", extra={"sqlstate": exc.sqlstate})
+            return error_response(500, "Internal error", "internal_error")
+        if error.status >= 500:
+            logger.exception("database unavailable", extra={"sqlstate": exc.sqlstate})
+        else:
+            logger.warning("database refused the request", extra={"sqlstate": exc.sqlstate, "code": error.code})
+        return JSONResponse(error.envelope(), status_code=error.status)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
@@ -130,13 +179,53 @@ def _body_size(event: dict[str, Any]) -> int:
     return len(body.encode("utf-8")) if isinstance(body, str) else len(body)
 
 
-def _too_large_response(limit: int) -> dict[str, Any]:
+def _refusal(status: int, message: str, code: str) -> dict[str, Any]:
+    """A response made before the app runs, in the envelope."""
     return {
-        "statusCode": 413,
+        "statusCode": status,
         "headers": {"content-type": "application/json"},
-        "body": json.dumps(error_envelope(f"The request body is larger than {limit} bytes", PayloadTooLarge.code)),
+        "body": json.dumps(error_envelope(message, code)),
         "isBase64Encoded": False,
     }
+
+
+# RFC 3986 host (IP literal, IPv4 or registered name) and optional port, as RFC 9112 wants Host
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::([0-9]{0,5}))?")
+
+
+def parse_host(value: str | None) -> tuple[str, int | None] | None:
+    """(host, port) of a Host header value; ``None`` when it is not a valid host[:port]."""
+    match = _HOST.fullmatch(value or "")
+    if match is None or (match.group(2) and int(match.group(2)) > 65535):
+        return None
+    return match.group(1), int(match.group(2)) if match.group(2) else None
+
+
+def _valid_port(value: Any) -> int | None:
+    text = str(value or "").strip()
+    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) <= 65535 else None
+
+
+class HttpApiGateway(HTTPGateway):
+    """Mangum's API Gateway v2 handler with the ASGI ``server`` read safely: Mangum splits Host on
+    every ':' and int()s the port, so an IPv6 literal or a junk X-Forwarded-Port would crash every
+    route before the app runs. A Host ``lambda_handler`` let through is valid; a junk forwarded
+    port is dropped (API Gateway always sets a correct one)."""
+
+    @property
+    def scope(self) -> dict[str, Any]:
+        headers = {str(k).lower(): v for k, v in (self.event.get("headers") or {}).items()}
+        host_value = headers.pop("host", None)
+        forwarded_port = _valid_port(headers.pop("x-forwarded-port", None))
+        scope = HTTPGateway({**self.event, "headers": headers}, self.context, self.config).scope
+        host, port = parse_host(host_value) or ("mangum", None)
+        default_port = 443 if scope["scheme"] == "https" else 80
+        scope["server"] = (host, port or forwarded_port or default_port)
+        if host_value is not None:
+            scope["headers"].append([b"host", host_value.encode()])
+        if forwarded_port is not None:
+            scope["headers"].append([b"x-forwarded-port", str(forwarded_port).encode()])
+        return scope
 
 
 def tracing_enabled() -> bool:
@@ -159,15 +248,19 @@ def lambda_handler(app: FastAPI, *, service: str) -> Callable[[dict[str, Any], A
     """The Lambda entry point for an HTTP function."""
     fn_logger = Logger(service=service)
     metrics = Metrics(namespace="Dramac", service=service)
-    asgi = Mangum(app, lifespan="off")
+    asgi = Mangum(app, lifespan="off", custom_handlers=[HttpApiGateway])
 
     @fn_logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
     @traced(service)
     @metrics.log_metrics(raise_on_empty_metrics=False)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         limit = get_settings().max_body_bytes
+        host = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}.get("host")
         if _body_size(event) > limit:
-            response = _too_large_response(limit)
+            response = _refusal(413, f"The request body is larger than {limit} bytes", PayloadTooLarge.code)
+        elif host is not None and parse_host(host) is None:
+            # RFC 9112 section 3.2: a Host that is not host[:port] is answered 400
+            response = _refusal(400, "The Host header is not a valid host[:port]", "invalid_host")
         else:
             response = asgi(event, context)
         status = int(response.get("statusCode", 500))

@@ -18,9 +18,14 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_dumps
 from psycopg_pool import ConnectionPool
 
+from . import jsonbody
 from .settings import get_settings
+
+# jsonb parameters keep Decimal numbers exact (the module data API parses numbers as Decimal)
+set_json_dumps(jsonbody.dumps)
 
 _pool: ConnectionPool | None = None
 _pool_lock = threading.Lock()

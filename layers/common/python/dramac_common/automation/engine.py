@@ -35,6 +35,7 @@ from typing import Any
 import psycopg
 
 from .. import db, queues
+from ..errors import database_error, is_unavailable
 from . import dal, filters
 from .steps import STEP_TYPES, Outcome, StepFailed, StepResult, StepRuntime
 from .templates import render
@@ -224,8 +225,15 @@ class Engine:
     def _call(definition: Any, runtime: StepRuntime, rendered: dict[str, Any], raw: dict[str, Any]) -> StepResult:
         try:
             return definition.execute(runtime, rendered, raw)
-        except (StepFailed, psycopg.OperationalError):
+        except StepFailed:
             raise
+        except psycopg.Error as exc:
+            if is_unavailable(exc):
+                raise  # an outage or a lost race: the message comes back and the step runs again
+            log.exception("step %s: the database refused a statement", definition.name)
+            refused = database_error(exc)
+            raise StepFailed(f"{definition.name} failed: "
+                             f"{refused.message if refused else 'unexpected database error'}") from exc
         except Exception as exc:  # noqa: BLE001 - a step's own error fails the step, readably
             log.exception("step %s raised", definition.name)
             raise StepFailed(f"{definition.name} failed: {type(exc).__name__}: {exc}") from exc

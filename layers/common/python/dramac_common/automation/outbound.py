@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .. import jsonbody
+
 if TYPE_CHECKING:  # httpx costs ~100 ms of import: only the functions that send load it
     import httpx
 
@@ -149,13 +151,14 @@ def _send_once(method: str, url: httpx.URL, headers: dict[str, str], content: by
 
 
 def _decode(headers: dict[str, str], raw: bytes) -> Any:
-    text = raw.decode("utf-8", errors="replace")
+    """The response body as the step's output: its JSON when it is JSON the database can store, else
+    its text (without NUL characters, which no text or jsonb column holds)."""
     if "json" in headers.get("content-type", "").lower():
         try:
-            return json.loads(text)
-        except ValueError:
+            return jsonbody.loads(raw)
+        except jsonbody.JsonRefused:
             pass
-    return text[:MAX_TEXT_CHARS]
+    return raw.decode("utf-8", errors="replace").replace("\x00", "\ufffd")[:MAX_TEXT_CHARS]
 
 
 def request(method: str, url: str, *, headers: dict[str, str] | None = None, body: Any = None,

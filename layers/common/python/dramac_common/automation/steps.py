@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .. import jsonbody
 from ..db import Unit
 from ..errors import ApiError
 from . import dal, outbound
@@ -175,7 +176,8 @@ class SendEmailConfig(_Config):
 # Executors -----------------------------------------------------------------------------------------
 
 def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
+    """Plain JSON values (a record's ``Decimal`` numbers stay numbers, as in the event payloads)."""
+    return json.loads(jsonbody.dumps(jsonbody.finite(value), default=str))
 
 
 def run_condition(rt: StepRuntime, config: dict[str, Any], raw: dict[str, Any]) -> StepResult:

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .. import jsonbody
 from ..automation_events import PLATFORM_EVENT_PREFIXES, log_automation_event
 from ..db import Unit
 from ..errors import NotFound, ValidationFailed
@@ -243,6 +244,19 @@ def delete_webhook(unit: Unit, site_id: uuid.UUID, webhook_id: uuid.UUID) -> dic
     if not dal.delete_webhook(unit, site_id, webhook_id):
         raise NotFound("Webhook not found", code="webhook_not_found")
     return {"id": str(webhook_id), "deleted": True}
+
+
+def webhook_body(raw: bytes) -> Any:
+    """An incoming webhook's body as its event carries it: the JSON value when the body is JSON, else
+    its text. JSON or text PostgreSQL could not store (NUL, lone surrogates, absurd nesting) is a 400."""
+    if not raw:
+        return None
+    try:
+        return jsonbody.loads(raw, where="webhook body")
+    except jsonbody.JsonRefused as exc:
+        if exc.code != "invalid_json":
+            raise
+    return jsonbody.check_value(raw.decode("utf-8", errors="replace"), where="webhook body")
 
 
 def receive_webhook(unit: Unit, token: str, body: Any, query: dict[str, str]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..automation_events import event_segment
@@ -43,6 +43,9 @@ class Table:
     name: str
     entity: str
     columns: dict[str, Column]
+    # constraint and index names -> their columns: a database error names a constraint or an index,
+    # the caller hears about the column
+    constrained: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def writable(self) -> frozenset[str]:
@@ -82,6 +85,26 @@ ORDER BY c.relname, a.attnum
 """
 
 
+_CONSTRAINTS_SQL = """
+SELECT c.relname AS table_name, i.relname AS name,
+       array(SELECT a.attname FROM unnest(x.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum ORDER BY k.ord) AS columns
+FROM pg_catalog.pg_index x
+JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
+JOIN pg_catalog.pg_class c ON c.oid = x.indrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %(schema)s AND c.relname = ANY(%(tables)s)
+UNION ALL
+SELECT c.relname, k.conname,
+       array(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY u(attnum, ord)
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = u.attnum ORDER BY u.ord)
+FROM pg_catalog.pg_constraint k
+JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %(schema)s AND c.relname = ANY(%(tables)s)
+"""
+
+
 def entity_name(table: str, manifest: dict[str, Any] | None) -> str:
     """The manifest table's ``entity``, else the table name without a trailing ``s``; always a valid
     event-type segment (lower case letters, digits and underscores, starting with a letter)."""
@@ -103,15 +126,19 @@ def load_module_schema(unit: Unit, *, module_id: uuid.UUID, schema_name: str | N
     if cached is not None:
         return cached
     tables: dict[str, dict[str, Column]] = {}
+    constrained: dict[str, dict[str, tuple[str, ...]]] = {}
     if schema_name and names:
         for row in unit.fetchall(_CATALOG_SQL, (schema_name, list(names))):
             tables.setdefault(row["table_name"], {})[row["column_name"]] = Column(
                 name=row["column_name"], data_type=row["data_type"], type_name=row["type_name"],
                 category=row["category"], element_type=row["element_type"], not_null=row["not_null"],
                 has_default=row["has_default"], generated=row["generated"], references=row["references_table"])
+        for row in unit.fetchall(_CONSTRAINTS_SQL, {"schema": schema_name, "tables": list(names)}):
+            constrained.setdefault(row["table_name"], {})[row["name"]] = tuple(row["columns"])
     schema = ModuleSchema(
         module_id=module_id, schema_name=schema_name or "", version=version,
-        tables={name: Table(name, entity_name(name, manifest), cols) for name, cols in tables.items()
+        tables={name: Table(name, entity_name(name, manifest), cols, constrained.get(name, {}))
+                for name, cols in tables.items()
                 # a table the SDK cannot scope to a site is never exposed
                 if "site_id" in cols and "id" in cols},
     )

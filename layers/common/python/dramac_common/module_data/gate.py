@@ -13,6 +13,7 @@ from typing import Any
 
 from ..db import Unit
 from ..errors import Conflict, Forbidden, NotFound
+from ..jsonbody import unstorable
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,11 @@ def _module_ref(module: uuid.UUID | str) -> tuple[uuid.UUID | None, str | None]:
         return None, str(module)
 
 
+def _names_no_module(slug: str | None) -> bool:
+    """A slug no module can have (one PostgreSQL could not even compare): the module is simply not there."""
+    return slug is not None and unstorable(slug) is not None
+
+
 def require_enabled_module(unit: Unit, site_id: uuid.UUID, module: uuid.UUID | str) -> ModuleTarget:
     """The module (by id or slug) if it is installed, enabled and active on the site.
 
@@ -58,6 +64,8 @@ def require_enabled_module(unit: Unit, site_id: uuid.UUID, module: uuid.UUID | s
     reaches module data or widget storage comes through here; the database's policies agree).
     """
     module_id, slug = _module_ref(module)
+    if _names_no_module(slug):
+        raise NotFound("This module is not installed on the site", code="module_not_installed")
     row = unit.fetchone("SELECT * FROM private.module_data_target(%s, %s, %s)", (site_id, module_id, slug))
     if row is not None:
         require_key_module(unit, row["slug"])

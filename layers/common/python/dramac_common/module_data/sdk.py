@@ -25,7 +25,15 @@ from psycopg import sql
 
 from .. import automation_events
 from ..db import Unit
-from ..errors import ApiError, BadRequest, Conflict, NotFound, PayloadTooLarge, ValidationFailed
+from ..errors import (
+    ApiError,
+    BadRequest,
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    ValidationFailed,
+    database_error,
+)
 from .catalog import (
     READ_ONLY_COLUMNS,
     Column,
@@ -47,7 +55,7 @@ from .query import (
     filters_from_where,
     order_from,
 )
-from .values import InvalidValue, coerce_scalar, coerce_text_pattern
+from .values import InvalidValue, coerce_scalar, coerce_text_pattern, fetch_exact
 
 MAX_ROWS_PER_WRITE = 1000
 MAX_BATCH_OPERATIONS = 100
@@ -61,29 +69,40 @@ def _invalid(column: str, message: str, code: str = "invalid_value") -> Validati
     return ValidationFailed(f"{column}: {message}", code=code, details=[{"field": column, "message": message}])
 
 
+def _fields_named_by(exc: psycopg.Error, table: Table, written: Sequence[str]) -> list[str]:
+    """The caller's columns a database error is about: the column it names, else the columns of the
+    constraint or index it names (those the statement wrote, when it wrote some of them)."""
+    diag = exc.diag
+    if diag.column_name and diag.column_name in table.columns:
+        return [diag.column_name]
+    columns = table.constrained.get(diag.constraint_name or "", ())
+    return [c for c in columns if c in written] or list(columns)
+
+
 @contextmanager
-def _database_errors(table: str) -> Iterator[None]:
-    """Errors a client's data can cause become 400/409 in the envelope; never a 5xx."""
+def _database_errors(table: Table, *, written: Sequence[str] = (), action: str | None = None) -> Iterator[None]:
+    """Errors a caller's data can cause, in the caller's terms (the table and its columns), through the
+    shared SQLSTATE mapping (``errors.DATABASE_ERRORS``); never PostgreSQL's own text or names."""
     try:
         yield
-    except psycopg.errors.UniqueViolation as exc:
-        raise Conflict(f"A {table} row with these values already exists", code="unique_violation",
-                       details=[{"constraint": exc.diag.constraint_name}]) from exc
-    except psycopg.errors.ForeignKeyViolation as exc:
-        raise ValidationFailed(f"{table}: a referenced row does not exist on this site", code="invalid_reference",
-                               details=[{"constraint": exc.diag.constraint_name}]) from exc
-    except psycopg.errors.NotNullViolation as exc:
-        column = exc.diag.column_name or "?"
-        raise _invalid(column, "is required", "missing_value") from exc
-    except psycopg.errors.CheckViolation as exc:
-        raise ValidationFailed(f"{table}: a value breaks the rule {exc.diag.constraint_name}",
-                               code="check_violation", details=[{"constraint": exc.diag.constraint_name}]) from exc
-    except psycopg.errors.UndefinedTable as exc:
-        raise ValidationFailed(f"Unknown table {table!r}", code="unknown_table") from exc
-    except (psycopg.errors.DataError, psycopg.errors.DatatypeMismatch, psycopg.errors.UndefinedFunction,
-            psycopg.errors.InvalidTextRepresentation) as exc:
-        raise ValidationFailed(f"{table}: {exc.diag.message_primary or 'invalid value'}",
-                               code="invalid_value") from exc
+    except psycopg.Error as exc:
+        state = exc.sqlstate or ""
+        if state == "42P01":  # the table went away under a cached schema (an upgrade is running)
+            forget_module_schema(None)
+            raise ValidationFailed(f"Unknown table {table.name!r}", code="unknown_table") from exc
+        if state in ("42883", "42804"):  # no such operator for the column's type: a filter the caller chose
+            raise ValidationFailed(f"{table.name}: a filter or value does not fit its column's type",
+                                   code="invalid_value") from exc
+        if state == "23503" and action == "deleted":
+            raise Conflict(f"{table.name}: the row is still referenced by other rows", code="still_referenced",
+                           details=[{"field": "id", "message": "still referenced"}]) from exc
+        fields = _fields_named_by(exc, table, written)
+        error = database_error(exc, field=", ".join(fields) or None, where=table.name)
+        if error is None or error.status >= 500:
+            raise  # a defect, or an outage workers retry: the API factory maps it by the same table
+        if len(fields) > 1:
+            error.details = [{"field": f, "message": error.details[0]["message"]} for f in fields]
+        raise error from exc
 
 
 class ModuleDatabaseSDK:
@@ -155,7 +174,7 @@ class ModuleDatabaseSDK:
     def count(self, table: str, where: Mapping[str, Any] | None = None) -> int:
         t = self._table(table)
         condition, params = self._where(t, filters_from_where(where))
-        with self._scope(), _database_errors(table):
+        with self._scope(), _database_errors(t):
             row = self.unit.fetchone(sql.SQL("SELECT count(*) AS n FROM {} WHERE {}").format(self._ident(t), condition),
                                      params)
         return int(row["n"])
@@ -163,7 +182,7 @@ class ModuleDatabaseSDK:
     def exists(self, table: str, where: Mapping[str, Any] | None = None) -> bool:
         t = self._table(table)
         condition, params = self._where(t, filters_from_where(where))
-        with self._scope(), _database_errors(table):
+        with self._scope(), _database_errors(t):
             row = self.unit.fetchone(
                 sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {}) AS found").format(self._ident(t), condition), params)
         return bool(row["found"])
@@ -180,8 +199,8 @@ class ModuleDatabaseSDK:
         total = sql.SQL(", count(*) OVER () AS {}").format(sql.Identifier(_TOTAL)) if query.count else sql.SQL("")
         statement = sql.SQL("SELECT {}{} FROM {} WHERE {} ORDER BY {} LIMIT %s OFFSET %s").format(
             columns, total, self._ident(t), condition, self._order(t, query.order))
-        with self._scope(), _database_errors(table):
-            rows = self.unit.fetchall(statement, [*params, query.limit, query.offset])
+        with self._scope(), _database_errors(t):
+            rows = self._fetch_rows(statement, [*params, query.limit, query.offset])
             count = None
             if query.count:
                 if rows:
@@ -222,7 +241,7 @@ class ModuleDatabaseSDK:
         change = sql.SQL("INSERT INTO {} ({}) VALUES {} RETURNING *").format(
             self._ident(t), sql.SQL(", ").join(sql.Identifier(c) for c in ["site_id", *columns]),
             sql.SQL(", ").join(rows_sql))
-        return self._write(t, "created", change, params)
+        return self._write(t, "created", change, params, written=columns)
 
     def create_one(self, table: str, values: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(values, Mapping):
@@ -419,6 +438,9 @@ class ModuleDatabaseSDK:
 
     # -- internals: SQL ------------------------------------------------------------------------
 
+    def _fetch_rows(self, statement: sql.Composable, params: list[Any]) -> list[dict[str, Any]]:
+        return fetch_exact(self.unit, statement, params)
+
     def _ident(self, table: Table) -> sql.Identifier:
         return sql.Identifier(self.schema.schema_name, table.name)
 
@@ -485,7 +507,8 @@ class ModuleDatabaseSDK:
             params.extend(values)
         return sql.SQL(" AND ").join(clauses), params
 
-    def _write(self, table: Table, action: str, change: sql.Composable, params: list[Any]) -> list[dict[str, Any]]:
+    def _write(self, table: Table, action: str, change: sql.Composable, params: list[Any],
+               written: Sequence[str] = ()) -> list[dict[str, Any]]:
         """Run a data-changing statement and write one outbox event per changed row, in one statement."""
         payload = (sql.SQL("(to_jsonb(r) - {}) || jsonb_build_object('previous', r.{})").format(
                        sql.Literal(_PREVIOUS), sql.Identifier(_PREVIOUS))
@@ -498,8 +521,8 @@ class ModuleDatabaseSDK:
             WITH changed AS ({change}), events AS ({events})
             SELECT c.*, (SELECT array_agg(e.id) FROM events e) AS {event_ids} FROM changed c
         """).format(change=change, events=events, event_ids=sql.Identifier(_EVENTS))
-        with self._scope(), _database_errors(table.name):
-            rows = self.unit.fetchall(statement, [*params, *event_params])
+        with self._scope(), _database_errors(table, written=written, action=action):
+            rows = self._fetch_rows(statement, [*params, *event_params])
         event_ids = list(rows[0][_EVENTS] or []) if rows else []
         for row in rows:
             row.pop(_EVENTS, None)
@@ -519,7 +542,7 @@ class ModuleDatabaseSDK:
             RETURNING t.*, to_jsonb(target) AS {previous}
         """).format(t=self._ident(table), assignments=assignments, condition=condition,
                     previous=sql.Identifier(_PREVIOUS))
-        return self._write(table, "updated", change, [*clean.values(), *where_params])
+        return self._write(table, "updated", change, [*clean.values(), *where_params], written=list(clean))
 
     def _delete(self, table: Table, filters: Sequence[Filter]) -> list[dict[str, Any]]:
         condition, params = self._where(table, filters)

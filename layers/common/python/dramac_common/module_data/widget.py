@@ -14,7 +14,9 @@ from psycopg.types.json import Jsonb
 
 from ..db import Unit
 from ..errors import ValidationFailed
+from ..jsonbody import unstorable
 from .gate import ModuleTarget, require_enabled_module
+from .values import fetch_exact
 
 MAX_KEY_LENGTH = 255
 MAX_KEYS_LISTED = 1000
@@ -24,6 +26,9 @@ def _key(key: Any) -> str:
     if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH:
         raise ValidationFailed(f"A key is a string of 1 to {MAX_KEY_LENGTH} characters", code="invalid_key",
                                details=[{"field": "key", "message": "1 to 255 characters"}])
+    problem = unstorable(key)
+    if problem:
+        raise ValidationFailed(f"key: {problem}", code="invalid_key", details=[{"field": "key", "message": problem}])
     return key
 
 
@@ -41,19 +46,20 @@ class WidgetStorage:
         return cls(unit, require_enabled_module(unit, site_id, module), site_id)
 
     def get(self, key: str, default: Any = None) -> Any:
-        row = self.unit.fetchone(
-            "SELECT value FROM public.module_data WHERE module_id = %s AND site_id = %s AND key = %s",
+        rows = fetch_exact(
+            self.unit, "SELECT value FROM public.module_data WHERE module_id = %s AND site_id = %s AND key = %s",
             (self.module_id, self.site_id, _key(key)))
-        return default if row is None else row["value"]
+        return default if not rows else rows[0]["value"]
 
     def set(self, key: str, value: Any) -> dict[str, Any]:
-        return self.unit.fetchone(
+        return fetch_exact(
+            self.unit,
             """
             INSERT INTO public.module_data (module_id, site_id, key, value) VALUES (%s, %s, %s, %s)
             ON CONFLICT (module_id, site_id, key) DO UPDATE SET value = EXCLUDED.value
             RETURNING key, value, created_at, updated_at
             """,
-            (self.module_id, self.site_id, _key(key), Jsonb(value)))
+            (self.module_id, self.site_id, _key(key), Jsonb(value)))[0]
 
     def delete(self, key: str) -> bool:
         cur = self.unit.execute(

@@ -13,6 +13,7 @@ import hmac
 import time
 
 DEFAULT_TOLERANCE_SECONDS = 300
+MAX_TS_DIGITS = 12  # unix seconds have 10 digits until the year 2286; more is not a timestamp
 
 
 class SignatureError(Exception):
@@ -43,8 +44,11 @@ def parse_header(header: str | None) -> tuple[str, list[str]]:
             ts = value
         elif key == "h1":
             h1s.append(value.strip().lower())
-    if ts is None or not ts.isascii() or not ts.isdigit() or not h1s:
+    if ts is None or not h1s:
         raise SignatureError("Paddle-Signature needs ts and at least one h1")
+    # checked before int(): hundreds of digits overflow the float comparison, thousands int() itself
+    if not (ts.isascii() and ts.isdigit() and len(ts) <= MAX_TS_DIGITS):
+        raise SignatureError("Paddle-Signature ts is not a unix timestamp")
     return ts, h1s
 
 

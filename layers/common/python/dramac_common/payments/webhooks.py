@@ -10,7 +10,6 @@ is made here: the webhook answers in one transaction.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import uuid
@@ -20,7 +19,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from .. import marketplace
+from .. import jsonbody, marketplace
 from ..db import Unit
 from ..errors import ValidationFailed
 
@@ -82,10 +81,7 @@ def _timestamp(value: Any) -> datetime:
 
 def parse_event(raw_body: bytes) -> PaddleEvent:
     """A Paddle notification from the verified raw body; 400 when it is not one."""
-    try:
-        payload = json.loads(raw_body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed("The webhook body is not valid JSON", code="invalid_json") from exc
+    payload = jsonbody.loads(raw_body, where="webhook body")  # 400 for what PostgreSQL could not store
     if not isinstance(payload, dict):
         raise _invalid("The webhook body must be a JSON object")
     event_id, event_type = payload.get("event_id"), payload.get("event_type")

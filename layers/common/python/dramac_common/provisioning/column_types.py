@@ -89,13 +89,15 @@ class ColumnType:
         # Safe: every part comes from the allow-list above or is an int checked by parse_column_type.
         return sql.SQL(self.name)
 
+    # Index methods: a column needs an operator class of the method (its default one, or the one
+    # ``opclass`` names). Arrays use their element type's: json has no equality, so json[] has none.
     @property
     def supports_btree(self) -> bool:
-        return self.is_array or self.base not in NO_BTREE
+        return self.base not in NO_BTREE
 
     @property
     def supports_gin(self) -> bool:
-        return self.is_array or self.base in {"jsonb", "tsvector"}
+        return (self.is_array and self.base not in NO_BTREE) or (not self.is_array and self.base in {"jsonb", "tsvector"})
 
     @property
     def supports_gist(self) -> bool:
@@ -103,7 +105,13 @@ class ColumnType:
 
     @property
     def supports_hash(self) -> bool:
-        return not self.is_array and self.base not in {"json", "tsvector"}
+        return self.base not in {"json", "tsvector"}
+
+    def opclass(self, method: str) -> str | None:
+        """The operator class to name in CREATE INDEX when the type has no default one for ``method``."""
+        if method == "gist" and self.base == "inet" and not self.is_array:
+            return "inet_ops"  # built in, but not the default for gist (btree_gist's would be)
+        return None
 
 
 def allowed_type_names() -> list[str]:

@@ -243,9 +243,13 @@ def _add_foreign_key(schema: str, table: str, fk: ForeignKeyDef) -> sql.Composed
 
 
 def _create_index(schema: str, table: str, index: IndexDef) -> sql.Composed:
+    opclasses = index.opclasses or (None,) * len(index.columns)
+    # operator classes come from ColumnType.opclass (a fixed list), never from the manifest
+    keys = [sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(o)) if o else sql.Identifier(c)
+            for c, o in zip(index.columns, opclasses, strict=True)]
     statement = sql.SQL("CREATE {}INDEX {} ON {} USING {} ({})").format(
         sql.SQL("UNIQUE " if index.unique else ""), sql.Identifier(index.name), sql.Identifier(schema, table),
-        sql.SQL(index.method), sql.SQL(", ").join(map(sql.Identifier, index.columns)))
+        sql.SQL(index.method), sql.SQL(", ").join(keys))
     if index.where is not None:
         statement = sql.SQL("{} WHERE {}").format(statement, index.where.to_sql())
     return statement

@@ -21,6 +21,7 @@ from ..naming import NamingError, validate_identifier
 from .column_types import ColumnType, ColumnTypeError, parse_column_type
 from .errors import ManifestError
 from .expressions import Context, ExpressionError, Node, parse_expression
+from .typecheck import check_condition, check_default
 
 MAX_TABLES = 64
 MAX_COLUMNS = 200
@@ -154,6 +155,7 @@ class IndexDef:
     method: str = "btree"
     unique: bool = False
     where: Node | None = None
+    opclasses: tuple[str | None, ...] = ()  # per column: an operator class to name, or None (the default)
 
 
 @dataclass(frozen=True)
@@ -365,8 +367,10 @@ def _validate_columns(spec: TableSpec, problems: list[str]) -> tuple[dict[str, C
         if col.default is not None:
             try:
                 default = parse_expression(col.default, Context.DEFAULT)
+                check_default(default, ctype)
             except ExpressionError as exc:
                 problems.append(f"{where}: default: {exc}")
+                default = None
         cols[col.name] = ColumnDef(col.name, ctype, nullable=col.nullable and not col.primary_key, default=default)
         if col.unique:
             single_uniques.add(col.name)
@@ -392,10 +396,14 @@ def _build_table(spec: TableSpec, columns_of: dict[str, dict[str, ColumnDef]],
         if col.check is not None:
             try:
                 expr = parse_expression(col.check, Context.CHECK, all_columns)
+                check_condition(expr, Context.CHECK, types)
                 checks.append(CheckDef(object_name(table, col.name, "check"), col.name, expr))
             except ExpressionError as exc:
                 problems.append(f"{where}: check: {exc}")
         if col.primary_key:
+            if not cols[col.name].type.supports_btree:
+                problems.append(f"{where}: a {cols[col.name].type.name} column cannot be part of a primary key "
+                                "(it has no equality operator; use jsonb instead of json)")
             natural_key.append(col.name)
         elif col.unique:
             if not cols[col.name].type.supports_btree:
@@ -476,6 +484,7 @@ def _build_index(table: str, n: int, idx: IndexSpec, types: dict[str, ColumnType
     if idx.where is not None:
         try:
             predicate = parse_expression(idx.where, Context.PREDICATE, all_columns)
+            check_condition(predicate, Context.PREDICATE, types)
         except ExpressionError as exc:
             problems.append(f"{where}: where: {exc}")
             return None
@@ -487,7 +496,8 @@ def _build_index(table: str, n: int, idx: IndexSpec, types: dict[str, ColumnType
         problems.append(f"{where}: more than {MAX_INDEX_COLUMNS - 1} columns")
         return None
     name = idx.name or object_name(table, *idx.columns, "uidx" if idx.unique else "idx")
-    return IndexDef(name, columns, method, idx.unique, predicate)
+    opclasses = tuple(types[c].opclass(method) for c in columns)
+    return IndexDef(name, columns, method, idx.unique, predicate, opclasses if any(opclasses) else ())
 
 
 def _normalise_action(value: str) -> str:

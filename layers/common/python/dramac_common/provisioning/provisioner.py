@@ -40,7 +40,8 @@ SCHEMA_MODULE_TYPES = frozenset({"app", "system", "custom"})
 LOCK_TIMEOUT = "5s"  # DDL waits at most this long for a table lock (public.sites for the site_id FK)
 # SQLSTATE classes where retrying cannot help: data exceptions, integrity violations, syntax and
 # access rules, unsupported features. Anything else (connections, deadlocks, timeouts) is transient.
-PERMANENT_SQLSTATE_CLASSES = ("22", "23", "42", "0A", "2B", "44")
+# data, integrity, syntax/access, unsupported, dependent objects, check option, program limits
+PERMANENT_SQLSTATE_CLASSES = ("22", "23", "42", "0A", "2B", "44", "54")
 
 
 def needs_schema(module_type: str, definition: SchemaDefinition) -> bool:
@@ -110,7 +111,7 @@ def _run_script(unit: db.Unit, parts: list[tuple[str | None, sql.Composable]]) -
 def _classify(exc: psycopg.Error, texts: list[tuple[str | None, str]]) -> Exception:
     state = exc.sqlstate or ""
     message = (exc.diag.message_primary or str(exc)).strip()
-    if isinstance(exc, psycopg.OperationalError) or not state.startswith(PERMANENT_SQLSTATE_CLASSES):
+    if not state.startswith(PERMANENT_SQLSTATE_CLASSES):
         return TransientProvisioningError(f"the database could not complete the job ({message})")
     table = exc.diag.table_name
     if not table and exc.diag.statement_position:
