@@ -1,6 +1,7 @@
 """Manifest validation: what a module developer may declare, and the errors they get otherwise."""
 
 import copy
+import uuid
 
 import pytest
 from dramac_common.provisioning.column_types import ColumnTypeError, parse_column_type
@@ -345,7 +346,7 @@ def test_a_gist_index_on_inet_names_its_operator_class():
 
     _, definition = validate_manifest(manifest_with(table(columns=[{"name": "ip", "type": "inet"}],
                                                           indexes=[{"columns": ["ip"], "using": "gist"}])))
-    script = ddl.plan_schema("mod_00000000", definition, ddl.CatalogState()).script().as_string()
+    script = ddl.plan_schema("mod_00000000", definition, ddl.CatalogState(), uuid.UUID(int=1)).script().as_string()
     assert 'USING gist ("ip" inet_ops)' in script
 
 
