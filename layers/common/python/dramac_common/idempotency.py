@@ -1,0 +1,71 @@
+"""``Idempotency-Key`` on the routes that create something new on every call.
+
+Purchase, workflow create, webhook create, site API key create, event emission and module data
+creation (``POST .../data/{table}`` and ``_batch``) honour the header the same way: a request with a
+key runs once per (route, caller, key) and its answer is replayed to any repeat, with the header
+``Idempotent-Replayed: true`` (see ``idempotency_store`` for the rules). Without a key each request is
+a new request. Routes that already converge on one state (subscribe, install, disable, revoke,
+markup, storage writes, the Paddle webhook) need no key: a repeat answers as a sequential repeat does.
+
+Only requests that carry a key import the store (Powertools idempotency and boto3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+
+from .errors import ValidationFailed
+
+HEADER = "idempotency-key"
+REPLAYED_HEADER = "idempotent-replayed"
+MAX_KEY_LENGTH = 255
+
+Answer = tuple[int, Any]
+
+
+def validate_idempotency_key(key: str) -> str:
+    if not 0 < len(key) <= MAX_KEY_LENGTH or not key.isascii() or not key.isprintable():
+        raise ValidationFailed(
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters",
+            code="invalid_idempotency_key",
+        )
+    return key
+
+
+def request_key(request: Request) -> str | None:
+    """The request's ``Idempotency-Key``, validated; None without one."""
+    key = request.headers.get(HEADER)
+    return None if key is None else validate_idempotency_key(key)
+
+
+def idempotent_response(request: Request, *, scope: str, principal: str, fingerprint: dict[str, Any],
+                        action: Callable[[], Answer],
+                        stored: Callable[[Any], Any] | None = None) -> JSONResponse:
+    """Run ``action`` (which returns ``(status, data)``) once per Idempotency-Key, or every time
+    without one. ``fingerprint`` is what makes two requests "the same" (the body and the path's ids);
+    ``stored`` redacts the data kept for replays."""
+    key = request_key(request)
+    if key is None:
+        status, data = action()
+        return JSONResponse({"success": True, "data": jsonable_encoder(data)}, status_code=status)
+    from . import idempotency_store
+
+    def act() -> dict[str, Any]:
+        status, data = action()
+        return {"statusCode": status, "data": jsonable_encoder(data)}
+
+    def redact(answer: dict[str, Any]) -> dict[str, Any]:
+        return {**answer, "data": stored(answer["data"])} if stored else answer
+
+    answer = idempotency_store.run_once(
+        scope=scope, principal=principal, key=key, request=fingerprint,
+        lambda_context=request.scope.get("aws.context"), action=act, stored=redact if stored else None)
+    response = JSONResponse({"success": True, "data": answer["data"]}, status_code=answer["statusCode"])
+    if answer.get("replayed"):
+        response.headers[REPLAYED_HEADER] = "true"
+    return response
