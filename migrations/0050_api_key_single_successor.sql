@@ -18,9 +18,11 @@ UPDATE public.site_api_keys k SET rotated_from = NULL
 WHERE k.rotated_from IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM public.site_api_keys o WHERE o.id = k.rotated_from AND o.site_id = k.site_id);
 
-CREATE UNIQUE INDEX IF NOT EXISTS site_api_keys_one_successor_idx
-  ON public.site_api_keys (rotated_from) WHERE rotated_from IS NOT NULL;
-DROP INDEX IF EXISTS public.site_api_keys_rotated_from_idx;  -- the unique index serves the foreign key
+-- One successor per key (a successor's site is its old key's, so the pair is unique exactly when
+-- rotated_from is); the index also serves the foreign key below. NULLs (keys not from a rotation) are
+-- distinct, so any number of them is fine.
+CREATE UNIQUE INDEX IF NOT EXISTS site_api_keys_one_successor_idx ON public.site_api_keys (rotated_from, site_id);
+DROP INDEX IF EXISTS public.site_api_keys_rotated_from_idx;
 
 ALTER TABLE public.site_api_keys DROP CONSTRAINT IF EXISTS site_api_keys_id_site_key;
 ALTER TABLE public.site_api_keys ADD CONSTRAINT site_api_keys_id_site_key UNIQUE (id, site_id);

@@ -249,7 +249,7 @@ CREATE OR REPLACE FUNCTION private.install_module(p_site_id uuid, p_module_id uu
     END IF;
     v_tables := v_module.manifest #> '{database,tables}';
     v_ready := NOT (v_module.module_type IN ('app', 'system', 'custom')
-                    AND jsonb_typeof(v_tables) = 'array' AND jsonb_array_length(v_tables) > 0)
+                    AND coalesce(jsonb_typeof(v_tables) = 'array' AND jsonb_array_length(v_tables) > 0, false))
                OR EXISTS (SELECT 1 FROM public.module_database_registry r
                           WHERE r.module_id = p_module_id AND r.status = 'active'
                             AND r.version = coalesce(v_module.manifest ->> 'version', '0.0.0'));

@@ -86,6 +86,11 @@ class SiteApiKey:
 
 Principal = Caller | SiteApiKey
 
+
+def principal_id(principal: Principal) -> str:
+    """Who is asking, as the idempotency store keys it: a user's id, or ``key:<id>`` for a site API key."""
+    return f"key:{principal.key_id}" if isinstance(principal, SiteApiKey) else str(principal.user_id)
+
 _INVALID = "The API key is not valid (unknown, revoked or expired)"
 
 
@@ -152,6 +157,12 @@ class ApiKeyInfo(CamelModel):
 
 class CreatedApiKey(ApiKeyInfo):
     key: str  # shown once
+
+
+def without_secret(created: dict[str, Any]) -> dict[str, Any]:
+    """A created key as kept for Idempotency-Key replays: everything but the key itself, which is
+    shown once and never stored."""
+    return {k: v for k, v in created.items() if k != "key"}
 
 
 _KEY_COLUMNS = """id, site_id, name, key_prefix, modules, created_by, created_at, expires_at, revoked_at,
@@ -224,7 +235,7 @@ def _rotate(unit: db.Unit, old_key_id: uuid.UUID, values: dict[str, Any], overla
         SELECT %(id)s, %(site)s, %(agency)s, coalesce(nullif(%(name)s, ''), old.name), %(prefix)s, %(hash)s,
                CASE WHEN %(inherit)s THEN old.modules ELSE %(modules)s::text[] END, %(by)s, %(expires)s, %(old)s
         FROM old
-        ON CONFLICT (rotated_from) WHERE rotated_from IS NOT NULL DO NOTHING
+        ON CONFLICT (rotated_from, site_id) DO NOTHING
         RETURNING {_KEY_COLUMNS}
         """,
         {**values, "old": old_key_id, "overlap": overlap, "inherit": values["modules"] is None},

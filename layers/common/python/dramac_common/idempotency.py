@@ -12,10 +12,10 @@ Only requests that carry a key import the store (Powertools idempotency and boto
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
@@ -27,6 +27,12 @@ MAX_KEY_LENGTH = 255
 
 Answer = tuple[int, Any]
 
+# Declared on each route that honours it, so the OpenAPI document shows it (the value is read from the
+# request by ``idempotent_response``).
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", description="Run this request once: a repeat with the same key (and the same "
+    "request) answers the first answer again, with Idempotent-Replayed: true")]
+
 
 def validate_idempotency_key(key: str) -> str:
     if not 0 < len(key) <= MAX_KEY_LENGTH or not key.isascii() or not key.isprintable():
@@ -37,19 +43,22 @@ def validate_idempotency_key(key: str) -> str:
     return key
 
 
-def request_key(request: Request) -> str | None:
-    """The request's ``Idempotency-Key``, validated; None without one."""
-    key = request.headers.get(HEADER)
-    return None if key is None else validate_idempotency_key(key)
+def request_key(request: Request, headers: Sequence[str] = (HEADER,)) -> str | None:
+    """The request's idempotency key (the first of ``headers`` it carries), validated; None without one."""
+    for name in headers:
+        key = request.headers.get(name)
+        if key is not None:
+            return validate_idempotency_key(key)
+    return None
 
 
 def idempotent_response(request: Request, *, scope: str, principal: str, fingerprint: dict[str, Any],
-                        action: Callable[[], Answer],
-                        stored: Callable[[Any], Any] | None = None) -> JSONResponse:
+                        action: Callable[[], Answer], stored: Callable[[Any], Any] | None = None,
+                        key_headers: Sequence[str] = (HEADER,)) -> JSONResponse:
     """Run ``action`` (which returns ``(status, data)``) once per Idempotency-Key, or every time
     without one. ``fingerprint`` is what makes two requests "the same" (the body and the path's ids);
-    ``stored`` redacts the data kept for replays."""
-    key = request_key(request)
+    ``stored`` redacts the data kept for replays; ``key_headers`` are the headers that may carry the key."""
+    key = request_key(request, key_headers)
     if key is None:
         status, data = action()
         return JSONResponse({"success": True, "data": jsonable_encoder(data)}, status_code=status)
