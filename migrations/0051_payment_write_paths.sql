@@ -1,23 +1,50 @@
 -- Payment state, prices and installation status are written only through the functions below (or
--- by the service role: the Paddle webhook, the provisioner). Before this, an owner or admin
--- connected as `authenticated` (PostgREST on Supabase) could UPDATE its pending paid subscription to
--- `active` with price 0, or INSERT an active installation of a module it never paid for: the
--- `*_write` policies checked only which agency a row belonged to.
+-- by the service: the Paddle webhook, the provisioner). Before this, an owner or admin connected as
+-- `authenticated` (PostgREST on Supabase) could UPDATE its pending paid subscription to `active` with
+-- price 0, or INSERT an active installation of a module it never paid for: the `*_write` policies
+-- checked only which agency a row belonged to.
 --
 -- Now `authenticated` may only SELECT agency_module_subscriptions, site_module_installations and
 -- payment_checkouts (one SELECT policy each). Every change a request makes goes through a
--- SECURITY DEFINER function in schema `private` (empty search_path, not executable by anon or
--- PUBLIC) that checks the caller's role itself and decides the values that matter: a free
--- subscription is free and active, a paid one starts `pending` at the module's own price, the
--- retail price follows the markup rule, a checkout's amount is its subscription's wholesale price,
--- an installation needs an active subscription and is `active` only when its module's database is
--- provisioned at the manifest's version. The shared layer checks the same rules first (tenancy and
--- payment are enforced twice); these functions are the database's half.
+-- SECURITY DEFINER function in schema `private` (empty search_path) that checks the caller's role
+-- itself, from the request's JWT claims, and decides the values that matter: a free subscription is
+-- free and active, a paid one starts `pending` at the module's own price, the retail price follows
+-- the markup rule, a checkout's amount is its subscription's wholesale price, an installation needs
+-- an active subscription and is `active` only when its module's database is provisioned at the
+-- manifest's version. The shared layer checks the same rules first (tenancy and payment are enforced
+-- twice); these functions are the database's half.
+--
+-- Who may call them: only the role `dramac_backend`, which the API's login role is granted and
+-- switches to for the one statement of the call (`dramac_common.db.Unit.call_write_path`); neither
+-- `anon` nor `authenticated` (nor PUBLIC) may execute them, so PostgREST can never reach them
+-- (splinter 0028/0029: no SECURITY DEFINER function is executable by anon or authenticated).
 --
 -- Each function is VOLATILE PL/pgSQL, so in READ COMMITTED every statement in it takes a new
 -- snapshot: "insert, or when a twin inserted first, read what it committed" is an INSERT ... ON
 -- CONFLICT followed by a SELECT that sees the twin's row (the fix for the subscribe 201/500 race,
 -- where a fallback read in the same statement could not see it).
+
+-- The backend's write role ------------------------------------------------------------------------
+
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'dramac_backend') THEN
+    CREATE ROLE dramac_backend NOLOGIN NOINHERIT;
+  END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+  NULL;  -- roles are per server: another database's migration created it a moment ago
+END
+$$;
+DO $$
+BEGIN
+  IF NOT pg_has_role(current_user, 'dramac_backend', 'MEMBER') THEN
+    EXECUTE format('GRANT dramac_backend TO %I', current_user);
+  END IF;
+EXCEPTION WHEN insufficient_privilege THEN
+  RAISE NOTICE 'could not grant dramac_backend to %', current_user;
+END
+$$;
+GRANT USAGE ON SCHEMA private TO dramac_backend;
 
 -- Privileges and policies -------------------------------------------------------------------------
 
@@ -308,8 +335,7 @@ REVOKE ALL ON FUNCTION private.can_manage_agency(uuid), private.retail_price_cen
   private.claim_pending_subscription(uuid, uuid, text, integer, text),
   private.open_checkout(uuid, uuid, text, text, text), private.set_subscription_markup(uuid, uuid, text, integer),
   private.install_module(uuid, uuid, jsonb), private.disable_module(uuid, uuid) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION private.can_manage_agency(uuid), private.retail_price_cents(integer, text, integer),
-  private.visible_module_names(uuid), private.subscribe_free_module(uuid, uuid),
+GRANT EXECUTE ON FUNCTION private.subscribe_free_module(uuid, uuid),
   private.claim_pending_subscription(uuid, uuid, text, integer, text),
   private.open_checkout(uuid, uuid, text, text, text), private.set_subscription_markup(uuid, uuid, text, integer),
-  private.install_module(uuid, uuid, jsonb), private.disable_module(uuid, uuid) TO authenticated, service_role;
+  private.install_module(uuid, uuid, jsonb), private.disable_module(uuid, uuid) TO dramac_backend;

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
 from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 from concurrency_support import BURST, fire, no_server_errors, statuses

@@ -99,8 +99,7 @@ def install_module(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID, *, inst
     # private.install_module is the only write path (authenticated may not write installations): it
     # checks the subscription again and decides the status (provisioning until the module's schema is
     # at the manifest's version); a twin that inserted first is re-enabled, never inserted twice.
-    row = unit.fetchone("SELECT private.install_module(%s, %s, %s) AS installation",
-                        (site_id, module_id, Jsonb(config) if config is not None else None))["installation"]
+    row = unit.call_write_path("install_module", site_id, module_id, Jsonb(config) if config is not None else None)
     if row.get("refused") == "subscription_required":
         raise PaymentRequired(
             f"The agency has no active subscription to '{module.name}': subscribe or purchase it first",
@@ -158,7 +157,7 @@ def disable_module(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID) -> Inst
         slugs = [r["slug"] for r in dependents]
         raise Conflict(f"Disable {', '.join(slugs)} first: they depend on this module", code="module_in_use",
                        details=[{"slug": s} for s in slugs])
-    row = unit.fetchone("SELECT private.disable_module(%s, %s) AS installation", (site_id, module_id))["installation"]
+    row = unit.call_write_path("disable_module", site_id, module_id)
     if row is None:
         raise NotFound("The module is not installed on this site", code="installation_not_found")
     return Installation.model_validate(row)

@@ -128,8 +128,7 @@ def subscribe_to_free_module(unit: Unit, agency_id: uuid.UUID, module_id: uuid.U
     # private.subscribe_free_module is the only write path (authenticated may not write subscriptions):
     # insert, or reactivate a canceled/pending subscription; an active one is returned unchanged, also
     # when a twin request inserted it a moment ago.
-    row = unit.fetchone("SELECT private.subscribe_free_module(%s, %s) AS subscription", (agency_id, module_id))[
-        "subscription"]
+    row = unit.call_write_path("subscribe_free_module", agency_id, module_id)
     changed = bool(row.pop("changed"))
     if changed:
         # a free subscription is created active: workflows on either event see it

@@ -63,10 +63,7 @@ def _claim_pending_subscription(unit: Unit, agency_id: uuid.UUID, module: market
     """Insert a pending subscription, or turn the existing one back into a pending purchase, through
     ``private.claim_pending_subscription`` (the database decides price and status). Returns the row
     and the status it had before (None: it is new)."""
-    row = unit.fetchone(
-        "SELECT private.claim_pending_subscription(%s, %s, %s, %s, %s) AS subscription",
-        (agency_id, module.id, markup.type, markup.value, provider),
-    )["subscription"]
+    row = unit.call_write_path("claim_pending_subscription", agency_id, module.id, markup.type, markup.value, provider)
     previous = row.pop("previous_status")
     if previous == "active":
         raise Conflict(f"The agency already has an active subscription to '{module.name}'", code="already_active")
@@ -82,10 +79,8 @@ def _open_checkout(unit: Unit, request: CheckoutRequest, provider: PaymentProvid
     """Ask the provider for a checkout, then record it (``private.open_checkout``: the amount is the
     subscription's own wholesale price, and the subscription's open checkouts are superseded)."""
     opened = provider.create_checkout(request)
-    row = unit.fetchone(
-        "SELECT private.open_checkout(%s, %s, %s, %s, %s) AS checkout",
-        (request.subscription_id, request.checkout_id, opened.provider, opened.provider_checkout_id, opened.url),
-    )["checkout"]
+    row = unit.call_write_path("open_checkout", request.subscription_id, request.checkout_id, opened.provider,
+                               opened.provider_checkout_id, opened.url)
     return Checkout.model_validate(row)
 
 
@@ -141,8 +136,7 @@ def update_markup(unit: Unit, agency_id: uuid.UUID, subscription_id: uuid.UUID, 
     if current is None:
         raise NotFound("Subscription not found", code="subscription_not_found")
     retail_price_cents(current["wholesale_price_cents"], markup)  # a 400 for a retail price out of range
-    row = unit.fetchone("SELECT private.set_subscription_markup(%s, %s, %s, %s) AS subscription",
-                        (agency_id, subscription_id, markup.type, markup.value))["subscription"]
+    row = unit.call_write_path("set_subscription_markup", agency_id, subscription_id, markup.type, markup.value)
     if row is None:
         raise NotFound("Subscription not found", code="subscription_not_found")
     return BilledSubscription.model_validate(row)
