@@ -101,6 +101,24 @@ def create_app(title: str) -> FastAPI:
         logger.warning("database refused a value", extra={"sqlstate": exc.sqlstate})
         return error_response(400, "A value in the request is out of range or malformed", "invalid_value")
 
+    # The last line of defence of "identical requests at the same moment": every write path is one
+    # guarded statement (or re-reads in a new statement), so these should not happen; if a twin still
+    # wins a race (class 40: serialization failure, deadlock; 23505: a unique key taken meanwhile), the
+    # request changed nothing and repeating it answers as a sequential repeat would. Never a 5xx.
+    async def _concurrent_change(_: Request, exc: psycopg.Error) -> JSONResponse:
+        logger.warning("a concurrent change rolled the request back", extra={"sqlstate": exc.sqlstate})
+        return error_response(409, "A concurrent request changed the same data; repeat the request", "conflict_retry")
+
+    # psycopg maps each class-40 SQLSTATE to its own sibling class (none derives from TransactionRollback)
+    for rolled_back in (psycopg.errors.TransactionRollback, psycopg.errors.SerializationFailure,
+                        psycopg.errors.DeadlockDetected):
+        app.add_exception_handler(rolled_back, _concurrent_change)
+
+    @app.exception_handler(psycopg.errors.UniqueViolation)
+    async def _unique_taken(_: Request, exc: psycopg.Error) -> JSONResponse:
+        logger.warning("a unique key was taken by a concurrent request", extra={"sqlstate": exc.sqlstate})
+        return error_response(409, "A concurrent request created the same data; repeat the request", "conflict_retry")
+
     @app.exception_handler(psycopg.OperationalError)
     async def _db_unavailable(_: Request, exc: psycopg.Error) -> JSONResponse:
         logger.exception("database unavailable")
