@@ -102,15 +102,7 @@ def complete_sandbox_checkout(checkout_id: uuid.UUID, caller: Caller = Depends(c
     config = get_payment_config()
     if not config.is_sandbox:
         raise NotFound("No such route", code="route_not_found")
-    with db.user_unit(caller.db_claims) as unit:
-        checkout = sandbox.load_checkout(unit, checkout_id)
-    # delivered after the read transaction: no connection is held while our own webhook runs
-    url = sandbox.webhook_url(config)
-    event = sandbox.transaction_completed_event(checkout)
-    delivery = sandbox.deliver(config, url, event)
-    sandbox.completed_answer(delivery)
-    return envelope({"checkoutId": str(checkout_id), "subscriptionId": str(checkout["subscription_id"]),
-                     "eventId": event["event_id"], "eventType": event["event_type"], "webhook": delivery})
+    return envelope(sandbox.complete_checkout(config, caller.db_claims, checkout_id))
 
 
 handler = lambda_handler(app, service="purchase")

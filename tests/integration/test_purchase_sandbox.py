@@ -116,3 +116,21 @@ def test_the_sandbox_notification_matches_its_checkout(api, tenant, purchase, we
     outcome = owner_conn.execute("SELECT outcome, checkout_id FROM payment_events WHERE event_id = %s",
                                  (event["event_id"],)).fetchone()
     assert outcome == {"outcome": "applied", "checkout_id": uuid.UUID(purchase["checkout"]["id"])}
+
+
+def test_a_completion_that_applied_nothing_is_not_sent_twice(api, tenant, purchase, webhook_gateway, owner_conn):
+    from datetime import UTC, datetime, timedelta
+
+    from purchase_support import WEBHOOK, paddle_event, signed
+
+    # a cancellation stamped after now: the sandbox's completion is older, so it is stale
+    later = paddle_event("subscription.canceled", subscription_id=uuid.UUID(purchase["subscriptionId"]),
+                         occurred_at=datetime.now(UTC) + timedelta(hours=1))
+    raw, headers = signed(later)
+    assert api.post(WEBHOOK, raw_body=raw, headers=headers).data["outcome"] == "applied"
+    first = api.post(purchase["checkout"]["url"], user=tenant.owner)
+    assert (first.status, first.data["webhook"]["body"]["data"]["outcome"]) == (200, "stale")
+    assert owner_conn.execute("SELECT status FROM payment_checkouts WHERE id = %s",
+                              (purchase["checkout"]["id"],)).fetchone()["status"] == "open"
+    again = api.post(purchase["checkout"]["url"], user=tenant.owner)
+    assert (again.status, again.body["code"]) == (409, "checkout_already_submitted")

@@ -19,6 +19,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from .. import db
 from ..db import Unit
 from ..errors import ApiError, Conflict, NotFound
 from ..tenancy import require_agency_access
@@ -38,15 +39,6 @@ class SandboxNotConfigured(ApiError):
 
     status = 503
     code = "sandbox_webhook_url_unset"
-
-
-def completed_answer(delivery: dict[str, Any]) -> None:
-    """A completion whose notification the webhook had already received: the checkout was completed
-    by a twin of this request, so this one answers what a repeat answers."""
-    body = delivery.get("body")
-    data = body.get("data") if isinstance(body, dict) else None
-    if isinstance(data, dict) and data.get("outcome") == "duplicate":
-        raise Conflict("This checkout is already completed", code="checkout_completed")
 
 
 def load_checkout(unit: Unit, checkout_id: uuid.UUID) -> dict[str, Any]:
@@ -140,3 +132,27 @@ def deliver(config: PaymentConfig, url: str, event: dict[str, Any]) -> dict[str,
         raise SandboxWebhookFailed(f"The webhook at {url} answered {response.status_code}",
                                    details=[{"status": response.status_code, "body": body}])
     return {"url": url, "status": response.status_code, "body": body}
+
+
+def complete_checkout(config: PaymentConfig, claims: dict[str, Any], checkout_id: uuid.UUID) -> dict[str, Any]:
+    """Complete the caller's sandbox checkout: its notification, signed and delivered to our webhook.
+    A completion that raced a twin (the webhook answered ``duplicate``) answers what a repeat answers."""
+    with db.user_unit(claims) as unit:
+        checkout = load_checkout(unit, checkout_id)
+    # delivered after the read transaction: no connection is held while our own webhook runs
+    url = webhook_url(config)
+    event = transaction_completed_event(checkout)
+    delivery = deliver(config, url, event)
+    if _outcome(delivery) == "duplicate":
+        with db.user_unit(claims) as unit:
+            load_checkout(unit, checkout_id)  # 409 checkout_completed (or superseded), as a repeat
+        raise Conflict("This checkout's payment was already submitted; it changed nothing now",
+                       code="checkout_already_submitted")
+    return {"checkoutId": str(checkout_id), "subscriptionId": str(checkout["subscription_id"]),
+            "eventId": event["event_id"], "eventType": event["event_type"], "webhook": delivery}
+
+
+def _outcome(delivery: dict[str, Any]) -> str | None:
+    body = delivery.get("body")
+    data = body.get("data") if isinstance(body, dict) else None
+    return data.get("outcome") if isinstance(data, dict) else None
