@@ -74,6 +74,10 @@ def run_dev(host: str, port: int) -> int:
     from dramac_common.settings import reset_settings
 
     local_runtime_defaults()
+    # Completed sandbox checkouts deliver their webhook to this gateway: configured here, once, since a
+    # handler never takes a delivery target from the request it serves.
+    loopback = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - comparing, not binding
+    os.environ.setdefault("SANDBOX_WEBHOOK_URL", f"http://{loopback}:{port}/api/webhooks/paddle")
     prepare_environment()
     moto_server, endpoint = start_moto_server(host)
     configure_local_aws_env(endpoint)

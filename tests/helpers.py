@@ -37,11 +37,12 @@ class FunctionClient:
     def request(self, method: str, path: str, *, user: uuid.UUID | None = None, body: Any = None,
                 raw_body: str | bytes | None = None, query: dict[str, str] | str | None = None,
                 headers: dict[str, str] | None = None) -> Reply:
-        from dramac_dev.events import LocalContext, http_event
+        from dramac_dev.events import LocalContext, call_handler, http_event
 
         event = http_event(method, path, body=body, raw_body=raw_body, query=query, headers=headers,
                            claims=claims_for(user) if user else None)
-        result = self.handler(event, LocalContext(self.name))
+        # call_handler gives a thread without one the event loop Mangum needs (concurrency tests)
+        result = call_handler(self.handler, event, LocalContext(self.name))
         text = result.get("body") or "{}"
         return Reply(int(result["statusCode"]), json.loads(text), result.get("headers") or {})
 

@@ -13,30 +13,40 @@ Routes under /api/sites/{siteId}/automation (JWT; read = any member, manage = ow
   POST   webhooks, GET webhooks, DELETE webhooks/{webhookId}   incoming webhooks (manage to change)
 And, without an authorizer (the secret token is the credential):
   POST   /api/webhooks/automation/{token}   turns the request into an event → 202
+
+The creating POSTs (workflows, events, webhooks, and an incoming webhook's delivery) honour an
+Idempotency-Key (an incoming webhook also Webhook-Id): a repeat with the same key answers the first answer.
 """
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from dramac_common import db
 from dramac_common.api import create_app, current_caller, decode_body, envelope, lambda_handler
-from dramac_common.api_keys import Principal, current_principal, site_unit
+from dramac_common.api_keys import Principal, current_principal, principal_id, site_unit
 from dramac_common.automation import workflows
+from dramac_common.idempotency import IdempotencyKey, idempotent_response
 from dramac_common.jsonbody import check_value
 from dramac_common.tenancy import Caller
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 app = create_app("DRAMAC automation")
 BASE = "/api/sites/{siteId}/automation"
 
 
 @app.post(f"{BASE}/workflows", status_code=201)
-def create_workflow(siteId: uuid.UUID, body: workflows.WorkflowCreate,  # noqa: N803 - the route's names
-                    caller: Caller = Depends(current_caller)) -> JSONResponse:
-    with db.user_unit(caller.db_claims) as unit:
-        return envelope(workflows.create_workflow(unit, caller, siteId, body), status_code=201)
+def create_workflow(siteId: uuid.UUID, body: workflows.WorkflowCreate, request: Request,  # noqa: N803
+                    caller: Caller = Depends(current_caller), idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    def act() -> tuple[int, Any]:
+        with db.user_unit(caller.db_claims) as unit:
+            return 201, workflows.create_workflow(unit, caller, siteId, body)
+
+    return idempotent_response(request, scope="workflow-create", principal=str(caller.user_id),
+                               fingerprint={"siteId": str(siteId), "body": _fingerprint(body)}, action=act)
 
 
 @app.get(f"{BASE}/workflows")
@@ -83,11 +93,15 @@ def get_execution(siteId: uuid.UUID, executionId: uuid.UUID,  # noqa: N803
 
 
 @app.post(f"{BASE}/events", status_code=202)
-def emit_event(siteId: uuid.UUID, body: workflows.EventInput,  # noqa: N803
-               principal: Principal = Depends(current_principal)) -> JSONResponse:
-    with site_unit(principal, siteId, manage=True) as unit:
-        result = workflows.emit_event(unit, siteId, body)
-    return envelope(result, status_code=202)
+def emit_event(siteId: uuid.UUID, body: workflows.EventInput, request: Request,  # noqa: N803
+               principal: Principal = Depends(current_principal),
+               idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    def act() -> tuple[int, Any]:
+        with site_unit(principal, siteId, manage=True) as unit:
+            return 202, workflows.emit_event(unit, siteId, body)
+
+    return idempotent_response(request, scope="event-emit", principal=principal_id(principal),
+                               fingerprint={"siteId": str(siteId), "body": _fingerprint(body)}, action=act)
 
 
 @app.get(f"{BASE}/event-types")
@@ -97,10 +111,16 @@ def list_event_types(siteId: uuid.UUID, caller: Caller = Depends(current_caller)
 
 
 @app.post(f"{BASE}/webhooks", status_code=201)
-def create_webhook(siteId: uuid.UUID, body: workflows.WebhookCreate,  # noqa: N803
-                   caller: Caller = Depends(current_caller)) -> JSONResponse:
-    with db.user_unit(caller.db_claims) as unit:
-        return envelope(workflows.create_webhook(unit, siteId, body), status_code=201)
+def create_webhook(siteId: uuid.UUID, body: workflows.WebhookCreate, request: Request,  # noqa: N803
+                   caller: Caller = Depends(current_caller), idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    def act() -> tuple[int, Any]:
+        with db.user_unit(caller.db_claims) as unit:
+            return 201, workflows.create_webhook(unit, siteId, body)
+
+    # the webhook's secret token is shown once: a replay answers the same webhook without it
+    return idempotent_response(request, scope="webhook-create", principal=str(caller.user_id),
+                               fingerprint={"siteId": str(siteId), "body": _fingerprint(body)}, action=act,
+                               stored=workflows.without_webhook_secret)
 
 
 @app.get(f"{BASE}/webhooks")
@@ -117,12 +137,23 @@ def delete_webhook(siteId: uuid.UUID, webhookId: uuid.UUID,  # noqa: N803
 
 
 @app.post("/api/webhooks/automation/{token}", status_code=202)
-def receive_webhook(token: str, request: Request) -> JSONResponse:
+def receive_webhook(token: str, request: Request, idempotency_key: IdempotencyKey = None,
+                    webhook_id: str | None = Header(default=None, alias="Webhook-Id")) -> JSONResponse:
     body = workflows.webhook_body(decode_body(request.scope.get("aws.event") or {}))
     query = check_value(dict(request.query_params), where="query")
-    with db.service_unit() as unit:
-        result = workflows.receive_webhook(unit, token, body, query)
-    return envelope(result, status_code=202)
+
+    def act() -> tuple[int, Any]:
+        with db.service_unit() as unit:
+            return 202, workflows.receive_webhook(unit, token, body, query)
+
+    # A sender's delivery id (Idempotency-Key, or Standard Webhooks' Webhook-Id) makes a redelivery one event.
+    return idempotent_response(request, scope="automation-webhook", principal=workflows.hash_token(token),
+                               fingerprint={"body": body, "query": query}, action=act,
+                               key_headers=("idempotency-key", "webhook-id"))
+
+
+def _fingerprint(body: BaseModel) -> dict[str, Any]:
+    return body.model_dump(mode="json", by_alias=True)
 
 
 handler = lambda_handler(app, service="automation")

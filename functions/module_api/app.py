@@ -15,6 +15,8 @@ Routes (``{module}`` is the module's id or slug):
 JSON numbers are exact both ways: a number with a fraction arrives as ``Decimal`` (never a float) and
 ``numeric`` values are written back with all their digits.
 
+Creating POSTs (rows, _batch, api-keys) honour an Idempotency-Key: a repeat with the same key answers
+the first answer (a created key's secret is shown once, so its replay carries no secret).
 Data and storage routes accept a JWT (reads: any member; writes: manage role) or a site API key
 (``X-Api-Key``: its own site, its modules, reads and writes).
 """
@@ -35,10 +37,13 @@ from dramac_common.api_keys import (
     create_api_key,
     current_principal,
     list_api_keys,
+    principal_id,
     revoke_api_key,
     site_unit,
+    without_secret,
 )
 from dramac_common.errors import BadRequest, NotFound
+from dramac_common.idempotency import IdempotencyKey, idempotent_response
 from dramac_common.module_data import ModuleDatabaseSDK, WidgetStorage, parse_query_params
 from dramac_common.tenancy import Caller
 from fastapi import Body, Depends, Path, Request
@@ -65,6 +70,11 @@ def data_response(data: Any, status_code: int = 200, **extra: Any) -> Response:
     return Response(jsonbody.dumps(content), status_code=status_code, media_type="application/json")
 
 
+def exact_json(data: Any) -> str:
+    """``data`` as JSON text with exact numbers (what ``data_response`` writes; replays keep it)."""
+    return jsonbody.dumps(jsonable_encoder(data, custom_encoder=_EXACT_NUMBERS))
+
+
 def open_sdk(unit: db.Unit, site_id: uuid.UUID, module: str) -> ModuleDatabaseSDK:
     """The module's data for this request; a site API key's module scope is checked by the shared gate."""
     return ModuleDatabaseSDK.for_request(unit, site_id=site_id, module=module)
@@ -77,14 +87,19 @@ def open_storage(unit: db.Unit, site_id: uuid.UUID, module: str) -> WidgetStorag
 # -- module data ---------------------------------------------------------------------------------
 
 @app.post(DATA + "/_batch")
-def batch(site_id: uuid.UUID = SiteId, module: str = ModuleRef, body: Any = Body(...),
-          principal: Principal = Depends(current_principal)) -> JSONResponse:
+def batch(request: Request, site_id: uuid.UUID = SiteId, module: str = ModuleRef, body: Any = Body(...),
+          principal: Principal = Depends(current_principal), idempotency_key: IdempotencyKey = None) -> JSONResponse:
     operations = body.get("operations") if isinstance(body, dict) else body
     if not isinstance(operations, list):
         raise BadRequest('The body is {"operations": [...]}', code="invalid_batch")
-    with site_unit(principal, site_id, manage=True) as unit:
-        results = open_sdk(unit, site_id, module).batch(operations)
-    return data_response(results)
+
+    def act() -> tuple[int, Any]:
+        with site_unit(principal, site_id, manage=True) as unit:
+            return 200, open_sdk(unit, site_id, module).batch(operations)
+
+    return idempotent_response(request, scope="module-data-batch", principal=principal_id(principal),
+                               fingerprint={"siteId": str(site_id), "module": module, "body": body}, action=act,
+                               data_json=exact_json)
 
 
 @app.get(DATA + "/{table}")
@@ -97,13 +112,20 @@ def list_rows(request: Request, table: str, site_id: uuid.UUID = SiteId, module:
 
 
 @app.post(DATA + "/{table}")
-def create_rows(table: str, site_id: uuid.UUID = SiteId, module: str = ModuleRef, body: Any = Body(...),
-                principal: Principal = Depends(current_principal)) -> JSONResponse:
+def create_rows(request: Request, table: str, site_id: uuid.UUID = SiteId, module: str = ModuleRef,
+                body: Any = Body(...), principal: Principal = Depends(current_principal),
+                idempotency_key: IdempotencyKey = None) -> JSONResponse:
     if not isinstance(body, dict | list):
         raise BadRequest("The body is an object of column values, or an array of them", code="invalid_body")
-    with site_unit(principal, site_id, manage=True) as unit:
-        rows = open_sdk(unit, site_id, module).create(table, body)
-    return data_response(rows[0] if isinstance(body, dict) else rows, status_code=201)
+
+    def act() -> tuple[int, Any]:
+        with site_unit(principal, site_id, manage=True) as unit:
+            rows = open_sdk(unit, site_id, module).create(table, body)
+        return 201, rows[0] if isinstance(body, dict) else rows
+
+    return idempotent_response(request, scope="module-data-create", principal=principal_id(principal),
+                               fingerprint={"siteId": str(site_id), "module": module, "table": table, "body": body},
+                               action=act, data_json=exact_json)
 
 
 @app.get(DATA + "/{table}/{row_id}")
@@ -193,13 +215,18 @@ class CreateApiKeyRequest(BaseModel):
 
 
 @app.post(SITE + "/api-keys", response_model=Envelope[CreatedApiKey], status_code=201)
-def create_key(body: CreateApiKeyRequest, site_id: uuid.UUID = SiteId,
-               caller: Caller = Depends(current_caller)) -> JSONResponse:
-    with db.user_unit(caller.db_claims) as unit:
-        created = create_api_key(unit, caller, site_id, name=body.name, modules=body.modules,
-                                 expires_at=body.expiresAt, rotates_key_id=body.rotatesKeyId,
-                                 overlap_seconds=body.overlapSeconds)
-    return envelope(created, status_code=201)
+def create_key(body: CreateApiKeyRequest, request: Request, site_id: uuid.UUID = SiteId,
+               caller: Caller = Depends(current_caller), idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    def act() -> tuple[int, Any]:
+        with db.user_unit(caller.db_claims) as unit:
+            return 201, create_api_key(unit, caller, site_id, name=body.name, modules=body.modules,
+                                       expires_at=body.expiresAt, rotates_key_id=body.rotatesKeyId,
+                                       overlap_seconds=body.overlapSeconds)
+
+    # the key is shown once: a replay answers the same key (id, prefix) without the secret
+    return idempotent_response(request, scope="api-key-create", principal=str(caller.user_id),
+                               fingerprint={"siteId": str(site_id), "body": body.model_dump(mode="json")},
+                               action=act, stored=without_secret)
 
 
 @app.get(SITE + "/api-keys", response_model=Envelope[list[ApiKeyInfo]])

@@ -16,13 +16,14 @@ from typing import Any, Literal
 from dramac_common import db
 from dramac_common.api import Envelope, create_app, current_caller, decode_body, envelope, lambda_handler
 from dramac_common.errors import NotFound, ServiceUnavailable, Unauthorized
+from dramac_common.idempotency import IdempotencyKey, idempotent_response
 from dramac_common.payments import sandbox, subscriptions, webhooks
 from dramac_common.payments.config import get_payment_config
 from dramac_common.payments.markup import validate_markup
 from dramac_common.payments.providers import get_provider
 from dramac_common.payments.signature import SignatureError, verify
 from dramac_common.tenancy import Caller
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, StrictInt
 
@@ -43,38 +44,21 @@ class MarkupRequest(BaseModel):
     markupValue: StrictInt | None = None  # noqa: N815
 
 
-def _lambda_context(request: Request) -> Any:
-    return request.scope.get("aws.context")
-
-
 @app.post("/api/modules/{module_id}/purchase", response_model=Envelope[subscriptions.Purchase], status_code=201)
 def purchase(module_id: uuid.UUID, body: PurchaseRequest, request: Request,
-             caller: Caller = Depends(current_caller),
-             idempotency_key: str | None = Header(default=None, alias="Idempotency-Key")) -> JSONResponse:
+             caller: Caller = Depends(current_caller), idempotency_key: IdempotencyKey = None) -> JSONResponse:
     markup = validate_markup(body.markupType, body.markupValue)
 
-    def act() -> dict[str, Any]:
+    def act() -> tuple[int, Any]:
         with db.user_unit(caller.db_claims) as unit:
             result = subscriptions.purchase_module(
                 unit, user_id=caller.user_id, agency_id=body.agencyId, module_id=module_id,
                 billing_cycle=body.billingCycle, markup=markup, provider=get_provider())
-        return {"statusCode": 201, "data": result.model_dump(mode="json", by_alias=True)}
+        return 201, result
 
-    if idempotency_key is None:
-        answer = act()
-    else:
-        from dramac_common.payments import (
-            idempotency,  # Powertools idempotency: only keyed purchases pay for it
-        )
-
-        answer = idempotency.run_once(
-            caller=caller.user_id, key=idempotency.validate_idempotency_key(idempotency_key),
-            request={"moduleId": str(module_id), "body": body.model_dump(mode="json")},
-            lambda_context=_lambda_context(request), action=act)
-    response = envelope(answer["data"], status_code=answer["statusCode"])
-    if answer.get("replayed"):
-        response.headers["idempotent-replayed"] = "true"
-    return response
+    return idempotent_response(request, scope="purchase", principal=str(caller.user_id),
+                               fingerprint={"moduleId": str(module_id), "body": body.model_dump(mode="json")},
+                               action=act)
 
 
 @app.post("/api/webhooks/paddle")
@@ -114,19 +98,11 @@ def change_markup(agency_id: uuid.UUID, subscription_id: uuid.UUID, body: Markup
 
 
 @app.post("/api/sandbox/checkouts/{checkout_id}/complete")
-def complete_sandbox_checkout(checkout_id: uuid.UUID, request: Request,
-                              caller: Caller = Depends(current_caller)) -> JSONResponse:
+def complete_sandbox_checkout(checkout_id: uuid.UUID, caller: Caller = Depends(current_caller)) -> JSONResponse:
     config = get_payment_config()
     if not config.is_sandbox:
         raise NotFound("No such route", code="route_not_found")
-    with db.user_unit(caller.db_claims) as unit:
-        checkout = sandbox.load_checkout(unit, checkout_id)
-    # delivered after the read transaction: no connection is held while our own webhook runs
-    url = sandbox.webhook_url(config, request.headers.get("host"))
-    event = sandbox.transaction_completed_event(checkout)
-    delivery = sandbox.deliver(config, url, event)
-    return envelope({"checkoutId": str(checkout_id), "subscriptionId": str(checkout["subscription_id"]),
-                     "eventId": event["event_id"], "eventType": event["event_type"], "webhook": delivery})
+    return envelope(sandbox.complete_checkout(config, caller.db_claims, checkout_id))
 
 
 handler = lambda_handler(app, service="purchase")

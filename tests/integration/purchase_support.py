@@ -54,6 +54,43 @@ def paddle_event(event_type: str, *, subscription_id: uuid.UUID | None = None, o
     }
 
 
+def latest_checkout(owner_conn: Any, subscription_id: uuid.UUID) -> dict[str, Any]:
+    return owner_conn.execute(
+        "SELECT id, provider_checkout_id, amount_cents, currency, status FROM payment_checkouts "
+        "WHERE subscription_id = %s ORDER BY created_at DESC LIMIT 1", (subscription_id,)).fetchone()
+
+
+def completed_event(owner_conn: Any, subscription_id: uuid.UUID, *, checkout: dict[str, Any] | None = None,
+                    occurred_at: datetime | None = None, event_id: str | None = None,
+                    transaction_id: str | None = None, total: int | None = None, tax: int = 0,
+                    currency: str | None = None, paddle_subscription_id: str | None = "sub_01testpaddle",
+                    agency_id: uuid.UUID | None = None, origin: str = "web") -> dict[str, Any]:
+    """A ``transaction.completed`` as Paddle sends it for the subscription's latest checkout (or
+    ``checkout``): its transaction id, its amount (plus ``tax`` on top) and currency, our ids in
+    ``custom_data``; any of them can be overridden to make a payment we did not ask for."""
+    checkout = checkout or latest_checkout(owner_conn, subscription_id)
+    currency = currency or checkout["currency"]
+    charged = checkout["amount_cents"] + tax if total is None else total
+    event = paddle_event("transaction.completed", subscription_id=subscription_id, occurred_at=occurred_at,
+                         event_id=event_id, agency_id=agency_id, data={
+                             "id": transaction_id or checkout["provider_checkout_id"],
+                             "origin": origin, "currency_code": currency,
+                             "subscription_id": paddle_subscription_id,
+                             "details": {"totals": {
+                                 "subtotal": str(charged - tax), "discount": "0", "tax": str(tax),
+                                 "total": str(charged), "credit": "0", "balance": "0",
+                                 "grand_total": str(charged), "currency_code": currency}}})
+    event["data"]["custom_data"]["checkout_id"] = str(checkout["id"])
+    return event
+
+
+def renewal_event(owner_conn: Any, subscription_id: uuid.UUID, *, paddle_subscription_id: str = "sub_01testpaddle",
+                  **kw: Any) -> dict[str, Any]:
+    """A renewal: a new transaction of the linked Paddle subscription (no checkout of ours opened it)."""
+    return completed_event(owner_conn, subscription_id, transaction_id=f"txn_renewal_{uuid.uuid4().hex[:16]}",
+                           paddle_subscription_id=paddle_subscription_id, origin="subscription_recurring", **kw)
+
+
 def minutes_ago(n: float) -> datetime:
     return datetime.now(UTC) - timedelta(minutes=n)
 

@@ -84,22 +84,26 @@ def test_workflow_creates_and_updates_records_in_its_sites_module_tables(api, te
 def test_a_workflow_never_writes_another_sites_module_data(api, tenant, other_tenant, aws, crm, owner_conn):
     slug, schema = crm
     theirs = create_contact(other_tenant, slug, {"email": "theirs@example.com", "lead_score": 5})
-    workflow = create_workflow(api, tenant, trigger=f"{slug}.contact.created", steps=[
-        # a supplied site_id is ignored: the record belongs to the execution's site
+    # a record step naming another site's site_id is refused, never moved to the execution's site
+    planted = create_workflow(api, tenant, trigger=f"{slug}.contact.created", steps=[
         {"type": "create_record", "config": {"module": slug, "table": "companies",
-                                             "values": {"name": "Planted", "site_id": str(other_tenant.site_id)}}},
+                                             "values": {"name": "Planted", "site_id": str(other_tenant.site_id)}}}])
+    hijack = create_workflow(api, tenant, trigger=f"{slug}.contact.created", steps=[
         {"type": "update_record", "config": {"module": slug, "table": "contacts", "id": str(theirs["id"]),
                                              "values": {"lead_score": 0, "email": "hijacked@example.com"}}},
     ])
     create_contact(tenant, slug, {"email": "ours@example.com"})
     aws.drain()
 
-    [execution] = executions(owner_conn, workflow["id"])
+    [refused] = executions(owner_conn, planted["id"])
+    assert refused["status"] == "failed" and "site_id: must be this site's id" in refused["error"]
+    [execution] = executions(owner_conn, hijack["id"])
     assert execution["status"] == "failed"
     assert f"no {slug}.contacts record with id {theirs['id']} on this site" in execution["error"]
     [untouched] = rows(owner_conn, schema, "contacts", other_tenant.site_id)
     assert (untouched["email"], untouched["lead_score"]) == ("theirs@example.com", 5)
     assert rows(owner_conn, schema, "companies", other_tenant.site_id) == []
+    assert rows(owner_conn, schema, "companies", tenant.site_id) == []
     assert events(owner_conn, other_tenant.site_id, f"{slug}.contact.updated") == []
 
 

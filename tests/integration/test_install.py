@@ -114,6 +114,13 @@ def test_widget_module_is_active_at_once_and_queues_nothing(api, tenant, crm, pr
     assert provision_queue.receive() == []
 
 
+@pytest.mark.parametrize("manifest", [{"version": "1.0.0"}, {"version": "1.0.0", "database": {"tables": []}}])
+def test_app_module_without_tables_is_active_at_once_and_queues_nothing(api, tenant, crm, provision_queue, manifest):
+    reply = api.post(path(tenant.site_id, crm(manifest=manifest)), user=tenant.owner)
+    assert (reply.status, reply.data["status"]) == (201, "active")
+    assert provision_queue.receive() == []
+
+
 def test_module_provisioned_at_the_manifest_version_is_active_at_once(api, tenant, make_tenant, crm,
                                                                       provision_queue, owner_conn):
     module = crm()

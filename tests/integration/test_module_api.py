@@ -159,12 +159,15 @@ def test_another_sites_ids_are_404_and_unchanged(api, crm, tenant, other_tenant)
         api.get(data_path(tenant, module_id, "contacts", "not-a-uuid"), user=tenant.owner),
     ):
         assert reply.status == 404, reply.body
-    # a filter naming the other site finds nothing; a body naming it writes to the caller's own site
+    # a filter naming the other site finds nothing; a body naming it is refused (its own site's id is fine)
     assert api.get(data_path(tenant, module_id, "contacts"), user=tenant.owner,
                    query={"site_id": f"eq.{other_tenant.site_id}"}).data == []
+    sneaky = api.post(data_path(tenant, module_id, "contacts"), user=tenant.owner,
+                      body={"email": "sneaky@x", "site_id": str(other_tenant.site_id)})
+    assert (sneaky.status, sneaky.body["details"][0]["code"]) == (400, "site_mismatch")
     mine = api.post(data_path(tenant, module_id, "contacts"), user=tenant.owner,
-                    body={"email": "sneaky@x", "site_id": str(other_tenant.site_id)})
-    assert mine.data["site_id"] == str(tenant.site_id)
+                    body={"email": "mine@x", "site_id": str(tenant.site_id)})
+    assert mine.status == 201 and mine.data["site_id"] == str(tenant.site_id)
     still = api.get(data_path(other_tenant, module_id, "contacts", theirs["id"]), user=other_tenant.owner)
     assert still.data["status"] == theirs["status"]
 

@@ -27,11 +27,15 @@ def events_of(owner_conn, site_id):
         "WHERE site_id = %s ORDER BY created_at, event_type", (site_id,)).fetchall()
 
 
-def test_create_one_sets_the_site_and_ignores_a_supplied_site_id(crm, tenant, other_tenant, owner_conn):
+def test_create_one_sets_the_site_and_refuses_another_sites_id(crm, tenant, other_tenant, owner_conn):
     module_id, _ = crm
+    with pytest.raises(ValidationFailed) as refused, db.user_unit(claims_for(tenant.owner)) as unit:
+        sdk_for(unit, tenant, module_id).create_one(
+            "contacts", {"email": "eve@example.com", "site_id": str(other_tenant.site_id)})
+    assert refused.value.details[0]["code"] == "site_mismatch"
     with db.user_unit(claims_for(tenant.owner)) as unit:
         row = sdk_for(unit, tenant, module_id).create_one(
-            "contacts", {"email": "ada@example.com", "site_id": str(other_tenant.site_id)})
+            "contacts", {"email": "ada@example.com", "site_id": str(tenant.site_id)})
     assert row["site_id"] == tenant.site_id
     assert row["status"] == "lead" and row["lead_score"] == 0
     stored = owner_conn.execute(f"SELECT site_id FROM mod_{module_id.hex[:8]}.contacts").fetchall()

@@ -279,7 +279,12 @@ def test_failed_request_is_not_stored_under_its_key(api, tenant, paid, owner_con
     assert (denied.status, retried.status) == (403, 201)
 
 
-def test_key_of_a_request_still_running_is_409(api, tenant, paid, owner_conn):
+def test_key_of_a_request_still_running_past_the_wait_is_409(api, tenant, paid, owner_conn, monkeypatch, request):
+    from dramac_common.settings import reset_settings
+
+    monkeypatch.setenv("DRAMAC_IDEMPOTENCY_WAIT_MS", "300")  # a repeat waits this long for the first
+    reset_settings()
+    request.addfinalizer(reset_settings)
     module = paid()
     body = {"agencyId": str(tenant.agency_id)}
     api.post(purchase_path(module), user=tenant.owner, body=body, headers={"idempotency-key": "busy"})

@@ -4,6 +4,7 @@ webhook route (served here by a loopback gateway in front of the real handler)."
 
 # ruff: noqa: F811 - the fixtures imported from purchase_support reappear as test parameters
 
+import json
 import uuid
 
 import pytest
@@ -15,11 +16,22 @@ def queues(sandbox_queues):
     return sandbox_queues
 
 
+def configure_webhook_url(monkeypatch, request, url):
+    from dramac_common.settings import reset_settings
+
+    if url is None:
+        monkeypatch.delenv("SANDBOX_WEBHOOK_URL", raising=False)
+    else:
+        monkeypatch.setenv("SANDBOX_WEBHOOK_URL", url)
+    reset_settings()
+    request.addfinalizer(reset_settings)
+
+
 @pytest.fixture
-def webhook_gateway(monkeypatch):
+def webhook_gateway(monkeypatch, request):
     """Our webhook route on 127.0.0.1, as the local stack serves it; SANDBOX_WEBHOOK_URL points at it."""
     with loopback_server(forward_to_function("purchase")) as (url, recorded):
-        monkeypatch.setenv("SANDBOX_WEBHOOK_URL", f"{url}/api/webhooks/paddle")
+        configure_webhook_url(monkeypatch, request, f"{url}/api/webhooks/paddle")
         yield recorded
 
 
@@ -73,8 +85,52 @@ def test_another_agency_cannot_complete_a_checkout(api, other_tenant, purchase, 
     assert api.post(f"/api/sandbox/checkouts/{uuid.uuid4()}/complete", user=other_tenant.owner).status == 404
 
 
-def test_without_a_webhook_url_a_non_loopback_host_is_refused(api, tenant, purchase, monkeypatch):
-    monkeypatch.delenv("SANDBOX_WEBHOOK_URL", raising=False)
-    reply = api.post(purchase["checkout"]["url"], user=tenant.owner, headers={"host": "evil.example.com"})
-    assert reply.status == 502
+def test_without_a_configured_webhook_url_completion_is_503_and_posts_nowhere(api, tenant, purchase, monkeypatch,
+                                                                              request):
+    # the request names a loopback host where a webhook route really listens: it is never used
+    with loopback_server(forward_to_function("purchase")) as (host_url, host_side):
+        configure_webhook_url(monkeypatch, request, None)
+        reply = api.post(purchase["checkout"]["url"], user=tenant.owner,
+                         headers={"host": host_url.removeprefix("http://")})
+    assert reply.status == 503
     assert reply.body["code"] == "sandbox_webhook_url_unset"
+    assert host_side.requests == []
+
+
+def test_the_webhook_goes_to_the_configured_url_never_to_the_hosts(api, tenant, purchase, webhook_gateway):
+    with loopback_server(lambda *_: (200, {"success": True, "data": {"outcome": "applied"}})) as (other, other_side):
+        reply = api.post(purchase["checkout"]["url"], user=tenant.owner,
+                         headers={"host": other.removeprefix("http://")})
+    assert reply.status == 200
+    assert other_side.requests == []
+    assert len(webhook_gateway.requests) == 1
+
+
+def test_the_sandbox_notification_matches_its_checkout(api, tenant, purchase, webhook_gateway, owner_conn):
+    api.post(purchase["checkout"]["url"], user=tenant.owner)
+    [delivered] = webhook_gateway.requests
+    event = json.loads(delivered["body"])
+    assert event["event_id"] == f"evt_sandbox_{uuid.UUID(purchase['checkout']['id']).hex}"
+    assert event["data"]["id"] == purchase["checkout"]["providerCheckoutId"]
+    assert event["data"]["details"]["totals"]["total"] == str(purchase["checkout"]["amountCents"])
+    outcome = owner_conn.execute("SELECT outcome, checkout_id FROM payment_events WHERE event_id = %s",
+                                 (event["event_id"],)).fetchone()
+    assert outcome == {"outcome": "applied", "checkout_id": uuid.UUID(purchase["checkout"]["id"])}
+
+
+def test_a_completion_that_applied_nothing_is_not_sent_twice(api, tenant, purchase, webhook_gateway, owner_conn):
+    from datetime import UTC, datetime, timedelta
+
+    from purchase_support import WEBHOOK, paddle_event, signed
+
+    # a cancellation stamped after now: the sandbox's completion is older, so it is stale
+    later = paddle_event("subscription.canceled", subscription_id=uuid.UUID(purchase["subscriptionId"]),
+                         occurred_at=datetime.now(UTC) + timedelta(hours=1))
+    raw, headers = signed(later)
+    assert api.post(WEBHOOK, raw_body=raw, headers=headers).data["outcome"] == "applied"
+    first = api.post(purchase["checkout"]["url"], user=tenant.owner)
+    assert (first.status, first.data["webhook"]["body"]["data"]["outcome"]) == (200, "stale")
+    assert owner_conn.execute("SELECT status FROM payment_checkouts WHERE id = %s",
+                              (purchase["checkout"]["id"],)).fetchone()["status"] == "open"
+    again = api.post(purchase["checkout"]["url"], user=tenant.owner)
+    assert (again.status, again.body["code"]) == (409, "checkout_already_submitted")

@@ -30,7 +30,7 @@ from fastapi import Request
 
 from . import db
 from .api import CamelModel
-from .errors import NotFound, Unauthorized, ValidationFailed
+from .errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from .tenancy import Caller, require_site_access
 
 KEY_PREFIX = "dk_live_"
@@ -81,6 +81,11 @@ class SiteApiKey:
 
 
 Principal = Caller | SiteApiKey
+
+
+def principal_id(principal: Principal) -> str:
+    """Who is asking, as the idempotency store keys it: a user's id, or ``key:<id>`` for a site API key."""
+    return f"key:{principal.key_id}" if isinstance(principal, SiteApiKey) else str(principal.user_id)
 
 _INVALID = "The API key is not valid (unknown, revoked or expired)"
 
@@ -150,6 +155,12 @@ class CreatedApiKey(ApiKeyInfo):
     key: str  # shown once
 
 
+def without_secret(created: dict[str, Any]) -> dict[str, Any]:
+    """A created key as kept for Idempotency-Key replays: everything but the key itself, which is
+    shown once and never stored."""
+    return {k: v for k, v in created.items() if k != "key"}
+
+
 _KEY_COLUMNS = """id, site_id, name, key_prefix, modules, created_by, created_at, expires_at, revoked_at,
     last_used_at, rotated_from,
     CASE WHEN revoked_at IS NOT NULL THEN 'revoked'
@@ -170,7 +181,8 @@ def create_api_key(unit: db.Unit, caller: Caller, site_id: uuid.UUID, *, name: s
                    modules: list[str] | None = None, expires_at: dt.datetime | None = None,
                    rotates_key_id: uuid.UUID | None = None, overlap_seconds: int | None = None) -> CreatedApiKey:
     """A new key for the site (manage role). With ``rotates_key_id`` the old key keeps working for the
-    overlap period (default ``rotation_overlap_seconds()``) and the new one inherits its name and modules."""
+    overlap period (default ``rotation_overlap_seconds()``) and the new one inherits its name and modules;
+    a key is rotated once (409 ``api_key_already_rotated`` afterwards, however many rotations race)."""
     site = require_site_access(unit, site_id, manage=True)
     modules = _check_modules(modules)
     if expires_at is not None:
@@ -179,38 +191,68 @@ def create_api_key(unit: db.Unit, caller: Caller, site_id: uuid.UUID, *, name: s
         if expires_at <= dt.datetime.now(dt.UTC):
             raise ValidationFailed("expiresAt must be in the future", code="invalid_expiry",
                                    details=[{"field": "expiresAt", "message": "must be in the future"}])
-    if rotates_key_id is not None:
-        overlap = rotation_overlap_seconds() if overlap_seconds is None else overlap_seconds
-        if not 0 <= overlap <= MAX_ROTATION_OVERLAP_SECONDS:
-            raise ValidationFailed(f"overlapSeconds must be between 0 and {MAX_ROTATION_OVERLAP_SECONDS}",
-                                   code="invalid_overlap")
-        old = unit.fetchone(
-            """
-            UPDATE public.site_api_keys
-            SET expires_at = LEAST(coalesce(expires_at, 'infinity'), now() + make_interval(secs => %s))
-            WHERE id = %s AND site_id = %s AND revoked_at IS NULL
-              AND (expires_at IS NULL OR expires_at > now())
-            RETURNING name, modules
-            """,
-            (overlap, rotates_key_id, site_id),
-        )
-        if old is None:
-            raise NotFound("No active API key with that id on this site", code="api_key_not_found")
-        name = name or old["name"]
-        modules = modules if modules is not None else old["modules"]
     key_id = uuid.uuid4()
     key = new_key(key_id)
+    values = {"id": key_id, "site": site_id, "agency": site.agency_id, "name": name or "", "prefix": key_prefix(key_id),
+              "hash": hash_key(key), "modules": modules, "by": caller.user_id, "expires": expires_at}
+    if rotates_key_id is None:
+        row = unit.fetchone(
+            f"""
+            INSERT INTO public.site_api_keys
+              (id, site_id, agency_id, name, key_prefix, secret_hash, modules, created_by, expires_at)
+            VALUES (%(id)s, %(site)s, %(agency)s, %(name)s, %(prefix)s, %(hash)s, %(modules)s, %(by)s, %(expires)s)
+            RETURNING {_KEY_COLUMNS}
+            """,
+            values,
+        )
+    else:
+        row = _rotate(unit, rotates_key_id, values, overlap_seconds)
+    return CreatedApiKey(key=key, **ApiKeyInfo.from_row(row).model_dump())
+
+
+def _rotate(unit: db.Unit, old_key_id: uuid.UUID, values: dict[str, Any], overlap_seconds: int | None) -> dict[str, Any]:
+    """Shorten the old key to the overlap and insert its successor, in one statement. The unique
+    successor index makes a second rotation (sequential or racing) insert nothing."""
+    overlap = rotation_overlap_seconds() if overlap_seconds is None else overlap_seconds
+    if not 0 <= overlap <= MAX_ROTATION_OVERLAP_SECONDS:
+        raise ValidationFailed(f"overlapSeconds must be between 0 and {MAX_ROTATION_OVERLAP_SECONDS}",
+                               code="invalid_overlap")
     row = unit.fetchone(
         f"""
+        WITH old AS (
+          UPDATE public.site_api_keys
+          SET expires_at = LEAST(coalesce(expires_at, 'infinity'), now() + make_interval(secs => %(overlap)s))
+          WHERE id = %(old)s AND site_id = %(site)s AND revoked_at IS NULL
+            AND (expires_at IS NULL OR expires_at > now())
+          RETURNING name, modules
+        )
         INSERT INTO public.site_api_keys
           (id, site_id, agency_id, name, key_prefix, secret_hash, modules, created_by, expires_at, rotated_from)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        SELECT %(id)s, %(site)s, %(agency)s, coalesce(nullif(%(name)s, ''), old.name), %(prefix)s, %(hash)s,
+               CASE WHEN %(inherit)s THEN old.modules ELSE %(modules)s::text[] END, %(by)s, %(expires)s, %(old)s
+        FROM old
+        ON CONFLICT (rotated_from, site_id) DO NOTHING
         RETURNING {_KEY_COLUMNS}
         """,
-        (key_id, site_id, site.agency_id, name or "", key_prefix(key_id), hash_key(key), modules, caller.user_id,
-         expires_at, rotates_key_id),
+        {**values, "old": old_key_id, "overlap": overlap, "inherit": values["modules"] is None},
     )
-    return CreatedApiKey(key=key, **ApiKeyInfo.from_row(row).model_dump())
+    if row is not None:
+        return row
+    # Nothing inserted: a new statement (a new snapshot) sees the twin's committed rotation. An old key
+    # that is no longer active is 404 (as a sequential repeat after the overlap answers; clock time,
+    # not the transaction's start, decides), an active one that has its successor is 409.
+    state = unit.fetchone(
+        """
+        SELECT k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > clock_timestamp()) AS active,
+               (SELECT n.id FROM public.site_api_keys n WHERE n.rotated_from = k.id) AS successor
+        FROM public.site_api_keys k WHERE k.id = %s AND k.site_id = %s
+        """,
+        (old_key_id, values["site"]),
+    )
+    if state is not None and state["active"] and state["successor"] is not None:
+        raise Conflict("This API key was already rotated; use its successor, or rotate the successor",
+                       code="api_key_already_rotated", details=[{"successorId": str(state["successor"])}])
+    raise NotFound("No active API key with that id on this site", code="api_key_not_found")
 
 
 def list_api_keys(unit: db.Unit, site_id: uuid.UUID) -> list[ApiKeyInfo]:

@@ -27,6 +27,9 @@ from .settings import get_settings
 # jsonb parameters keep Decimal numbers exact (the module data API parses numbers as Decimal)
 set_json_dumps(jsonbody.dumps)
 
+# The role that may execute the write paths (the API's login role is granted it; requests never are).
+WRITE_ROLE = "dramac_backend"
+
 _pool: ConnectionPool | None = None
 _pool_lock = threading.Lock()
 
@@ -107,6 +110,20 @@ class Unit:
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         self._after_commit.append(callback)
+
+    def call_write_path(self, function: str, *args: Any) -> Any:
+        """The result of ``private.<function>(*args)``, one of the write paths of payment state, prices
+        and installation status (migration 0051). Only the role ``dramac_backend`` may execute them:
+        a user unit switches to it for this one statement and back to ``authenticated``, in one round
+        trip; the request's claims stay set, and the function checks the caller from them."""
+        call = sql.SQL("SELECT {}({}) AS result").format(
+            sql.Identifier("private", function), sql.SQL(", ").join(sql.Literal(a) for a in args))
+        if self.claims is None:
+            return self.conn.execute(call).fetchone()["result"]
+        cursor = self.conn.execute(sql.SQL("SET LOCAL ROLE {}; {}; SET LOCAL ROLE authenticated").format(
+            sql.Identifier(WRITE_ROLE), call))
+        cursor.nextset()
+        return cursor.fetchone()["result"]
 
 
 def _opening_statement(claims: Mapping[str, Any] | None, timeout_ms: int) -> sql.Composed:

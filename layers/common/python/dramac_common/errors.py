@@ -98,10 +98,15 @@ class DatabaseErrorRule:
     code: str
     message: str  # for a person, when no field can be named
     about_field: str  # follows "<field>: " when the caller's field is known
+    retryable: bool = False  # the same request later may succeed (outage, timeout, a lost race)
 
 
 _UNAVAILABLE = DatabaseErrorRule(503, "database_unavailable", "The database is unavailable, try again shortly",
-                                 "could not be written: the database is unavailable, try again shortly")
+                                 "could not be written: the database is unavailable, try again shortly", True)
+# A concurrent request won a race the request's guarded statements could not avoid: the request
+# changed nothing, and repeating it answers as a sequential repeat would (never a 5xx).
+_CONCURRENT = DatabaseErrorRule(409, "conflict_retry", "A concurrent request changed the same data; repeat the request",
+                                "was changed by a concurrent request; repeat the request", True)
 
 # SQLSTATE (five characters) or SQLSTATE class (two) -> how the caller hears about it.
 DATABASE_ERRORS: dict[str, DatabaseErrorRule] = {
@@ -113,13 +118,11 @@ DATABASE_ERRORS: dict[str, DatabaseErrorRule] = {
     "57P02": _UNAVAILABLE,
     "57P03": _UNAVAILABLE,
     "57014": DatabaseErrorRule(503, "database_timeout", "The database took too long to answer, try again",
-                               "took too long to process, try again"),
-    # 40 transaction rollback (serialization failure, deadlock): a concurrent request won; retrying succeeds
-    "40": DatabaseErrorRule(503, "database_busy", "The database was busy with a concurrent change, try again",
-                            "was changed concurrently, try again"),
+                               "took too long to process, try again", True),
+    # 40 transaction rollback (serialization failure, deadlock): a concurrent request won
+    "40": _CONCURRENT,
     # 55P03 lock not available (lock_timeout): another transaction holds what this one needs
-    "55P03": DatabaseErrorRule(503, "database_busy", "The database was busy with a concurrent change, try again",
-                               "was changed concurrently, try again"),
+    "55P03": _CONCURRENT,
     # 22 data exception: a value the request carried
     "22": DatabaseErrorRule(400, "invalid_value", "A value in the request is out of range or malformed",
                             "is out of range or malformed for its type"),
@@ -189,4 +192,4 @@ def database_error(exc: BaseException, *, field: str | None = None, where: str |
 def is_unavailable(exc: BaseException) -> bool:
     """A database error worth retrying later (an outage, a timeout, a lost race), not a refusal."""
     rule = database_error_rule(exc)
-    return rule is not None and rule.status == 503
+    return rule is not None and rule.retryable

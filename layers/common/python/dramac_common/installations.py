@@ -22,7 +22,6 @@ from .db import Unit
 from .errors import Conflict, NotFound, PaymentRequired
 from .provisioning.errors import ManifestError
 from .provisioning.manifest import validate_manifest
-from .provisioning.provisioner import needs_schema
 from .tenancy import require_site_access
 
 log = logging.getLogger(__name__)
@@ -79,9 +78,9 @@ def install_module(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID, *, inst
     module, raw_manifest = marketplace.get_published_module_with_manifest(unit, module_id)
     manifest_error: ManifestError | None = None
     try:
-        manifest, definition = validate_manifest(raw_manifest)
+        manifest, _ = validate_manifest(raw_manifest)
     except ManifestError as exc:
-        manifest, definition, manifest_error = None, None, exc
+        manifest, manifest_error = None, exc
     state = _install_state(unit, access.agency_id, site_id, module_id, manifest.dependencies if manifest else [])
     if not state["subscribed"]:
         raise PaymentRequired(
@@ -97,33 +96,23 @@ def install_module(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID, *, inst
             f"'{module.name}' needs {', '.join(missing)} installed and enabled on this site first",
             code="missing_dependencies", details=[{"slug": slug} for slug in missing],
         )
-    ready = not needs_schema(module.module_type, definition) or state["provisioned_version"] == definition.version
-    row = unit.fetchone(
-        f"""
-        WITH upserted AS (
-          INSERT INTO public.site_module_installations AS i
-            (site_id, module_id, agency_id, status, is_enabled, config, error, installed_by)
-          VALUES (%(site)s, %(module)s, %(agency)s, %(status)s, true, coalesce(%(config)s, '{{}}'::jsonb), NULL,
-                  %(user)s)
-          ON CONFLICT (site_id, module_id) DO UPDATE SET
-            status = CASE WHEN i.status = 'active' THEN 'active' ELSE EXCLUDED.status END,
-            error = CASE WHEN i.status = 'active' THEN i.error END,
-            is_enabled = true,
-            config = coalesce(%(config)s, i.config)
-          RETURNING i.*
+    # private.install_module is the only write path (authenticated may not write installations): it
+    # checks the subscription again and decides the status (provisioning until the module's schema is
+    # at the manifest's version); a twin that inserted first is re-enabled, never inserted twice.
+    row = unit.call_write_path("install_module", site_id, module_id, Jsonb(config) if config is not None else None)
+    if row.get("refused") == "subscription_required":
+        raise PaymentRequired(
+            f"The agency has no active subscription to '{module.name}': subscribe or purchase it first",
+            code="subscription_required",
         )
-        SELECT {INSTALLATION_COLUMNS} FROM upserted i {JOIN_MODULE}
-        """,
-        {"site": site_id, "module": module_id, "agency": access.agency_id, "status": "active" if ready else
-         "provisioning", "config": Jsonb(config) if config is not None else None, "user": installed_by},
-    )
+    previous = row.pop("previous_status")
     installation = Installation.model_validate(row)
     if installation.status == "provisioning":
         job = {"action": "provision", "moduleId": str(module_id), "siteId": str(site_id),
                "installationId": str(installation.id)}
         unit.after_commit(lambda: _queue_provision(job))
         return installation, 202
-    return installation, 200 if state["previous_status"] == "active" else 201
+    return installation, 200 if previous == "active" else 201
 
 
 def _queue_provision(job: dict[str, Any]) -> None:
@@ -135,18 +124,13 @@ def _queue_provision(job: dict[str, Any]) -> None:
 
 def _install_state(unit: Unit, agency_id: uuid.UUID, site_id: uuid.UUID, module_id: uuid.UUID,
                    dependencies: list[str]) -> dict[str, Any]:
-    """Everything the install decision needs, in one round trip: the agency's subscription, the
-    version the module's schema is provisioned at, the installation's current status, and which of
-    the manifest's dependencies are active and enabled on the site."""
+    """What the install checks need, in one round trip: whether the agency has an active subscription,
+    and which of the manifest's dependencies are active and enabled on the site."""
     return unit.fetchone(
         """
         SELECT
           EXISTS (SELECT 1 FROM public.agency_module_subscriptions s
                   WHERE s.agency_id = %(agency)s AND s.module_id = %(module)s AND s.status = 'active') AS subscribed,
-          (SELECT r.version FROM public.module_database_registry r
-            WHERE r.module_id = %(module)s AND r.status = 'active') AS provisioned_version,
-          (SELECT i.status FROM public.site_module_installations i
-            WHERE i.site_id = %(site)s AND i.module_id = %(module)s) AS previous_status,
           ARRAY(SELECT m.slug FROM public.site_module_installations i JOIN public.modules_v2 m ON m.id = i.module_id
                  WHERE i.site_id = %(site)s AND i.status = 'active' AND i.is_enabled
                    AND m.slug = ANY(%(deps)s::text[])) AS present_dependencies
@@ -173,16 +157,7 @@ def disable_module(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID) -> Inst
         slugs = [r["slug"] for r in dependents]
         raise Conflict(f"Disable {', '.join(slugs)} first: they depend on this module", code="module_in_use",
                        details=[{"slug": s} for s in slugs])
-    row = unit.fetchone(
-        f"""
-        WITH updated AS (
-          UPDATE public.site_module_installations SET status = 'disabled', is_enabled = false
-          WHERE site_id = %s AND module_id = %s RETURNING *
-        )
-        SELECT {INSTALLATION_COLUMNS} FROM updated i {JOIN_MODULE}
-        """,
-        (site_id, module_id),
-    )
+    row = unit.call_write_path("disable_module", site_id, module_id)
     if row is None:
         raise NotFound("The module is not installed on this site", code="installation_not_found")
     return Installation.model_validate(row)

@@ -125,28 +125,10 @@ def subscribe_to_free_module(unit: Unit, agency_id: uuid.UUID, module_id: uuid.U
         raise PaymentRequired(
             f"'{module.name}' is a paid module: purchase it instead", code="payment_required"
         )
-    # One statement: insert, or reactivate a canceled/pending subscription; an active one is left alone.
-    row = unit.fetchone(
-        f"""
-        WITH upserted AS (
-          INSERT INTO public.agency_module_subscriptions AS s
-            (agency_id, module_id, status, billing_cycle, wholesale_price_cents, markup_type, markup_value,
-             retail_price_cents, currency, activated_at)
-          VALUES (%(agency)s, %(module)s, 'active', 'free', 0, 'none', 0, 0, %(currency)s, now())
-          ON CONFLICT (agency_id, module_id) DO UPDATE
-            SET status = 'active', activated_at = now(), canceled_at = NULL,
-                billing_cycle = 'free', wholesale_price_cents = 0, markup_type = 'none', markup_value = 0,
-                retail_price_cents = 0
-            WHERE s.status <> 'active'
-          RETURNING {SUBSCRIPTION_COLUMNS}, true AS changed
-        )
-        SELECT * FROM upserted
-        UNION ALL
-        SELECT {SUBSCRIPTION_COLUMNS}, false AS changed FROM public.agency_module_subscriptions s
-        WHERE s.agency_id = %(agency)s AND s.module_id = %(module)s AND NOT EXISTS (SELECT 1 FROM upserted)
-        """,
-        {"agency": agency_id, "module": module_id, "currency": module.currency},
-    )
+    # private.subscribe_free_module is the only write path (authenticated may not write subscriptions):
+    # insert, or reactivate a canceled/pending subscription; an active one is returned unchanged, also
+    # when a twin request inserted it a moment ago.
+    row = unit.call_write_path("subscribe_free_module", agency_id, module_id)
     changed = bool(row.pop("changed"))
     if changed:
         # a free subscription is created active: workflows on either event see it

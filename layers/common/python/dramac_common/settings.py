@@ -29,6 +29,10 @@ class Settings:
     max_body_bytes: int
     pool_max_size: int
     statement_timeout_ms: int
+    # how long a request waits for the first request with its Idempotency-Key to finish
+    idempotency_wait_ms: int
+    # where a completed sandbox checkout delivers its Paddle-format webhook (never a request's Host)
+    sandbox_webhook_url: str | None
 
 
 @lru_cache(maxsize=1)
@@ -45,6 +49,8 @@ def get_settings() -> Settings:
         max_body_bytes=_int("DRAMAC_MAX_BODY_BYTES", 1_048_576),
         pool_max_size=_int("DRAMAC_DB_POOL_MAX", 2),
         statement_timeout_ms=_int("DRAMAC_STATEMENT_TIMEOUT_MS", 15_000),
+        idempotency_wait_ms=_int("DRAMAC_IDEMPOTENCY_WAIT_MS", 10_000),
+        sandbox_webhook_url=os.environ.get("SANDBOX_WEBHOOK_URL") or None,
     )
 
 

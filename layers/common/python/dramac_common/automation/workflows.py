@@ -234,6 +234,12 @@ def create_webhook(unit: Unit, site_id: uuid.UUID, body: WebhookCreate) -> dict[
     return {**_webhook(row), "token": token, "path": f"/api/webhooks/automation/{token}"}
 
 
+def without_webhook_secret(created: dict[str, Any]) -> dict[str, Any]:
+    """A created webhook as kept for Idempotency-Key replays: its token (and the path that holds it)
+    is shown once and never stored."""
+    return {k: v for k, v in created.items() if k not in ("token", "path")}
+
+
 def list_webhooks(unit: Unit, site_id: uuid.UUID) -> list[dict[str, Any]]:
     require_site_access(unit, site_id)
     return [_webhook(r) for r in dal.list_webhooks(unit, site_id)]

@@ -346,7 +346,12 @@ class ModuleDatabaseSDK:
         problems: list[dict[str, Any]] = []
         for name, value in record.items():
             if name == "site_id":
-                continue  # the SDK decides the site; a supplied one is ignored
+                # the SDK decides the site: this site's own id may be echoed back, any other is refused
+                # (never silently moved to this site: the caller meant another one)
+                if str(value) != str(self.site_id):
+                    problems.append({"field": f"{where}site_id", "message": "must be this site's id, or omitted",
+                                     "code": "site_mismatch"})
+                continue
             column = table.columns.get(name)
             if column is None:
                 problems.append({"field": f"{where}{name}", "message": f"not a column of {table.name}",

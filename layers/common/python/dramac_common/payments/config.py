@@ -3,7 +3,7 @@
 ``PAYMENT_PROVIDER`` (``paddle`` | ``sandbox``), ``PADDLE_WEBHOOK_SECRET``, ``PADDLE_API_URL``
 (default the Paddle sandbox API), ``PADDLE_API_KEY``, ``PADDLE_WEBHOOK_TOLERANCE_SECONDS`` (300),
 ``PADDLE_TAX_CATEGORY`` (``standard``), ``SANDBOX_WEBHOOK_URL`` (where the sandbox delivers its
-webhooks; default: the local gateway the request came through).
+webhooks: from configuration only, never from a request; ``dramac dev`` sets it to its own gateway).
 """
 
 from __future__ import annotations
@@ -51,5 +51,5 @@ def get_payment_config() -> PaymentConfig:
         paddle_api_key=os.environ.get("PADDLE_API_KEY") or None,
         paddle_tax_category=os.environ.get("PADDLE_TAX_CATEGORY") or "standard",
         paddle_timeout_seconds=float(os.environ.get("PADDLE_API_TIMEOUT_SECONDS") or 10),
-        sandbox_webhook_url=os.environ.get("SANDBOX_WEBHOOK_URL") or None,
+        sandbox_webhook_url=settings.sandbox_webhook_url,
     )

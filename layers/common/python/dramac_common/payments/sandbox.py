@@ -4,7 +4,12 @@ Completing a sandbox checkout builds the ``transaction.completed`` notification 
 (same shape, our ids in ``custom_data``), signs it with ``PADDLE_WEBHOOK_SECRET`` exactly as Paddle
 does, and POSTs it to our own webhook route, so the whole purchase flow (signature, event store,
 activation, automation events) runs locally. It is served only when ``PAYMENT_PROVIDER=sandbox``.
-The webhook URL is ``SANDBOX_WEBHOOK_URL``, or the loopback gateway the request came through.
+
+The webhook URL is ``SANDBOX_WEBHOOK_URL`` (settings), never anything the request carries: a Host
+header is the caller's to choose, and a server that posts to it can be aimed at any port. Like a
+Paddle transaction, a checkout completes once: its notification's ``event_id`` is derived from the
+checkout, so completions racing each other are one event (the webhook answers ``duplicate`` to the
+others) and every completion but the first answers 409 ``checkout_completed``, as a repeat does.
 """
 
 from __future__ import annotations
@@ -13,8 +18,8 @@ import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
+from .. import db
 from ..db import Unit
 from ..errors import ApiError, Conflict, NotFound
 from ..tenancy import require_agency_access
@@ -22,12 +27,18 @@ from .config import PaymentConfig
 from .signature import sign
 
 WEBHOOK_PATH = "/api/webhooks/paddle"
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
 class SandboxWebhookFailed(ApiError):
     status = 502
     code = "sandbox_webhook_failed"
+
+
+class SandboxNotConfigured(ApiError):
+    """The server's configuration lacks the webhook target: an operator's fix, not the caller's."""
+
+    status = 503
+    code = "sandbox_webhook_url_unset"
 
 
 def load_checkout(unit: Unit, checkout_id: uuid.UUID) -> dict[str, Any]:
@@ -62,7 +73,7 @@ def transaction_completed_event(checkout: dict[str, Any], *, now: datetime | Non
     recurring = checkout["billing_cycle"] in ("monthly", "yearly")
     amount = str(checkout["amount_cents"])
     return {
-        "event_id": f"evt_sandbox_{uuid.uuid4().hex}",
+        "event_id": completion_event_id(checkout["id"]),
         "event_type": "transaction.completed",
         "occurred_at": _rfc3339(now),
         "notification_id": f"ntf_sandbox_{uuid.uuid4().hex}",
@@ -83,22 +94,24 @@ def transaction_completed_event(checkout: dict[str, Any], *, now: datetime | Non
             "items": [{"quantity": 1, "price": {"name": checkout["module_slug"],
                                                 "unit_price": {"amount": amount,
                                                                "currency_code": checkout["currency"]}}}],
-            "details": {"totals": {"subtotal": amount, "total": amount, "grand_total": amount,
+            "details": {"totals": {"subtotal": amount, "discount": "0", "tax": "0", "total": amount,
+                                   "credit": "0", "balance": "0", "grand_total": amount,
                                    "currency_code": checkout["currency"]}},
         },
     }
 
 
-def webhook_url(config: PaymentConfig, request_host: str | None) -> str:
-    """Where to deliver: the configured URL, or the loopback gateway the request came through
-    (never a host taken from a non-loopback request)."""
-    if config.sandbox_webhook_url:
-        return config.sandbox_webhook_url
-    hostname = urlsplit(f"http://{request_host}").hostname if request_host else None
-    if hostname not in LOOPBACK_HOSTS:
-        raise SandboxWebhookFailed("Set SANDBOX_WEBHOOK_URL to deliver sandbox webhooks from this host",
+def completion_event_id(checkout_id: uuid.UUID) -> str:
+    """One notification per checkout: a transaction completes once."""
+    return f"evt_sandbox_{checkout_id.hex}"
+
+
+def webhook_url(config: PaymentConfig) -> str:
+    """Where to deliver: ``SANDBOX_WEBHOOK_URL``; without it the sandbox cannot complete checkouts."""
+    if not config.sandbox_webhook_url:
+        raise SandboxNotConfigured("Set SANDBOX_WEBHOOK_URL to the webhook route sandbox checkouts complete through",
                                    code="sandbox_webhook_url_unset")
-    return f"http://{request_host}{WEBHOOK_PATH}"
+    return config.sandbox_webhook_url
 
 
 def deliver(config: PaymentConfig, url: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -119,3 +132,27 @@ def deliver(config: PaymentConfig, url: str, event: dict[str, Any]) -> dict[str,
         raise SandboxWebhookFailed(f"The webhook at {url} answered {response.status_code}",
                                    details=[{"status": response.status_code, "body": body}])
     return {"url": url, "status": response.status_code, "body": body}
+
+
+def complete_checkout(config: PaymentConfig, claims: dict[str, Any], checkout_id: uuid.UUID) -> dict[str, Any]:
+    """Complete the caller's sandbox checkout: its notification, signed and delivered to our webhook.
+    A completion that raced a twin (the webhook answered ``duplicate``) answers what a repeat answers."""
+    with db.user_unit(claims) as unit:
+        checkout = load_checkout(unit, checkout_id)
+    # delivered after the read transaction: no connection is held while our own webhook runs
+    url = webhook_url(config)
+    event = transaction_completed_event(checkout)
+    delivery = deliver(config, url, event)
+    if _outcome(delivery) == "duplicate":
+        with db.user_unit(claims) as unit:
+            load_checkout(unit, checkout_id)  # 409 checkout_completed (or superseded), as a repeat
+        raise Conflict("This checkout's payment was already submitted; it changed nothing now",
+                       code="checkout_already_submitted")
+    return {"checkoutId": str(checkout_id), "subscriptionId": str(checkout["subscription_id"]),
+            "eventId": event["event_id"], "eventType": event["event_type"], "webhook": delivery}
+
+
+def _outcome(delivery: dict[str, Any]) -> str | None:
+    body = delivery.get("body")
+    data = body.get("data") if isinstance(body, dict) else None
+    return data.get("outcome") if isinstance(data, dict) else None

@@ -58,77 +58,29 @@ def choose_billing_cycle(module: marketplace.Module, requested: str | None) -> s
     )
 
 
-def _claim_pending_subscription(unit: Unit, agency_id: uuid.UUID, module: marketplace.Module, billing_cycle: str,
-                                markup: Markup, retail: int, provider: str) -> tuple[dict[str, Any], str | None]:
-    """Insert a pending subscription, or turn the existing one back into a pending purchase.
-    Returns the row and the status it had before (None: it is new)."""
-    values = {"agency": agency_id, "module": module.id, "cycle": billing_cycle,
-              "wholesale": module.wholesale_price_cents, "markup_type": markup.type, "markup_value": markup.value,
-              "retail": retail, "currency": module.currency, "provider": provider}
-    row = unit.fetchone(
-        f"""
-        INSERT INTO public.agency_module_subscriptions AS s
-          (agency_id, module_id, status, billing_cycle, wholesale_price_cents, markup_type, markup_value,
-           retail_price_cents, currency, payment_provider)
-        VALUES (%(agency)s, %(module)s, 'pending', %(cycle)s, %(wholesale)s, %(markup_type)s, %(markup_value)s,
-                %(retail)s, %(currency)s, %(provider)s)
-        ON CONFLICT (agency_id, module_id) DO NOTHING
-        RETURNING {SUBSCRIPTION_COLUMNS}
-        """,
-        values,
-    )
-    if row is not None:
-        return row, None
-    current = unit.fetchone(
-        "SELECT id, status FROM public.agency_module_subscriptions WHERE agency_id = %s AND module_id = %s FOR UPDATE",
-        (agency_id, module.id),
-    )
-    if current is None:  # deleted between the two statements: the caller may simply retry
-        raise Conflict("The subscription changed while purchasing; try again", code="conflict")
-    if current["status"] == "active":
+def _claim_pending_subscription(unit: Unit, agency_id: uuid.UUID, module: marketplace.Module, markup: Markup,
+                                provider: str) -> tuple[dict[str, Any], str | None]:
+    """Insert a pending subscription, or turn the existing one back into a pending purchase, through
+    ``private.claim_pending_subscription`` (the database decides price and status). Returns the row
+    and the status it had before (None: it is new)."""
+    row = unit.call_write_path("claim_pending_subscription", agency_id, module.id, markup.type, markup.value, provider)
+    previous = row.pop("previous_status")
+    if previous == "active":
         raise Conflict(f"The agency already has an active subscription to '{module.name}'", code="already_active")
-    if current["status"] == "past_due":
+    if previous == "past_due":
         raise Conflict(
             f"The subscription to '{module.name}' is past due: update its payment method instead of buying again",
             code="subscription_past_due",
         )
-    # pending (a new checkout replaces the open one) or canceled (bought again): the price is
-    # snapshotted anew, as of this purchase
-    row = unit.fetchone(
-        f"""
-        UPDATE public.agency_module_subscriptions AS s
-        SET status = 'pending', billing_cycle = %(cycle)s, wholesale_price_cents = %(wholesale)s,
-            markup_type = %(markup_type)s, markup_value = %(markup_value)s, retail_price_cents = %(retail)s,
-            currency = %(currency)s, payment_provider = %(provider)s, canceled_at = NULL, past_due_at = NULL
-        WHERE s.id = %(id)s
-        RETURNING {SUBSCRIPTION_COLUMNS}
-        """,
-        {**values, "id": current["id"]},
-    )
-    return row, current["status"]
+    return row, previous
 
 
-def _open_checkout(unit: Unit, request: CheckoutRequest, provider: PaymentProvider, created_by: uuid.UUID) -> Checkout:
+def _open_checkout(unit: Unit, request: CheckoutRequest, provider: PaymentProvider) -> Checkout:
+    """Ask the provider for a checkout, then record it (``private.open_checkout``: the amount is the
+    subscription's own wholesale price, and the subscription's open checkouts are superseded)."""
     opened = provider.create_checkout(request)
-    row = unit.fetchone(
-        """
-        WITH superseded AS (
-          UPDATE public.payment_checkouts SET status = 'superseded'
-          WHERE subscription_id = %(subscription)s AND status = 'open'
-        )
-        INSERT INTO public.payment_checkouts
-          (id, agency_id, subscription_id, module_id, provider, provider_checkout_id, amount_cents, currency,
-           billing_cycle, checkout_url, created_by)
-        VALUES (%(id)s, %(agency)s, %(subscription)s, %(module)s, %(provider)s, %(provider_checkout_id)s,
-                %(amount)s, %(currency)s, %(cycle)s, %(url)s, %(created_by)s)
-        RETURNING id, provider, provider_checkout_id, checkout_url AS url, status, amount_cents, currency,
-                  billing_cycle
-        """,
-        {"id": request.checkout_id, "agency": request.agency_id, "subscription": request.subscription_id,
-         "module": request.module_id, "provider": opened.provider, "provider_checkout_id": opened.provider_checkout_id,
-         "amount": request.amount_cents, "currency": request.currency, "cycle": request.billing_cycle,
-         "url": opened.url, "created_by": created_by},
-    )
+    row = unit.call_write_path("open_checkout", request.subscription_id, request.checkout_id, opened.provider,
+                               opened.provider_checkout_id, opened.url)
     return Checkout.model_validate(row)
 
 
@@ -144,14 +96,14 @@ def purchase_module(unit: Unit, *, user_id: uuid.UUID, agency_id: uuid.UUID, mod
     if module.is_free:
         raise BadRequest(f"'{module.name}' is free: use POST /api/modules/subscribe", code="use_subscribe")
     cycle = choose_billing_cycle(module, billing_cycle)
-    retail = retail_price_cents(module.wholesale_price_cents, markup)
-    sub, previous = _claim_pending_subscription(unit, agency_id, module, cycle, markup, retail, provider.name)
+    retail_price_cents(module.wholesale_price_cents, markup)  # a 400 for a retail price out of range
+    sub, previous = _claim_pending_subscription(unit, agency_id, module, markup, provider.name)
     checkout = _open_checkout(
         unit,
-        CheckoutRequest(checkout_id=uuid.uuid4(), subscription_id=sub["id"], agency_id=agency_id, module_id=module.id,
-                        module_slug=module.slug, module_name=module.name, amount_cents=module.wholesale_price_cents,
-                        currency=module.currency, billing_cycle=cycle),
-        provider, user_id,
+        CheckoutRequest(checkout_id=uuid.uuid4(), subscription_id=uuid.UUID(sub["id"]), agency_id=agency_id,
+                        module_id=module.id, module_slug=module.slug, module_name=module.name,
+                        amount_cents=sub["wholesale_price_cents"], currency=sub["currency"], billing_cycle=cycle),
+        provider,
     )
     if previous in (None, "canceled"):
         marketplace.emit_subscription_event(unit, "created", sub, module_slug=module.slug, previous_status=previous)
@@ -178,24 +130,13 @@ def update_markup(unit: Unit, agency_id: uuid.UUID, subscription_id: uuid.UUID, 
     """Change the agency's markup; the retail price is recomputed from the wholesale snapshot."""
     require_agency_access(unit, agency_id, manage=True)
     current = unit.fetchone(
-        """SELECT wholesale_price_cents FROM public.agency_module_subscriptions
-           WHERE id = %s AND agency_id = %s FOR UPDATE""",
+        "SELECT wholesale_price_cents FROM public.agency_module_subscriptions WHERE id = %s AND agency_id = %s",
         (subscription_id, agency_id),
     )
     if current is None:
         raise NotFound("Subscription not found", code="subscription_not_found")
-    retail = retail_price_cents(current["wholesale_price_cents"], markup)
-    row = unit.fetchone(
-        f"""
-        WITH updated AS (
-          UPDATE public.agency_module_subscriptions
-          SET markup_type = %s, markup_value = %s, retail_price_cents = %s
-          WHERE id = %s
-          RETURNING *
-        )
-        SELECT {SUBSCRIPTION_COLUMNS}, m.slug AS module_slug, m.name AS module_name
-        FROM updated s LEFT JOIN public.modules_v2 m ON m.id = s.module_id
-        """,
-        (markup.type, markup.value, retail, subscription_id),
-    )
+    retail_price_cents(current["wholesale_price_cents"], markup)  # a 400 for a retail price out of range
+    row = unit.call_write_path("set_subscription_markup", agency_id, subscription_id, markup.type, markup.value)
+    if row is None:
+        raise NotFound("Subscription not found", code="subscription_not_found")
     return BilledSubscription.model_validate(row)

@@ -2,10 +2,19 @@
 
 Handled: ``transaction.completed`` → active, ``subscription.past_due`` → past_due,
 ``subscription.canceled`` → canceled; any other type is recorded and ignored. Every accepted event is
-stored in ``payment_events`` (unique ``event_id``: a redelivery is a no-op). An event whose
-``occurred_at`` is not newer than the last event applied to the subscription is recorded as ``stale``
-and changes nothing, so out-of-order delivery never moves a subscription backwards. No outbound call
-is made here: the webhook answers in one transaction.
+stored in ``payment_events`` (unique ``event_id``: a redelivery is a no-op) with its outcome.
+
+A ``transaction.completed`` activates only a payment we asked for (``match_payment``): its transaction
+(``data.id``) is the one a checkout of this subscription opened, and it charged that checkout's amount
+in its currency; or it is a renewal of the Paddle subscription this one is already linked to, at the
+subscription's price. Anything else is recorded as ``mismatch`` (with the reason) and changes nothing.
+
+An event whose ``occurred_at`` is not newer than the last event applied to the subscription is
+recorded as ``stale`` and changes nothing, so out-of-order delivery never moves a subscription
+backwards. A checkout becomes ``completed`` in the same change that applies its payment (the
+subscription is then active, or was already): a stale or mismatched completion leaves every checkout
+as it was, so no checkout is completed while its purchase is still pending. No outbound call is made
+here: the webhook answers in one transaction.
 """
 
 from __future__ import annotations
@@ -53,7 +62,7 @@ class PaddleEvent:
 class WebhookOutcome:
     event_id: str
     event_type: str
-    outcome: str  # applied | unchanged | stale | ignored | unmatched | duplicate
+    outcome: str  # applied | unchanged | stale | mismatch | ignored | unmatched | duplicate
     subscription_id: uuid.UUID | None = None
     status: str | None = None
 
@@ -153,22 +162,90 @@ def _record(unit: Unit, event: PaddleEvent) -> bool:
 
 
 def _finish(unit: Unit, event: PaddleEvent, outcome: str, sub: dict[str, Any] | None,
-            status: str | None = None) -> WebhookOutcome:
-    unit.execute("UPDATE public.payment_events SET outcome = %s, subscription_id = %s WHERE event_id = %s",
-                 (outcome, sub["id"] if sub else None, event.event_id))
+            status: str | None = None, *, checkout_id: uuid.UUID | None = None,
+            detail: str | None = None) -> WebhookOutcome:
+    unit.execute(
+        "UPDATE public.payment_events SET outcome = %s, subscription_id = %s, checkout_id = %s, detail = %s "
+        "WHERE event_id = %s",
+        (outcome, sub["id"] if sub else None, checkout_id, detail, event.event_id))
     return WebhookOutcome(event.event_id, event.event_type, outcome, sub["id"] if sub else None,
                           status or (sub["status"] if sub else None))
 
 
-def _complete_checkout(unit: Unit, event: PaddleEvent, sub: dict[str, Any]) -> None:
-    transaction_id, _ = _provider_refs(event)
+@dataclass(frozen=True)
+class PaymentMatch:
+    """What a ``transaction.completed`` pays for: a checkout of the subscription (None for a renewal
+    of its linked Paddle subscription), or why it pays for nothing we asked for."""
+
+    checkout_id: uuid.UUID | None = None
+    problem: str | None = None
+
+
+def _cents(value: Any) -> int | None:
+    """A Paddle amount: a string of an integer in the currency's minor unit."""
+    if isinstance(value, str) and value.isascii() and value.lstrip("-").isdigit() and len(value) <= 18:
+        return int(value)
+    return None
+
+
+def _amount_problem(event: PaddleEvent, expected_cents: int, expected_currency: str) -> str | None:
+    """Whether the transaction charged ``expected_cents`` in ``expected_currency``. Paddle's
+    ``details.totals`` carry the amounts (strings, minor units): ``total`` is after discount and
+    tax. Our price is the checkout amount, and the account decides whether tax is added on top
+    (then total − tax is the price) or included (then total is), so either equality is a match; a
+    discount or a cheaper item matches neither. ``grand_total`` is not used: it is after credits
+    (the customer's own balance), so it can be lower for a payment in full."""
+    currency = event.data.get("currency_code")
+    details = event.data.get("details")
+    totals = details.get("totals") if isinstance(details, dict) else None
+    if not isinstance(totals, dict):
+        return "the transaction carries no details.totals"
+    if not isinstance(currency, str) or currency.upper() != expected_currency.upper():
+        return f"currency {currency!r}, expected {expected_currency}"
+    total, tax = _cents(totals.get("total")), _cents(totals.get("tax", "0"))
+    if total is None or tax is None:
+        return "details.totals.total or tax is not an amount"
+    if expected_cents not in (total, total - tax):
+        return f"charged {total} (tax {tax}) {currency}, expected {expected_cents} {expected_currency}"
+    return None
+
+
+def match_payment(unit: Unit, event: PaddleEvent, sub: dict[str, Any]) -> PaymentMatch:
+    """The checkout a completed transaction pays for, checked against what that checkout asked for."""
+    transaction_id, paddle_subscription = _provider_refs(event)
+    if transaction_id is None:
+        return PaymentMatch(problem="the transaction has no id")
+    checkout = unit.fetchone(
+        "SELECT id, subscription_id, amount_cents, currency FROM public.payment_checkouts "
+        "WHERE provider_checkout_id = %s ORDER BY (subscription_id = %s) DESC LIMIT 1",
+        (transaction_id, sub["id"]),
+    )
+    named = _uuid_or_none(event.custom_data.get("checkout_id"))
+    if checkout is not None:
+        if checkout["subscription_id"] != sub["id"]:
+            return PaymentMatch(problem=f"transaction {transaction_id} belongs to another subscription's checkout")
+        if named is not None and named != checkout["id"]:
+            return PaymentMatch(checkout["id"], f"custom_data names checkout {named}, the transaction is {checkout['id']}'s")
+        problem = _amount_problem(event, checkout["amount_cents"], checkout["currency"])
+        return PaymentMatch(checkout["id"], problem)
+    # A renewal: a new transaction of the Paddle subscription the first payment linked to this one.
+    linked = sub.get("provider_subscription_id")
+    if linked is not None and paddle_subscription == linked:
+        return PaymentMatch(None, _amount_problem(event, sub["wholesale_price_cents"], sub["currency"]))
+    return PaymentMatch(problem=f"no checkout was opened for transaction {transaction_id}")
+
+
+def _complete_checkout(unit: Unit, event: PaddleEvent, sub: dict[str, Any], checkout_id: uuid.UUID) -> None:
+    """The paid checkout is completed; any other open checkout of the subscription is superseded
+    (it is paid for now: opening it again would charge twice)."""
     unit.execute(
         """
-        UPDATE public.payment_checkouts SET status = 'completed', completed_at = %s
-        WHERE subscription_id = %s AND status <> 'completed'
-          AND (id = %s OR (provider_checkout_id IS NOT NULL AND provider_checkout_id = %s))
+        UPDATE public.payment_checkouts
+        SET status = CASE WHEN id = %(checkout)s THEN 'completed' ELSE 'superseded' END,
+            completed_at = CASE WHEN id = %(checkout)s THEN %(at)s ELSE completed_at END
+        WHERE subscription_id = %(subscription)s AND (id = %(checkout)s OR status = 'open') AND status <> 'completed'
         """,
-        (event.occurred_at, sub["id"], _uuid_or_none(event.custom_data.get("checkout_id")), transaction_id),
+        {"checkout": checkout_id, "at": event.occurred_at, "subscription": sub["id"]},
     )
 
 
@@ -184,11 +261,18 @@ def apply_event(unit: Unit, event: PaddleEvent) -> WebhookOutcome:
         log.warning("webhook for an unknown subscription", extra={"event_id": event.event_id,
                                                                    "event_type": event.event_type})
         return _finish(unit, event, "unmatched", None)
+    paid = None
     if event.event_type == "transaction.completed":
-        _complete_checkout(unit, event, sub)  # the payment happened, whatever its order
+        paid = match_payment(unit, event, sub)
+        if paid.problem is not None:
+            log.warning("completed transaction does not match its checkout",
+                        extra={"event_id": event.event_id, "problem": paid.problem})
+            return _finish(unit, event, "mismatch", sub, checkout_id=paid.checkout_id, detail=paid.problem)
     last = sub["last_payment_event_at"]
     if last is not None and event.occurred_at <= last:
-        return _finish(unit, event, "stale", sub)
+        # a newer event already decided the subscription's state; the payment is on record here
+        return _finish(unit, event, "stale", sub, checkout_id=paid.checkout_id if paid else None,
+                       detail=f"an event of {last.isoformat()} was applied already")
     transaction_id, paddle_subscription = _provider_refs(event)
     previous = sub["status"]
     updated = unit.fetchone(
@@ -200,15 +284,21 @@ def apply_event(unit: Unit, event: PaddleEvent) -> WebhookOutcome:
           canceled_at = CASE WHEN %(status)s = 'canceled' THEN %(at)s ELSE NULL END,
           past_due_at = CASE WHEN %(status)s = 'past_due' THEN coalesce(past_due_at, %(at)s) ELSE NULL END,
           provider_transaction_id = coalesce(%(transaction)s, provider_transaction_id),
-          provider_subscription_id = coalesce(%(paddle_subscription)s, provider_subscription_id)
+          provider_subscription_id = coalesce(%(link)s, provider_subscription_id, %(paddle_subscription)s)
         WHERE id = %(id)s
         RETURNING *
         """,
+        # Only a payment of one of our checkouts re-links the subscription to a Paddle subscription
+        # (a purchase after a cancel starts a new one); any other event links it only when unlinked.
         {"status": target, "at": event.occurred_at, "transaction": transaction_id,
+         "link": paddle_subscription if paid is not None and paid.checkout_id is not None else None,
          "paddle_subscription": paddle_subscription, "id": sub["id"]},
     )
+    checkout_id = paid.checkout_id if paid else None
+    if checkout_id is not None:
+        _complete_checkout(unit, event, sub, checkout_id)
     if previous == target:
-        return _finish(unit, event, "unchanged", updated)
+        return _finish(unit, event, "unchanged", updated, checkout_id=checkout_id)
     marketplace.emit_subscription_event(unit, STATUS_EVENT[target], updated, module_slug=sub["module_slug"],
-                            previous_status=previous)
-    return _finish(unit, event, "applied", updated)
+                                        previous_status=previous)
+    return _finish(unit, event, "applied", updated, checkout_id=checkout_id)

@@ -1,20 +1,22 @@
-"""``Idempotency-Key`` for purchases: Powertools idempotency with a persistence layer on our PostgreSQL.
+"""The ``Idempotency-Key`` store: Powertools idempotency with a persistence layer on our PostgreSQL.
 
-A record is keyed by a hash of (caller, Idempotency-Key), so two users never share a key. The first
-request with a key runs and its answer (status and body) is stored for 24 hours; a repeat with the
-same key and the same request returns that answer without running again (and creates nothing). A
-repeat with a different request (another module, agency or markup) is ``422 idempotency_key_reused``;
-a repeat while the first is still running is ``409 idempotency_in_progress``. Failures (any 4xx/5xx)
-are not stored, as Powertools does: the client may fix the request and retry with the same key.
+A record is keyed by the route's scope and a hash of (principal, Idempotency-Key), so two callers
+never share a key and one key may be used on two routes. The first request with a key runs and its
+answer (status and body) is stored for 24 hours; a repeat with the same key and the same request
+returns that answer without running again (and creates nothing). A repeat with a different request
+is ``422 idempotency_key_reused``. A repeat that arrives while the first is still running waits for
+it (up to ``DRAMAC_IDEMPOTENCY_WAIT_MS``, bounded by the Lambda's remaining time) and then answers
+as a sequential repeat would: the stored answer, or, when the first failed, by running itself; only
+when the first outlasts the wait is it ``409 idempotency_in_progress``. Failures (any 4xx/5xx) are
+not stored, as Powertools does: the client may fix the request and retry with the same key.
 
-This module imports Powertools' idempotency utility (which pulls in boto3): import it lazily, from the
-purchase route only.
+This module imports Powertools' idempotency utility (which pulls in boto3): ``idempotency`` imports
+it lazily, only for requests that carry a key.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -32,12 +34,14 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
-from .. import db
-from ..errors import ApiError, Conflict, ServiceUnavailable, ValidationFailed
+from . import db
+from .errors import ApiError, Conflict, ServiceUnavailable
+from .settings import get_settings
 
 EXPIRES_AFTER_SECONDS = 24 * 60 * 60
-MAX_KEY_LENGTH = 255
 _RECORD_COLUMNS = "idempotency_key, status, expiry_timestamp, in_progress_expiry_timestamp, response_data, payload_hash"
+_FIRST_POLL_S = 0.02
+_MAX_POLL_S = 0.25
 
 
 class IdempotencyKeyReused(ApiError):
@@ -87,6 +91,7 @@ class PostgresPersistenceLayer(BasePersistenceLayer):
             )
             if inserted is not None:
                 return
+            # a new statement, so a new snapshot: it sees the record whose insert made ours conflict
             existing = unit.fetchone(
                 f"SELECT {_RECORD_COLUMNS} FROM public.idempotency_records WHERE idempotency_key = %s",
                 (data_record.idempotency_key,),
@@ -122,25 +127,28 @@ class _FallbackContext:
         return 30_000
 
 
-def validate_idempotency_key(key: str) -> str:
-    if not 0 < len(key) <= MAX_KEY_LENGTH or not key.isascii() or not key.isprintable():
-        raise ValidationFailed(
-            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters",
-            code="invalid_idempotency_key",
-        )
-    return key
-
-
 def _mark_replayed(response: dict[str, Any], _record: DataRecord) -> dict[str, Any]:
     return {**response, "replayed": True}
 
 
-def run_once(*, caller: uuid.UUID, key: str, request: dict[str, Any], lambda_context: Any,
-             action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run ``action`` once per (caller, key); its JSON-able result is stored and replayed.
-    A replayed result carries ``"replayed": True``."""
+def _wait_budget_s(lambda_context: Any) -> float:
+    """How long a repeat may wait for the first request with its key: the configured wait, and
+    never so long that this invocation would time out (one second is kept to answer)."""
+    budget = get_settings().idempotency_wait_ms / 1000
+    remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
+    if callable(remaining):
+        budget = min(budget, remaining() / 1000 - 1)
+    return max(0.0, budget)
+
+
+def run_once(*, scope: str, principal: str, key: str, request: dict[str, Any], lambda_context: Any,
+             action: Callable[[], dict[str, Any]],
+             stored: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Run ``action`` once per (scope, principal, key); its JSON-able result is stored and replayed.
+    A replayed result carries ``"replayed": True``. ``stored`` may redact what is kept (a secret shown
+    once); the first caller still gets the whole result."""
     config = IdempotencyConfig(
-        event_key_jmespath="[caller, idempotencyKey]",
+        event_key_jmespath="[principal, idempotencyKey]",
         payload_validation_jmespath="request",
         raise_on_no_idempotency_key=True,
         expires_after_seconds=EXPIRES_AFTER_SECONDS,
@@ -148,21 +156,31 @@ def run_once(*, caller: uuid.UUID, key: str, request: dict[str, Any], lambda_con
         lambda_context=lambda_context if lambda_context is not None else _FallbackContext(),
         response_hook=_mark_replayed,
     )
+    fresh: list[dict[str, Any]] = []
 
-    @idempotent_function(data_keyword_argument="payload", persistence_store=_store, config=config,
-                         key_prefix="purchase")
+    @idempotent_function(data_keyword_argument="payload", persistence_store=_store, config=config, key_prefix=scope)
     def once(payload: dict[str, Any]) -> dict[str, Any]:
-        return action()
+        result = action()
+        fresh.append(result)
+        return stored(result) if stored else result
 
-    try:
-        return once(payload={"caller": str(caller), "idempotencyKey": key, "request": request})
-    except IdempotencyValidationError as exc:
-        raise IdempotencyKeyReused(
-            "This Idempotency-Key was already used with a different request; use a new key", code="idempotency_key_reused"
-        ) from exc
-    except IdempotencyAlreadyInProgressError as exc:
-        raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly",
-                       code="idempotency_in_progress") from exc
-    except IdempotencyPersistenceLayerError as exc:
-        raise ServiceUnavailable("Could not record the request; try again shortly",
-                                 code="idempotency_unavailable") from exc
+    deadline = time.monotonic() + _wait_budget_s(lambda_context)
+    pause = _FIRST_POLL_S
+    while True:
+        try:
+            result = once(payload={"principal": principal, "idempotencyKey": key, "request": request})
+            return fresh[0] if fresh else result
+        except IdempotencyValidationError as exc:
+            raise IdempotencyKeyReused(
+                "This Idempotency-Key was already used with a different request; use a new key",
+                code="idempotency_key_reused") from exc
+        except IdempotencyAlreadyInProgressError as exc:
+            # the twin of this request is running: wait for its answer, as a client retrying would
+            if time.monotonic() + pause > deadline:
+                raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly",
+                               code="idempotency_in_progress") from exc
+            time.sleep(pause)
+            pause = min(pause * 2, _MAX_POLL_S)
+        except IdempotencyPersistenceLayerError as exc:
+            raise ServiceUnavailable("Could not record the request; try again shortly",
+                                     code="idempotency_unavailable") from exc
