@@ -1,7 +1,7 @@
 """The error mapping's last line of defence for concurrent requests: a statement PostgreSQL rolls
-back because a twin request changed the same data (class 40: serialization failure, deadlock) or took
-the same unique key (23505) answers 409 ``conflict_retry``, never a 5xx, and never echoes the
-database's message. The errors are raised by a real PostgreSQL, through the same unit of work the
+back because a twin request changed the same data (class 40: serialization failure, deadlock; 55P03:
+a lock it waited for too long) answers 409 ``conflict_retry``; a unique key already taken answers 409
+``unique_violation``: never a 5xx, and never the database's message. The errors are raised by a real PostgreSQL, through the same unit of work the
 handlers use."""
 
 import pytest
@@ -22,11 +22,13 @@ def client(database_url):
     return TestClient(app, raise_server_exceptions=False)
 
 
-@pytest.mark.parametrize("sqlstate", ["40001", "40P01", "40000", "23505"])
-def test_a_concurrent_change_is_409_conflict_retry(client, sqlstate):
+@pytest.mark.parametrize(("sqlstate", "code"), [("40001", "conflict_retry"), ("40P01", "conflict_retry"),
+                                               ("40000", "conflict_retry"), ("55P03", "conflict_retry"),
+                                               ("23505", "unique_violation")])
+def test_a_concurrent_change_is_409(client, sqlstate, code):
     reply = client.post(f"/raise/{sqlstate}")
     assert reply.status_code == 409
-    assert reply.json()["code"] == "conflict_retry"
+    assert reply.json()["code"] == code
     assert "internal detail" not in reply.text
 
 

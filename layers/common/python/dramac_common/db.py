@@ -114,15 +114,16 @@ class Unit:
     def call_write_path(self, function: str, *args: Any) -> Any:
         """The result of ``private.<function>(*args)``, one of the write paths of payment state, prices
         and installation status (migration 0051). Only the role ``dramac_backend`` may execute them:
-        a user unit switches to it for this one statement and back to ``authenticated``, in one round
-        trip; the request's claims stay set, and the function checks the caller from them."""
+        a user unit switches to it for this one statement and back to ``authenticated``, pipelined into
+        one round trip; the request's claims stay set, and the function checks the caller from them."""
         call = sql.SQL("SELECT {}({}) AS result").format(
-            sql.Identifier("private", function), sql.SQL(", ").join(sql.Literal(a) for a in args))
+            sql.Identifier("private", function), sql.SQL(", ").join(sql.Placeholder() * len(args)))
         if self.claims is None:
-            return self.conn.execute(call).fetchone()["result"]
-        cursor = self.conn.execute(sql.SQL("SET LOCAL ROLE {}; {}; SET LOCAL ROLE authenticated").format(
-            sql.Identifier(WRITE_ROLE), call))
-        cursor.nextset()
+            return self.conn.execute(call, args).fetchone()["result"]
+        with self.conn.pipeline():
+            self.conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(WRITE_ROLE)))
+            cursor = self.conn.execute(call, args)
+            self.conn.execute("SET LOCAL ROLE authenticated")
         return cursor.fetchone()["result"]
 
 

@@ -76,7 +76,7 @@ def idempotent_response(request: Request, *, scope: str, principal: str, fingerp
         status, data = action()
         answer = {"statusCode": status, "data": data_json(data)}
         if stored:
-            answer["stored"] = data_json(stored(data))
+            answer["stored"] = data_json(stored(jsonable_encoder(data)))
         return answer
 
     def redact(answer: dict[str, Any]) -> dict[str, Any]:
