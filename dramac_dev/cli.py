@@ -33,19 +33,26 @@ def _cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_seed(_: argparse.Namespace) -> int:
+def _cmd_seed(args: argparse.Namespace) -> int:
     from .stack import local_runtime_defaults, prepare_environment
 
     local_runtime_defaults()
-    prepare_environment()
-    from .seed import seed_demo
+    with contextlib.redirect_stdout(sys.stderr):
+        url = prepare_environment(seed="never")
+    from .seed import reset_demo, seed_demo
 
-    print(json.dumps(seed_demo(os.environ["DATABASE_URL"]), indent=2))
+    if args.reset:
+        reset_demo(url)
+    print(json.dumps(seed_demo(url), indent=2))
     return 0
 
 
+# What a sample may ask of `dramac invoke` under its "dramacInvoke" key (not part of any AWS event).
+INVOKE_DIRECTIVES = {"signPaddleWebhook"}
+
+
 def _cmd_invoke(args: argparse.Namespace) -> int:
-    from .events import LocalContext
+    from .events import LocalContext, sign_paddle_webhook
     from .functions_loader import available_functions, get_handler
 
     if args.function not in available_functions():
@@ -56,6 +63,12 @@ def _cmd_invoke(args: argparse.Namespace) -> int:
     except (OSError, json.JSONDecodeError) as exc:
         print(f"cannot read event {args.event}: {exc}", file=sys.stderr)
         return 2
+    directives = (event.pop("dramacInvoke", None) or {}) if isinstance(event, dict) else {}
+    unknown = sorted(set(directives) - INVOKE_DIRECTIVES) if isinstance(directives, dict) else ["(not an object)"]
+    if unknown:
+        print(f"{args.event}: unknown dramacInvoke directive(s) {', '.join(unknown)}; known: "
+              f"{', '.join(sorted(INVOKE_DIRECTIVES))}", file=sys.stderr)
+        return 2
     real_stdout = sys.stdout
     # Everything but the result goes to stderr: Powertools logs, migrations, moto.
     with contextlib.redirect_stdout(sys.stderr):
@@ -63,7 +76,13 @@ def _cmd_invoke(args: argparse.Namespace) -> int:
 
         local_runtime_defaults()
         if args.function != "domain_router":
-            prepare_environment()
+            prepare_environment(seed="if_unseeded")
+        if directives.get("signPaddleWebhook"):
+            try:
+                event = sign_paddle_webhook(args.function, event)
+            except ValueError as exc:
+                print(f"{args.event}: {exc}", file=sys.stderr)
+                return 2
         with _local_aws():
             result = get_handler(args.function)(event, LocalContext(args.function))
     real_stdout.write(json.dumps(result, indent=2, default=str) + "\n")
@@ -85,8 +104,12 @@ def _local_aws():
     with mock_aws():
         reset_settings()
         queues.reset_client()
-        create_queues(queues.sqs_client(), os.environ.get("DRAMAC_QUEUE_PREFIX", "dramac"))
-        yield
+        try:
+            create_queues(queues.sqs_client(), os.environ.get("DRAMAC_QUEUE_PREFIX", "dramac"))
+            yield
+        finally:
+            queues.reset_client()  # the client belongs to this mock; nothing may use it after
+            reset_settings()
 
 
 def _cmd_dev(args: argparse.Namespace) -> int:
@@ -118,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("event", help="path to the event JSON, e.g. events/subscribe/subscribe.json")
     p.set_defaults(func=_cmd_invoke)
 
-    p = sub.add_parser("seed", help="write the demo records (idempotent) and print their ids")
+    p = sub.add_parser("seed", help="write the demo records that are missing (idempotent) and print their ids")
+    p.add_argument("--reset", action="store_true",
+                   help="first remove the demo agency and all of it, so every sample answers as documented again")
     p.set_defaults(func=_cmd_seed)
 
     p = sub.add_parser("dev", help="run the local stack")

@@ -28,19 +28,26 @@ from .sqs_local import (
 log = logging.getLogger("dramac.dev")
 
 
-def prepare_environment() -> str:
-    """Database up, migrated and seeded; returns its URL (also exported as ``DATABASE_URL``)."""
+def prepare_environment(seed: str = "always") -> str:
+    """Database up and migrated; returns its URL (also exported as ``DATABASE_URL``). ``seed``:
+    ``always`` writes the demo records that are missing, ``if_unseeded`` only into a database that
+    has never been seeded (``dramac invoke``: what a sample changed stays changed), ``never``."""
     from dramac_common.migrate import apply_migrations
     from dramac_common.settings import reset_settings
 
-    from .seed import seed_demo
+    from .seed import seed_demo, unseeded
+
+    from dramac_common import db
 
     url = localdb.local_database_url()
     os.environ["DATABASE_URL"] = url
+    reset_settings()
+    db.close_pool()  # a pool opened earlier in this process may point at another database
     applied = apply_migrations(url)
     if applied:
         print(f"migrations applied: {', '.join(applied)}", file=sys.stderr)
-    seed_demo(url)
+    if seed == "always" or (seed == "if_unseeded" and unseeded(url)):
+        seed_demo(url)
     reset_settings()
     return url
 
