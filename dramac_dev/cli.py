@@ -155,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", default=f"http://127.0.0.1:{os.environ.get('PORT') or 3000}",
                    help="the local stack (started here if none answers)")
     p.add_argument("--database-url", default=None,
-                   help="the stack's database, for the operator's records (default: DATABASE_URL or the embedded one)")
+                   help="the stack's database, for the operator's records (default: the one the stack recorded "
+                        "in .dramac/stacks/PORT.json when it started, else DATABASE_URL)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for provisioning and the execution")
     p.set_defaults(func=_cmd_demo)
     return parser

@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any
 
-from . import localdb, routes
+from . import localdb, routes, stackfile
 from .functions_loader import available_functions, get_handler
 from .sqs_local import (
     QUEUE_CONSUMERS,
@@ -32,12 +32,11 @@ def prepare_environment(seed: str = "always") -> str:
     """Database up and migrated; returns its URL (also exported as ``DATABASE_URL``). ``seed``:
     ``always`` writes the demo records that are missing, ``if_unseeded`` only into a database that
     has never been seeded (``dramac invoke``: what a sample changed stays changed), ``never``."""
+    from dramac_common import db
     from dramac_common.migrate import apply_migrations
     from dramac_common.settings import reset_settings
 
     from .seed import seed_demo, unseeded
-
-    from dramac_common import db
 
     url = localdb.local_database_url()
     os.environ["DATABASE_URL"] = url
@@ -81,7 +80,7 @@ def run_dev(host: str, port: int) -> int:
     from dramac_common.settings import reset_settings
 
     local_runtime_defaults()
-    prepare_environment()
+    database_url = prepare_environment()
     moto_server, endpoint = start_moto_server(host)
     configure_local_aws_env(endpoint)
     reset_settings()
@@ -118,6 +117,8 @@ def run_dev(host: str, port: int) -> int:
         while not server.started and not stop.is_set():
             time.sleep(0.05)
         if server.started:
+            # before `ready`: whoever waits for it (dramac demo) finds the stack's database at once
+            stackfile.write_state(port, f"http://{host}:{port}", database_url)
             print(f"ready http://{host}:{port}", flush=True)
 
     threading.Thread(target=announce, daemon=True).start()
@@ -125,6 +126,7 @@ def run_dev(host: str, port: int) -> int:
         server.run()
     finally:
         stop.set()
+        stackfile.remove_state(port)
         for poller in pollers:
             poller.join(timeout=5)
         moto_server.stop()
