@@ -9,6 +9,7 @@ import os
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 
 def _cmd_migrate(_: argparse.Namespace) -> int:
@@ -51,8 +52,26 @@ def _cmd_seed(args: argparse.Namespace) -> int:
 INVOKE_DIRECTIVES = {"signPaddleWebhook"}
 
 
+def prepare_sample(function: str, event: Any) -> Any:
+    """The event ``dramac invoke`` hands the handler: without its ``dramacInvoke`` directives, and
+    with what they ask done. Raises ValueError for a directive it does not know or cannot honour."""
+    from .events import sign_paddle_webhook
+
+    if not isinstance(event, dict) or "dramacInvoke" not in event:
+        return event
+    event = dict(event)
+    directives = event.pop("dramacInvoke")
+    unknown = sorted(set(directives) - INVOKE_DIRECTIVES) if isinstance(directives, dict) else ["(not an object)"]
+    if unknown:
+        raise ValueError(f"unknown dramacInvoke directive(s) {', '.join(unknown)}; known: "
+                         f"{', '.join(sorted(INVOKE_DIRECTIVES))}")
+    if directives.get("signPaddleWebhook"):
+        event = sign_paddle_webhook(function, event)
+    return event
+
+
 def _cmd_invoke(args: argparse.Namespace) -> int:
-    from .events import LocalContext, sign_paddle_webhook
+    from .events import LocalContext
     from .functions_loader import available_functions, get_handler
 
     if args.function not in available_functions():
@@ -63,12 +82,6 @@ def _cmd_invoke(args: argparse.Namespace) -> int:
     except (OSError, json.JSONDecodeError) as exc:
         print(f"cannot read event {args.event}: {exc}", file=sys.stderr)
         return 2
-    directives = (event.pop("dramacInvoke", None) or {}) if isinstance(event, dict) else {}
-    unknown = sorted(set(directives) - INVOKE_DIRECTIVES) if isinstance(directives, dict) else ["(not an object)"]
-    if unknown:
-        print(f"{args.event}: unknown dramacInvoke directive(s) {', '.join(unknown)}; known: "
-              f"{', '.join(sorted(INVOKE_DIRECTIVES))}", file=sys.stderr)
-        return 2
     real_stdout = sys.stdout
     # Everything but the result goes to stderr: Powertools logs, migrations, moto.
     with contextlib.redirect_stdout(sys.stderr):
@@ -77,20 +90,19 @@ def _cmd_invoke(args: argparse.Namespace) -> int:
         local_runtime_defaults()
         if args.function != "domain_router":
             prepare_environment(seed="if_unseeded")
-        if directives.get("signPaddleWebhook"):
-            try:
-                event = sign_paddle_webhook(args.function, event)
-            except ValueError as exc:
-                print(f"{args.event}: {exc}", file=sys.stderr)
-                return 2
-        with _local_aws():
+        try:
+            event = prepare_sample(args.function, event)
+        except ValueError as exc:
+            print(f"{args.event}: {exc}", file=sys.stderr)
+            return 2
+        with local_aws():
             result = get_handler(args.function)(event, LocalContext(args.function))
     real_stdout.write(json.dumps(result, indent=2, default=str) + "\n")
     return 0
 
 
 @contextlib.contextmanager
-def _local_aws():
+def local_aws():
     """In-process moto for ``invoke``: queue sends land in emulated queues, never in AWS."""
     from dramac_common import queues
     from dramac_common.settings import reset_settings

@@ -167,13 +167,14 @@ def is_local_database(conninfo: str) -> bool:
     return True
 
 
-def seed_demo(conninfo: str) -> dict[str, str]:
+def seed_demo(conninfo: str, *, documented_credentials: bool | None = None) -> dict[str, str]:
     """Idempotently write the demo records the README and the sample events use; returns their ids.
 
     It creates what is missing and leaves what exists as it is (a contact a sample deleted comes
     back; an installation a sample disabled stays disabled until installed again). The documented
-    API key and webhook token are written only to a database on this machine."""
-    local = is_local_database(conninfo)
+    API key and webhook token are written only to a database on this machine (by default; an
+    unguessable key and token take their place elsewhere)."""
+    local = is_local_database(conninfo) if documented_credentials is None else documented_credentials
     with psycopg.connect(conninfo, autocommit=False, row_factory=dict_row) as conn:
         create_user(conn, user_id=DEMO_USER_ID, email="owner@demo.test", full_name="Demo Owner")
         create_user(conn, user_id=DEMO_MEMBER_ID, email="member@demo.test", full_name="Demo Member")

@@ -1,6 +1,10 @@
-"""Every sample event in ``events/`` answers what its name says, through ``dramac invoke``, each on a
-database freshly migrated and seeded by ``dramac seed`` (a copy of one seeded template per sample, so
-no sample depends on another having run). The naming rules are ``events/README.md``'s.
+"""Every sample event in ``events/`` answers what its name says, on a database freshly migrated and
+seeded by ``dramac seed`` (a copy of one seeded template, so no sample depends on another having run).
+
+Each sample goes through what ``dramac invoke`` does with it (``prepare_sample``: its ``dramacInvoke``
+directives, e.g. signing a Paddle webhook now) into the function's real handler, with the local
+stack's settings and emulated AWS set up once for all (``dramac invoke`` itself, seeding and exit
+codes included, is tested in ``test_seed_and_invoke.py``). The naming rules are ``events/README.md``'s.
 """
 
 from __future__ import annotations
@@ -101,17 +105,21 @@ def seeded_copies(server_url: str) -> Iterator[SeededCopies]:
             localdb.drop_database(server_url, made)
 
 
-@pytest.fixture
-def restored_environment() -> Iterator[None]:
-    """``dramac invoke`` exports DATABASE_URL and the local stack's defaults (in its own process that
-    is what it should do); here the process environment and the layer's pool are put back after."""
+@pytest.fixture(scope="module")
+def invoke_environment() -> Iterator[None]:
+    """What ``dramac invoke`` sets up around a handler (the local stack's defaults, emulated AWS), once
+    for the module; the process environment and the layer's pool are put back afterwards."""
     from dramac_common import db
     from dramac_common.settings import reset_settings
 
+    from dramac_dev.cli import local_aws
+    from dramac_dev.stack import local_runtime_defaults
+
     saved = dict(os.environ)
-    db.close_pool()
+    local_runtime_defaults()
     try:
-        yield
+        with local_aws():
+            yield
     finally:
         db.close_pool()
         os.environ.clear()
@@ -119,15 +127,24 @@ def restored_environment() -> Iterator[None]:
         reset_settings()
 
 
-def invoke(function: str, sample: Path, capsys: pytest.CaptureFixture[str]) -> Any:
-    """``dramac invoke FUNCTION SAMPLE`` in this process; its stdout is the handler's result."""
-    from dramac_dev.cli import main
+def invoke(function: str, event: dict[str, Any], database_url: str) -> Any:
+    """The sample through ``dramac invoke``'s preparation into the function's handler, on that database."""
+    from dramac_common import db
+    from dramac_common.settings import reset_settings
 
-    capsys.readouterr()
-    code = main(["invoke", function, str(sample)])
-    out, err = capsys.readouterr()
-    assert code == 0, f"dramac invoke exited {code}: {err[-2000:]}"
-    return json.loads(out)
+    from dramac_dev.cli import prepare_sample
+    from dramac_dev.events import LocalContext
+    from dramac_dev.functions_loader import get_handler
+
+    db.close_pool()
+    os.environ["DATABASE_URL"] = database_url
+    reset_settings()
+    try:
+        # a JSON round trip: the handler's result as `dramac invoke` prints it
+        return json.loads(json.dumps(get_handler(function)(prepare_sample(function, event), LocalContext(function)),
+                                     default=str))
+    finally:
+        db.close_pool()
 
 
 def check_http(sample: Path, result: dict[str, Any]) -> None:
@@ -161,17 +178,13 @@ def check_viewer_request(sample: Path, result: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=sample_id)
-def test_sample_answers_what_its_name_says(sample: Path, seeded_copies: SeededCopies, restored_environment,
-                                           capsys) -> None:
+def test_sample_answers_what_its_name_says(sample: Path, seeded_copies: SeededCopies, invoke_environment) -> None:
     function = sample.parent.name
     event = json.loads(sample.read_text(encoding="utf-8"))
-    os.environ["DATABASE_URL"] = url = seeded_copies.for_sample(sample, event)
+    url = seeded_copies.for_sample(sample, event)
     try:
-        result = invoke(function, sample, capsys)
+        result = invoke(function, event, url)
     finally:
-        from dramac_common import db
-
-        db.close_pool()
         seeded_copies.release(url)
     if event.get("version") == "2.0" and "routeKey" in event:
         check_http(sample, result)

@@ -13,7 +13,6 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 REPO = Path(__file__).resolve().parents[2]
 COUNTED = ("public.agencies", "public.sites", "public.agency_module_subscriptions",
@@ -154,20 +153,16 @@ def test_only_this_machines_databases_count_as_local(conninfo: str, local: bool)
     assert is_local_database(conninfo) is local
 
 
-def test_a_database_reached_by_another_name_gets_no_documented_credentials(blank_database: str) -> None:
-    """The same server, named as a remote host would be: the seed writes no documented key or token."""
+def test_without_documented_credentials_the_seed_writes_no_known_key_or_token(blank_database: str) -> None:
+    """What a database that is not on this machine gets (``is_local_database`` above decides)."""
     from dramac_common.automation.workflows import hash_token
 
     from dramac_dev import seed
 
-    params = conninfo_to_dict(blank_database)
-    if str(params.get("host", "")).startswith("/"):
-        pytest.skip("the embedded server listens on a Unix socket only")
-    remote_named = make_conninfo(**{**params, "hostaddr": params.get("host") or "127.0.0.1",
-                                    "host": "db.example.test"})
-    ids = seed.seed_demo(remote_named)
+    ids = seed.seed_demo(blank_database, documented_credentials=False)
     assert "api_key" not in ids and "webhook_path" not in ids
     assert scalar(blank_database, "SELECT count(*) FROM site_api_keys WHERE id = %s", seed.DEMO_API_KEY_ID) == 0
+    assert scalar(blank_database, "SELECT count(*) FROM automation_webhooks WHERE id = %s", seed.DEMO_WEBHOOK_ID) == 1
     assert scalar(blank_database, "SELECT count(*) FROM automation_webhooks WHERE token_hash = %s",
                   hash_token(seed.DEMO_WEBHOOK_TOKEN)) == 0
 
