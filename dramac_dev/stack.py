@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -122,6 +123,10 @@ def run_dev(host: str, port: int) -> int:
             print(f"ready http://{host}:{port}", flush=True)
 
     threading.Thread(target=announce, daemon=True).start()
+    if threading.current_thread() is threading.main_thread():
+        # uvicorn shuts down gracefully on SIGTERM, then raises it again: make that an exit that
+        # runs the cleanup below (the state file, the pollers) instead of the default instant death
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         server.run()
     finally:
@@ -135,6 +140,10 @@ def run_dev(host: str, port: int) -> int:
         db.close_pool()
         print("stopped", file=sys.stderr, flush=True)
     return 0 if server.started else 1
+
+
+def _exit_on_sigterm(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def describe(handlers: dict[str, Any]) -> str:
