@@ -7,10 +7,14 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
 .PHONY: dev test install migrate lint bench clean layer synth
 
+# Byte-compiling was half of an install: pip compiles one file at a time, and aws-cdk-lib alone ships
+# 180 MB of Python of which the CDK app imports a few dozen modules. So pip installs without
+# compiling, compileall compiles everything else on every core, and the CDK modules the app uses are
+# compiled when first imported. (The pip that comes with Python 3.11+ does all this; no upgrade step.)
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	$(VENV)/bin/python -m pip install --quiet --no-compile -e '.[dev]'
+	$(VENV)/bin/python -m compileall -q -j 0 -x '/aws_cdk/' $(VENV)/lib
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -9,6 +9,7 @@ import os
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 
 def _cmd_migrate(_: argparse.Namespace) -> int:
@@ -33,15 +34,40 @@ def _cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_seed(_: argparse.Namespace) -> int:
+def _cmd_seed(args: argparse.Namespace) -> int:
     from .stack import local_runtime_defaults, prepare_environment
 
     local_runtime_defaults()
-    prepare_environment()
-    from .seed import seed_demo
+    with contextlib.redirect_stdout(sys.stderr):
+        url = prepare_environment(seed="never")
+    from .seed import reset_demo, seed_demo
 
-    print(json.dumps(seed_demo(os.environ["DATABASE_URL"]), indent=2))
+    if args.reset:
+        reset_demo(url)
+    print(json.dumps(seed_demo(url), indent=2))
     return 0
+
+
+# What a sample may ask of `dramac invoke` under its "dramacInvoke" key (not part of any AWS event).
+INVOKE_DIRECTIVES = {"signPaddleWebhook"}
+
+
+def prepare_sample(function: str, event: Any) -> Any:
+    """The event ``dramac invoke`` hands the handler: without its ``dramacInvoke`` directives, and
+    with what they ask done. Raises ValueError for a directive it does not know or cannot honour."""
+    from .events import sign_paddle_webhook
+
+    if not isinstance(event, dict) or "dramacInvoke" not in event:
+        return event
+    event = dict(event)
+    directives = event.pop("dramacInvoke")
+    unknown = sorted(set(directives) - INVOKE_DIRECTIVES) if isinstance(directives, dict) else ["(not an object)"]
+    if unknown:
+        raise ValueError(f"unknown dramacInvoke directive(s) {', '.join(unknown)}; known: "
+                         f"{', '.join(sorted(INVOKE_DIRECTIVES))}")
+    if directives.get("signPaddleWebhook"):
+        event = sign_paddle_webhook(function, event)
+    return event
 
 
 def _cmd_invoke(args: argparse.Namespace) -> int:
@@ -63,15 +89,20 @@ def _cmd_invoke(args: argparse.Namespace) -> int:
 
         local_runtime_defaults()
         if args.function != "domain_router":
-            prepare_environment()
-        with _local_aws():
+            prepare_environment(seed="if_unseeded")
+        try:
+            event = prepare_sample(args.function, event)
+        except ValueError as exc:
+            print(f"{args.event}: {exc}", file=sys.stderr)
+            return 2
+        with local_aws():
             result = get_handler(args.function)(event, LocalContext(args.function))
     real_stdout.write(json.dumps(result, indent=2, default=str) + "\n")
     return 0
 
 
 @contextlib.contextmanager
-def _local_aws():
+def local_aws():
     """In-process moto for ``invoke``: queue sends land in emulated queues, never in AWS."""
     from dramac_common import queues
     from dramac_common.settings import reset_settings
@@ -85,8 +116,12 @@ def _local_aws():
     with mock_aws():
         reset_settings()
         queues.reset_client()
-        create_queues(queues.sqs_client(), os.environ.get("DRAMAC_QUEUE_PREFIX", "dramac"))
-        yield
+        try:
+            create_queues(queues.sqs_client(), os.environ.get("DRAMAC_QUEUE_PREFIX", "dramac"))
+            yield
+        finally:
+            queues.reset_client()  # the client belongs to this mock; nothing may use it after
+            reset_settings()
 
 
 def _cmd_dev(args: argparse.Namespace) -> int:
@@ -118,7 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("event", help="path to the event JSON, e.g. events/subscribe/subscribe.json")
     p.set_defaults(func=_cmd_invoke)
 
-    p = sub.add_parser("seed", help="write the demo records (idempotent) and print their ids")
+    p = sub.add_parser("seed", help="write the demo records that are missing (idempotent) and print their ids")
+    p.add_argument("--reset", action="store_true",
+                   help="first remove the demo agency and all of it, so every sample answers as documented again")
     p.set_defaults(func=_cmd_seed)
 
     p = sub.add_parser("dev", help="run the local stack")
@@ -130,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", default=f"http://127.0.0.1:{os.environ.get('PORT') or 3000}",
                    help="the local stack (started here if none answers)")
     p.add_argument("--database-url", default=None,
-                   help="the stack's database, for the operator's records (default: DATABASE_URL or the embedded one)")
+                   help="the stack's database, for the operator's records (default: the one the stack recorded "
+                        "in .dramac/stacks/PORT.json when it started, else DATABASE_URL)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for provisioning and the execution")
     p.set_defaults(func=_cmd_demo)
     return parser

@@ -127,8 +127,11 @@ def run_story(base_url: str, conninfo: str, receiver_url: str, received: Callabl
         module_id = module["id"]
 
         say(f"2. owner: subscribing the agency to {module['name']} ({MODULE_SLUG})")
-        _data(http.post("/api/modules/subscribe", json={"agencyId": str(tenant.agency_id), "moduleId": module_id}),
-              (200, 201), "subscribe")
+        reply = http.post("/api/modules/subscribe", json={"agencyId": str(tenant.agency_id), "moduleId": module_id})
+        if reply.status_code == 404:
+            raise DemoFailed("the stack does not see the agency just created: the database given is not the "
+                             "stack's (pass the DATABASE_URL it was started with)")
+        _data(reply, (200, 201), "subscribe")
 
         site = f"/api/sites/{tenant.site_id}"
         say(f"3. owner: installing {MODULE_SLUG} on the site")
@@ -216,8 +219,47 @@ def _start_stack(base_url: str, say: Callable[[str], None]) -> subprocess.Popen:
     return process
 
 
+def stack_database(base_url: str, explicit: str | None) -> str:
+    """The database of the stack at ``base_url``: what that stack recorded when it started (this
+    checkout's ``.dramac/stacks/<port>.json``), else ``--database-url`` or ``DATABASE_URL``. Never the
+    embedded server on a guess: that could be another database than the stack's."""
+    from . import stackfile
+
+    port = urlsplit(base_url).port or 80
+    state = stackfile.read_state(port)
+    if state is not None:
+        if explicit and explicit != state.database_url:
+            raise DemoFailed(f"--database-url is not the database of the stack at {base_url} (it uses the one in "
+                             f"{stackfile.state_path(port)}); leave --database-url out")
+        return state.database_url
+    given = explicit or os.environ.get("DATABASE_URL")
+    if not given:
+        raise DemoFailed(f"the stack at {base_url} was not started from this checkout, so its database is "
+                         "unknown: pass --database-url with the DATABASE_URL it was started with")
+    return given
+
+
+def check_database(conninfo: str) -> None:
+    """The database answers and holds the stack's records (migrated and seeded), or one sentence why not."""
+    import psycopg
+
+    try:
+        with psycopg.connect(conninfo, connect_timeout=5) as conn:
+            seeded = conn.execute(
+                "SELECT to_regclass('auth.users') IS NOT NULL AND to_regclass('public.modules_v2') IS NOT NULL"
+            ).fetchone()[0] and conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM public.modules_v2 WHERE slug = %s)", (MODULE_SLUG,)).fetchone()[0]
+    except psycopg.Error as exc:
+        reason = (str(exc).strip().splitlines() or ["no reason given"])[0]
+        raise DemoFailed(f"cannot use the stack's database: {reason}") from exc
+    if not seeded:
+        raise DemoFailed("the database given is not the stack's: it is not migrated and seeded "
+                         "(pass the DATABASE_URL the stack was started with)")
+
+
 def main(base_url: str, *, database_url: str | None = None, timeout_s: float = 60.0) -> int:
-    from . import localdb
+    import psycopg
+
     from .receiver import Receiver
 
     base_url = base_url.rstrip("/")
@@ -225,12 +267,18 @@ def main(base_url: str, *, database_url: str | None = None, timeout_s: float = 6
     try:
         if not _answers(base_url):
             process = _start_stack(base_url, print)
-        conninfo = database_url or localdb.local_database_url()
+        conninfo = stack_database(base_url, database_url)
+        check_database(conninfo)
         with Receiver() as receiver:
             result = run_story(base_url, conninfo, receiver.url, lambda: [r.body for r in receiver.requests],
                                timeout_s=timeout_s)
     except DemoFailed as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
+        return 1
+    except (psycopg.Error, httpx.HTTPError, OSError) as exc:
+        # the stack or its database went away mid-story: one line, not a traceback
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        print(f"demo failed: {type(exc).__name__}: {reason}", file=sys.stderr)
         return 1
     finally:
         if process is not None:

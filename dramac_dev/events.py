@@ -127,6 +127,28 @@ def sqs_event(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {"Records": records}
 
 
+PADDLE_WEBHOOK_ROUTE = "POST /api/webhooks/paddle"
+
+
+def sign_paddle_webhook(function: str, event: dict[str, Any], *, now: int | None = None) -> dict[str, Any]:
+    """The event with its ``Paddle-Signature`` made again, as Paddle would sign the same body now with
+    the secret this machine's purchase function verifies with (``PADDLE_WEBHOOK_SECRET``, or the
+    sandbox's documented default). Raises ValueError for anything but a Paddle webhook sample."""
+    from dramac_common.payments.config import get_payment_config
+    from dramac_common.payments.signature import sign
+
+    if function != "purchase" or event.get("routeKey") != PADDLE_WEBHOOK_ROUTE:
+        raise ValueError(f"signPaddleWebhook applies to the purchase function's {PADDLE_WEBHOOK_ROUTE} events only")
+    secret = get_payment_config().webhook_secret
+    if not secret:
+        raise ValueError("signPaddleWebhook needs PADDLE_WEBHOOK_SECRET (or PAYMENT_PROVIDER=sandbox)")
+    body = event.get("body") or ""
+    raw = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode("utf-8")
+    headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "paddle-signature"}
+    headers["paddle-signature"] = sign(secret, raw, ts=int(time.time()) if now is None else now)
+    return {**event, "headers": headers}
+
+
 class LocalContext:
     """The parts of the Lambda context object that handlers and Powertools read."""
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import threading
 import time
 from typing import Any
 
-from . import localdb, routes
+from . import localdb, routes, stackfile
 from .functions_loader import available_functions, get_handler
 from .sqs_local import (
     QUEUE_CONSUMERS,
@@ -28,19 +29,25 @@ from .sqs_local import (
 log = logging.getLogger("dramac.dev")
 
 
-def prepare_environment() -> str:
-    """Database up, migrated and seeded; returns its URL (also exported as ``DATABASE_URL``)."""
+def prepare_environment(seed: str = "always") -> str:
+    """Database up and migrated; returns its URL (also exported as ``DATABASE_URL``). ``seed``:
+    ``always`` writes the demo records that are missing, ``if_unseeded`` only into a database that
+    has never been seeded (``dramac invoke``: what a sample changed stays changed), ``never``."""
+    from dramac_common import db
     from dramac_common.migrate import apply_migrations
     from dramac_common.settings import reset_settings
 
-    from .seed import seed_demo
+    from .seed import seed_demo, unseeded
 
     url = localdb.local_database_url()
     os.environ["DATABASE_URL"] = url
+    reset_settings()
+    db.close_pool()  # a pool opened earlier in this process may point at another database
     applied = apply_migrations(url)
     if applied:
         print(f"migrations applied: {', '.join(applied)}", file=sys.stderr)
-    seed_demo(url)
+    if seed == "always" or (seed == "if_unseeded" and unseeded(url)):
+        seed_demo(url)
     reset_settings()
     return url
 
@@ -78,7 +85,7 @@ def run_dev(host: str, port: int) -> int:
     # handler never takes a delivery target from the request it serves.
     loopback = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - comparing, not binding
     os.environ.setdefault("SANDBOX_WEBHOOK_URL", f"http://{loopback}:{port}/api/webhooks/paddle")
-    prepare_environment()
+    database_url = prepare_environment()
     moto_server, endpoint = start_moto_server(host)
     configure_local_aws_env(endpoint)
     reset_settings()
@@ -115,13 +122,20 @@ def run_dev(host: str, port: int) -> int:
         while not server.started and not stop.is_set():
             time.sleep(0.05)
         if server.started:
+            # before `ready`: whoever waits for it (dramac demo) finds the stack's database at once
+            stackfile.write_state(port, f"http://{host}:{port}", database_url)
             print(f"ready http://{host}:{port}", flush=True)
 
     threading.Thread(target=announce, daemon=True).start()
+    if threading.current_thread() is threading.main_thread():
+        # uvicorn shuts down gracefully on SIGTERM, then raises it again: make that an exit that
+        # runs the cleanup below (the state file, the pollers) instead of the default instant death
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         server.run()
     finally:
         stop.set()
+        stackfile.remove_state(port)
         for poller in pollers:
             poller.join(timeout=5)
         moto_server.stop()
@@ -130,6 +144,10 @@ def run_dev(host: str, port: int) -> int:
         db.close_pool()
         print("stopped", file=sys.stderr, flush=True)
     return 0 if server.started else 1
+
+
+def _exit_on_sigterm(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def describe(handlers: dict[str, Any]) -> str:

@@ -551,12 +551,12 @@ def test_same_site_relative_paths_are_kept_as_redirect_targets(candidate):
 SAMPLE_EVENT_OUTCOMES = {
     "platform_subdomain_site.json": {"uri": "/site/acme.sites.dramacagency.com/about/team"},
     "custom_domain_site.json": {"uri": "/site/www.acme-bakery.com/menu"},
-    "nested_subdomain_not_found.json": {"status": "404"},
-    "reserved_label_not_found.json": {"status": "404"},
-    "invalid_host_bad_request.json": {"status": "400"},
+    "nested_subdomain_404.json": {"status": "404"},
+    "reserved_label_404.json": {"status": "404"},
+    "invalid_host_400.json": {"status": "400"},
     "app_public_path.json": {"uri": "/login"},
-    "app_protected_path_no_cookie.json": {"status": "302"},
-    "path_traversal_bad_request.json": {"status": "400"},
+    "app_protected_path_no_cookie_302.json": {"status": "302"},
+    "path_traversal_400.json": {"status": "400"},
 }
 
 
@@ -573,7 +573,7 @@ def test_sample_events_route_as_documented(file_name, expected, monkeypatch):
 
 
 def test_protected_sample_event_redirects_to_login_with_its_path_and_query(monkeypatch):
-    event = json.loads((EVENTS_DIR / "app_protected_path_no_cookie.json").read_text())
+    event = json.loads((EVENTS_DIR / "app_protected_path_no_cookie_302.json").read_text())
     monkeypatch.setattr(router, "_config", CONFIG)
     assert (
         location_of(router.handler(event, None)) == "/login?redirectTo=%2Fdashboard%2Fsites%3Ftab%3Dmodules"

@@ -326,13 +326,16 @@ _WORKFLOW_JSON = """
 
 def insert_workflow(unit: Unit, *, site_id: uuid.UUID, name: str, description: str, is_active: bool,
                     created_by: uuid.UUID | None, event_type: str, filter_: dict[str, Any],
-                    steps: list[dict[str, Any]]) -> uuid.UUID:
-    """The workflow, its steps and its trigger subscription, in one statement."""
+                    steps: list[dict[str, Any]], workflow_id: uuid.UUID | None = None) -> uuid.UUID:
+    """The workflow, its steps and its trigger subscription, in one statement (``workflow_id``: a
+    chosen id, for the documented demo records; otherwise a new one)."""
     row = unit.fetchone(
         """
         WITH wf AS (
-          INSERT INTO public.automation_workflows (site_id, name, description, is_active, created_by)
-          VALUES (%(site)s, %(name)s, %(description)s, %(active)s, %(by)s) RETURNING id, site_id, is_active
+          INSERT INTO public.automation_workflows (id, site_id, name, description, is_active, created_by)
+          VALUES (coalesce(%(id)s::uuid, gen_random_uuid()), %(site)s, %(name)s, %(description)s, %(active)s,
+                  %(by)s)
+          RETURNING id, site_id, is_active
         ), st AS (
           INSERT INTO public.workflow_steps (workflow_id, site_id, position, step_type, config)
           SELECT wf.id, wf.site_id, s.position, s.step_type, s.config
@@ -343,8 +346,8 @@ def insert_workflow(unit: Unit, *, site_id: uuid.UUID, name: str, description: s
         )
         SELECT id FROM wf
         """,
-        {"site": site_id, "name": name, "description": description, "active": is_active, "by": created_by,
-         "steps": _json(steps), "event_type": event_type, "filter": _json(filter_)},
+        {"id": workflow_id, "site": site_id, "name": name, "description": description, "active": is_active,
+         "by": created_by, "steps": _json(steps), "event_type": event_type, "filter": _json(filter_)},
     )
     return row["id"]
 
@@ -454,11 +457,11 @@ _WEBHOOK_COLUMNS = "id, site_id, workflow_id, name, event_type, is_active, creat
 
 
 def insert_webhook(unit: Unit, *, site_id: uuid.UUID, name: str, event_type: str, workflow_id: uuid.UUID | None,
-                   token_hash: str) -> dict[str, Any]:
+                   token_hash: str, webhook_id: uuid.UUID | None = None) -> dict[str, Any]:
     return unit.fetchone(
-        f"""INSERT INTO public.automation_webhooks (site_id, workflow_id, name, event_type, token_hash)
-            VALUES (%s, %s, %s, %s, %s) RETURNING {_WEBHOOK_COLUMNS}""",
-        (site_id, workflow_id, name, event_type, token_hash),
+        f"""INSERT INTO public.automation_webhooks (id, site_id, workflow_id, name, event_type, token_hash)
+            VALUES (coalesce(%s::uuid, gen_random_uuid()), %s, %s, %s, %s, %s) RETURNING {_WEBHOOK_COLUMNS}""",
+        (webhook_id, site_id, workflow_id, name, event_type, token_hash),
     )
 
 
