@@ -35,6 +35,8 @@ DEMO_WIDGET_MODULE_ID = uuid.UUID("c0ffee01-0000-4000-8000-000000000f03")
 # an incoming webhook, widget storage, and two site API keys.
 DEMO_CONTACT_ID = uuid.UUID("00000000-0000-4000-8000-0000000c0001")
 DEMO_PENDING_SUBSCRIPTION_ID = uuid.UUID("00000000-0000-4000-8000-0000000005b1")
+DEMO_CHECKOUT_ID = uuid.UUID("00000000-0000-4000-8000-0000000005c1")
+DEMO_TRANSACTION_ID = "txn_sample_0001"  # the Paddle transaction of the demo checkout
 DEMO_WORKFLOW_ID = uuid.UUID("00000000-0000-4000-8000-0000000b0001")
 DEMO_WEBHOOK_ID = uuid.UUID("00000000-0000-4000-8000-0000000b0002")
 DEMO_API_KEY_ID = uuid.UUID("00000000-0000-4000-8000-0000000a0001")
@@ -274,13 +276,22 @@ def install(conn: psycopg.Connection, site_id: uuid.UUID, module_id: uuid.UUID, 
 
 def _pending_purchase(conn: psycopg.Connection) -> None:
     """Booking bought with a 20 % markup and not yet paid: what ``purchase_paid.json`` leaves behind,
-    with the id the Paddle webhook sample names in its ``custom_data``."""
+    with the subscription, checkout and transaction the Paddle webhook sample names (the webhook
+    activates only a payment that matches its checkout: transaction, amount and currency)."""
     conn.execute(
         """INSERT INTO public.agency_module_subscriptions (id, agency_id, module_id, status, billing_cycle,
              wholesale_price_cents, markup_type, markup_value, retail_price_cents, currency, payment_provider)
            VALUES (%s, %s, %s, 'pending', 'monthly', 1999, 'percentage', 20, 2399, 'USD', 'sandbox')
            ON CONFLICT DO NOTHING""",
         (DEMO_PENDING_SUBSCRIPTION_ID, DEMO_AGENCY_ID, DEMO_PAID_MODULE_ID))
+    conn.execute(
+        """INSERT INTO public.payment_checkouts (id, agency_id, subscription_id, module_id, provider,
+             provider_checkout_id, amount_cents, currency, billing_cycle, created_by)
+           SELECT %s, %s, %s, %s, 'sandbox', %s, 1999, 'USD', 'monthly', %s
+           WHERE NOT EXISTS (SELECT 1 FROM public.payment_checkouts WHERE subscription_id = %s)
+           ON CONFLICT DO NOTHING""",
+        (DEMO_CHECKOUT_ID, DEMO_AGENCY_ID, DEMO_PENDING_SUBSCRIPTION_ID, DEMO_PAID_MODULE_ID, DEMO_TRANSACTION_ID,
+         DEMO_USER_ID, DEMO_PENDING_SUBSCRIPTION_ID))
 
 
 def _demo_automation(conn: psycopg.Connection, local: bool) -> None:
@@ -296,7 +307,10 @@ def _demo_automation(conn: psycopg.Connection, local: bool) -> None:
 
     unit = Unit(conn, None)
     if not dal.workflow_exists(unit, DEMO_SITE_ID, DEMO_WORKFLOW_ID):
-        steps = validated_steps([
+        # the steps are validated as the demo owner would save them (the record step's module must be
+        # installed on a site the owner can see), in this transaction only
+        conn.execute("SELECT set_config('request.jwt.claims', %s, true)", (json.dumps({"sub": str(DEMO_USER_ID)}),))
+        steps = validated_steps(unit, DEMO_SITE_ID, [
             StepInput(type="condition", config={"field": "event.payload.lead_score", "operator": "gte",
                                                 "value": 50}),
             StepInput(type="update_record", config={"module": "crm", "table": "contacts",

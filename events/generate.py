@@ -65,10 +65,12 @@ def paddle_webhook(name: str, *, signature: str | None = None, resign: bool = Fa
     body = json.dumps({
         "event_id": "evt_sample_0001", "event_type": "transaction.completed",
         "occurred_at": "2023-11-14T22:13:20.000000Z", "notification_id": "ntf_sample_0001",
-        "data": {"id": "txn_sample_0001", "status": "completed", "currency_code": "USD",
+        "data": {"id": seed.DEMO_TRANSACTION_ID, "status": "completed", "currency_code": "USD",
                  "subscription_id": "sub_sample_0001",
+                 "details": {"totals": {"subtotal": "1999", "tax": "0", "discount": "0", "total": "1999",
+                                        "grand_total": "1999"}},
                  "custom_data": {"subscription_id": str(seed.DEMO_PENDING_SUBSCRIPTION_ID), "agency_id": str(AGENCY),
-                                 "module_id": str(BOOKING)}},
+                                 "module_id": str(BOOKING), "checkout_id": str(seed.DEMO_CHECKOUT_ID)}},
     }, separators=(",", ":"))
     header = signature or sign(SANDBOX_WEBHOOK_SECRET, body.encode("utf-8"), ts=FIXED_EPOCH)
     _, event = http(name, "POST", "/api/webhooks/paddle", user=None, raw_body=body,
