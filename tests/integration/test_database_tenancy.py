@@ -231,3 +231,39 @@ def test_a_manifest_key_to_public_sites_is_refused_before_any_sql(owner_conn, ma
     assert owner_conn.execute("SELECT to_regnamespace(%s) IS NULL AS gone",
                               (f"mod_{module.hex[:8]}",)).fetchone()["gone"]
 
+
+
+# Platform events: written only by the backend -------------------------------------------------------
+
+@pytest.mark.parametrize(("site_event", "event_type"), [
+    (False, "marketplace.subscription.activated"),
+    (True, "marketplace.module.installed"),
+    (True, "automation.webhook.received"),
+])
+def test_a_manager_cannot_insert_a_platform_event(database_url, tenant, site_event, event_type):
+    """A forged ``marketplace.subscription.activated`` would run the agency's workflows on a payment that
+    never happened: only the backend's write role records platform events."""
+    site, agency = (tenant.site_id, None) if site_event else (None, tenant.agency_id)
+    with as_role(database_url, "authenticated", claims_for(tenant.owner)) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("INSERT INTO public.automation_events_log (site_id, agency_id, event_type) "
+                         "VALUES (%s, %s, %s)", (site, agency, event_type))
+
+
+def test_a_manager_cannot_call_the_platform_event_path(database_url, tenant):
+    with as_role(database_url, "authenticated", claims_for(tenant.owner)) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT private.log_platform_event(NULL, %s, 'marketplace.subscription.activated', "
+                         "'{}', 'marketplace', 'subscription', NULL)", (tenant.agency_id,))
+
+
+def test_the_backend_records_platform_events_and_only_those(database_url, tenant):
+    with db.user_unit(claims_for(tenant.owner)) as unit:
+        event_id = unit.call_write_path("log_platform_event", None, tenant.agency_id,
+                                        "marketplace.subscription.activated", None, "marketplace", None, None)
+        assert unit.fetchone("SELECT event_type FROM public.automation_events_log WHERE id = %s",
+                             (event_id,))["event_type"] == "marketplace.subscription.activated"
+    with pytest.raises(psycopg.errors.InvalidParameterValue):
+        with db.user_unit(claims_for(tenant.owner)) as unit:
+            unit.call_write_path("log_platform_event", tenant.site_id, None, "crm.contact.created", None, "crm",
+                                 None, None)

@@ -46,6 +46,10 @@ _NOT_SEGMENT_RE = re.compile(r"[^a-z0-9_]+")
 PLATFORM_EVENT_PREFIXES = frozenset({"marketplace", "automation"})
 
 
+def is_platform_event(event_type: str) -> bool:
+    return event_type.split(".", 1)[0] in PLATFORM_EVENT_PREFIXES
+
+
 def event_segment(text: str) -> str:
     """``Contact-Form`` → ``contact_form``: slugs may hold hyphens, event types may not. A module's
     events start with its slug as a segment (the database computes the same in
@@ -90,13 +94,15 @@ def log_automation_event(
     if site_id is None and agency_id is None:
         raise ValueError("an automation event needs a site_id or an agency_id")
     _require_known(unit, site_id, event_type)
-    row = unit.fetchone(
-        sql.SQL("INSERT INTO public.automation_events_log ({}) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id")
-        .format(_OUTBOX_COLUMNS),
-        (site_id, agency_id, event_type, Jsonb(payload, dumps=_json_dumps), source_module, source_entity_type,
-         str(source_entity_id) if source_entity_id is not None else None),
-    )
-    event_id = row["id"]
+    values = (site_id, agency_id, event_type, Jsonb(payload, dumps=_json_dumps), source_module, source_entity_type,
+              str(source_entity_id) if source_entity_id is not None else None)
+    if is_platform_event(event_type):
+        # only the backend writes platform events (migration 0074): a request role may not
+        event_id = unit.call_write_path("log_platform_event", *values)
+    else:
+        event_id = unit.fetchone(
+            sql.SQL("INSERT INTO public.automation_events_log ({}) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id")
+            .format(_OUTBOX_COLUMNS), values)["id"]
     dispatch_after_commit(unit, [event_id])
     return event_id
 
