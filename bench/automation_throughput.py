@@ -74,10 +74,10 @@ def _raw_baseline(conn: Any, site: Any, workflow: Any, url: str, events: int, re
 def measure(events: int, repeats: int, batch_sizes: list[int]) -> dict[Any, float]:
     """Median events/s per batch size (and ``"raw"`` for the raw SQL + HTTP baseline)."""
     import psycopg
-    from dramac_common import db, queues
     from dramac_common.automation import dal
-    from dramac_common.migrate import apply_migrations
-    from dramac_common.settings import reset_settings
+    from dramac_common.core import db, queues
+    from dramac_common.core.migrate import apply_migrations
+    from dramac_common.core.settings import reset_settings
     from moto import mock_aws
     from psycopg.rows import dict_row
 
@@ -159,7 +159,7 @@ def run(env: dict[str, str]) -> Any:
         results = measure(events, repeats, [1, 10])
     finally:
         os.environ["DATABASE_URL"] = saved or ""
-        from dramac_common.settings import reset_settings
+        from dramac_common.core.settings import reset_settings
 
         reset_settings()
     section = Section("5. Automation throughput", "make bench (bench/automation_throughput.py)",

@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=25)
     args = parser.parse_args()
 
-    from dramac_common.migrate import apply_migrations
+    from dramac_common.core.migrate import apply_migrations
 
     from dramac_dev import localdb, seed
 

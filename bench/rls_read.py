@@ -48,12 +48,12 @@ def timed(fn: Callable[[], Any], repeats: int) -> list[float]:
 
 def measure(server: str, rows: int, sites: int, sites_per_agency: int, repeats: int) -> dict[str, Any]:
     import psycopg
-    from dramac_common import db
-    from dramac_common.migrate import apply_migrations
+    from dramac_common.core import db
+    from dramac_common.core.migrate import apply_migrations
+    from dramac_common.core.settings import reset_settings
     from dramac_common.module_data import ModuleDatabaseSDK
     from dramac_common.module_data.query import Query
     from dramac_common.provisioning import provisioner
-    from dramac_common.settings import reset_settings
     from psycopg import sql
     from psycopg.rows import dict_row
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jwt
-from dramac_common.errors import error_envelope
+from dramac_common.core.errors import error_envelope
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request

@@ -303,7 +303,7 @@ def _demo_automation(conn: psycopg.Connection, local: bool) -> None:
         hash_token,
         validated_steps,
     )
-    from dramac_common.db import Unit
+    from dramac_common.core.db import Unit
 
     unit = Unit(conn, None)
     if not dal.workflow_exists(unit, DEMO_SITE_ID, DEMO_WORKFLOW_ID):
@@ -329,7 +329,7 @@ def _demo_automation(conn: psycopg.Connection, local: bool) -> None:
 
 def _demo_api_keys(conn: psycopg.Connection, local: bool) -> None:
     """The documented key (local databases only) and a second key for the revoke sample."""
-    from dramac_common.api_keys import hash_key, key_prefix, new_key
+    from dramac_common.core.auth import hash_key, key_prefix, new_key
 
     keys = [(DEMO_OLD_API_KEY_ID, "Old integration", new_key(DEMO_OLD_API_KEY_ID))]
     if local:
@@ -342,7 +342,7 @@ def _demo_api_keys(conn: psycopg.Connection, local: bool) -> None:
 
 
 def _demo_contact(conn: psycopg.Connection) -> None:
-    from dramac_common.naming import module_table_identifier
+    from dramac_common.core.naming import module_table_identifier
 
     conn.execute(
         sql.SQL("""INSERT INTO {} (id, site_id, email, first_name, last_name, lead_score)
@@ -354,8 +354,8 @@ def _demo_contact(conn: psycopg.Connection) -> None:
 @contextmanager
 def _shared_layer_database(conninfo: str) -> Iterator[None]:
     """The shared layer's pool on ``conninfo`` for the duration (it reads ``DATABASE_URL``)."""
-    from dramac_common import db
-    from dramac_common.settings import reset_settings
+    from dramac_common.core import db
+    from dramac_common.core.settings import reset_settings
 
     previous = os.environ.get("DATABASE_URL")
     if previous == conninfo:

@@ -93,7 +93,7 @@ DEFAULT_SETTINGS = FunctionSettings(**_HTTP, why="no entry in FUNCTION_SETTINGS:
 
 @dataclass(frozen=True)
 class QueueSpec:
-    name: str  # logical: dramac_common.queues names the same
+    name: str  # logical: dramac_common.core.queues names the same
     consumer: str
     batch_size: int
     visibility_timeout_s: int

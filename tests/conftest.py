@@ -26,6 +26,39 @@ os.environ.setdefault("AWS_REGION", "us-east-1")
 os.environ.setdefault("PAYMENT_PROVIDER", "sandbox")
 
 
+@pytest.fixture(autouse=True)
+def fresh_settings() -> None:
+    """Every test starts from the settings of the environment as it is (a previous test's changes undone)."""
+    from dramac_common.core.settings import reset_settings
+
+    reset_settings()
+
+
+class SettingsEnv:
+    """Environment variables set for one test; the layer reads its settings again after each change."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch):
+        self._monkeypatch = monkeypatch
+
+    def set(self, name: str, value: str) -> None:
+        from dramac_common.core.settings import reset_settings
+
+        self._monkeypatch.setenv(name, value)
+        reset_settings()
+
+    def unset(self, name: str) -> None:
+        from dramac_common.core.settings import reset_settings
+
+        self._monkeypatch.delenv(name, raising=False)
+        reset_settings()
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> SettingsEnv:
+    """Change environment variables for one test (undone afterwards), settings included."""
+    return SettingsEnv(monkeypatch)
+
+
 @pytest.fixture(scope="session")
 def server_url() -> str:
     from dramac_dev import localdb
@@ -36,9 +69,9 @@ def server_url() -> str:
 @pytest.fixture(scope="session")
 def database_url(server_url: str) -> Iterator[str]:
     """A fresh, migrated database for this run (per xdist worker), dropped afterwards."""
-    from dramac_common import db
-    from dramac_common.migrate import apply_migrations
-    from dramac_common.settings import reset_settings
+    from dramac_common.core import db
+    from dramac_common.core.migrate import apply_migrations
+    from dramac_common.core.settings import reset_settings
 
     from dramac_dev import localdb
 

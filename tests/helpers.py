@@ -91,8 +91,8 @@ def emulated_queues():
 
     @contextmanager
     def scope():
-        from dramac_common import queues
-        from dramac_common.settings import reset_settings
+        from dramac_common.core import queues
+        from dramac_common.core.settings import reset_settings
         from moto import mock_aws
 
         from dramac_dev.sqs_local import create_queues

@@ -23,13 +23,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from dramac_common import db
-from dramac_common.api import create_app, current_caller, decode_body, envelope, lambda_handler
-from dramac_common.api_keys import Principal, current_principal, principal_id, site_unit
 from dramac_common.automation import workflows
-from dramac_common.idempotency import IdempotencyKey, idempotent_response
-from dramac_common.jsonbody import check_value
-from dramac_common.tenancy import Caller
+from dramac_common.core import db
+from dramac_common.core.api import create_app, decode_body, envelope, lambda_handler
+from dramac_common.core.auth import Caller, Principal, current_caller, current_principal, principal_id
+from dramac_common.core.idempotency import IdempotencyKey, idempotent_response
+from dramac_common.core.jsonbody import check_value
+from dramac_common.core.tenancy import site_unit
 from fastapi import Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel

@@ -27,7 +27,7 @@ def local_settings(environ) -> dict:
 def dev_default_secret() -> str:
     """The project's built-in dev secret: the shared layer's, as `dramac token` uses it."""
     try:
-        from dramac_common.settings import DEV_JWT_SECRET
+        from dramac_common.core.settings import DEV_JWT_SECRET
     except ImportError:
         return FALLBACK_DEV_JWT_SECRET
     return DEV_JWT_SECRET

@@ -13,9 +13,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from dramac_common import db, installations
-from dramac_common.api import Envelope, create_app, current_caller, envelope, lambda_handler
-from dramac_common.tenancy import Caller
+from dramac_common.core import db
+from dramac_common.core.api import Envelope, create_app, envelope, lambda_handler
+from dramac_common.core.auth import Caller, current_caller
+from dramac_common.installations import site_modules as installations
 from fastapi import Depends, Path
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel

@@ -28,24 +28,21 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from dramac_common import db, jsonbody
-from dramac_common.api import Envelope, create_app, current_caller, envelope, lambda_handler
-from dramac_common.api_keys import (
+from dramac_common.core import db, jsonbody
+from dramac_common.core.api import Envelope, create_app, envelope, lambda_handler
+from dramac_common.core.auth import Caller, Principal, current_caller, current_principal, principal_id
+from dramac_common.core.errors import BadRequest, NotFound
+from dramac_common.core.idempotency import IdempotencyKey, idempotent_response
+from dramac_common.core.tenancy import site_unit
+from dramac_common.installations.api_keys import (
     ApiKeyInfo,
     CreatedApiKey,
-    Principal,
     create_api_key,
-    current_principal,
     list_api_keys,
-    principal_id,
     revoke_api_key,
-    site_unit,
     without_secret,
 )
-from dramac_common.errors import BadRequest, NotFound
-from dramac_common.idempotency import IdempotencyKey, idempotent_response
 from dramac_common.module_data import ModuleDatabaseSDK, WidgetStorage, parse_query_params
-from dramac_common.tenancy import Caller
 from fastapi import Body, Depends, Path, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response

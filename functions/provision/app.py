@@ -14,13 +14,13 @@ the message goes to the dead-letter queue.
 
 from __future__ import annotations
 
-import os
 import uuid
 from typing import Any, Literal
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from dramac_common.core.settings import get_settings
 from dramac_common.provisioning import provisioner
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -38,7 +38,7 @@ class ProvisionJob(BaseModel):
 
 
 def max_receives() -> int:
-    return int(os.environ.get("PROVISION_MAX_RECEIVES") or 5)
+    return get_settings().provision_max_receives
 
 
 def record_handler(record: SQSRecord) -> dict[str, Any]:

@@ -13,16 +13,16 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
-from dramac_common import db
-from dramac_common.api import Envelope, create_app, current_caller, decode_body, envelope, lambda_handler
-from dramac_common.errors import NotFound, ServiceUnavailable, Unauthorized
-from dramac_common.idempotency import IdempotencyKey, idempotent_response
+from dramac_common.core import db
+from dramac_common.core.api import Envelope, create_app, decode_body, envelope, lambda_handler
+from dramac_common.core.auth import Caller, current_caller
+from dramac_common.core.errors import NotFound, ServiceUnavailable, Unauthorized
+from dramac_common.core.idempotency import IdempotencyKey, idempotent_response
 from dramac_common.payments import sandbox, subscriptions, webhooks
 from dramac_common.payments.config import get_payment_config
 from dramac_common.payments.markup import validate_markup
 from dramac_common.payments.providers import get_provider
 from dramac_common.payments.signature import SignatureError, verify
-from dramac_common.tenancy import Caller
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, StrictInt

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import uuid
 
-from dramac_common import db, marketplace
-from dramac_common.api import Envelope, create_app, current_caller, envelope, error_response, lambda_handler
-from dramac_common.tenancy import Caller
+from dramac_common.core import db
+from dramac_common.core.api import Envelope, create_app, envelope, error_response, lambda_handler
+from dramac_common.core.auth import Caller, current_caller
+from dramac_common.marketplace import catalog as marketplace
 from fastapi import Depends
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel

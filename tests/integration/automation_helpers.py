@@ -60,20 +60,20 @@ class LocalAws:
 
 
 @pytest.fixture
-def aws(database_url, monkeypatch):
+def aws(database_url, env):
     """moto SQS (the project's queues) and SES (a verified sender) for one test."""
-    from dramac_common import queues
     from dramac_common.automation import outbound, steps
-    from dramac_common.settings import reset_settings
+    from dramac_common.core import queues
+    from dramac_common.core.settings import reset_settings
     from moto import mock_aws
 
     from dramac_dev.sqs_local import create_queues
 
-    monkeypatch.setenv("AUTOMATION_EMAIL_FROM", EMAIL_FROM)
-    monkeypatch.setenv("AUTOMATION_HTTP_BACKOFF_BASE_S", "0.01")
-    monkeypatch.setenv("AUTOMATION_ALLOW_PRIVATE_HTTP", "1")
+    env.set("AUTOMATION_EMAIL_FROM", EMAIL_FROM)
+    env.set("AUTOMATION_HTTP_BACKOFF_BASE_S", "0.01")
+    env.set("AUTOMATION_ALLOW_PRIVATE_HTTP", "1")
     for name in ("SQS_ENDPOINT_URL", "SES_ENDPOINT_URL", "EVENTS_QUEUE_URL", "PROVISION_QUEUE_URL"):
-        monkeypatch.delenv(name, raising=False)
+        env.unset(name)
     with mock_aws():
         reset_settings()
         queues.reset_client()
@@ -104,8 +104,8 @@ def claims_for(user: uuid.UUID) -> dict[str, Any]:
 
 def emit(site_id: uuid.UUID, event_type: str, payload: dict[str, Any]) -> uuid.UUID:
     """An event written the way modules write them: log_automation_event in a transaction."""
-    from dramac_common import db
-    from dramac_common.automation_events import log_automation_event
+    from dramac_common.automation.outbox import log_automation_event
+    from dramac_common.core import db
 
     with db.service_unit() as unit:
         return log_automation_event(unit, site_id, event_type, payload, source_module="test")

@@ -73,7 +73,7 @@ def sqs_queues_fixture():
     """moto's SQS with the project's queues; yields a reader of the events queue's messages."""
     import json
 
-    from dramac_common import queues
+    from dramac_common.core import queues
     from moto import mock_aws
 
     with mock_aws():

@@ -160,10 +160,10 @@ def forward_to_function(name: str) -> Callable[[str, str, dict[str, str], bytes]
 
 
 @pytest.fixture
-def sandbox_queues(monkeypatch):
+def sandbox_queues(env):
     """The sandbox payment provider with its built-in webhook secret, and emulated queues."""
-    monkeypatch.setenv("PAYMENT_PROVIDER", "sandbox")
-    monkeypatch.delenv("PADDLE_WEBHOOK_SECRET", raising=False)
+    env.set("PAYMENT_PROVIDER", "sandbox")
+    env.unset("PADDLE_WEBHOOK_SECRET")
     with emulated_queues() as urls:
         yield urls
 

@@ -4,7 +4,7 @@ expiry and rotation with an overlap period."""
 import hashlib
 
 import pytest
-from dramac_common import api_keys
+from dramac_common.core import auth
 from module_fixtures import make_crm, sqs_queues_fixture  # noqa: F401 - fixture
 
 
@@ -74,13 +74,13 @@ def test_key_cannot_reach_another_site(api, crm, tenant, other_tenant):
 
 
 def test_key_claims_let_rls_see_only_its_site(crm, tenant, other_tenant, owner_conn):
-    from dramac_common import db
+    from dramac_common.core import db
 
     module_id, _ = crm
     short = module_id.hex[:8]
     for t in (tenant, other_tenant):
         owner_conn.execute(f"INSERT INTO mod_{short}.contacts (site_id, email) VALUES (%s, 'x@y')", (t.site_id,))
-    scope = api_keys.SiteApiKey(key_id=tenant.site_id, site_id=tenant.site_id, agency_id=tenant.agency_id,
+    scope = auth.SiteApiKey(key_id=tenant.site_id, site_id=tenant.site_id, agency_id=tenant.agency_id,
                                 modules=None, created_by=tenant.owner)
     with db.user_unit(scope.db_claims) as unit:
         rows = unit.fetchall(f"SELECT site_id FROM mod_{short}.contacts")
@@ -157,15 +157,15 @@ def test_keys_cannot_manage_keys(api, tenant):
 
 
 def test_a_bearer_without_an_authorizer_is_verified_by_the_handler_and_refused_in_lambda_unconfigured(
-        api, crm, tenant, monkeypatch):
+        api, crm, tenant, env):
     from dramac_dev.tokens import issue_token
 
     _, slug = crm
     headers = {"authorization": f"Bearer {issue_token(tenant.member)}"}  # no authorizer claims in the event
     locally = api.get(data_path(tenant, slug, "contacts"), headers=headers)
-    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "module-api")  # in AWS, with no key material configured
-    monkeypatch.delenv("DRAMAC_JWT_SECRET", raising=False)
-    monkeypatch.delenv("DRAMAC_JWT_JWKS_URL", raising=False)
+    env.set("AWS_LAMBDA_FUNCTION_NAME", "module-api")  # in AWS, with no key material configured
+    env.unset("DRAMAC_JWT_SECRET")
+    env.unset("DRAMAC_JWT_JWKS_URL")
     in_lambda = api.get(data_path(tenant, slug, "contacts"), headers=headers)
     assert locally.status == 200
     assert (in_lambda.status, in_lambda.body["code"]) == (401, "invalid_token")

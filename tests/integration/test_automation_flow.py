@@ -160,8 +160,8 @@ def test_client_errors_are_not_retried(api, tenant, aws, receiver, owner_conn):
     assert len(receiver.requests) == 1
 
 
-def test_private_addresses_are_refused_without_the_setting(api, tenant, aws, receiver, owner_conn, monkeypatch):
-    monkeypatch.delenv("AUTOMATION_ALLOW_PRIVATE_HTTP")
+def test_private_addresses_are_refused_without_the_setting(api, tenant, aws, receiver, owner_conn, env):
+    env.unset("AUTOMATION_ALLOW_PRIVATE_HTTP")
     workflow = create_workflow(api, tenant, [http_step(receiver.url)])
     emit(tenant.site_id, "crm.contact.created", CONTACT)
     aws.drain()
@@ -253,8 +253,8 @@ def test_resume_message_delay_is_capped_at_900_seconds(aws):
 
 def test_crash_between_commit_and_send_is_recovered_by_the_relay(api, tenant, aws, receiver, owner_conn,
                                                                   monkeypatch):
-    from dramac_common import queues
     from dramac_common.automation import relay
+    from dramac_common.core import queues
 
     workflow = create_workflow(api, tenant, three_steps(receiver.url))
     real_send = queues.send_messages

@@ -7,8 +7,9 @@ import threading
 import uuid
 
 import pytest
-from dramac_common import db, installations
-from dramac_common.naming import get_module_schema_name
+from dramac_common.core import db
+from dramac_common.core.naming import get_module_schema_name
+from dramac_common.installations import site_modules as installations
 from helpers import claims_for, emulated_queues
 
 from dramac_dev.seed import CRM_MANIFEST
@@ -273,10 +274,10 @@ def test_a_failed_installation_is_retried_by_installing_again(api, tenant, crm, 
 
 
 def test_twenty_concurrent_installs_on_twenty_sites_give_one_schema_and_twenty_active_installations(
-        function_client, provision_queue, make_tenant, make_module, owner_conn, monkeypatch):
-    from dramac_common.settings import reset_settings
+        function_client, provision_queue, make_tenant, make_module, owner_conn, env):
+    from dramac_common.core.settings import reset_settings
 
-    monkeypatch.setenv("DRAMAC_DB_POOL_MAX", "20")
+    env.set("DRAMAC_DB_POOL_MAX", "20")
     reset_settings()
     db.close_pool()
     api = function_client("install")
@@ -304,7 +305,7 @@ def test_twenty_concurrent_installs_on_twenty_sites_give_one_schema_and_twenty_a
     statuses = owner_conn.execute("SELECT status, count(*) AS n FROM site_module_installations WHERE module_id = %s "
                                   "GROUP BY status", (module,)).fetchall()
     assert statuses == [{"status": "active", "n": 20}]
-    monkeypatch.delenv("DRAMAC_DB_POOL_MAX")
+    env.unset("DRAMAC_DB_POOL_MAX")
     reset_settings()
     db.close_pool()
 

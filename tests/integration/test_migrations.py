@@ -1,6 +1,6 @@
 """Migrations apply in order, are recorded, and a second run is a no-op."""
 
-from dramac_common.migrate import apply_migrations, default_migrations_dir, migration_files
+from dramac_common.core.migrate import apply_migrations, default_migrations_dir, migration_files
 
 CONTRACT_TABLES = {
     "profiles", "agencies", "agency_members", "clients", "sites", "modules_v2", "agency_module_subscriptions",

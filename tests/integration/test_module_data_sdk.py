@@ -4,8 +4,8 @@ real transactions for batch, automation events in the same transaction, module g
 import uuid
 
 import pytest
-from dramac_common import db
-from dramac_common.errors import ApiError, Conflict, NotFound, ValidationFailed
+from dramac_common.core import db
+from dramac_common.core.errors import ApiError, Conflict, NotFound, ValidationFailed
 from dramac_common.module_data import ModuleDatabaseSDK, Query, WidgetStorage, parse_query_params
 from helpers import claims_for
 from module_fixtures import install_module, make_crm, sqs_queues_fixture  # noqa: F401 - fixture
@@ -127,7 +127,7 @@ def test_sdk_events_go_through_the_shared_outbox_rules(crm, tenant, owner_conn):
 
 
 def test_statement_level_events_refuse_a_type_unknown_on_the_site(crm, tenant):
-    from dramac_common.automation_events import events_for_rows
+    from dramac_common.automation.outbox import events_for_rows
     from psycopg import sql
 
     _, slug = crm

@@ -146,7 +146,7 @@ def test_numbers_at_the_limits_are_stored_as_postgresql_rounds_them(api, ledger,
 
 
 def test_sdk_returns_decimal_for_numeric_and_jsonb_numbers(owner_conn, make_module, tenant, sqs_queues, database_url):
-    from dramac_common import db
+    from dramac_common.core import db
     from dramac_common.module_data import ModuleDatabaseSDK
 
     _, slug = make_crm(owner_conn, make_module, tenant, manifest=LEDGER_MANIFEST)

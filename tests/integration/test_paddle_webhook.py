@@ -379,29 +379,29 @@ def test_missing_or_malformed_signature_is_401(api, pending, header, owner_conn)
     assert reply.status == 401
 
 
-def test_configured_secret_replaces_the_sandbox_default(api, pending, monkeypatch, owner_conn):
-    from dramac_common.settings import reset_settings
+def test_configured_secret_replaces_the_sandbox_default(api, pending, env, owner_conn):
+    from dramac_common.core.settings import reset_settings
 
-    monkeypatch.setenv("PADDLE_WEBHOOK_SECRET", "pdl_ntfset_configured")
+    env.set("PADDLE_WEBHOOK_SECRET", "pdl_ntfset_configured")
     reset_settings()
     try:
         event = completed_event(owner_conn, pending)
         assert deliver(api, event, secret=SANDBOX_SECRET).status == 401
         assert deliver(api, event, secret="pdl_ntfset_configured").status == 200
     finally:
-        monkeypatch.delenv("PADDLE_WEBHOOK_SECRET")
+        env.unset("PADDLE_WEBHOOK_SECRET")
         reset_settings()
 
 
-def test_paddle_mode_without_a_secret_is_503_so_paddle_retries(api, pending, monkeypatch, owner_conn):
-    from dramac_common.settings import reset_settings
+def test_paddle_mode_without_a_secret_is_503_so_paddle_retries(api, pending, env, owner_conn):
+    from dramac_common.core.settings import reset_settings
 
-    monkeypatch.setenv("PAYMENT_PROVIDER", "paddle")
+    env.set("PAYMENT_PROVIDER", "paddle")
     reset_settings()
     try:
         reply = deliver(api, completed_event(owner_conn, pending))
     finally:
-        monkeypatch.setenv("PAYMENT_PROVIDER", "sandbox")
+        env.set("PAYMENT_PROVIDER", "sandbox")
         reset_settings()
     assert reply.status == 503
     assert reply.body["code"] == "webhook_not_configured"

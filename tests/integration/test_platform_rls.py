@@ -2,7 +2,7 @@
 
 import psycopg
 import pytest
-from dramac_common import db
+from dramac_common.core import db
 from helpers import claims_for
 
 

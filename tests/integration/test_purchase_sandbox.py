@@ -16,22 +16,18 @@ def queues(sandbox_queues):
     return sandbox_queues
 
 
-def configure_webhook_url(monkeypatch, request, url):
-    from dramac_common.settings import reset_settings
-
+def configure_webhook_url(env, url):
     if url is None:
-        monkeypatch.delenv("SANDBOX_WEBHOOK_URL", raising=False)
+        env.unset("SANDBOX_WEBHOOK_URL")
     else:
-        monkeypatch.setenv("SANDBOX_WEBHOOK_URL", url)
-    reset_settings()
-    request.addfinalizer(reset_settings)
+        env.set("SANDBOX_WEBHOOK_URL", url)
 
 
 @pytest.fixture
-def webhook_gateway(monkeypatch, request):
+def webhook_gateway(env):
     """Our webhook route on 127.0.0.1, as the local stack serves it; SANDBOX_WEBHOOK_URL points at it."""
     with loopback_server(forward_to_function("purchase")) as (url, recorded):
-        configure_webhook_url(monkeypatch, request, f"{url}/api/webhooks/paddle")
+        configure_webhook_url(env, f"{url}/api/webhooks/paddle")
         yield recorded
 
 
@@ -85,11 +81,10 @@ def test_another_agency_cannot_complete_a_checkout(api, other_tenant, purchase, 
     assert api.post(f"/api/sandbox/checkouts/{uuid.uuid4()}/complete", user=other_tenant.owner).status == 404
 
 
-def test_without_a_configured_webhook_url_completion_is_503_and_posts_nowhere(api, tenant, purchase, monkeypatch,
-                                                                              request):
+def test_without_a_configured_webhook_url_completion_is_503_and_posts_nowhere(api, tenant, purchase, env):
     # the request names a loopback host where a webhook route really listens: it is never used
     with loopback_server(forward_to_function("purchase")) as (host_url, host_side):
-        configure_webhook_url(monkeypatch, request, None)
+        configure_webhook_url(env, None)
         reply = api.post(purchase["checkout"]["url"], user=tenant.owner,
                          headers={"host": host_url.removeprefix("http://")})
     assert reply.status == 503

@@ -171,8 +171,8 @@ def test_incoming_automation_webhook_refuses_what_it_cannot_store(function_clien
 
 
 @pytest.fixture
-def purchase_api(function_client, monkeypatch):
-    monkeypatch.setenv("PADDLE_WEBHOOK_SECRET", "refused-input-secret")
+def purchase_api(function_client, env):
+    env.set("PADDLE_WEBHOOK_SECRET", "refused-input-secret")
     return function_client("purchase")
 
 

@@ -10,7 +10,7 @@ import uuid
 import psycopg
 import pytest
 from catalog_lint import ALL_RULES, findings
-from dramac_common.migrate import apply_migrations, default_migrations_dir, migration_files
+from dramac_common.core.migrate import apply_migrations, default_migrations_dir, migration_files
 from psycopg.rows import dict_row
 
 from dramac_dev import localdb, seed

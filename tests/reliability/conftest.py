@@ -13,11 +13,11 @@ from reliability_world import World, build_world  # noqa: E402
 
 
 @pytest.fixture
-def world(owner_conn, make_module, make_tenant, aws, receiver, monkeypatch, request) -> World:  # noqa: F811
-    from dramac_common.settings import reset_settings
+def world(owner_conn, make_module, make_tenant, aws, receiver, env, request) -> World:  # noqa: F811
+    from dramac_common.core.settings import reset_settings
 
     # completing a sandbox checkout delivers its webhook over HTTP: here, to the recording receiver
-    monkeypatch.setenv("SANDBOX_WEBHOOK_URL", f"{receiver.url}/api/webhooks/paddle")
+    env.set("SANDBOX_WEBHOOK_URL", f"{receiver.url}/api/webhooks/paddle")
     reset_settings()
     request.addfinalizer(reset_settings)
     return build_world(owner_conn, make_module, make_tenant, aws, receiver)

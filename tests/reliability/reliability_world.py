@@ -165,7 +165,7 @@ TENANT_TABLES = {
 
 def tenant_snapshot(owner_conn: Any, agency: Agency, crm_module: uuid.UUID) -> dict[str, str]:
     """A digest of every row the agency owns, per table (module rows included)."""
-    from dramac_common.naming import get_module_schema_name
+    from dramac_common.core.naming import get_module_schema_name
     from psycopg import sql
 
     parts = []

@@ -28,14 +28,14 @@ WEBHOOK = "/api/webhooks/paddle"
 
 
 @pytest.fixture
-def parallel_pool(database_url, monkeypatch):
+def parallel_pool(database_url, monkeypatch, env):
     """A pool as large as the burst: N overlapping transactions, as N Lambda containers would run them."""
-    from dramac_common import db
-    from dramac_common.settings import reset_settings
+    from dramac_common.core import db
+    from dramac_common.core.settings import reset_settings
 
-    monkeypatch.setenv("DRAMAC_DB_POOL_MAX", str(2 * BURST + 4))
-    monkeypatch.setenv("PAYMENT_PROVIDER", "sandbox")
-    monkeypatch.delenv("PADDLE_WEBHOOK_SECRET", raising=False)
+    env.set("DRAMAC_DB_POOL_MAX", str(2 * BURST + 4))
+    env.set("PAYMENT_PROVIDER", "sandbox")
+    env.unset("PADDLE_WEBHOOK_SECRET")
     reset_settings()
     db.close_pool()
     yield
@@ -163,12 +163,12 @@ def test_parallel_distinct_completions_of_one_transaction_activate_once(fn, tena
 
 
 @pytest.fixture
-def webhook_gateway(parallel_pool, monkeypatch, request):
+def webhook_gateway(parallel_pool, env, request):
     """Our webhook route on a loopback server (threaded, as a gateway is); the sandbox delivers there."""
-    from dramac_common.settings import reset_settings
+    from dramac_common.core.settings import reset_settings
 
     with loopback_server(forward_to_function("purchase")) as (url, recorded):
-        monkeypatch.setenv("SANDBOX_WEBHOOK_URL", f"{url}{WEBHOOK}")
+        env.set("SANDBOX_WEBHOOK_URL", f"{url}{WEBHOOK}")
         reset_settings()
         request.addfinalizer(reset_settings)
         yield recorded
@@ -408,7 +408,7 @@ def rows_path(tenant, slug, row_id=None) -> str:
 
 
 def contacts(owner_conn, tenant, slug) -> int:
-    from dramac_common.naming import get_module_schema_name
+    from dramac_common.core.naming import get_module_schema_name
 
     module = owner_conn.execute("SELECT id FROM modules_v2 WHERE slug = %s", (slug,)).fetchone()["id"]
     return count(owner_conn, f"SELECT 1 FROM {get_module_schema_name(module)}.contacts WHERE site_id = %s",

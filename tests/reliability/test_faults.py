@@ -61,7 +61,7 @@ def provision(module_id: uuid.UUID, receive_count: int = 1) -> bool:
 
 
 def provisioned_state(owner_conn, module_id: uuid.UUID, site_id: uuid.UUID) -> dict[str, Any]:
-    from dramac_common.naming import get_module_schema_name
+    from dramac_common.core.naming import get_module_schema_name
 
     schema = get_module_schema_name(module_id)
     exists = owner_conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone() is not None

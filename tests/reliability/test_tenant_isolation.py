@@ -181,8 +181,8 @@ def run_sdk_operation(sdk: Any, probe: dict[str, Any]) -> Any:
 
 
 def test_module_data_sdk_never_reaches_another_agencys_rows(world, owner_conn):
-    from dramac_common import db
-    from dramac_common.errors import ApiError
+    from dramac_common.core import db
+    from dramac_common.core.errors import ApiError
     from dramac_common.module_data import ModuleDatabaseSDK
     from helpers import claims_for
 

@@ -462,12 +462,12 @@ def test_malformed_bundled_config_fails_loudly(tmp_path):
 
 
 def test_local_default_secret_is_the_shared_layers_so_dramac_token_tokens_are_accepted():
-    layer_settings = pytest.importorskip("dramac_common.settings")
+    layer_settings = pytest.importorskip("dramac_common.core.settings")
     assert router_local.dev_default_secret() == layer_settings.DEV_JWT_SECRET
 
 
 def test_local_default_secret_falls_back_when_the_shared_layer_is_absent(monkeypatch):
-    monkeypatch.setitem(sys.modules, "dramac_common.settings", None)
+    monkeypatch.setitem(sys.modules, "dramac_common.core.settings", None)
     assert router_local.dev_default_secret() == router_local.FALLBACK_DEV_JWT_SECRET
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from ..db import Unit
+from ..core.db import Unit
 
 
 def _json(value: Any) -> Jsonb:

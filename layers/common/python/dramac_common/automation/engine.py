@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -34,8 +33,9 @@ from typing import Any
 
 import psycopg
 
-from .. import db, queues
-from ..errors import database_error, is_unavailable
+from ..core import db, queues
+from ..core.errors import database_error, is_unavailable
+from ..core.settings import get_settings
 from . import dal, filters
 from .steps import STEP_TYPES, Outcome, StepFailed, StepResult, StepRuntime
 from .templates import render
@@ -47,7 +47,7 @@ MAX_CHAIN_DEPTH = 5  # events caused by workflows causing events…: stop here
 
 
 def lease_seconds() -> float:
-    return float(os.environ.get("AUTOMATION_LEASE_SECONDS") or 120)
+    return get_settings().automation_lease_seconds
 
 
 class LeaseLost(Exception):

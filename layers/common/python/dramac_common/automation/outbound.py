@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import random
 import socket
 import threading
@@ -24,7 +23,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .. import jsonbody
+from ..core import jsonbody
+from ..core.settings import get_settings
 
 if TYPE_CHECKING:  # httpx costs ~100 ms of import: only the functions that send load it
     import httpx
@@ -61,11 +61,11 @@ class OutboundResponse:
 
 
 def private_addresses_allowed() -> bool:
-    return os.environ.get("AUTOMATION_ALLOW_PRIVATE_HTTP", "").strip().lower() in ("1", "true", "yes")
+    return get_settings().automation_allow_private_http
 
 
 def backoff_base_s() -> float:
-    return float(os.environ.get("AUTOMATION_HTTP_BACKOFF_BASE_S") or 0.5)
+    return get_settings().automation_http_backoff_base_s
 
 
 def http_client() -> httpx.Client:

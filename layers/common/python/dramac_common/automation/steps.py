@@ -15,7 +15,6 @@ by the engine just before a step runs.
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import uuid
@@ -26,9 +25,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .. import jsonbody
-from ..db import Unit
-from ..errors import ApiError
+from ..core import jsonbody
+from ..core.db import Unit
+from ..core.errors import ApiError
+from ..core.settings import get_settings
 from . import dal, outbound
 from .filters import OPERATORS, FilterError, evaluate_condition, validate_operand
 from .templates import TemplateError, validate_path, validate_templates
@@ -268,10 +268,8 @@ def ses_client() -> Any:
             if _ses is None:
                 import boto3
 
-                from ..settings import get_settings
-
                 _ses = boto3.client("ses", region_name=get_settings().aws_region,
-                                    endpoint_url=os.environ.get("SES_ENDPOINT_URL") or None)
+                                    endpoint_url=get_settings().ses_endpoint_url)
     return _ses
 
 
@@ -282,7 +280,7 @@ def reset_clients() -> None:
 
 
 def run_send_email(rt: StepRuntime, config: dict[str, Any], raw: dict[str, Any]) -> StepResult:
-    sender = os.environ.get("AUTOMATION_EMAIL_FROM")
+    sender = get_settings().automation_email_from
     if not sender:
         raise StepFailed("send_email: AUTOMATION_EMAIL_FROM is not configured")
     to = config.get("to")

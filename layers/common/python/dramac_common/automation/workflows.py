@@ -15,14 +15,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .. import jsonbody
-from ..automation_events import PLATFORM_EVENT_PREFIXES, log_automation_event
-from ..db import Unit
-from ..errors import NotFound, ValidationFailed
-from ..tenancy import Caller, require_site_access
+from ..core import jsonbody
+from ..core.auth import Caller
+from ..core.db import Unit
+from ..core.errors import NotFound, ValidationFailed
+from ..core.tenancy import require_site_access
 from . import dal
 from .filters import FilterError, validate_filter
-from .registry import require_known_event, site_events, validate_payload
+from .outbox import log_automation_event
+from .registry import PLATFORM_EVENT_PREFIXES, require_known_event, site_events, validate_payload
 from .steps import validate_step
 
 MAX_STEPS = 50

@@ -14,8 +14,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..automation_events import event_segment
-from ..db import Unit
+from ..automation.registry import event_segment
+from ..core.db import Unit
 
 IMPLICIT_COLUMNS = ("id", "site_id", "created_at", "updated_at")
 READ_ONLY_COLUMNS = frozenset({"id", "created_at", "updated_at"})  # site_id is set by the SDK itself

@@ -8,7 +8,7 @@ catalog, then enter SQL only as ``psycopg.sql.Identifier``; values are always pa
 
 Every create, update and delete writes its ``<slug>.<entity>.created|updated|deleted`` events to the
 automation outbox in the same statement as the change (updates carry ``previous``), through the
-shared layer's ``automation_events.events_for_rows`` (the statement-level ``log_automation_event``:
+``automation.outbox.events_for_rows`` (the statement-level ``log_automation_event``:
 same validation, columns and after-commit dispatch).
 """
 
@@ -23,9 +23,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from .. import automation_events
-from ..db import Unit
-from ..errors import (
+from ..automation import outbox
+from ..core.db import Unit
+from ..core.errors import (
     ApiError,
     BadRequest,
     Conflict,
@@ -518,7 +518,7 @@ class ModuleDatabaseSDK:
         payload = (sql.SQL("(to_jsonb(r) - {}) || jsonb_build_object('previous', r.{})").format(
                        sql.Literal(_PREVIOUS), sql.Identifier(_PREVIOUS))
                    if action == "updated" else sql.SQL("to_jsonb(r)"))
-        events, event_params = automation_events.events_for_rows(
+        events, event_params = outbox.events_for_rows(
             self.unit, self.site_id, f"{event_segment(self.target.slug)}.{table.entity}.{action}", rows="changed",
             payload=payload, source_module=self.target.slug, source_entity_type=table.entity,
             source_entity_id=sql.SQL("r.id::text"), source_manifest=self.target.manifest)
@@ -532,7 +532,7 @@ class ModuleDatabaseSDK:
         for row in rows:
             row.pop(_EVENTS, None)
             row.pop(_PREVIOUS, None)
-        automation_events.dispatch_after_commit(self.unit, event_ids)
+        outbox.dispatch_after_commit(self.unit, event_ids)
         return rows
 
     def _update(self, table: Table, filters: Sequence[Filter], values: Mapping[str, Any]) -> list[dict[str, Any]]:

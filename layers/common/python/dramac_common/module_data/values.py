@@ -20,8 +20,8 @@ from typing import Any
 
 from psycopg.types.json import Jsonb, set_json_loads
 
-from .. import jsonbody, pg_values
-from ..db import Unit
+from ..core import jsonbody, pg_values
+from ..core.db import Unit
 from .catalog import Column
 
 INT_RANGES = {"int2": 2**15, "int4": 2**31, "int8": 2**63}

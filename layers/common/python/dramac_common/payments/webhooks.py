@@ -28,9 +28,10 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from .. import jsonbody, marketplace
-from ..db import Unit
-from ..errors import ValidationFailed
+from ..core import jsonbody
+from ..core.db import Unit
+from ..core.errors import ValidationFailed
+from ..marketplace import catalog as marketplace
 
 log = logging.getLogger(__name__)
 

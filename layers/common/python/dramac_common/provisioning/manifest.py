@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from ..naming import NamingError, validate_identifier
+from ..core.naming import NamingError, validate_identifier
 from .column_types import ColumnType, ColumnTypeError, parse_column_type
 from .errors import ManifestError
 from .expressions import Context, ExpressionError, Node, parse_expression

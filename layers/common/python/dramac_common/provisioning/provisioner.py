@@ -22,8 +22,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from .. import db
-from ..naming import generate_module_short_id, get_module_schema_name
+from ..core import db
+from ..core.naming import generate_module_short_id, get_module_schema_name
 from . import ddl, registry
 from .errors import (
     ManifestError,

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 
-from .. import pg_values
+from ..core import pg_values
 from .column_types import ColumnType
 from .expressions import (
     Between,

@@ -45,21 +45,20 @@ def database_url() -> str:
 
 
 def _url_from_secret(secret_arn: str) -> str:
-    import os
-
     import boto3  # imported here: only functions that use the database in AWS pay for it
     from psycopg.conninfo import make_conninfo
 
+    settings = get_settings()
     secret = json.loads(
         boto3.client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"]
     )
     return make_conninfo(
-        host=os.environ.get("DATABASE_PROXY_HOST") or secret["host"],
+        host=settings.database_proxy_host or secret["host"],
         port=secret.get("port", 5432),
         user=secret["username"],
         password=secret["password"],
-        dbname=os.environ.get("DATABASE_NAME") or secret.get("dbname", "postgres"),
-        sslmode=os.environ.get("DATABASE_SSLMODE", "require"),
+        dbname=settings.database_name or secret.get("dbname", "postgres"),
+        sslmode=settings.database_sslmode,
     )
 
 

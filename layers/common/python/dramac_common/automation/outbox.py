@@ -22,48 +22,22 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import uuid
 from typing import Any
 
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from .db import Unit
-from .errors import ValidationFailed
+from ..core import db, queues
+from ..core.db import Unit
+from . import registry
+from .registry import validate_event_type
 
 log = logging.getLogger(__name__)
 
 # The outbox's columns, in the order both writers below fill them; chain_depth takes its default.
 _OUTBOX_COLUMNS = sql.SQL("site_id, agency_id, event_type, payload, source_module, source_entity_type, "
                           "source_entity_id")
-
-EVENT_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){1,3}$")
-_NOT_SEGMENT_RE = re.compile(r"[^a-z0-9_]+")
-
-# Events the platform records when the change happens (an installation, a subscription, an incoming
-# webhook): never posted from outside, never a site API key's to write.
-PLATFORM_EVENT_PREFIXES = frozenset({"marketplace", "automation"})
-
-
-def event_segment(text: str) -> str:
-    """``Contact-Form`` → ``contact_form``: slugs may hold hyphens, event types may not. A module's
-    events start with its slug as a segment (the database computes the same in
-    ``private.api_key_event_prefixes``)."""
-    segment = _NOT_SEGMENT_RE.sub("_", text.lower()).strip("_")
-    if not segment or not segment[0].isalpha():
-        segment = f"x{segment}"
-    return segment
-
-
-def validate_event_type(event_type: str) -> str:
-    if not isinstance(event_type, str) or not EVENT_TYPE_RE.match(event_type):
-        raise ValidationFailed(
-            f"invalid event type {event_type!r}: expected '<module>.<entity>.<action>' in lower case",
-            code="invalid_event_type",
-        )
-    return event_type
-
 
 def _json_dumps(value: Any) -> str:
     # Records carry UUIDs, timestamps and decimals: they travel as their text forms.
@@ -138,8 +112,6 @@ def dispatch_after_commit(unit: Unit, event_ids: list[uuid.UUID]) -> None:
 
 def _require_known(unit: Unit, site_id: uuid.UUID | str | None, event_type: str, source_module: str | None = None,
                    source_manifest: dict[str, Any] | None = None) -> None:
-    from .automation import registry
-
     registry.require_key_may_emit(unit, site_id, event_type,
                                   installed_source=source_module if source_manifest is not None else None)
     if source_module and source_manifest is not None and any(
@@ -151,8 +123,6 @@ def _require_known(unit: Unit, site_id: uuid.UUID | str | None, event_type: str,
 def dispatch_events(event_ids: list[uuid.UUID]) -> None:
     """Send committed events to the events queue and mark them dispatched. Failures are left for
     the relay: the change that caused the event has committed and must not be reported as failed."""
-    from . import db, queues
-
     try:
         queues.send_messages(queues.EVENTS, [{"eventId": str(e)} for e in event_ids])
         with db.service_unit() as unit:

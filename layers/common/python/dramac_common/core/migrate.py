@@ -7,11 +7,12 @@ skipped). Each file runs in its own transaction: a failing file leaves nothing b
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from pathlib import Path
 
 import psycopg
+
+from .settings import get_settings
 
 MIGRATION_RE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _LOCK_KEY = 0x4D494752  # "MIGR"
@@ -46,11 +47,11 @@ $$
 
 
 def default_migrations_dir() -> Path:
-    env = os.environ.get("DRAMAC_MIGRATIONS_DIR")
-    if env:
-        return Path(env)
-    # layers/common/python/dramac_common/migrate.py → repository root
-    return Path(__file__).resolve().parents[4] / "migrations"
+    configured = get_settings().migrations_dir
+    if configured:
+        return configured
+    # layers/common/python/dramac_common/core/migrate.py → repository root
+    return Path(__file__).resolve().parents[5] / "migrations"
 
 
 def migration_files(directory: Path) -> list[Path]:

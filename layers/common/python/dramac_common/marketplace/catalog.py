@@ -10,11 +10,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from .api import CamelModel
-from .automation_events import log_automation_event
-from .db import Unit
-from .errors import NotFound, PaymentRequired
-from .tenancy import require_agency_access
+from ..automation.outbox import log_automation_event
+from ..core.api import CamelModel
+from ..core.db import Unit
+from ..core.errors import NotFound, PaymentRequired
+from ..core.tenancy import require_agency_access
 
 MODULE_COLUMNS = """
     m.id, m.slug, m.name, m.description, m.module_type, m.status, m.pricing_type,

@@ -8,36 +8,17 @@ gets 403. Super admins may do everything.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from . import db
+from .auth import Principal, SiteApiKey
 from .db import Unit
-from .errors import Forbidden, NotFound, Unauthorized
+from .errors import Forbidden, NotFound
 
 MANAGE_ROLES = frozenset({"owner", "admin", "super_admin"})
-
-
-@dataclass(frozen=True)
-class Caller:
-    """The signed-in user, from verified JWT claims."""
-
-    user_id: uuid.UUID
-    claims: dict[str, Any]
-
-    @classmethod
-    def from_claims(cls, claims: dict[str, Any] | None) -> Caller:
-        if not claims or not claims.get("sub"):
-            raise Unauthorized("Sign in to use this API", code="unauthorized")
-        try:
-            user_id = uuid.UUID(str(claims["sub"]))
-        except ValueError as exc:
-            raise Unauthorized("The token's subject is not a user id", code="invalid_token") from exc
-        return cls(user_id=user_id, claims=dict(claims))
-
-    @property
-    def db_claims(self) -> dict[str, Any]:
-        """The claims the database sees (auth.uid(), auth.jwt()); ``role`` is always ``authenticated``."""
-        return {**self.claims, "sub": str(self.user_id), "role": "authenticated"}
 
 
 @dataclass(frozen=True)
@@ -102,3 +83,17 @@ def require_site_access(unit: Unit, site_id: uuid.UUID, *, manage: bool = False)
     role = _role(row)
     _check_manage(role, manage, "sites")
     return SiteAccess(site_id=row["id"], agency_id=row["agency_id"], role=role)
+
+
+@contextmanager
+def site_unit(principal: Principal, site_id: uuid.UUID, *, manage: bool) -> Iterator[Unit]:
+    """A unit of work on one site: a user must be a member (and a manager when ``manage``); a site
+    API key must be the site's own (keys may write: that is what they are for)."""
+    if isinstance(principal, SiteApiKey):
+        principal.require_site(site_id)
+        with db.user_unit(principal.db_claims) as unit:
+            yield unit
+        return
+    with db.user_unit(principal.db_claims) as unit:
+        require_site_access(unit, site_id, manage=manage)
+        yield unit

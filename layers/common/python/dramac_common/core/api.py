@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -33,9 +32,8 @@ from pydantic.alias_generators import to_camel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import jsonbody
-from .errors import ApiError, PayloadTooLarge, Unauthorized, database_error, error_envelope
+from .errors import ApiError, PayloadTooLarge, database_error, error_envelope
 from .settings import get_settings
-from .tenancy import Caller
 
 T = TypeVar("T")
 logger = Logger(service="dramac")
@@ -163,15 +161,6 @@ def create_app(title: str, *, exact_numbers: bool = False) -> FastAPI:
     return app
 
 
-def current_caller(request: Request) -> Caller:
-    """The caller from the JWT claims API Gateway's authorizer verified (``dramac dev`` locally)."""
-    event = request.scope.get("aws.event") or {}
-    claims = ((event.get("requestContext") or {}).get("authorizer") or {}).get("jwt", {}).get("claims")
-    if not isinstance(claims, dict):
-        raise Unauthorized("Sign in to use this API", code="unauthorized")
-    return Caller.from_claims(claims)
-
-
 def _body_size(event: dict[str, Any]) -> int:
     body = event.get("body") or ""
     if event.get("isBase64Encoded"):
@@ -230,8 +219,8 @@ class HttpApiGateway(HTTPGateway):
 
 def tracing_enabled() -> bool:
     """X-Ray tracing runs in Lambda unless POWERTOOLS_TRACE_DISABLED is set."""
-    disabled = os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() in ("1", "true")
-    return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME")) and not disabled
+    settings = get_settings()
+    return settings.in_lambda and not settings.tracing_disabled
 
 
 def traced(service: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

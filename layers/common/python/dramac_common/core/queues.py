@@ -7,7 +7,6 @@ in AWS gets each queue's URL from ``<NAME>_QUEUE_URL`` and never looks it up.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from typing import Any
 
@@ -45,7 +44,7 @@ def queue_name(logical: str) -> str:
 
 
 def queue_url(logical: str) -> str:
-    url = os.environ.get(f"{logical.upper()}_QUEUE_URL") or _urls.get(logical)
+    url = get_settings().queue_urls.get(logical) or _urls.get(logical)
     if not url:
         url = sqs_client().get_queue_url(QueueName=queue_name(logical))["QueueUrl"]
         _urls[logical] = url

@@ -16,13 +16,14 @@ from typing import Any
 from psycopg.types.json import Jsonb
 from pydantic import computed_field
 
-from . import marketplace, queues
-from .api import CamelModel
-from .db import Unit
-from .errors import Conflict, NotFound, PaymentRequired
-from .provisioning.errors import ManifestError
-from .provisioning.manifest import validate_manifest
-from .tenancy import require_site_access
+from ..core import queues
+from ..core.api import CamelModel
+from ..core.db import Unit
+from ..core.errors import Conflict, NotFound, PaymentRequired
+from ..core.tenancy import require_site_access
+from ..marketplace import catalog as marketplace
+from ..provisioning.errors import ManifestError
+from ..provisioning.manifest import validate_manifest
 
 log = logging.getLogger(__name__)
 
