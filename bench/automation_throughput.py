@@ -17,10 +17,8 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "1")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")

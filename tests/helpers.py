@@ -108,21 +108,3 @@ def emulated_queues():
                 reset_settings()
 
     return scope()
-
-
-def load_domain_router_file(file_name: str = "app.py", module_name: str = "dramac_fn_domain_router") -> Any:
-    """A module of functions/domain_router loaded by path, its folder on sys.path as at the edge
-    (the router is stdlib-only, so its tests need nothing else of the project)."""
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    folder = Path(__file__).resolve().parents[1] / "functions" / "domain_router"
-    if str(folder) not in sys.path:
-        sys.path.append(str(folder))
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, folder / file_name)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]

@@ -3,7 +3,7 @@
 import re
 import string
 
-from domain_router_cloudfront import RouteRejected
+from .cloudfront import RouteRejected
 
 MAX_URI_LENGTH = 8192  # CloudFront's own limit on the request URI
 MAX_REDIRECT_TARGET_LENGTH = 2048

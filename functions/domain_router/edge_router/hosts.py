@@ -2,7 +2,7 @@
 
 import re
 
-from domain_router_cloudfront import RouteRejected
+from .cloudfront import RouteRejected
 
 MAX_HOST_LENGTH = 253
 MAX_HOST_HEADER_LENGTH = MAX_HOST_LENGTH + 7  # a port and a trailing dot on top of a full-length name

@@ -9,49 +9,16 @@ default routing, no keys, so no session is ever valid.
 
 import json
 import os
+from collections.abc import Mapping
 
-from domain_router_cloudfront import RouteRejected
-from domain_router_hosts import normalise_host
-from domain_router_jwt import JwkError, SessionVerifier, public_key_from_jwk
-from domain_router_paths import is_public_path
+from .cloudfront import RouteRejected
+from .defaults import DEFAULT_SETTINGS
+from .hosts import normalise_host
+from .paths import is_public_path
+from .tokens import JwkError, SessionVerifier, public_key_from_jwk
 
 CONFIG_FILE_NAME = "config.json"
 LOCAL_ENV_FLAG = "DRAMAC_ROUTER_LOCAL"
-
-DEFAULT_SETTINGS = {
-    "mode": "production",
-    "app_domains": ["dramac.app", "app.dramac.app", "localhost"],
-    "platform_site_domain": "sites.dramacagency.com",
-    "reserved_site_labels": ["www", "app", "api", "admin"],
-    "public_prefixes": [
-        "/login",
-        "/signup",
-        "/forgot-password",
-        "/reset-password",
-        "/auth/callback",
-        "/embed",
-        "/site",
-        "/blog",
-        "/preview",
-        "/api",
-        # Static assets by their folders, never by how a path ends: `/dashboard;.js` is the dashboard.
-        # Not all of `/_next`: `/_next/data/...` is a page's server-side props, as private as the page.
-        "/_next/static",
-        "/_next/image",
-    ],
-    "public_files": ["/favicon.ico", "/robots.txt", "/sitemap.xml", "/manifest.webmanifest"],
-    "session_cookie": "sb-access-token",
-    "login_path": "/login",
-    "onboarding_path": "/onboarding",
-    # First claim present decides; only an explicit `false` sends the user to onboarding.
-    "onboarding_claims": ["app_metadata.onboarding_completed", "user_metadata.onboarding_completed"],
-    "audience": "authenticated",
-    "issuer": None,
-    "clock_skew_seconds": 30,
-    "jwks": {"keys": []},
-    "hs256_secret": None,
-}
-
 
 class ConfigError(ValueError):
     """The router's configuration is unusable; raised at load, never per request."""
@@ -75,14 +42,18 @@ class RouterConfig:
     )
 
 
-def load_config(directory: str, environ) -> RouterConfig:
-    """Bundled `config.json` if present; else local settings when flagged; else fail-closed defaults."""
+def load_config(directory: str, environ: Mapping[str, str] | None = None) -> RouterConfig:
+    """Bundled `config.json` if present; else local settings when flagged; else fail-closed defaults.
+
+    The router's one read of the environment (``os.environ`` unless given): at the edge there is
+    none, so only the source tree's ``DRAMAC_ROUTER_LOCAL`` and ``DRAMAC_JWT_SECRET`` matter."""
+    environ = os.environ if environ is None else environ
     try:
         with open(os.path.join(directory, CONFIG_FILE_NAME), "rb") as config_file:
             bundled = json.load(config_file)
     except FileNotFoundError:
         if environ.get(LOCAL_ENV_FLAG) == "1":
-            from domain_router_local import local_settings  # source tree only; never bundled
+            from .local import local_settings  # source tree only; never bundled
 
             return parse_settings(local_settings(environ))
         return parse_settings(DEFAULT_SETTINGS)

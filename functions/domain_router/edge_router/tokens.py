@@ -18,7 +18,7 @@ import json
 import math
 import re
 
-from domain_router_p256 import VerifyingKey
+from .p256 import VerifyingKey
 
 MAX_TOKEN_LENGTH = 8192
 MIN_RSA_BITS = 2048

@@ -1,6 +1,6 @@
 """The signed-in user: the session cookie and what its claims say about onboarding."""
 
-from domain_router_cloudfront import header_values
+from .cloudfront import header_values
 
 MAX_COOKIE_HEADER_LENGTH = 32768
 
