@@ -159,7 +159,7 @@ def is_local_database(conninfo: str) -> bool:
     params = conninfo_to_dict(conninfo)
     hosts = [h for key in ("host", "hostaddr") for h in str(params.get(key) or "").split(",") if h]
     for host in hosts or [""]:
-        if host.startswith("/") or host.startswith("@") or host in ("", "localhost"):
+        if host.startswith(("/", "@")) or host in ("", "localhost"):
             continue
         try:
             if not ipaddress.ip_address(host).is_loopback:

@@ -73,7 +73,7 @@ class QueuePoller(threading.Thread):
         while not self.stop.is_set():
             try:
                 self.poll_once(wait_seconds=1)
-            except Exception:  # noqa: BLE001 - a poller must survive a failing handler, as Lambda's does
+            except Exception:
                 log.exception("poller %s failed", self.function)
                 self.stop.wait(1)
 
@@ -93,7 +93,7 @@ class QueuePoller(threading.Thread):
         ]
         try:
             result = call_handler(self.handler, sqs_event(records), LocalContext(self.function, timeout_s=30))
-        except Exception:  # noqa: BLE001 - the whole batch returns to the queue, as in AWS
+        except Exception:
             log.exception("%s raised; %d message(s) will be redelivered", self.function, len(records))
             return len(records)
         failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
@@ -119,5 +119,5 @@ class ScheduledInvoker(threading.Thread):
         while not self.stop.wait(self.interval_s):
             try:
                 call_handler(self.handler, event, LocalContext(self.function, timeout_s=60))
-            except Exception:  # noqa: BLE001 - the next tick tries again, as a schedule would
+            except Exception:
                 log.exception("scheduled %s failed", self.function)

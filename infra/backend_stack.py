@@ -234,7 +234,7 @@ class BackendStack(Stack):
             # These routes have no authorizer (API keys must reach the handler), so the handler verifies
             # bearers itself against the JWT authorizer's issuer and audience (api_keys.principal_from_event).
             issuer = str(self.config.jwt_issuer).rstrip("/")
-            env.update({"DRAMAC_JWT_ISSUER": issuer, "DRAMAC_JWT_AUDIENCE": str(list(self.config.jwt_audience)[0]),
+            env.update({"DRAMAC_JWT_ISSUER": issuer, "DRAMAC_JWT_AUDIENCE": str(next(iter(self.config.jwt_audience))),
                         "DRAMAC_JWT_JWKS_URL": f"{issuer}/.well-known/jwks.json"})
         if catalog.PADDLE_WEBHOOK_SECRET in settings.secrets:
             # The contract's PADDLE_WEBHOOK_SECRET, resolved by CloudFormation at deploy time (a dynamic

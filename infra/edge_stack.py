@@ -56,7 +56,7 @@ def router_overrides(config: DeployConfig) -> dict[str, Any]:
     given there, and the public keys from ``dramac:domainRouterJwksFile`` (the issuer's jwks.json)."""
     overrides = dict(config.domain_router_config or {})
     overrides.setdefault("issuer", str(config.jwt_issuer))
-    overrides.setdefault("audience", list(config.jwt_audience)[0])
+    overrides.setdefault("audience", next(iter(config.jwt_audience)))
     if config.domain_router_jwks_file and "jwks" not in overrides:
         overrides["jwks"] = json.loads(Path(config.domain_router_jwks_file).read_text(encoding="utf-8"))
     return overrides

@@ -51,7 +51,7 @@ def test_only_managers_handle_keys(api, tenant, other_tenant):
 
 
 def test_key_reads_and_writes_its_sites_data(api, crm, tenant, owner_conn):
-    module_id, slug = crm
+    _module_id, slug = crm
     made = new_key(api, tenant)
     key = made["key"]
     created = api.post(data_path(tenant, slug, "contacts"), headers={"x-api-key": key}, body={"email": "k@x"})
@@ -90,8 +90,8 @@ def test_key_claims_let_rls_see_only_its_site(crm, tenant, other_tenant, owner_c
 
 
 def test_key_scoped_to_modules(api, owner_conn, make_module, crm, tenant):
-    module_id, slug = crm
-    other_module, other_slug = make_crm(owner_conn, make_module, tenant)
+    _module_id, slug = crm
+    other_module, _other_slug = make_crm(owner_conn, make_module, tenant)
     key = new_key(api, tenant, modules=[slug])["key"]
     assert api.get(data_path(tenant, slug, "contacts"), headers={"x-api-key": key}).status == 200
     denied = api.get(data_path(tenant, other_module, "contacts"), headers={"x-api-key": key})
@@ -133,7 +133,7 @@ def test_expired_key_stops_working(api, crm, tenant, owner_conn):
 
 
 def test_rotation_keeps_the_old_key_for_the_overlap_then_only_the_new(api, crm, tenant, owner_conn):
-    module_id, slug = crm
+    _module_id, slug = crm
     old = new_key(api, tenant, name="CRM sync", modules=[slug])
     rotated = api.post(keys_path(tenant), user=tenant.owner, body={"rotatesKeyId": old["id"], "overlapSeconds": 3600})
     assert rotated.status == 201

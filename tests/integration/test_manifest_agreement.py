@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 from manifest_strategies import TYPES, near_valid_manifests, valid_manifests
 
 DEEP = 10 if os.environ.get("DRAMAC_RELIABILITY_PROFILE") == "deep" else 1
-SETTINGS = dict(deadline=None, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                       HealthCheck.data_too_large, HealthCheck.filter_too_much])
+SETTINGS = {"deadline": None, "database": None,
+                "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                       HealthCheck.data_too_large, HealthCheck.filter_too_much]}
 
 
 def provision(make_module, manifest) -> provisioner.ProvisionResult:

@@ -28,7 +28,7 @@ def test_every_contract_table_exists_with_rls_enabled(owner_conn):
         "SELECT relname, relrowsecurity FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'"
     ).fetchall()
     tables = {r["relname"]: r["relrowsecurity"] for r in rows}
-    assert CONTRACT_TABLES <= tables.keys()
+    assert tables.keys() >= CONTRACT_TABLES
     assert all(tables[t] for t in CONTRACT_TABLES)
 
 

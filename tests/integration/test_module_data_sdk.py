@@ -43,7 +43,7 @@ def test_create_one_sets_the_site_and_refuses_another_sites_id(crm, tenant, othe
 
 
 def test_find_filters_orders_selects_and_pages(crm, tenant):
-    module_id, slug = crm
+    _module_id, slug = crm
     with db.user_unit(claims_for(tenant.owner)) as unit:
         sdk = sdk_for(unit, tenant, slug)
         sdk.create("contacts", [{"email": f"u{i}@example.com", "lead_score": i * 10, "status": "active" if i % 2 else "lead"}

@@ -4,7 +4,6 @@ checked against the column, and what a column cannot hold is a 400 naming it."""
 
 from __future__ import annotations
 
-# ruff: noqa: F811 - fixtures imported from helper modules reappear as test parameters
 import json
 from decimal import Decimal
 

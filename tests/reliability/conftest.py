@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from automation_helpers import aws, receiver  # noqa: E402, F401 - fixtures shared with the integration tests
-from reliability_world import World, build_world  # noqa: E402
+from automation_helpers import aws, receiver  # noqa: F401 - fixtures shared with the integration tests
+from reliability_world import World, build_world
 
 
 @pytest.fixture

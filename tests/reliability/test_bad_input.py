@@ -83,7 +83,7 @@ def case_strategies(operation: Any, own_ids: dict[str, str]) -> st.SearchStrateg
         for fixed in ({}, own) if own else ({},):
             try:
                 strategies.append(operation.as_strategy(generation_mode=mode, path_parameters=fixed or None))
-            except Exception:  # noqa: BLE001 - an operation with nothing to negate has no negative cases
+            except Exception:
                 continue
     return st.one_of(strategies)
 
@@ -97,9 +97,10 @@ def test_no_generated_request_gets_a_5xx_or_leaves_the_envelope(function, world)
 
     handler = get_handler(function)
     agency = world.a
-    own_ids = {"siteId": str(agency.site_id), "agencyId": str(agency.agency_id), "moduleId": world.crm_slug,
-               "module_id": str(world.paid_module), "agency_id": str(agency.agency_id),
-               "subscription_id": str(agency.ids["subscriptionId"][0]), "table": "contacts",
+    # the module data API names a module by slug; the purchase route by id (the paid module)
+    module = str(world.paid_module) if function == "purchase" else world.crm_slug
+    own_ids = {"siteId": str(agency.site_id), "agencyId": str(agency.agency_id), "moduleId": module,
+               "subscriptionId": str(agency.ids["subscriptionId"][0]), "table": "contacts",
                "workflowId": str(agency.ids["workflowId"][0])}
 
     every_operation = operations(function)
@@ -135,9 +136,10 @@ def test_hostile_values_get_a_4xx_never_a_5xx(function, world):
 
     handler = get_handler(function)
     agency = world.a
-    own_ids = {"siteId": str(agency.site_id), "agencyId": str(agency.agency_id), "moduleId": world.crm_slug,
-               "module_id": str(world.paid_module), "agency_id": str(agency.agency_id),
-               "subscription_id": str(agency.ids["subscriptionId"][0]), "table": "contacts",
+    # the module data API names a module by slug; the purchase route by id (the paid module)
+    module = str(world.paid_module) if function == "purchase" else world.crm_slug
+    own_ids = {"siteId": str(agency.site_id), "agencyId": str(agency.agency_id), "moduleId": module,
+               "subscriptionId": str(agency.ids["subscriptionId"][0]), "table": "contacts",
                "workflowId": str(agency.ids["workflowId"][0])}
     every_operation = operations(function)
 

@@ -9,7 +9,7 @@ are identical only with the same ``Idempotency-Key``; without one, N requests ar
 sequential requests are), and still never a 5xx.
 """
 
-# ruff: noqa: F811 - fixtures imported from the integration helpers reappear as test parameters
+
 
 from __future__ import annotations
 

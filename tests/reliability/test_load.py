@@ -23,7 +23,7 @@ MAX_REQUESTS_PER_CLIENT = 40
 def test_fifty_concurrent_clients_get_no_errors_and_lose_no_events(local_stack, owner_conn, make_module,  # noqa: F811
                                                                     make_tenant):
     tenants = [make_tenant() for _ in range(3)]
-    crm, slug = make_crm(owner_conn, make_module, *tenants)
+    _crm, slug = make_crm(owner_conn, make_module, *tenants)
     free = make_module(pricing_type="free")
     workflows = {}
     for t in tenants:

@@ -83,7 +83,7 @@ def probes(draw: st.DrawFn, world: World) -> dict[str, Any]:
         if name == "key":
             return draw(st.sampled_from(["theme", "probe", "a.b"]))
         if name in CAPABILITY_PARAMS:
-            return draw(st.sampled_from([s for s in attacker.secrets if len(s) > 30][:1] + [uuid.uuid4().hex]))
+            return draw(st.sampled_from([*[s for s in attacker.secrets if len(s) > 30][:1], uuid.uuid4().hex]))
         choices = [("victim", v) for v in victim.ids.get(name, [])] + \
                   [("own", v) for v in attacker.ids.get(name, [])] + [("random", uuid.uuid4())]
         kind, value = draw(st.sampled_from(choices))
@@ -212,7 +212,7 @@ def test_module_data_sdk_never_reaches_another_agencys_rows(world, owner_conn):
         text = json.dumps(outcome, default=str)
         assert not leaked(text, victim, {probe["row"], str(victim.site_id)}), (probe, text)
         if probe["operation"] in ("find_by_id", "update_by_id", "delete_by_id"):
-            assert outcome is None or isinstance(outcome, dict) and outcome.get("success") is False, (probe, outcome)
+            assert outcome is None or (isinstance(outcome, dict) and outcome.get("success") is False), (probe, outcome)
         if probe["operation"] == "count":
             assert outcome == 0, probe
         assert tenant_snapshot(owner_conn, victim, world.crm_module) == before, probe

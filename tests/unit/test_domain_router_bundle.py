@@ -126,7 +126,7 @@ def test_production_bundle_contains_no_secret(tmp_path):
     ids=["hs256-secret", "symmetric-jwk", "private-jwk"],
 )
 def test_production_bundle_refuses_secret_key_material(tmp_path, overrides):
-    with pytest.raises(bundle.BundleError, match="secret|private"):
+    with pytest.raises(bundle.BundleError, match=r"secret|private"):
         bundle.build_bundle(tmp_path / "router", config_overrides=overrides)
     assert not (tmp_path / "router").exists()
 

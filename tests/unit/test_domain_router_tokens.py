@@ -327,7 +327,7 @@ def test_rs256_signature_with_wrong_padding_is_rejected():
 
 def test_rs256_signature_over_sha1_digest_info_is_rejected():
     header, payload, _ = rs256().split(".")
-    sha1_signed = RSA_KEY.sign(f"{header}.{payload}".encode(), padding.PKCS1v15(), hashes.SHA1())  # noqa: S303
+    sha1_signed = RSA_KEY.sign(f"{header}.{payload}".encode(), padding.PKCS1v15(), hashes.SHA1())
     assert verify(f"{header}.{payload}.{_b64(sha1_signed)}") is None
 
 
@@ -455,7 +455,7 @@ def test_bundled_config_wins_over_the_local_flag(tmp_path):
 
 def test_malformed_bundled_config_fails_loudly(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
-    with pytest.raises(router_config.ConfigError, match="config.json"):
+    with pytest.raises(router_config.ConfigError, match=r"config\.json"):
         router_config.load_config(str(tmp_path), {})
 
 

@@ -28,16 +28,16 @@ class RouterConfig:
     """Parsed, validated settings (see DEFAULT_SETTINGS for the keys)."""
 
     __slots__ = (
-        "mode",
         "app_domains",
-        "platform_site_domain",
-        "reserved_site_labels",
-        "public_prefixes",
-        "public_files",
-        "session_cookie",
         "login_path",
-        "onboarding_path",
+        "mode",
         "onboarding_claims",
+        "onboarding_path",
+        "platform_site_domain",
+        "public_files",
+        "public_prefixes",
+        "reserved_site_labels",
+        "session_cookie",
         "sessions",
     )
 

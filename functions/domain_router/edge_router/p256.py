@@ -29,7 +29,7 @@ def is_on_curve(x: int, y: int) -> bool:
 class VerifyingKey:
     """A P-256 public key with G + Q precomputed for Shamir's trick."""
 
-    __slots__ = ("point", "_g_plus_q")
+    __slots__ = ("_g_plus_q", "point")
 
     def __init__(self, x: int, y: int):
         if not is_on_curve(x, y):

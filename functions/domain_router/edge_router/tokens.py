@@ -37,7 +37,7 @@ class JwkError(ValueError):
 
 
 class RsaPublicKey:
-    __slots__ = ("kid", "n", "e", "size")
+    __slots__ = ("e", "kid", "n", "size")
 
     def __init__(self, kid: str | None, n: int, e: int):
         self.kid, self.n, self.e = kid, n, e

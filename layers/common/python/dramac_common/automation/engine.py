@@ -97,7 +97,7 @@ def send_resume_after_commit(execution_id: uuid.UUID | str, delay_s: float = 0) 
     """After commit the state is safe in the database: a failed send is left to the relay's sweep."""
     try:
         send_resume(execution_id, delay_s)
-    except Exception:  # noqa: BLE001 - the relay re-sends resume messages of due executions
+    except Exception:
         log.warning("resume message for %s not sent; the relay will send it", execution_id, exc_info=True)
 
 
@@ -234,7 +234,7 @@ class Engine:
             refused = database_error(exc)
             raise StepFailed(f"{definition.name} failed: "
                              f"{refused.message if refused else 'unexpected database error'}") from exc
-        except Exception as exc:  # noqa: BLE001 - a step's own error fails the step, readably
+        except Exception as exc:
             log.exception("step %s raised", definition.name)
             raise StepFailed(f"{definition.name} failed: {type(exc).__name__}: {exc}") from exc
 

@@ -130,5 +130,5 @@ def dispatch_events(event_ids: list[uuid.UUID]) -> None:
                 "UPDATE public.automation_events_log SET dispatched_at = now() WHERE id = ANY(%s)",
                 (list(event_ids),),
             )
-    except Exception:  # noqa: BLE001 - the outbox relay retries whatever was not sent
+    except Exception:
         log.warning("events not dispatched yet; the relay will send them", exc_info=True)

@@ -294,7 +294,7 @@ def run_send_email(rt: StepRuntime, config: dict[str, Any], raw: dict[str, Any])
             Source=sender, Destination={"ToAddresses": recipients},
             Message={"Subject": {"Data": str(config.get("subject", "")), "Charset": "UTF-8"},
                      "Body": {body_kind: {"Data": str(config.get("body", "")), "Charset": "UTF-8"}}})
-    except Exception as exc:  # noqa: BLE001 - SES's refusal (unverified identity, throttling) is the step's error
+    except Exception as exc:
         raise StepFailed(f"send_email: SES refused the message: {exc}") from exc
     return StepResult({"messageId": response["MessageId"], "to": recipients})
 

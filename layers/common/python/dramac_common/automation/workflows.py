@@ -11,15 +11,17 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from ..core import jsonbody
 from ..core.auth import Caller
 from ..core.db import Unit
 from ..core.errors import NotFound, ValidationFailed
 from ..core.tenancy import require_site_access
+from ..core.wire import CamelModel
 from . import dal
 from .filters import FilterError, validate_filter
 from .outbox import log_automation_event
@@ -31,8 +33,10 @@ WEBHOOK_EVENT = "automation.webhook.received"
 EXECUTION_STATUSES = ("pending", "running", "waiting", "completed", "failed", "cancelled")
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+class _Body(CamelModel):
+    """A request body: nothing unknown is accepted."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class StepInput(_Body):
@@ -43,30 +47,130 @@ class StepInput(_Body):
 class WorkflowCreate(_Body):
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=2000)
-    trigger_event_type: str = Field(alias="triggerEventType")
+    trigger_event_type: str
     filter: dict[str, Any] | None = None
-    is_active: bool = Field(default=True, alias="isActive")
+    is_active: bool = True
     steps: list[StepInput] = Field(min_length=1, max_length=MAX_STEPS)
 
 
 class WorkflowUpdate(_Body):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
-    trigger_event_type: str | None = Field(default=None, alias="triggerEventType")
+    trigger_event_type: str | None = None
     filter: dict[str, Any] | None = None
-    is_active: bool | None = Field(default=None, alias="isActive")
+    is_active: bool | None = None
     steps: list[StepInput] | None = Field(default=None, min_length=1, max_length=MAX_STEPS)
 
 
 class EventInput(_Body):
-    event_type: str = Field(alias="eventType")
+    event_type: str
     payload: dict[str, Any] = Field(default_factory=dict)
 
 
 class WebhookCreate(_Body):
     name: str = Field(default="", max_length=200)
-    event_type: str = Field(default=WEBHOOK_EVENT, alias="eventType")
-    workflow_id: uuid.UUID | None = Field(default=None, alias="workflowId")
+    event_type: str = Field(default=WEBHOOK_EVENT)
+    workflow_id: uuid.UUID | None = None
+
+
+# What the automation API answers (the dicts below are built in SQL, camelCase already; these models
+# document them in the function's OpenAPI document).
+
+class WorkflowStep(CamelModel):
+    id: uuid.UUID
+    position: int
+    type: str
+    config: dict[str, Any]
+
+
+class WorkflowTrigger(CamelModel):
+    id: uuid.UUID
+    event_type: str
+    filter: dict[str, Any]
+    is_active: bool
+
+
+class Workflow(CamelModel):
+    id: uuid.UUID
+    site_id: uuid.UUID
+    name: str
+    description: str
+    is_active: bool
+    created_by: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+    steps: list[WorkflowStep]
+    subscription: WorkflowTrigger | None
+
+
+class Execution(CamelModel):
+    id: uuid.UUID
+    workflow_id: uuid.UUID
+    site_id: uuid.UUID
+    event_id: uuid.UUID | None
+    status: str
+    started_at: datetime | None
+    completed_at: datetime | None
+    resume_at: datetime | None
+    error: str | None
+    created_at: datetime
+
+
+class ExecutionEvent(CamelModel):
+    id: uuid.UUID
+    event_type: str
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+class StepLog(CamelModel):
+    id: uuid.UUID
+    step_id: uuid.UUID | None
+    position: int
+    type: str
+    status: str
+    input: Any
+    output: Any
+    error: str | None
+    attempts: int
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_ms: int | None
+
+
+class ExecutionWithSteps(Execution):
+    event: ExecutionEvent | None
+    steps: list[StepLog]
+
+
+class EventType(CamelModel):
+    event_type: str
+    category: str
+    name: str
+    description: str
+    payload_schema: dict[str, str]
+    source_module: str | None
+
+
+class EmittedEvent(CamelModel):
+    event_id: uuid.UUID
+    event_type: str | None = None
+
+
+class Webhook(CamelModel):
+    id: uuid.UUID
+    site_id: uuid.UUID
+    workflow_id: uuid.UUID | None
+    name: str
+    event_type: str
+    is_active: bool
+    created_at: datetime
+    last_received_at: datetime | None
+
+
+class CreatedWebhook(Webhook):
+    token: str | None = None  # shown once: a replay of the creation carries neither token nor path
+    path: str | None = None
 
 
 def validated_steps(unit: Unit, site_id: uuid.UUID, steps: list[StepInput]) -> list[dict[str, Any]]:

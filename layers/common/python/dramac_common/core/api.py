@@ -14,40 +14,42 @@ from __future__ import annotations
 import base64
 import json
 import re
+import uuid
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any
 
 import psycopg
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from mangum import Mangum
 from mangum.handlers import HTTPGateway
-from pydantic import BaseModel, ConfigDict
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import jsonbody
 from .errors import ApiError, PayloadTooLarge, database_error, error_envelope
 from .settings import get_settings
 
-T = TypeVar("T")
 logger = Logger(service="dramac")
 
 
-class CamelModel(BaseModel):
-    """Response and request models: snake_case in Python, camelCase on the wire."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
-
-
-class Envelope(BaseModel, Generic[T]):
-    success: bool = True
-    data: T
+# The contract's path parameters, declared once: camelCase in the route, snake_case in Python.
+AgencyId = Annotated[uuid.UUID, Path(alias="agencyId")]
+SiteId = Annotated[uuid.UUID, Path(alias="siteId")]
+ModuleId = Annotated[uuid.UUID, Path(alias="moduleId")]
+# the module data API names a module by its id or its slug
+ModuleRef = Annotated[str, Path(alias="moduleId", min_length=1, max_length=64)]
+SubscriptionId = Annotated[uuid.UUID, Path(alias="subscriptionId")]
+CheckoutId = Annotated[uuid.UUID, Path(alias="checkoutId")]
+WorkflowId = Annotated[uuid.UUID, Path(alias="workflowId")]
+ExecutionId = Annotated[uuid.UUID, Path(alias="executionId")]
+WebhookId = Annotated[uuid.UUID, Path(alias="webhookId")]
+KeyId = Annotated[uuid.UUID, Path(alias="keyId")]
 
 
 def envelope(data: Any, status_code: int = 200) -> JSONResponse:

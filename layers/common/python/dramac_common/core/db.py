@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
@@ -162,10 +162,8 @@ def _unit(claims: Mapping[str, Any] | None) -> Iterator[Unit]:
         conn.execute("COMMIT")
     except BaseException:
         if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.UNKNOWN:
-            try:
+            with suppress(psycopg.Error):
                 conn.execute("ROLLBACK")
-            except psycopg.Error:
-                pass
         raise
     finally:
         pool.putconn(conn)

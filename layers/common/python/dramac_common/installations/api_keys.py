@@ -12,12 +12,12 @@ import re
 import uuid
 from typing import Any
 
-from ..core.api import CamelModel
 from ..core.auth import Caller, hash_key, key_prefix, new_key
 from ..core.db import Unit
 from ..core.errors import Conflict, NotFound, ValidationFailed
 from ..core.settings import get_settings
 from ..core.tenancy import require_site_access
+from ..core.wire import CamelModel
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 MAX_ROTATION_OVERLAP_SECONDS = 30 * 24 * 3600

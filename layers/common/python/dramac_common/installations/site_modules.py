@@ -17,10 +17,10 @@ from psycopg.types.json import Jsonb
 from pydantic import computed_field
 
 from ..core import queues
-from ..core.api import CamelModel
 from ..core.db import Unit
 from ..core.errors import Conflict, NotFound, PaymentRequired
 from ..core.tenancy import require_site_access
+from ..core.wire import CamelModel
 from ..marketplace import catalog as marketplace
 from ..provisioning.errors import ManifestError
 from ..provisioning.manifest import validate_manifest
@@ -119,7 +119,7 @@ def install_module(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID, *, inst
 def _queue_provision(job: dict[str, Any]) -> None:
     try:
         queues.send_message(queues.PROVISION, job)
-    except Exception:  # noqa: BLE001 - committed: a repeated install re-queues the job
+    except Exception:
         log.exception("provision job not queued; installing again will queue it", extra={"job": job})
 
 

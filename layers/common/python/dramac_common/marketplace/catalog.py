@@ -10,11 +10,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from pydantic import Field
+
 from ..automation.outbox import log_automation_event
-from ..core.api import CamelModel
 from ..core.db import Unit
 from ..core.errors import NotFound, PaymentRequired
 from ..core.tenancy import require_agency_access
+from ..core.wire import CamelModel
 
 MODULE_COLUMNS = """
     m.id, m.slug, m.name, m.description, m.module_type, m.status, m.pricing_type,
@@ -37,7 +39,7 @@ class Module(CamelModel):
     wholesale_price_cents: int
     currency: str
     version: str | None = None
-    dependencies: list[str] = []
+    dependencies: list[str] = Field(default_factory=list)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Module:

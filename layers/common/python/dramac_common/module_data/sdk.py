@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
@@ -590,10 +590,8 @@ class ModuleDatabaseSDK:
         conn = self.unit.conn
         if conn.closed or conn.info.transaction_status == psycopg.pq.TransactionStatus.UNKNOWN:
             return
-        try:
+        with suppress(psycopg.Error):
             conn.execute(sql.SQL("ROLLBACK TO SAVEPOINT {0}; RELEASE SAVEPOINT {0}").format(sql.Identifier(savepoint)))
-        except psycopg.Error:
-            pass
 
 
 def forget_cached_schemas() -> None:

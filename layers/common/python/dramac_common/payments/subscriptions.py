@@ -9,10 +9,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ..core.api import CamelModel
 from ..core.db import Unit
 from ..core.errors import BadRequest, Conflict, NotFound, ValidationFailed
 from ..core.tenancy import require_agency_access
+from ..core.wire import CamelModel
 from ..marketplace import catalog as marketplace
 from .markup import Markup, retail_price_cents
 from .providers import CheckoutRequest, PaymentProvider

@@ -80,15 +80,7 @@ COMPARE_OPS = {"=": "=", "<>": "<>", "!=": "<>", "<": "<", "<=": "<=", ">": ">",
 SUM_OPS = {"+", "-", "||"}
 PRODUCT_OPS = {"*", "/", "%"}
 # Words with a meaning of their own in SQL: never a column name inside an expression.
-_SQL_WORDS = frozenset("""
-    all analyse analyze and any array as asc asymmetric both case cast check collate column constraint create
-    current_catalog current_role current_time current_user default deferrable desc distinct do else end
-    except exists fetch for foreign from grant group having in initially intersect into lateral leading limit
-    localtime localtimestamp not null offset on only or order placing primary references returning select
-    session_user some symmetric table then to trailing union unique user using variadic when where window
-    with between like ilike is isnull notnull similar escape overlaps join values row delete insert update
-    drop alter truncate execute copy do perform declare begin commit rollback
-""".split())
+_SQL_WORDS = frozenset(["all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "both", "case", "cast", "check", "collate", "column", "constraint", "create", "current_catalog", "current_role", "current_time", "current_user", "default", "deferrable", "desc", "distinct", "do", "else", "end", "except", "exists", "fetch", "for", "foreign", "from", "grant", "group", "having", "in", "initially", "intersect", "into", "lateral", "leading", "limit", "localtime", "localtimestamp", "not", "null", "offset", "on", "only", "or", "order", "placing", "primary", "references", "returning", "select", "session_user", "some", "symmetric", "table", "then", "to", "trailing", "union", "unique", "user", "using", "variadic", "when", "where", "window", "with", "between", "like", "ilike", "is", "isnull", "notnull", "similar", "escape", "overlaps", "join", "values", "row", "delete", "insert", "update", "drop", "alter", "truncate", "execute", "copy", "do", "perform", "declare", "begin", "commit", "rollback"])
 
 _TOKEN_RE = re.compile(
     r"""

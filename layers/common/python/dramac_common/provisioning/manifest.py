@@ -33,16 +33,7 @@ SLUG_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
 # PostgreSQL's reserved key words (categories R and T of pg_get_keywords(); a test keeps this in step
 # with the server) and the system column names a table cannot use.
-RESERVED_WORDS = frozenset("""
-    all analyse analyze and any array as asc asymmetric authorization binary both case cast check collate
-    collation column concurrently constraint create cross current_catalog current_date current_role
-    current_schema current_time current_timestamp current_user default deferrable desc distinct do else end
-    except false fetch for foreign freeze from full grant group having ilike in initially inner intersect into
-    is isnull join lateral leading left like limit localtime localtimestamp natural not notnull null offset on
-    only or order outer overlaps placing primary references returning right select session_user similar some
-    symmetric system_user table tablesample then to trailing true union unique user using variadic verbose
-    when where window with
-""".split())
+RESERVED_WORDS = frozenset(["all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "authorization", "binary", "both", "case", "cast", "check", "collate", "collation", "column", "concurrently", "constraint", "create", "cross", "current_catalog", "current_date", "current_role", "current_schema", "current_time", "current_timestamp", "current_user", "default", "deferrable", "desc", "distinct", "do", "else", "end", "except", "false", "fetch", "for", "foreign", "freeze", "from", "full", "grant", "group", "having", "ilike", "in", "initially", "inner", "intersect", "into", "is", "isnull", "join", "lateral", "leading", "left", "like", "limit", "localtime", "localtimestamp", "natural", "not", "notnull", "null", "offset", "on", "only", "or", "order", "outer", "overlaps", "placing", "primary", "references", "returning", "right", "select", "session_user", "similar", "some", "symmetric", "system_user", "table", "tablesample", "then", "to", "trailing", "true", "union", "unique", "user", "using", "variadic", "verbose", "when", "where", "window", "with"])
 SYSTEM_COLUMNS = frozenset({"oid", "tableoid", "xmin", "xmax", "cmin", "cmax", "ctid"})
 
 # The columns every module table has, whether or not the manifest lists them.

@@ -303,7 +303,7 @@ def run_job(action: str, module_id: uuid.UUID, *, site_id: uuid.UUID | None = No
             try:
                 mark_installations_failed(
                     module_id, f"Provisioning failed after {receive_count} attempts: {summary}")
-            except Exception:  # noqa: BLE001 - the database may be the thing that is down
+            except Exception:
                 log.exception("could not mark installations failed")
         raise
 

@@ -280,9 +280,8 @@ class _Checker:
                 _check_number_fits(side.number, _scalar("real") if FLOATS & {a.base, b.base} == {"real"} else target)
         if _family(a) != _family(b) or (_family(a) not in ("number", "string", "datetime", "array") and a.base != b.base):
             raise _fail(f"cannot compare {a.name} with {b.name}")
-        if a.is_array or b.is_array:
-            if a != b and not (a.base in STRINGS and b.base in STRINGS):
-                raise _fail(f"cannot compare {a.name} with {b.name}")
+        if (a.is_array or b.is_array) and a != b and not (a.base in STRINGS and b.base in STRINGS):
+            raise _fail(f"cannot compare {a.name} with {b.name}")
         if a.base in NO_EQUALITY:
             raise _fail(f"{a.name} values cannot be compared (json has no comparison operators; use jsonb)")
         if op not in ("=", "<>") and a.base not in ORDERED:
