@@ -247,8 +247,8 @@ def check_database(conninfo: str) -> None:
         with psycopg.connect(conninfo, connect_timeout=5) as conn:
             seeded = conn.execute(
                 "SELECT to_regclass('auth.users') IS NOT NULL AND to_regclass('public.modules_v2') IS NOT NULL"
-            ).fetchone()[0] and conn.execute(
-                "SELECT EXISTS (SELECT 1 FROM public.modules_v2 WHERE slug = %s)", (MODULE_SLUG,)).fetchone()[0]
+            ).fetchone() == (True,) and conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM public.modules_v2 WHERE slug = %s)", (MODULE_SLUG,)).fetchone() == (True,)
     except psycopg.Error as exc:
         reason = (str(exc).strip().splitlines() or ["no reason given"])[0]
         raise DemoFailed(f"cannot use the stack's database: {reason}") from exc

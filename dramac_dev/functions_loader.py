@@ -34,6 +34,8 @@ def load_function(name: str) -> ModuleType:
     if not path.is_file():
         raise KeyError(f"no function {name!r}: expected {path} (known: {', '.join(available_functions())})")
     spec = importlib.util.spec_from_file_location(f"dramac_fn_{name}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)

@@ -89,7 +89,7 @@ def build_gateway(handlers: dict[str, Handler], domain_router: Handler | None = 
         )
         try:
             result = await run_in_threadpool(call_handler, handler, event, LocalContext(route.function))
-        except Exception:
+        except Exception:  # as API Gateway does when a function crashes
             log.exception("%s raised", route.function)
             return _error(502, "The function failed", "function_error")
         return lambda_result_to_response(result)

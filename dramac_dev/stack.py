@@ -100,12 +100,12 @@ def run_dev(host: str, port: int) -> int:
     router = get_handler("domain_router") if "domain_router" in present else None
 
     stop = threading.Event()
-    pollers = []
+    pollers: list[QueuePoller | ScheduledInvoker] = []
     for logical, (function, batch_size, _, _) in QUEUE_CONSUMERS.items():
         if function in present:
-            poller = QueuePoller(sqs, queue_urls[logical], function, get_handler(function), batch_size, stop)
-            poller.start()
-            pollers.append(poller)
+            queue_poller = QueuePoller(sqs, queue_urls[logical], function, get_handler(function), batch_size, stop)
+            queue_poller.start()
+            pollers.append(queue_poller)
     if "relay" in present:
         relay = ScheduledInvoker("relay", get_handler("relay"), float(os.environ.get("DRAMAC_RELAY_INTERVAL_S") or 10),
                                  stop)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -48,7 +49,7 @@ from dramac_common.installations.api_keys import (
 from dramac_common.module_data import ModuleDatabaseSDK, WidgetStorage, parse_query_params
 from fastapi import Body, Request
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import ConfigDict, Field
 
 app = create_app("DRAMAC module data API", exact_numbers=True)
@@ -73,13 +74,15 @@ class StorageDeleted(CamelModel):
     deleted: bool
 
 
-_EXACT_NUMBERS = {Decimal: jsonbody.finite, float: jsonbody.finite}
+_EXACT_NUMBERS: dict[Any, Callable[[Any], Any]] = {Decimal: jsonbody.finite, float: jsonbody.finite}
 
 
-def data_response(data: Any, status_code: int = 200, **extra: Any) -> Response:
+def data_response(data: Any, status_code: int = 200, *, count: int | None = None) -> Response:
     """Rows in the envelope, numbers exact: ``numeric`` values keep every digit (a JSON number literal,
     as PostgREST writes them); NaN and infinities are strings, as in PostgreSQL's own JSON."""
-    content = {"success": True, "data": jsonable_encoder(data, custom_encoder=_EXACT_NUMBERS), **extra}
+    content = {"success": True, "data": jsonable_encoder(data, custom_encoder=_EXACT_NUMBERS)}
+    if count is not None:  # ?count=exact
+        content["count"] = count
     return Response(jsonbody.dumps(content), status_code=status_code, media_type="application/json")
 
 
@@ -101,7 +104,7 @@ def open_storage(unit: db.Unit, site_id: uuid.UUID, module: str) -> WidgetStorag
 
 @app.post(DATA + "/_batch", response_model=Envelope[list[Any]])
 def batch(request: Request, site_id: SiteId, module: ModuleRef, body: JsonBody,
-          principal: PrincipalDep, idempotency_key: IdempotencyKey = None) -> JSONResponse:
+          principal: PrincipalDep, idempotency_key: IdempotencyKey = None) -> Response:
     operations = body.get("operations") if isinstance(body, dict) else body
     if not isinstance(operations, list):
         raise BadRequest('The body is {"operations": [...]}', code="invalid_batch")
@@ -117,17 +120,17 @@ def batch(request: Request, site_id: SiteId, module: ModuleRef, body: JsonBody,
 
 @app.get(DATA + "/{table}", response_model=RowsEnvelope)
 def list_rows(request: Request, table: str, site_id: SiteId, module: ModuleRef,
-              principal: PrincipalDep) -> JSONResponse:
+              principal: PrincipalDep) -> Response:
     query = parse_query_params(request.query_params.multi_items())
     with site_unit(principal, site_id, manage=False) as unit:
         rows, count = open_sdk(unit, site_id, module).query(table, query)
-    return data_response(rows, **({"count": count} if query.count else {}))
+    return data_response(rows, count=count if query.count else None)
 
 
 @app.post(DATA + "/{table}", response_model=Envelope[dict[str, Any] | list[dict[str, Any]]], status_code=201)
 def create_rows(request: Request, table: str, site_id: SiteId, module: ModuleRef,
                 body: JsonBody, principal: PrincipalDep,
-                idempotency_key: IdempotencyKey = None) -> JSONResponse:
+                idempotency_key: IdempotencyKey = None) -> Response:
     if not isinstance(body, dict | list):
         raise BadRequest("The body is an object of column values, or an array of them", code="invalid_body")
 
@@ -143,7 +146,7 @@ def create_rows(request: Request, table: str, site_id: SiteId, module: ModuleRef
 
 @app.get(DATA + "/{table}/{row_id}", response_model=Envelope[dict[str, Any]])
 def get_row(request: Request, table: str, row_id: str, site_id: SiteId, module: ModuleRef,
-            principal: PrincipalDep) -> JSONResponse:
+            principal: PrincipalDep) -> Response:
     query = parse_query_params(request.query_params.multi_items())
     with site_unit(principal, site_id, manage=False) as unit:
         row = open_sdk(unit, site_id, module).find_by_id(table, row_id, select=query.select)
@@ -154,7 +157,7 @@ def get_row(request: Request, table: str, row_id: str, site_id: SiteId, module: 
 
 @app.patch(DATA + "/{table}/{row_id}", response_model=Envelope[dict[str, Any]])
 def update_row(table: str, row_id: str, site_id: SiteId, module: ModuleRef,
-               body: JsonBody, principal: PrincipalDep) -> JSONResponse:
+               body: JsonBody, principal: PrincipalDep) -> Response:
     if not isinstance(body, dict):
         raise BadRequest("The body is an object of column values", code="invalid_body")
     with site_unit(principal, site_id, manage=True) as unit:
@@ -166,7 +169,7 @@ def update_row(table: str, row_id: str, site_id: SiteId, module: ModuleRef,
 
 @app.delete(DATA + "/{table}/{row_id}", response_model=Envelope[dict[str, Any]])
 def delete_row(table: str, row_id: str, site_id: SiteId, module: ModuleRef,
-               principal: PrincipalDep) -> JSONResponse:
+               principal: PrincipalDep) -> Response:
     with site_unit(principal, site_id, manage=True) as unit:
         row = open_sdk(unit, site_id, module).delete_by_id(table, row_id)
     if row is None:
@@ -178,7 +181,7 @@ def delete_row(table: str, row_id: str, site_id: SiteId, module: ModuleRef,
 
 @app.get(STORAGE, response_model=Envelope[list[str]])
 def list_storage_keys(site_id: SiteId, module: ModuleRef, principal: PrincipalDep,
-                      prefix: str | None = None) -> JSONResponse:
+                      prefix: str | None = None) -> Response:
     with site_unit(principal, site_id, manage=False) as unit:
         keys = open_storage(unit, site_id, module).list_keys(prefix)
     return data_response(keys)
@@ -186,7 +189,7 @@ def list_storage_keys(site_id: SiteId, module: ModuleRef, principal: PrincipalDe
 
 @app.get(STORAGE + "/{key}", response_model=Envelope[StorageValue])
 def get_storage_value(key: str, site_id: SiteId, module: ModuleRef,
-                      principal: PrincipalDep) -> JSONResponse:
+                      principal: PrincipalDep) -> Response:
     missing = object()
     with site_unit(principal, site_id, manage=False) as unit:
         value = open_storage(unit, site_id, module).get(key, missing)
@@ -197,7 +200,7 @@ def get_storage_value(key: str, site_id: SiteId, module: ModuleRef,
 
 @app.put(STORAGE + "/{key}", response_model=Envelope[dict[str, Any]])
 def set_storage_value(key: str, site_id: SiteId, module: ModuleRef, body: JsonBody,
-                      principal: PrincipalDep) -> JSONResponse:
+                      principal: PrincipalDep) -> Response:
     if not isinstance(body, dict) or "value" not in body:
         raise BadRequest('The body is {"value": <any JSON>}', code="invalid_body")
     with site_unit(principal, site_id, manage=True) as unit:
@@ -207,7 +210,7 @@ def set_storage_value(key: str, site_id: SiteId, module: ModuleRef, body: JsonBo
 
 @app.delete(STORAGE + "/{key}", response_model=Envelope[StorageDeleted])
 def delete_storage_value(key: str, site_id: SiteId, module: ModuleRef,
-                         principal: PrincipalDep) -> JSONResponse:
+                         principal: PrincipalDep) -> Response:
     with site_unit(principal, site_id, manage=True) as unit:
         deleted = open_storage(unit, site_id, module).delete(key)
     if not deleted:
@@ -229,7 +232,7 @@ class CreateApiKeyRequest(CamelModel):
 
 @app.post(SITE + "/api-keys", response_model=Envelope[CreatedApiKey], status_code=201)
 def create_key(body: CreateApiKeyRequest, request: Request, site_id: SiteId,
-               caller: CallerDep, idempotency_key: IdempotencyKey = None) -> JSONResponse:
+               caller: CallerDep, idempotency_key: IdempotencyKey = None) -> Response:
     def act() -> tuple[int, Any]:
         with db.user_unit(caller.db_claims) as unit:
             return 201, create_api_key(unit, caller, site_id, name=body.name, modules=body.modules,
@@ -243,14 +246,14 @@ def create_key(body: CreateApiKeyRequest, request: Request, site_id: SiteId,
 
 
 @app.get(SITE + "/api-keys", response_model=Envelope[list[ApiKeyInfo]])
-def list_keys(site_id: SiteId, caller: CallerDep) -> JSONResponse:
+def list_keys(site_id: SiteId, caller: CallerDep) -> Response:
     with db.user_unit(caller.db_claims) as unit:
         return envelope(list_api_keys(unit, site_id))
 
 
 @app.delete(SITE + "/api-keys/{keyId}", response_model=Envelope[ApiKeyInfo])
 def revoke_key(site_id: SiteId, key_id: KeyId,
-               caller: CallerDep) -> JSONResponse:
+               caller: CallerDep) -> Response:
     with db.user_unit(caller.db_claims) as unit:
         return envelope(revoke_api_key(unit, site_id, key_id))
 

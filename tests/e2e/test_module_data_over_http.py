@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from module_fixtures import make_crm
+from module_fixtures import make_crm  # module setup shared with the integration tests
 
 
 def test_contacts_lifecycle_over_http(local_stack, owner_conn, make_module, tenant):

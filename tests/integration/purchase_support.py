@@ -118,7 +118,7 @@ def loopback_server(respond: Callable[[str, str, dict[str, str], bytes], tuple[i
     recorded = Recorded()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
+        def do_POST(self) -> None:  # http.server's naming
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length)
             headers = {k.lower(): v for k, v in self.headers.items()}

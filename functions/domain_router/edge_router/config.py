@@ -40,6 +40,17 @@ class RouterConfig:
         "session_cookie",
         "sessions",
     )
+    mode: str
+    app_domains: frozenset[str]
+    platform_site_domain: str
+    reserved_site_labels: frozenset[str]
+    public_prefixes: tuple[str, ...]
+    public_files: frozenset[str]
+    session_cookie: str
+    login_path: str
+    onboarding_path: str
+    onboarding_claims: tuple[tuple[str, ...], ...]
+    sessions: SessionVerifier
 
 
 def load_config(directory: str, environ: Mapping[str, str] | None = None) -> RouterConfig:

@@ -1,6 +1,8 @@
 """The router's settings and their production defaults (every key a `config.json` may set)."""
 
-DEFAULT_SETTINGS = {
+from typing import Any
+
+DEFAULT_SETTINGS: dict[str, Any] = {
     "mode": "production",
     "app_domains": ["dramac.app", "app.dramac.app", "localhost"],
     "platform_site_domain": "sites.dramacagency.com",

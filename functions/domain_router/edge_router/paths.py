@@ -86,7 +86,7 @@ def is_same_site_path(value: object) -> bool:
 
 
 def safe_redirect_path(candidate: object, fallback: str = "/") -> str:
-    return candidate if is_same_site_path(candidate) else fallback
+    return candidate if isinstance(candidate, str) and is_same_site_path(candidate) else fallback
 
 
 def login_location(login_path: str, path: str, querystring: object) -> str:

@@ -24,7 +24,7 @@ def onboarding_finished(claims: dict, claim_paths: tuple) -> bool:
     session) counts as finished: the redirect is a convenience, not access control.
     """
     for path in claim_paths:
-        value = claims
+        value: object = claims
         for key in path:
             value = value.get(key) if isinstance(value, dict) else None
         if value is not None:

@@ -121,7 +121,7 @@ class SessionVerifier:
         issuer: str | None,
         clock_skew_seconds: float,
     ):
-        self._keys = {
+        self._keys: dict[str, list[RsaPublicKey] | list[EcPublicKey]] = {
             "RS256": [key for key in keys if isinstance(key, RsaPublicKey)],
             "ES256": [key for key in keys if isinstance(key, EcPublicKey)],
         }
@@ -177,19 +177,20 @@ class SessionVerifier:
                 return False
             expected = hmac.digest(self._hs256_secret, signing_input, "sha256")
             return hmac.compare_digest(expected, signature)
-        candidates = self._keys.get(alg) if isinstance(alg, str) else None
-        if not candidates:
+        keys = self._keys.get(alg) if isinstance(alg, str) else None
+        if not keys:
             return False
         if kid is None:
-            candidates = candidates if len(candidates) == 1 else []  # without a kid only an unambiguous key
+            candidates = list(keys) if len(keys) == 1 else []  # without a kid only an unambiguous key
         else:
-            candidates = [key for key in candidates if key.kid == kid]
-        verify = _verify_rs256 if alg == "RS256" else _verify_es256
-        return any(verify(key, signing_input, signature) for key in candidates)
+            candidates = [key for key in keys if key.kid == kid]
+        return any(_verify_rs256(key, signing_input, signature) if isinstance(key, RsaPublicKey)
+                   else isinstance(key, EcPublicKey) and _verify_es256(key, signing_input, signature)
+                   for key in candidates)
 
     def _claims_are_valid(self, claims: dict, now: float) -> bool:
         exp = claims.get("exp")
-        if not _is_number(exp) or now > exp + self._skew:
+        if not isinstance(exp, int | float) or not _is_number(exp) or now > exp + self._skew:
             return False
         if "nbf" in claims:
             nbf = claims["nbf"]

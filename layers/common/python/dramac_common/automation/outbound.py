@@ -102,7 +102,7 @@ def resolve_checked(host: str, port: int) -> str:
         raise OutboundFailed(f"cannot resolve {host!r}: {exc.strerror or exc}", attempts=1) from exc
     addresses = []
     for info in infos:
-        address = info[4][0].split("%", 1)[0]  # drop an IPv6 zone id
+        address = str(info[4][0]).split("%", 1)[0]  # drop an IPv6 zone id
         addresses.append(ipaddress.ip_address(address))
     if not addresses:
         raise OutboundFailed(f"{host!r} resolves to no address", attempts=1)

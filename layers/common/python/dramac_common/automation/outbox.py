@@ -64,13 +64,13 @@ def log_automation_event(
     if site_id is None and agency_id is None:
         raise ValueError("an automation event needs a site_id or an agency_id")
     _require_known(unit, site_id, event_type)
-    row = unit.fetchone(
+    row = unit.fetchrow(
         sql.SQL("INSERT INTO public.automation_events_log ({}) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id")
         .format(_OUTBOX_COLUMNS),
         (site_id, agency_id, event_type, Jsonb(payload, dumps=_json_dumps), source_module, source_entity_type,
          str(source_entity_id) if source_entity_id is not None else None),
     )
-    event_id = row["id"]
+    event_id: uuid.UUID = row["id"]
     dispatch_after_commit(unit, [event_id])
     return event_id
 
@@ -130,5 +130,5 @@ def dispatch_events(event_ids: list[uuid.UUID]) -> None:
                 "UPDATE public.automation_events_log SET dispatched_at = now() WHERE id = ANY(%s)",
                 (list(event_ids),),
             )
-    except Exception:
+    except Exception:  # the outbox relay retries whatever was not sent
         log.warning("events not dispatched yet; the relay will send them", exc_info=True)

@@ -75,6 +75,12 @@ class StepRuntime:
     budget_s: float = 60.0
     previous_attempts: int = 0
 
+    def database(self) -> Unit:
+        """The step's transaction (the engine gives one to the step types that write)."""
+        if self.unit is None:
+            raise StepFailed("this step needs the database and was given no transaction")
+        return self.unit
+
 
 # Configs -------------------------------------------------------------------------------------------
 
@@ -195,7 +201,7 @@ def run_delay(rt: StepRuntime, config: dict[str, Any], raw: dict[str, Any]) -> S
 
 def run_set_variable(rt: StepRuntime, config: dict[str, Any], raw: dict[str, Any]) -> StepResult:
     name, value = raw["name"], _jsonable(config.get("value"))
-    dal.set_variable(rt.unit, rt.workflow_id, rt.site_id, name, value)
+    dal.set_variable(rt.database(), rt.workflow_id, rt.site_id, name, value)
     rt.variables[name] = value
     return StepResult({"name": name, "value": value})
 
@@ -206,7 +212,7 @@ def _sdk_for(rt: StepRuntime, module: str) -> Any:
     from ..module_data import ModuleDatabaseSDK
 
     try:
-        return ModuleDatabaseSDK.for_service(rt.unit, module_slug=module, site_id=rt.site_id)
+        return ModuleDatabaseSDK.for_service(rt.database(), module_slug=module, site_id=rt.site_id)
     except ApiError as exc:  # not installed, disabled or still provisioning on this site
         raise StepFailed(f"module {module}: {exc.message}") from exc
 
@@ -294,7 +300,7 @@ def run_send_email(rt: StepRuntime, config: dict[str, Any], raw: dict[str, Any])
             Source=sender, Destination={"ToAddresses": recipients},
             Message={"Subject": {"Data": str(config.get("subject", "")), "Charset": "UTF-8"},
                      "Body": {body_kind: {"Data": str(config.get("body", "")), "Charset": "UTF-8"}}})
-    except Exception as exc:
+    except Exception as exc:  # SES's refusal (unverified identity, throttling) is the step's error
         raise StepFailed(f"send_email: SES refused the message: {exc}") from exc
     return StepResult({"messageId": response["MessageId"], "to": recipients})
 

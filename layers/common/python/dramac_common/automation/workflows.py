@@ -195,7 +195,7 @@ def validated_steps(unit: Unit, site_id: uuid.UUID, steps: list[StepInput]) -> l
 RECORD_STEPS = ("create_record", "update_record")
 
 
-def _record_target_problems(unit: Unit, site_id: uuid.UUID, config: dict[str, Any], *, where: str) -> list[dict]:
+def _record_target_problems(unit: Unit, site_id: uuid.UUID, config: dict[str, Any], *, where: str) -> list[dict[str, Any]]:
     """The module (slug or id) must be installed on the site, the table one of its manifest's."""
     module, table = config["module"], config["table"]
     try:
@@ -207,7 +207,7 @@ def _record_target_problems(unit: Unit, site_id: uuid.UUID, config: dict[str, An
     if row is None or row["installation_status"] in (None, "failed"):
         return [{"field": f"{where}.module", "message": f"module {module!r} is not installed on this site"}]
     manifest = row["manifest"] if isinstance(row["manifest"], dict) else {}
-    database = manifest.get("database") if isinstance(manifest.get("database"), dict) else {}
+    database = manifest["database"] if isinstance(manifest.get("database"), dict) else {}
     tables = [t.get("name") for t in database.get("tables") or [] if isinstance(t, dict)]
     if table not in tables:
         known = ", ".join(sorted(t for t in tables if isinstance(t, str))) or "none"
@@ -224,6 +224,12 @@ def _filter(filter_: dict[str, Any] | None) -> dict[str, Any]:
                                details=[{"field": "filter", "message": str(exc)}]) from exc
 
 
+def _found(workflow: dict[str, Any] | None) -> dict[str, Any]:
+    if workflow is None:  # deleted by a concurrent request between two statements of this one
+        raise NotFound("Workflow not found", code="workflow_not_found")
+    return workflow
+
+
 def create_workflow(unit: Unit, caller: Caller, site_id: uuid.UUID, body: WorkflowCreate) -> dict[str, Any]:
     require_site_access(unit, site_id, manage=True)
     require_known_event(unit, site_id, body.trigger_event_type)
@@ -232,7 +238,7 @@ def create_workflow(unit: Unit, caller: Caller, site_id: uuid.UUID, body: Workfl
     workflow_id = dal.insert_workflow(unit, site_id=site_id, name=body.name, description=body.description,
                                       is_active=body.is_active, created_by=caller.user_id,
                                       event_type=body.trigger_event_type, filter_=filter_, steps=steps)
-    return dal.get_workflow(unit, site_id, workflow_id)
+    return _found(dal.get_workflow(unit, site_id, workflow_id))
 
 
 def list_workflows(unit: Unit, site_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -260,7 +266,7 @@ def update_workflow(unit: Unit, site_id: uuid.UUID, workflow_id: uuid.UUID, body
                                is_active=body.is_active, event_type=body.trigger_event_type, filter_=filter_,
                                steps=steps):
         raise NotFound("Workflow not found", code="workflow_not_found")
-    return dal.get_workflow(unit, site_id, workflow_id)
+    return _found(dal.get_workflow(unit, site_id, workflow_id))
 
 
 def delete_workflow(unit: Unit, site_id: uuid.UUID, workflow_id: uuid.UUID) -> dict[str, Any]:

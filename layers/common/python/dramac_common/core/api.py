@@ -204,7 +204,7 @@ class HttpApiGateway(HTTPGateway):
     port is dropped (API Gateway always sets a correct one)."""
 
     @property
-    def scope(self) -> dict[str, Any]:
+    def scope(self) -> Any:
         headers = {str(k).lower(): v for k, v in (self.event.get("headers") or {}).items()}
         host_value = headers.pop("host", None)
         forwarded_port = _valid_port(headers.pop("x-forwarded-port", None))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -27,10 +27,14 @@ from .settings import get_settings
 # jsonb parameters keep Decimal numbers exact (the module data API parses numbers as Decimal)
 set_json_dumps(jsonbody.dumps)
 
+Row = dict[str, Any]  # rows come as dicts (psycopg's dict_row)
+Query = str | bytes | sql.SQL | sql.Composed  # a statement: text, or names composed with psycopg.sql
+Params = Sequence[Any] | Mapping[str, Any] | None
+
 # The role that may execute the write paths (the API's login role is granted it; requests never are).
 WRITE_ROLE = "dramac_backend"
 
-_pool: ConnectionPool | None = None
+_pool: ConnectionPool[Any] | None = None  # connections with dict rows (Row)
 _pool_lock = threading.Lock()
 
 
@@ -62,7 +66,7 @@ def _url_from_secret(secret_arn: str) -> str:
     )
 
 
-def get_pool() -> ConnectionPool:
+def get_pool() -> ConnectionPool[Any]:
     """The container's pool, created on first use (not at import: cold start stays cheap)."""
     global _pool
     if _pool is None:
@@ -93,18 +97,25 @@ def close_pool() -> None:
 class Unit:
     """One transaction on one connection, with callbacks to run after it commits."""
 
-    def __init__(self, conn: psycopg.Connection, claims: Mapping[str, Any] | None):
+    def __init__(self, conn: psycopg.Connection[Row], claims: Mapping[str, Any] | None):
         self.conn = conn
         self.claims = dict(claims) if claims is not None else None
         self._after_commit: list[Callable[[], None]] = []
 
-    def execute(self, query: Any, params: Any = None) -> psycopg.Cursor:
+    def execute(self, query: Query, params: Params = None) -> psycopg.Cursor[Row]:
         return self.conn.execute(query, params)
 
-    def fetchone(self, query: Any, params: Any = None) -> dict[str, Any] | None:
+    def fetchone(self, query: Query, params: Params = None) -> Row | None:
         return self.conn.execute(query, params).fetchone()
 
-    def fetchall(self, query: Any, params: Any = None) -> list[dict[str, Any]]:
+    def fetchrow(self, query: Query, params: Params = None) -> Row:
+        """The one row of a statement that always returns one (``INSERT ... RETURNING``, an aggregate)."""
+        row = self.conn.execute(query, params).fetchone()
+        if row is None:
+            raise LookupError("the statement returned no row")
+        return row
+
+    def fetchall(self, query: Query, params: Params = None) -> list[Row]:
         return self.conn.execute(query, params).fetchall()
 
     def after_commit(self, callback: Callable[[], None]) -> None:
@@ -118,12 +129,15 @@ class Unit:
         call = sql.SQL("SELECT {}({}) AS result").format(
             sql.Identifier("private", function), sql.SQL(", ").join(sql.Placeholder() * len(args)))
         if self.claims is None:
-            return self.conn.execute(call, args).fetchone()["result"]
+            return self.fetchrow(call, args)["result"]
         with self.conn.pipeline():
             self.conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(WRITE_ROLE)))
             cursor = self.conn.execute(call, args)
             self.conn.execute("SET LOCAL ROLE authenticated")
-        return cursor.fetchone()["result"]
+        row = cursor.fetchone()
+        if row is None:
+            raise LookupError("the write path returned no row")
+        return row["result"]
 
 
 def _opening_statement(claims: Mapping[str, Any] | None, timeout_ms: int) -> sql.Composed:
@@ -137,11 +151,11 @@ def _opening_statement(claims: Mapping[str, Any] | None, timeout_ms: int) -> sql
     return sql.SQL("; ").join(parts)
 
 
-def _begin(pool: ConnectionPool, opening: sql.Composed) -> psycopg.Connection:
+def _begin(pool: ConnectionPool[Any], opening: sql.Composed) -> psycopg.Connection[Row]:
     """Check out a connection and open the transaction; a connection that died while idle
     in the pool (server restart, proxy idle timeout) is replaced once, since nothing ran on it."""
     for attempt in range(2):
-        conn = pool.getconn()
+        conn: psycopg.Connection[Row] = pool.getconn()  # the pool's row_factory is dict_row
         try:
             conn.execute(opening)
             return conn

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aws_lambda_powertools.utilities.idempotency import (
     BasePersistenceLayer,
@@ -35,6 +35,10 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
 from . import db
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency.hook import IdempotentHookFunction
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 from .errors import ApiError, Conflict, ServiceUnavailable
 from .settings import get_settings
 
@@ -153,8 +157,8 @@ def run_once(*, scope: str, principal: str, key: str, request: dict[str, Any], l
         raise_on_no_idempotency_key=True,
         expires_after_seconds=EXPIRES_AFTER_SECONDS,
         hash_function="sha256",
-        lambda_context=lambda_context if lambda_context is not None else _FallbackContext(),
-        response_hook=_mark_replayed,
+        lambda_context=cast("LambdaContext", lambda_context if lambda_context is not None else _FallbackContext()),
+        response_hook=cast("IdempotentHookFunction", _mark_replayed),
     )
     fresh: list[dict[str, Any]] = []
 

@@ -115,8 +115,9 @@ def loads(raw: bytes | str, *, exact_numbers: bool = False, where: str | None = 
 
 def dumps(value: Any, **kwargs: Any) -> str:
     """JSON text with ``Decimal`` written as an exact number (the jsonb adapter and API responses)."""
-    return simplejson.dumps(value, use_decimal=True, allow_nan=False, ensure_ascii=False,
+    text: str = simplejson.dumps(value, use_decimal=True, allow_nan=False, ensure_ascii=False,
                             namedtuple_as_object=False, **kwargs)
+    return text
 
 
 def finite(value: Any) -> Any:

@@ -53,7 +53,7 @@ def check_numeric(value: Decimal, precision: int | None = None, scale: int | Non
             raise ValueRefused(f"out of range for {name}")
         return value
     if precision is None:
-        if value.adjusted() >= NUMERIC_MAX_INTEGER_DIGITS or -value.as_tuple().exponent > NUMERIC_MAX_SCALE:
+        if value.adjusted() >= NUMERIC_MAX_INTEGER_DIGITS or -int(value.as_tuple().exponent) > NUMERIC_MAX_SCALE:
             raise ValueRefused("out of range for numeric")
         return value
     scale = scale or 0

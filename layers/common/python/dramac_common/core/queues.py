@@ -46,7 +46,7 @@ def queue_name(logical: str) -> str:
 def queue_url(logical: str) -> str:
     url = get_settings().queue_urls.get(logical) or _urls.get(logical)
     if not url:
-        url = sqs_client().get_queue_url(QueueName=queue_name(logical))["QueueUrl"]
+        url = str(sqs_client().get_queue_url(QueueName=queue_name(logical))["QueueUrl"])
         _urls[logical] = url
     return url
 
@@ -58,7 +58,7 @@ def send_message(logical: str, body: dict[str, Any], *, delay_seconds: int = 0) 
         MessageBody=json.dumps(body, default=str, separators=(",", ":")),
         DelaySeconds=max(0, min(900, int(delay_seconds))),
     )
-    return response["MessageId"]
+    return str(response["MessageId"])
 
 
 def send_messages(logical: str, bodies: list[dict[str, Any]]) -> None:

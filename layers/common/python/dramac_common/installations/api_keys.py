@@ -87,7 +87,7 @@ def create_api_key(unit: Unit, caller: Caller, site_id: uuid.UUID, *, name: str 
     values = {"id": key_id, "site": site_id, "agency": site.agency_id, "name": name or "", "prefix": key_prefix(key_id),
               "hash": hash_key(key), "modules": modules, "by": caller.user_id, "expires": expires_at}
     if rotates_key_id is None:
-        row = unit.fetchone(
+        row = unit.fetchrow(
             f"""
             INSERT INTO public.site_api_keys
               (id, site_id, agency_id, name, key_prefix, secret_hash, modules, created_by, expires_at)

@@ -50,7 +50,8 @@ class Installation(CamelModel):
     installed_at: datetime
     updated_at: datetime
 
-    @computed_field(alias="is_enabled")  # the contract's spelling, next to the API's camelCase
+    # the contract's spelling, next to the API's camelCase (mypy cannot see through pydantic's documented pattern)
+    @computed_field(alias="is_enabled")  # type: ignore[prop-decorator]
     @property
     def is_enabled_contract(self) -> bool:
         return self.is_enabled
@@ -88,9 +89,9 @@ def install_module(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID, *, inst
             f"The agency has no active subscription to '{module.name}': subscribe or purchase it first",
             code="subscription_required",
         )
-    if manifest_error is not None:
+    if manifest_error is not None or manifest is None:
         raise Conflict(f"'{module.name}' cannot be installed: {manifest_error}", code="invalid_manifest",
-                       details=manifest_error.problems)
+                       details=manifest_error.problems if manifest_error else None)
     missing = [slug for slug in dict.fromkeys(manifest.dependencies) if slug not in state["present_dependencies"]]
     if missing:
         raise Conflict(
@@ -119,7 +120,7 @@ def install_module(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID, *, inst
 def _queue_provision(job: dict[str, Any]) -> None:
     try:
         queues.send_message(queues.PROVISION, job)
-    except Exception:
+    except Exception:  # committed: a repeated install re-queues the job
         log.exception("provision job not queued; installing again will queue it", extra={"job": job})
 
 
@@ -127,7 +128,7 @@ def _install_state(unit: Unit, agency_id: uuid.UUID, site_id: uuid.UUID, module_
                    dependencies: list[str]) -> dict[str, Any]:
     """What the install checks need, in one round trip: whether the agency has an active subscription,
     and which of the manifest's dependencies are active and enabled on the site."""
-    return unit.fetchone(
+    return unit.fetchrow(
         """
         SELECT
           EXISTS (SELECT 1 FROM public.agency_module_subscriptions s

@@ -243,12 +243,12 @@ def order_from(order_by: Any) -> tuple[Order, ...]:
         orders = _parse_order(problems, order_by)
         problems.raise_if_any()
         return orders
-    orders = []
+    listed: list[Order] = []
     for item in order_by:
         if isinstance(item, Order):
-            orders.append(item)
+            listed.append(item)
         elif isinstance(item, str) and item.startswith("-"):
-            orders.append(Order(item[1:], True))
+            listed.append(Order(item[1:], True))
         else:
-            orders.extend(order_from(item))
-    return tuple(orders)
+            listed.extend(order_from(item))
+    return tuple(listed)

@@ -53,7 +53,7 @@ def _integer(value: Any, type_name: str) -> int:
     bound = INT_RANGES[type_name]
     if not -bound <= value < bound:
         raise InvalidValue(f"out of range for {type_name}")
-    return value
+    return int(value)
 
 
 def _number(value: Any, column: Column) -> Decimal | int | float:

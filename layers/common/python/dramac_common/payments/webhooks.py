@@ -276,7 +276,7 @@ def apply_event(unit: Unit, event: PaddleEvent) -> WebhookOutcome:
                        detail=f"an event of {last.isoformat()} was applied already")
     transaction_id, paddle_subscription = _provider_refs(event)
     previous = sub["status"]
-    updated = unit.fetchone(
+    updated = unit.fetchrow(
         """
         UPDATE public.agency_module_subscriptions SET
           status = %(status)s,

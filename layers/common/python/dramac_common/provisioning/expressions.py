@@ -125,8 +125,8 @@ def tokenize(text: str) -> list[Token]:
             # E'..', B'..', X'..', U&'..': prefixed strings change the escaping rules
             problem = f"prefixed string literals are not allowed (position {tokens[-1].pos + 1})"
             pos = tokens.pop().pos
-        if problem is not None:
-            tokens.append(Token("bad", problem, pos))
+        if problem is not None or m is None or m.lastgroup is None:
+            tokens.append(Token("bad", problem or f"unexpected character at position {pos + 1}", pos))
             return tokens
         if m.lastgroup != "ws":
             tokens.append(Token(m.lastgroup, m.group(), pos))
@@ -437,7 +437,7 @@ class _Parser:
 
     def type_name(self) -> ColumnType:
         start = self.tok
-        words = []
+        words: list[str] = []
         while self.tok.kind == "word" and (not words or self.tok.text.lower() in _TYPE_CONTINUATIONS):
             words.append(self.advance().text.lower())
         if not words:
