@@ -1,11 +1,7 @@
 """End to end over `dramac dev`: a CRM-like module installed on a site; contacts created, listed,
 filtered, updated and deleted over HTTP, with a dev JWT and with a site API key."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from module_fixtures import make_crm  # module setup shared with the integration tests
+from support.modules import make_crm
 
 
 def test_contacts_lifecycle_over_http(local_stack, owner_conn, make_module, tenant):

@@ -5,7 +5,7 @@ import hashlib
 
 import pytest
 from dramac_common.core import auth
-from module_fixtures import make_crm, sqs_queues_fixture  # noqa: F401 - fixture
+from support.modules import make_crm
 
 
 @pytest.fixture
@@ -14,7 +14,7 @@ def api(function_client):
 
 
 @pytest.fixture
-def crm(owner_conn, make_module, tenant, other_tenant, sqs_queues):
+def crm(owner_conn, make_module, tenant, other_tenant, aws):
     return make_crm(owner_conn, make_module, tenant, other_tenant)
 
 
@@ -172,7 +172,7 @@ def test_a_bearer_without_an_authorizer_is_verified_by_the_handler_and_refused_i
 
 
 def test_key_scoped_to_modules_reaches_no_other_modules_widget_storage(api, owner_conn, make_module, crm, tenant):
-    from module_fixtures import install_module
+    from support.modules import install_module
 
     _, slug = crm
     widget = make_module(module_type="widget")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-# ruff: noqa: F811 - the fixtures imported from automation_helpers reappear as test parameters
 import threading
 
 import pytest
-from automation_helpers import aws, create_workflow, emit, executions, receiver, step_logs  # noqa: F401
+from support.automation import create_workflow, emit, executions, step_logs
 
 CONTACT = {"id": "6f1c1d7e-1111-4222-8333-444455556666", "email": "ada@example.test", "first_name": "Ada",
            "lead_score": 72, "status": "active"}

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from catalog_lint import ALL_RULES, findings, per_row_calls
 from dramac_common.provisioning import provisioner
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+from support.catalog_lint import ALL_RULES, findings, per_row_calls
 
 from dramac_dev import seed
 

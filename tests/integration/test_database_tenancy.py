@@ -12,9 +12,9 @@ from contextlib import contextmanager
 import psycopg
 import pytest
 from dramac_common.core import db
-from helpers import claims_for
-from module_fixtures import make_crm
 from psycopg import sql
+from support.handlers import claims_for
+from support.modules import make_crm
 
 
 @contextmanager

@@ -10,7 +10,8 @@ import pytest
 from dramac_common.core import db
 from dramac_common.core.naming import get_module_schema_name
 from dramac_common.installations import site_modules as installations
-from helpers import claims_for, emulated_queues
+from support.aws import emulated_aws
+from support.handlers import claims_for
 
 from dramac_dev.seed import CRM_MANIFEST
 
@@ -61,8 +62,8 @@ class ProvisionQueue:
 
 @pytest.fixture
 def provision_queue():
-    with emulated_queues() as emulated:
-        yield ProvisionQueue(emulated.client, emulated.urls["provision"], emulated.arn("provision"))
+    with emulated_aws() as emulated:
+        yield ProvisionQueue(emulated.sqs, emulated.urls["provision"], emulated.arn("provision"))
 
 
 @pytest.fixture
@@ -275,10 +276,8 @@ def test_a_failed_installation_is_retried_by_installing_again(api, tenant, crm, 
 
 def test_twenty_concurrent_installs_on_twenty_sites_give_one_schema_and_twenty_active_installations(
         function_client, provision_queue, make_tenant, make_module, owner_conn, env):
-    from dramac_common.core.settings import reset_settings
 
     env.set("DRAMAC_DB_POOL_MAX", "20")
-    reset_settings()
     db.close_pool()
     api = function_client("install")
     module = make_module(module_id=uuid.uuid4(), module_type="app", manifest=copy.deepcopy(CRM_MANIFEST))
@@ -306,7 +305,6 @@ def test_twenty_concurrent_installs_on_twenty_sites_give_one_schema_and_twenty_a
                                   "GROUP BY status", (module,)).fetchall()
     assert statuses == [{"status": "active", "n": 20}]
     env.unset("DRAMAC_DB_POOL_MAX")
-    reset_settings()
     db.close_pool()
 
 

@@ -5,18 +5,18 @@ import json
 import uuid
 
 import pytest
-from purchase_support import emulated_queues, loopback_server
+from support.aws import emulated_aws
+from support.purchase import loopback_server
 
 
 @pytest.fixture(autouse=True)
 def queues():
-    with emulated_queues() as urls:
+    with emulated_aws() as urls:
         yield urls
 
 
 @pytest.fixture
 def paddle_mode(env):
-    from dramac_common.core.settings import reset_settings
     from dramac_common.payments.providers import reset_http_client
 
     def configure(url, key="pdl_test_key"):
@@ -28,12 +28,10 @@ def paddle_mode(env):
             env.set("PADDLE_API_KEY", key)
         else:
             env.unset("PADDLE_API_KEY")
-        reset_settings()
         reset_http_client()
 
     yield configure
     env.set("PAYMENT_PROVIDER", "sandbox")
-    reset_settings()
     reset_http_client()
 
 

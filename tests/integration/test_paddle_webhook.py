@@ -1,30 +1,32 @@
 """POST /api/webhooks/paddle: Paddle-Signature verification, the payment event store, status changes
 and their ordering, through the real purchase handler on real PostgreSQL."""
 
-# ruff: noqa: F811 - the fixtures imported from purchase_support reappear as test parameters
 
 import time
 import uuid
 
 import pytest
-from purchase_support import (  # noqa: F401 - fixtures
+from support.purchase import (
     SANDBOX_SECRET,
     WEBHOOK,
-    api,
     completed_event,
-    emulated_queues,
     latest_checkout,
     minutes_ago,
     paddle_event,
     renewal_event,
-    sandbox_queues,
     signed,
 )
 
 
 @pytest.fixture(autouse=True)
-def queues(sandbox_queues):
-    return sandbox_queues
+def queues(sandbox_aws):
+    return sandbox_aws
+
+
+@pytest.fixture
+def api(function_client):
+    """The real purchase handler."""
+    return function_client("purchase")
 
 
 @pytest.fixture
@@ -380,29 +382,23 @@ def test_missing_or_malformed_signature_is_401(api, pending, header, owner_conn)
 
 
 def test_configured_secret_replaces_the_sandbox_default(api, pending, env, owner_conn):
-    from dramac_common.core.settings import reset_settings
 
     env.set("PADDLE_WEBHOOK_SECRET", "pdl_ntfset_configured")
-    reset_settings()
     try:
         event = completed_event(owner_conn, pending)
         assert deliver(api, event, secret=SANDBOX_SECRET).status == 401
         assert deliver(api, event, secret="pdl_ntfset_configured").status == 200
     finally:
         env.unset("PADDLE_WEBHOOK_SECRET")
-        reset_settings()
 
 
 def test_paddle_mode_without_a_secret_is_503_so_paddle_retries(api, pending, env, owner_conn):
-    from dramac_common.core.settings import reset_settings
 
     env.set("PAYMENT_PROVIDER", "paddle")
-    reset_settings()
     try:
         reply = deliver(api, completed_event(owner_conn, pending))
     finally:
         env.set("PAYMENT_PROVIDER", "sandbox")
-        reset_settings()
     assert reply.status == 503
     assert reply.body["code"] == "webhook_not_configured"
 

@@ -3,7 +3,7 @@
 import psycopg
 import pytest
 from dramac_common.core import db
-from helpers import claims_for
+from support.handlers import claims_for
 
 
 def _visible(user, query, params=()):

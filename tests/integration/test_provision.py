@@ -13,7 +13,7 @@ from dramac_common.core import db
 from dramac_common.core.naming import get_module_schema_name
 from dramac_common.provisioning import provisioner
 from dramac_common.provisioning.errors import TransientProvisioningError
-from helpers import claims_for
+from support.handlers import claims_for
 
 from dramac_dev.events import LocalContext, sqs_event, sqs_record
 from dramac_dev.functions_loader import get_handler
@@ -204,10 +204,8 @@ def test_concurrent_jobs_for_one_module_serialise_on_the_advisory_lock(crm, make
 
 
 def _bigger_pool(monkeypatch, env, size):
-    from dramac_common.core.settings import reset_settings
 
     env.set("DRAMAC_DB_POOL_MAX", str(size))
-    reset_settings()
     db.close_pool()
     monkeypatch.setattr(db, "_pool", None)
 

@@ -1,17 +1,21 @@
 """POST /api/modules/{moduleId}/purchase, GET and PATCH /api/agencies/{agencyId}/subscriptions
 through the real purchase handler on real PostgreSQL (sandbox provider, emulated events queue)."""
 
-# ruff: noqa: F811 - the fixtures imported from purchase_support reappear as test parameters
 
 import uuid
 
 import pytest
-from purchase_support import api, emulated_queues, sandbox_queues  # noqa: F401 - fixtures
 
 
 @pytest.fixture(autouse=True)
-def queues(sandbox_queues):
-    return sandbox_queues
+def queues(sandbox_aws):
+    return sandbox_aws
+
+
+@pytest.fixture
+def api(function_client):
+    """The real purchase handler."""
+    return function_client("purchase")
 
 
 @pytest.fixture
@@ -78,7 +82,7 @@ def test_purchase_emits_subscription_created_for_the_agency(api, tenant, paid, o
     assert event["payload"]["status"] == "pending"
     from dramac_common.core import queues as q
 
-    messages = q.sqs_client().receive_message(QueueUrl=queues["events"], MaxNumberOfMessages=10)["Messages"]
+    messages = q.sqs_client().receive_message(QueueUrl=queues.urls["events"], MaxNumberOfMessages=10)["Messages"]
     assert len(messages) == 1
 
 

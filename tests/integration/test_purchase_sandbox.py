@@ -2,18 +2,23 @@
 POST /api/sandbox/checkouts/{checkoutId}/complete sends a signed Paddle-format webhook to our own
 webhook route (served here by a loopback gateway in front of the real handler)."""
 
-# ruff: noqa: F811 - the fixtures imported from purchase_support reappear as test parameters
 
 import json
 import uuid
 
 import pytest
-from purchase_support import api, emulated_queues, forward_to_function, loopback_server, sandbox_queues  # noqa: F401 - fixtures
+from support.purchase import forward_to_function, loopback_server
 
 
 @pytest.fixture(autouse=True)
-def queues(sandbox_queues):
-    return sandbox_queues
+def queues(sandbox_aws):
+    return sandbox_aws
+
+
+@pytest.fixture
+def api(function_client):
+    """The real purchase handler."""
+    return function_client("purchase")
 
 
 def configure_webhook_url(env, url):
@@ -116,7 +121,7 @@ def test_the_sandbox_notification_matches_its_checkout(api, tenant, purchase, we
 def test_a_completion_that_applied_nothing_is_not_sent_twice(api, tenant, purchase, webhook_gateway, owner_conn):
     from datetime import UTC, datetime, timedelta
 
-    from purchase_support import WEBHOOK, paddle_event, signed
+    from support.purchase import WEBHOOK, paddle_event, signed
 
     # a cancellation stamped after now: the sandbox's completion is older, so it is stale
     later = paddle_event("subscription.canceled", subscription_id=uuid.UUID(purchase["subscriptionId"]),

@@ -11,8 +11,8 @@ import threading
 import uuid
 from typing import Any
 
-from automation_helpers import emit
-from reliability_world import schema_shape
+from support.automation import emit
+from support.world import schema_shape
 
 from dramac_dev.events import LocalContext, sqs_event, sqs_record
 from dramac_dev.functions_loader import get_handler

@@ -15,7 +15,7 @@ from urllib.parse import unquote
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from reliability_world import reliability_settings
+from support.world import reliability_settings
 
 from dramac_dev.routes import functions as http_functions
 
@@ -24,7 +24,7 @@ JSON_TYPES = (None, "application/json")
 
 def openapi_document(function: str) -> dict[str, Any]:
     """The function's OpenAPI document, as its own handler serves it at /openapi.json."""
-    from helpers import FunctionClient
+    from support.handlers import FunctionClient
 
     reply = FunctionClient(function).get("/openapi.json")
     assert reply.status == 200, reply.body
@@ -90,7 +90,7 @@ def case_strategies(operation: Any, own_ids: dict[str, str]) -> st.SearchStrateg
 
 @pytest.mark.parametrize("function", http_functions())
 def test_no_generated_request_gets_a_5xx_or_leaves_the_envelope(function, world):
-    from helpers import claims_for
+    from support.handlers import claims_for
 
     from dramac_dev.events import LocalContext
     from dramac_dev.functions_loader import get_handler
@@ -128,8 +128,8 @@ def test_hostile_values_get_a_4xx_never_a_5xx(function, world):
     """The same generated requests with one hostile value planted (hostile_input): a string PostgreSQL
     cannot store, a value too large for an index, JSON nested thousands deep, a number no column
     holds, bytes that are not UTF-8, or an odd Host / forwarding / signature header."""
-    from helpers import claims_for
-    from hostile_input import apply, mutations
+    from support.handlers import claims_for
+    from support.hostile_input import apply, mutations
 
     from dramac_dev.events import LocalContext, http_event
     from dramac_dev.functions_loader import get_handler

@@ -19,10 +19,11 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
-from concurrency_support import BURST, fire, no_server_errors, statuses
-from helpers import FunctionClient, emulated_queues
-from module_fixtures import install_module, make_crm
-from purchase_support import completed_event, forward_to_function, latest_checkout, loopback_server, signed
+from support.aws import emulated_aws
+from support.concurrency import BURST, fire, no_server_errors, statuses
+from support.handlers import FunctionClient
+from support.modules import install_module, make_crm
+from support.purchase import completed_event, forward_to_function, latest_checkout, loopback_server, signed
 
 WEBHOOK = "/api/webhooks/paddle"
 
@@ -36,7 +37,6 @@ def parallel_pool(database_url, monkeypatch, env):
     env.set("DRAMAC_DB_POOL_MAX", str(2 * BURST + 4))
     env.set("PAYMENT_PROVIDER", "sandbox")
     env.unset("PADDLE_WEBHOOK_SECRET")
-    reset_settings()
     db.close_pool()
     yield
     db.close_pool()
@@ -46,7 +46,7 @@ def parallel_pool(database_url, monkeypatch, env):
 
 @pytest.fixture
 def queues(parallel_pool):
-    with emulated_queues() as emulated:
+    with emulated_aws() as emulated:
         yield emulated
 
 
@@ -169,7 +169,6 @@ def webhook_gateway(parallel_pool, env, request):
 
     with loopback_server(forward_to_function("purchase")) as (url, recorded):
         env.set("SANDBOX_WEBHOOK_URL", f"{url}{WEBHOOK}")
-        reset_settings()
         request.addfinalizer(reset_settings)
         yield recorded
 
@@ -221,7 +220,7 @@ def test_parallel_re_enables_answer_one_201_and_the_rest_200(fn, tenant, subscri
 
 def test_parallel_installs_of_a_module_to_provision_all_answer_202_with_one_row(fn, tenant, make_module, owner_conn,
                                                                                 queues):
-    from module_fixtures import CRM_MANIFEST
+    from support.modules import CRM_MANIFEST
 
     module = make_module(pricing_type="free", manifest=CRM_MANIFEST)
     fn("subscribe").post("/api/modules/subscribe", user=tenant.owner,

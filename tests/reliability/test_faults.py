@@ -15,8 +15,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from automation_helpers import emit
-from reliability_world import schema_shape
+from support.automation import emit
+from support.world import schema_shape
 
 from dramac_dev.events import LocalContext, sqs_event, sqs_record
 from dramac_dev.functions_loader import get_handler

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from reliability_world import Agency, World, reliability_settings, tenant_snapshot
+from support.world import Agency, World, reliability_settings, tenant_snapshot
 
 from dramac_dev.routes import ROUTES, Route
 
@@ -115,7 +115,7 @@ def leaked(reply_text: str, victim: Agency, sent: set[str]) -> list[str]:
 
 @pytest.fixture
 def clients(world):
-    from helpers import FunctionClient
+    from support.handlers import FunctionClient
 
     return {name: FunctionClient(name) for name in {r.function for r in ROUTES}}
 
@@ -184,7 +184,7 @@ def test_module_data_sdk_never_reaches_another_agencys_rows(world, owner_conn):
     from dramac_common.core import db
     from dramac_common.core.errors import ApiError
     from dramac_common.module_data import ModuleDatabaseSDK
-    from helpers import claims_for
+    from support.handlers import claims_for
 
     @reliability_settings(scale=2)
     @given(probe=sdk_probes(world))

@@ -68,6 +68,12 @@ def backoff_base_s() -> float:
     return get_settings().automation_http_backoff_base_s
 
 
+def reset_client() -> None:
+    """Forget the container's HTTP client (tests change how outbound calls are made)."""
+    global _client
+    _client = None
+
+
 def http_client() -> httpx.Client:
     import httpx
 

@@ -1,4 +1,5 @@
-"""The local stack (`dramac dev`) started once per test session on a free port, over the run's database."""
+"""The local stack (`dramac dev`) in a subprocess on a free port: what the ``local_stack`` fixture starts
+once per test session over the run's database (the e2e tests, and the reliability suite's load test)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import httpx
@@ -35,8 +37,11 @@ class LocalStack:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
 
-@pytest.fixture(scope="session")
-def local_stack(database_url: str) -> Iterator[LocalStack]:
+
+
+@contextmanager
+def started_stack(database_url: str) -> Iterator[LocalStack]:
+    """``dramac dev`` on a free port, until it prints ready; stopped when the scope ends."""
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(

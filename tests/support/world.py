@@ -67,7 +67,7 @@ class World:
 
 def _build_agency(tenant: Any, owner_conn: Any, world_modules: dict[str, Any], label: str,
                   receiver_url: str) -> Agency:
-    from helpers import FunctionClient
+    from support.handlers import FunctionClient
 
     agency = Agency(tenant.agency_id, tenant.owner, tenant.admin, tenant.member, tenant.site_id)
     site, owner = tenant.site_id, tenant.owner
@@ -125,7 +125,7 @@ def build_world(owner_conn: Any, make_module: Any, make_tenant: Any, aws: Any, r
     come from real events (the contact rows' ``created`` events) run through the event processor."""
     import copy
 
-    from module_fixtures import CRM_MANIFEST, make_crm
+    from support.modules import CRM_MANIFEST, make_crm
 
     free = make_module(pricing_type="free")
     paid = make_module(pricing_type="monthly", wholesale_price_cents=1500)

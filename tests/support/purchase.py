@@ -1,5 +1,5 @@
-"""Helpers for the purchase tests: the emulated events queue, signed Paddle notifications, and
-loopback HTTP servers (a Paddle API stub, and a gateway that hands webhooks to the real handler)."""
+"""Pieces of the purchase tests: signed Paddle notifications, and loopback HTTP servers (a Paddle API
+stub, and a gateway that hands webhooks to the real handler)."""
 
 from __future__ import annotations
 
@@ -13,22 +13,8 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import pytest
-from helpers import emulated_queues as shared_emulated_queues
-
 WEBHOOK = "/api/webhooks/paddle"
 SANDBOX_SECRET = "dramac-sandbox-paddle-webhook-secret"
-
-
-def emulated_queues():
-    """moto's SQS with the project's queues (the shared helper); yields logical name → URL."""
-    return _urls_of(shared_emulated_queues())
-
-
-@contextmanager
-def _urls_of(scope):
-    with scope as emulated:
-        yield emulated.urls
 
 
 def iso(moment: datetime) -> str:
@@ -157,18 +143,3 @@ def forward_to_function(name: str) -> Callable[[str, str, dict[str, str], bytes]
         return int(result["statusCode"]), json.loads(result.get("body") or "{}")
 
     return respond
-
-
-@pytest.fixture
-def sandbox_queues(env):
-    """The sandbox payment provider with its built-in webhook secret, and emulated queues."""
-    env.set("PAYMENT_PROVIDER", "sandbox")
-    env.unset("PADDLE_WEBHOOK_SECRET")
-    with emulated_queues() as urls:
-        yield urls
-
-
-@pytest.fixture
-def api(function_client):
-    """The real purchase handler."""
-    return function_client("purchase")

@@ -1,5 +1,5 @@
-"""Test helpers shared by every suite: claims for a user, and a client that invokes a function's
-real Lambda handler with API Gateway v2 events (import as ``from helpers import ...``)."""
+"""Calling the real handlers: claims for a user, and a client that invokes a function's Lambda handler
+with API Gateway v2 events, as API Gateway would."""
 
 from __future__ import annotations
 
@@ -57,54 +57,3 @@ class FunctionClient:
 
     def delete(self, path: str, **kw: Any) -> Reply:
         return self.request("DELETE", path, **kw)
-
-
-
-
-class EmulatedQueues:
-    """moto's SQS with the project's queues (as `dramac dev` and the CDK app create them)."""
-
-    def __init__(self, client: Any, urls: dict[str, str]):
-        self.client = client
-        self.urls = urls
-
-    def arn(self, logical: str) -> str:
-        return self.client.get_queue_attributes(QueueUrl=self.urls[logical], AttributeNames=["QueueArn"])[
-            "Attributes"]["QueueArn"]
-
-    def drain(self, logical: str) -> list[dict[str, Any]]:
-        """Receive and delete every message now on the queue; returns their JSON bodies."""
-        bodies = []
-        while True:
-            batch = self.client.receive_message(QueueUrl=self.urls[logical], MaxNumberOfMessages=10).get(
-                "Messages", [])
-            if not batch:
-                return bodies
-            for message in batch:
-                bodies.append(json.loads(message["Body"]))
-                self.client.delete_message(QueueUrl=self.urls[logical], ReceiptHandle=message["ReceiptHandle"])
-
-
-def emulated_queues():
-    """A context manager: inside it, every queue send of the shared layer lands in moto, never in AWS."""
-    from contextlib import contextmanager
-
-    @contextmanager
-    def scope():
-        from dramac_common.core import queues
-        from dramac_common.core.settings import reset_settings
-        from moto import mock_aws
-
-        from dramac_dev.sqs_local import create_queues
-
-        with mock_aws():
-            reset_settings()
-            queues.reset_client()
-            try:
-                urls = create_queues(queues.sqs_client(), "dramac")
-                yield EmulatedQueues(queues.sqs_client(), urls)
-            finally:
-                queues.reset_client()
-                reset_settings()
-
-    return scope()

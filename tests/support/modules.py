@@ -14,7 +14,6 @@ import uuid
 from typing import Any
 
 import psycopg
-import pytest
 from dramac_common.provisioning import provisioner
 from psycopg.types.json import Jsonb
 
@@ -66,29 +65,3 @@ def make_crm(conn: psycopg.Connection, make_module, *tenants, manifest: dict[str
     result = provisioner.provision_module(module_id)
     assert (result.action, result.activated) == ("created", len(tenants)), result
     return module_id, slug
-
-
-@pytest.fixture(name="sqs_queues")
-def sqs_queues_fixture():
-    """moto's SQS with the project's queues; yields a reader of the events queue's messages."""
-    import json
-
-    from dramac_common.core import queues
-    from moto import mock_aws
-
-    with mock_aws():
-        queues.reset_client()
-        for logical in queues.QUEUES:
-            queues.sqs_client().create_queue(QueueName=queues.queue_name(logical))
-
-        def events() -> list[dict[str, Any]]:
-            url = queues.queue_url(queues.EVENTS)
-            got = []
-            while True:
-                batch = queues.sqs_client().receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-                if not batch:
-                    return got
-                got += [json.loads(m["Body"]) for m in batch]
-
-        yield events
-        queues.reset_client()
