@@ -51,7 +51,9 @@ class Synth:
     def functions(self) -> dict[str, dict[str, Any]]:
         """Function name → its AWS::Lambda::Function properties (regional functions only)."""
         resources = self.backend_template["Resources"]
-        return {name: resources[self.logical_id(fn)]["Properties"] for name, fn in self.backend.functions.items()}
+        functions = {name: resources[self.logical_id(fn)]["Properties"] for name, fn in self.backend.functions.items()}
+        assert functions, "the app synthesized no function: every per-function check would pass vacuously"
+        return functions
 
     def resources(self, type_: str, stack: str = "backend") -> dict[str, dict[str, Any]]:
         template = self.backend_template if stack == "backend" else self.edge_template

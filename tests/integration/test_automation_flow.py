@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -243,11 +244,17 @@ def test_long_delay_hops_at_most_fifteen_minutes_at_a_time(api, tenant, aws, own
     assert executions(owner_conn, workflow["id"])[0]["status"] == "completed"
 
 
-def test_resume_message_delay_is_capped_at_900_seconds(aws):
+def test_resume_message_delay_is_capped_at_900_seconds(aws, monkeypatch):
     from dramac_common.automation.engine import send_resume
 
+    sent = []
+    real_send = aws.sqs.send_message
+    monkeypatch.setattr(aws.sqs, "send_message", lambda **kw: sent.append(kw) or real_send(**kw))
     send_resume("00000000-0000-4000-8000-000000000000", 3600)
-    assert aws.pending_messages() == []  # not visible yet: sent with DelaySeconds=900 (above 900 SQS refuses)
+    # one message, delayed by SQS's maximum (above 900 SQS refuses the send), so not visible yet
+    assert [(m["QueueUrl"], m["DelaySeconds"]) for m in sent] == [(aws.events_url, 900)]
+    assert json.loads(sent[0]["MessageBody"])["executionId"] == "00000000-0000-4000-8000-000000000000"
+    assert aws.pending_messages() == []
 
 
 def test_crash_between_commit_and_send_is_recovered_by_the_relay(api, tenant, aws, receiver, owner_conn,
