@@ -169,7 +169,7 @@ def run(env: dict[str, str]) -> Any:
     section.notes += [
         f"median of {repeats} runs × {events} events; three-step workflow (condition → set_variable → http_request "
         "to a local receiver), every execution and step log written and checked; moto SQS in process",
-        "the target (issue 9): at least 1,000 events per second per worker",
+        "the target (the project's): at least 1,000 events per second per worker",
     ]
     return section
 

@@ -282,7 +282,7 @@ def run(env: dict[str, str]) -> Any:
         f"scale: {counts[0]:,} modules provisioned one by one (the first {min(1000, counts[0]):,} the CRM), then "
         f"one-table modules up to {counts[-1]:,}; at each count, 7 more CRM provisionings against raw DDL, 50 installs "
         "and 50 look-ups (medians)",
-        "the target (issue 9): provisioning within 1.3× of raw DDL",
+        "the target (the project's): provisioning within 1.3× of raw DDL",
     ]
     return section
 

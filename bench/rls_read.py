@@ -166,7 +166,7 @@ def run(env: dict[str, str]) -> Any:
         f"owner: superuser={result['owner_role']['rolsuper']}, bypassrls={result['owner_role']['rolbypassrls']}",
     ] + [f"plan ({k}): {v}" for k, v in result["plans"].items()] + [
         "the SDK rows are a whole unit of work (BEGIN with claims, module gate, query, COMMIT), not one statement",
-        "the target (issue 9): RLS within 1.5× of the owner's explicit filter",
+        "the target (the project's): RLS within 1.5× of the owner's explicit filter",
     ]
     return section
 

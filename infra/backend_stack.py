@@ -193,7 +193,7 @@ class BackendStack(Stack):
         wanted = {s for n in catalog.regional_functions(self.functions_dir) for s in catalog.settings_for(n).secrets}
         if catalog.PADDLE_WEBHOOK_SECRET in wanted:
             # Created with a random placeholder; set Paddle's notification secret after the first deploy
-            # (the README's Deploy section) and deploy again so the purchase function picks it up.
+            # (docs/deploy.md) and deploy again so the purchase function picks it up.
             self.secrets[catalog.PADDLE_WEBHOOK_SECRET] = secretsmanager.Secret(
                 self, "PaddleWebhookSecret", description="Paddle notification destination secret (h1 HMAC key)",
                 generate_secret_string=secretsmanager.SecretStringGenerator(exclude_punctuation=True),

@@ -1,9 +1,9 @@
 """Deployment settings from CDK context (``cdk deploy -c dramac:jwtIssuer=...`` or cdk.json), with the
-documented defaults of the README's Deploy section. Nothing here asks AWS: synth stays offline.
+documented defaults of docs/deploy.md. Nothing here asks AWS: synth stays offline.
 
 ``DeployConfig`` is a typed, frozen dataclass: a field per setting, snake_case in Python. Its context
 key is ``dramac:`` + the field's name in camelCase (``jwt_issuer`` → ``dramac:jwtIssuer``), the names
-the README documents.
+docs/deploy.md documents.
 """
 
 from __future__ import annotations

@@ -64,9 +64,6 @@ def linted_db(database_url):
         yield conn
 
 
-# Tables whose policies and grants another branch (track A, issue 12 section 3's payment bullet) is
-# rewriting to these same rules. Their findings are left out here until that branch is merged; then
-# this set is emptied, and the rules hold for every table.
 @pytest.mark.parametrize("rule", ALL_RULES)
 def test_the_platform_and_every_module_schema_keep_the_linters_rule(linted_db, rule):
     assert findings(linted_db, rule) == []

@@ -9,7 +9,7 @@ import uuid
 import pytest
 from dramac_common.core import db
 from dramac_common.core.naming import get_module_schema_name
-from dramac_common.installations import site_modules as installations
+from dramac_common.installations import site_modules
 from support.aws import emulated_aws
 from support.handlers import claims_for
 
@@ -313,14 +313,14 @@ def test_guards_report_enabled_modules_of_a_site(api, tenant, other_tenant, crm,
     slug = owner_conn.execute("SELECT slug FROM modules_v2 WHERE id = %s", (module,)).fetchone()["slug"]
     api.post(path(tenant.site_id, module), user=tenant.owner)
     with db.user_unit(claims_for(tenant.member)) as unit:
-        assert slug in installations.get_site_enabled_modules(unit, tenant.site_id)
-        assert installations.is_module_enabled_for_site(unit, tenant.site_id, slug)
-        assert installations.is_module_enabled_for_site(unit, tenant.site_id, module)
-        assert installations.is_module_enabled_for_site(unit, tenant.site_id, str(module))
-        assert not installations.is_module_enabled_for_site(unit, tenant.site_id, "nope")
+        assert slug in site_modules.get_site_enabled_modules(unit, tenant.site_id)
+        assert site_modules.is_module_enabled_for_site(unit, tenant.site_id, slug)
+        assert site_modules.is_module_enabled_for_site(unit, tenant.site_id, module)
+        assert site_modules.is_module_enabled_for_site(unit, tenant.site_id, str(module))
+        assert not site_modules.is_module_enabled_for_site(unit, tenant.site_id, "nope")
     with db.user_unit(claims_for(other_tenant.owner)) as unit:  # another agency sees nothing
-        assert installations.get_site_enabled_modules(unit, tenant.site_id) == set()
-        assert not installations.is_module_enabled_for_site(unit, tenant.site_id, slug)
+        assert site_modules.get_site_enabled_modules(unit, tenant.site_id) == set()
+        assert not site_modules.is_module_enabled_for_site(unit, tenant.site_id, slug)
     api.delete(path(tenant.site_id, module), user=tenant.owner)
     with db.user_unit(claims_for(tenant.member)) as unit:
-        assert not installations.is_module_enabled_for_site(unit, tenant.site_id, slug)
+        assert not site_modules.is_module_enabled_for_site(unit, tenant.site_id, slug)

@@ -1,6 +1,6 @@
 """What a module's tables look like: the registry's table list joined with the PostgreSQL catalog.
 
-The provisioner (issue 4) records each module's schema and tables in ``module_database_registry``;
+The provisioner records each module's schema and tables in ``module_database_registry``;
 the columns and their types come from ``pg_attribute``, so validation always matches the real table.
 The result is cached per container, keyed by the registry row's version and ``updated_at``: an
 upgrade that changes the registry is picked up by the next request, without a query per request
