@@ -3,12 +3,8 @@ once per test session over the run's database (the e2e tests, and the reliabilit
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,28 +38,16 @@ class LocalStack:
 @contextmanager
 def started_stack(database_url: str) -> Iterator[LocalStack]:
     """``dramac dev`` on a free port, until it prints ready; stopped when the scope ends."""
+    from dramac_dev.spawn import StackDidNotStart, spawn_dev
+
     port = _free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dramac_dev.cli", "dev", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
-    )
-    stack = LocalStack(url=f"http://127.0.0.1:{port}", process=process)
-    ready = threading.Event()
-
-    def pump() -> None:
-        for line in process.stdout:
-            stack.output.append(line.rstrip())
-            if line.startswith(f"ready http://127.0.0.1:{port}"):
-                ready.set()
-
-    threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + 120
-    while not ready.is_set() and process.poll() is None and time.monotonic() < deadline:
-        ready.wait(0.2)
-    if not ready.is_set():
-        process.kill()
-        pytest.fail("dramac dev did not print 'ready':\n" + "\n".join(stack.output[-40:]))
+    output: list[str] = []
+    try:
+        process = spawn_dev("127.0.0.1", port, env={"DATABASE_URL": database_url}, output=output,
+                            new_session=True)
+    except StackDidNotStart as exc:
+        pytest.fail(str(exc))
+    stack = LocalStack(url=f"http://127.0.0.1:{port}", process=process, output=output)
     try:
         yield stack
     finally:
