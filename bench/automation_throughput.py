@@ -1,7 +1,7 @@
 """Events per second through the event processor: events → executions of a three-step workflow
 (condition → set_variable → http_request to a local receiver), every row written.
 
-    .venv/bin/python bench/automation_throughput.py [--events 200] [--repeats 5] [--batch-sizes 1,10]
+    .venv/bin/python -m bench.automation_throughput [--events 200] [--repeats 5] [--batch-sizes 1,10]
 
 Runs on the embedded PostgreSQL (or DATABASE_URL's server) in a scratch database, with moto SQS/SES
 in process. Events are written beforehand (untimed); the timed part is the real event_processor
@@ -169,7 +169,7 @@ def run(env: dict[str, str]) -> Any:
     section.notes += [
         f"median of {repeats} runs × {events} events; three-step workflow (condition → set_variable → http_request "
         "to a local receiver), every execution and step log written and checked; moto SQS in process",
-        "the target (the project's): at least 1,000 events per second per worker",
+        "the target: at least 1,000 events per second per worker",
     ]
     return section
 

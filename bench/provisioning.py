@@ -2,7 +2,7 @@
 DDL run raw in one transaction (and, for reference, EM-11's way: one round trip per statement,
 autocommit).
 
-    .venv/bin/python bench/provisioning.py [--runs 30]
+    .venv/bin/python -m bench.provisioning [--runs 30]
 
 Uses a scratch database on the embedded server (or ``DATABASE_URL``'s server). Each run provisions a
 fresh module id, so every measurement creates a whole schema; schemas are dropped between runs,
@@ -282,7 +282,7 @@ def run(env: dict[str, str]) -> Any:
         f"scale: {counts[0]:,} modules provisioned one by one (the first {min(1000, counts[0]):,} the CRM), then "
         f"one-table modules up to {counts[-1]:,}; at each count, 7 more CRM provisionings against raw DDL, 50 installs "
         "and 50 look-ups (medians)",
-        "the target (the project's): provisioning within 1.3× of raw DDL",
+        "the target: provisioning within 1.3× of raw DDL",
     ]
     return section
 

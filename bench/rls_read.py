@@ -8,7 +8,7 @@ Compared, on the same rows and the same statement:
     auth.uid()), on a copy of the table;
   - the whole module data API path (``ModuleDatabaseSDK``: gate, catalog, query) for a user and a site key.
 
-    .venv/bin/python bench/rls_read.py [--rows 1000000] [--sites 1000] [--repeats 300]
+    .venv/bin/python -m bench.rls_read [--rows 1000000] [--sites 1000] [--repeats 300]
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def run(env: dict[str, str]) -> Any:
         f"owner: superuser={result['owner_role']['rolsuper']}, bypassrls={result['owner_role']['rolbypassrls']}",
     ] + [f"plan ({k}): {v}" for k, v in result["plans"].items()] + [
         "the SDK rows are a whole unit of work (BEGIN with claims, module gate, query, COMMIT), not one statement",
-        "the target (the project's): RLS within 1.5× of the owner's explicit filter",
+        "the target: RLS within 1.5× of the owner's explicit filter",
     ]
     return section
 

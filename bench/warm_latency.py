@@ -218,7 +218,7 @@ def run(env: dict[str, str]) -> Section:
             "{TRACED}", str(TRACED)),
         "round trips: F→B turns in libpq's protocol trace of the pool's only connection, including the after-commit "
         "work (queue send bookkeeping); raw SQL is one statement on an autocommit owner connection",
-        "targets (the project's): p50 under 3 ms with at most 3 round trips",
+        "targets: p50 under 3 ms with at most 3 round trips",
     ]
     return section
 
