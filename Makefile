@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: dev test install migrate lint bench clean layer synth
+.PHONY: dev test install migrate lint typecheck bench clean layer synth
 
 # Byte-compiling was half of an install: pip compiles one file at a time, and aws-cdk-lib alone ships
 # 180 MB of Python of which the CDK app imports a few dozen modules. So pip installs without
@@ -22,7 +22,8 @@ install: $(STAMP)
 dev: $(STAMP)
 	$(VENV)/bin/dramac dev $(ARGS)
 
-test: $(STAMP)
+# The whole check: lint, types, then every test (CI runs .ci/run, which runs this).
+test: lint typecheck
 	$(VENV)/bin/python -m pytest $(ARGS)
 
 migrate: $(STAMP)
@@ -33,6 +34,12 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+
+# mypy: strict on the layer (pyproject.toml), checked on the dev tools, the router and each function.
+# Every function's entry point is an app.py, so each is checked on its own (one module name each).
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy -p dramac_common -p dramac_dev -p edge_router
+	for f in functions/*/app.py functions/domain_router/bundle.py; do $(VENV)/bin/mypy "$$f" || exit 1; done
 
 # The Lambda layer for deployment: dramac_common + runtime wheels for arm64 Lambda (docs/deploy.md).
 layer: $(STAMP)

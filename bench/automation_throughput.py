@@ -1,7 +1,7 @@
 """Events per second through the event processor: events → executions of a three-step workflow
 (condition → set_variable → http_request to a local receiver), every row written.
 
-    .venv/bin/python bench/automation_throughput.py [--events 200] [--repeats 5] [--batch-sizes 1,10]
+    .venv/bin/python -m bench.automation_throughput [--events 200] [--repeats 5] [--batch-sizes 1,10]
 
 Runs on the embedded PostgreSQL (or DATABASE_URL's server) in a scratch database, with moto SQS/SES
 in process. Events are written beforehand (untimed); the timed part is the real event_processor
@@ -17,10 +17,8 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "1")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
@@ -74,10 +72,10 @@ def _raw_baseline(conn: Any, site: Any, workflow: Any, url: str, events: int, re
 def measure(events: int, repeats: int, batch_sizes: list[int]) -> dict[Any, float]:
     """Median events/s per batch size (and ``"raw"`` for the raw SQL + HTTP baseline)."""
     import psycopg
-    from dramac_common import db, queues
     from dramac_common.automation import dal
-    from dramac_common.migrate import apply_migrations
-    from dramac_common.settings import reset_settings
+    from dramac_common.core import db, queues
+    from dramac_common.core.migrate import apply_migrations
+    from dramac_common.core.settings import reset_settings
     from moto import mock_aws
     from psycopg.rows import dict_row
 
@@ -159,7 +157,7 @@ def run(env: dict[str, str]) -> Any:
         results = measure(events, repeats, [1, 10])
     finally:
         os.environ["DATABASE_URL"] = saved or ""
-        from dramac_common.settings import reset_settings
+        from dramac_common.core.settings import reset_settings
 
         reset_settings()
     section = Section("5. Automation throughput", "make bench (bench/automation_throughput.py)",
@@ -171,7 +169,7 @@ def run(env: dict[str, str]) -> Any:
     section.notes += [
         f"median of {repeats} runs × {events} events; three-step workflow (condition → set_variable → http_request "
         "to a local receiver), every execution and step log written and checked; moto SQS in process",
-        "the target (issue 9): at least 1,000 events per second per worker",
+        "the target: at least 1,000 events per second per worker",
     ]
     return section
 

@@ -15,7 +15,6 @@ RUNS = int(os.environ.get("BENCH_COLD_RUNS", "5"))
 _PROBE = r"""
 import json, sys, time
 t0 = time.perf_counter()
-sys.path.insert(0, {folder!r})
 import importlib.util
 spec = importlib.util.spec_from_file_location("bench_app", {path!r})
 mod = importlib.util.module_from_spec(spec); sys.modules["bench_app"] = mod; spec.loader.exec_module(mod)
@@ -76,7 +75,7 @@ def _import_breakdown(path: Path, env: dict[str, str], top: int = 8) -> list[tup
     """The heaviest packages by cumulative import time (``python -X importtime``, one run)."""
     import subprocess
 
-    code = f"import sys; sys.path.insert(0, {str(path.parent)!r}); import app"
+    code = "import app"  # run in the function's folder: the code root, first on the path (-c)
     result = subprocess.run([sys.executable, "-X", "importtime", "-c", code], cwd=path.parent, capture_output=True,
                             text=True, env={**os.environ, **env}, check=True)
     totals: dict[str, float] = {}

@@ -2,7 +2,7 @@
 DDL run raw in one transaction (and, for reference, EM-11's way: one round trip per statement,
 autocommit).
 
-    .venv/bin/python bench/provisioning.py [--runs 30]
+    .venv/bin/python -m bench.provisioning [--runs 30]
 
 Uses a scratch database on the embedded server (or ``DATABASE_URL``'s server). Each run provisions a
 fresh module id, so every measurement creates a whole schema; schemas are dropped between runs,
@@ -76,12 +76,12 @@ def main() -> None:
 
 def compare(server: str, runs: int) -> tuple[dict[str, list[float]], int, str]:
     """Per-run milliseconds of the provisioner, the same DDL raw in one transaction, and EM-11's way."""
-    from dramac_common import db
-    from dramac_common.migrate import apply_migrations
-    from dramac_common.naming import get_module_schema_name
+    from dramac_common.core import db
+    from dramac_common.core.migrate import apply_migrations
+    from dramac_common.core.naming import get_module_schema_name
+    from dramac_common.core.settings import reset_settings
     from dramac_common.provisioning import ddl, provisioner
     from dramac_common.provisioning.manifest import validate_manifest
-    from dramac_common.settings import reset_settings
 
     from dramac_dev import localdb, seed
 
@@ -139,8 +139,8 @@ def compare(server: str, runs: int) -> tuple[dict[str, list[float]], int, str]:
 
 
 def _restore_database_url(saved: str | None) -> None:
-    from dramac_common import db
-    from dramac_common.settings import reset_settings
+    from dramac_common.core import db
+    from dramac_common.core.settings import reset_settings
 
     if saved is None:
         os.environ.pop("DATABASE_URL", None)
@@ -160,13 +160,13 @@ def scale(server: str, counts: list[int], crm_modules: int) -> dict[str, Any]:
     the four-table CRM, the rest one small table each), timing every provisioning; at each count,
     time one more CRM provisioning against its raw DDL, installs through the install handler and
     the registry look-up of the module data API (``ModuleDatabaseSDK.for_request``)."""
-    from dramac_common import db
-    from dramac_common.migrate import apply_migrations
+    from dramac_common.core import db
+    from dramac_common.core.migrate import apply_migrations
+    from dramac_common.core.naming import get_module_schema_name
+    from dramac_common.core.settings import reset_settings
     from dramac_common.module_data import ModuleDatabaseSDK
-    from dramac_common.naming import get_module_schema_name
     from dramac_common.provisioning import ddl, provisioner
     from dramac_common.provisioning.manifest import validate_manifest
-    from dramac_common.settings import reset_settings
 
     from dramac_dev import localdb, seed
     from dramac_dev.events import LocalContext, http_event
@@ -282,7 +282,7 @@ def run(env: dict[str, str]) -> Any:
         f"scale: {counts[0]:,} modules provisioned one by one (the first {min(1000, counts[0]):,} the CRM), then "
         f"one-table modules up to {counts[-1]:,}; at each count, 7 more CRM provisionings against raw DDL, 50 installs "
         "and 50 look-ups (medians)",
-        "the target (issue 9): provisioning within 1.3× of raw DDL",
+        "the target: provisioning within 1.3× of raw DDL",
     ]
     return section
 

@@ -1,7 +1,7 @@
 """Site-isolation policy of module tables: the provisioner's ``site_id = ANY(helper array)`` policy
 against EM-11's join policy, queried as ``authenticated`` under RLS.
 
-    .venv/bin/python bench/rls_policy.py [--sites 200] [--rows-per-site 1000] [--repeat 25]
+    .venv/bin/python -m bench.rls_policy [--sites 200] [--rows-per-site 1000] [--repeat 25]
 
 Creates a scratch database on the embedded server (or ``DATABASE_URL``'s server), loads one table per
 policy with identical rows, and prints the median time of each query per policy plus its plan shape.
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=25)
     args = parser.parse_args()
 
-    from dramac_common.migrate import apply_migrations
+    from dramac_common.core.migrate import apply_migrations
 
     from dramac_dev import localdb, seed
 

@@ -8,7 +8,7 @@ Compared, on the same rows and the same statement:
     auth.uid()), on a copy of the table;
   - the whole module data API path (``ModuleDatabaseSDK``: gate, catalog, query) for a user and a site key.
 
-    .venv/bin/python bench/rls_read.py [--rows 1000000] [--sites 1000] [--repeats 300]
+    .venv/bin/python -m bench.rls_read [--rows 1000000] [--sites 1000] [--repeats 300]
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -48,12 +47,12 @@ def timed(fn: Callable[[], Any], repeats: int) -> list[float]:
 
 def measure(server: str, rows: int, sites: int, sites_per_agency: int, repeats: int) -> dict[str, Any]:
     import psycopg
-    from dramac_common import db
-    from dramac_common.migrate import apply_migrations
+    from dramac_common.core import db
+    from dramac_common.core.migrate import apply_migrations
+    from dramac_common.core.settings import reset_settings
     from dramac_common.module_data import ModuleDatabaseSDK
     from dramac_common.module_data.query import Query
     from dramac_common.provisioning import provisioner
-    from dramac_common.settings import reset_settings
     from psycopg import sql
     from psycopg.rows import dict_row
 
@@ -167,7 +166,7 @@ def run(env: dict[str, str]) -> Any:
         f"owner: superuser={result['owner_role']['rolsuper']}, bypassrls={result['owner_role']['rolbypassrls']}",
     ] + [f"plan ({k}): {v}" for k, v in result["plans"].items()] + [
         "the SDK rows are a whole unit of work (BEGIN with claims, module gate, query, COMMIT), not one statement",
-        "the target (issue 9): RLS within 1.5× of the owner's explicit filter",
+        "the target: RLS within 1.5× of the owner's explicit filter",
     ]
     return section
 
@@ -189,5 +188,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     main()

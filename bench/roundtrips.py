@@ -66,7 +66,7 @@ class RoundTripCounter:
 @contextmanager
 def traced_pool_connection() -> Iterator[RoundTripCounter]:
     """Trace the single connection of the shared layer's pool (the caller sets DRAMAC_DB_POOL_MAX=1)."""
-    from dramac_common import db
+    from dramac_common.core import db
 
     pool = db.get_pool()
     pool.wait()

@@ -15,8 +15,8 @@ BENCHMARKS = ["cold_start", "warm_latency", "provisioning", "rls_read", "automat
 
 
 def main(argv: list[str]) -> int:
-    from dramac_common.migrate import apply_migrations
-    from dramac_common.settings import reset_settings
+    from dramac_common.core.migrate import apply_migrations
+    from dramac_common.core.settings import reset_settings
 
     from dramac_dev import localdb
 
@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
                 sections.append(module.run(env))
             print(f"  {bench} done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
     finally:
-        from dramac_common import db
+        from dramac_common.core import db
 
         db.close_pool()
         localdb.drop_database(server, name)

@@ -25,7 +25,7 @@ TRACED = 10
 
 def _owner_setup(conn: Any, n: int) -> dict[str, Any]:
     """Fresh targets so every timed write is a real insert: agencies, sites, a provisioned CRM."""
-    from dramac_common.naming import get_module_schema_name
+    from dramac_common.core.naming import get_module_schema_name
     from dramac_common.provisioning import provisioner
 
     from dramac_dev import seed
@@ -118,8 +118,8 @@ def _baselines(conn: Any, setup: dict[str, Any]) -> dict[str, Callable[[int], An
 
 def run(env: dict[str, str]) -> Section:
     import psycopg
-    from dramac_common import db, queues
-    from dramac_common.settings import reset_settings
+    from dramac_common.core import db, queues
+    from dramac_common.core.settings import reset_settings
     from moto import mock_aws
 
     from dramac_dev.events import LocalContext
@@ -218,7 +218,7 @@ def run(env: dict[str, str]) -> Section:
             "{TRACED}", str(TRACED)),
         "round trips: F→B turns in libpq's protocol trace of the pool's only connection, including the after-commit "
         "work (queue send bookkeeping); raw SQL is one statement on an autocommit owner connection",
-        "targets (issue 9): p50 under 3 ms with at most 3 round trips",
+        "targets: p50 under 3 ms with at most 3 round trips",
     ]
     return section
 
@@ -229,7 +229,7 @@ def _trips(values: list[int]) -> str:
 
 
 def get_settings_prefix() -> str:
-    from dramac_common.settings import get_settings
+    from dramac_common.core.settings import get_settings
 
     return get_settings().queue_prefix
 

@@ -13,7 +13,7 @@ from typing import Any
 
 
 def _cmd_migrate(_: argparse.Namespace) -> int:
-    from dramac_common.migrate import apply_migrations
+    from dramac_common.core.migrate import apply_migrations
 
     from . import localdb
 
@@ -104,8 +104,8 @@ def _cmd_invoke(args: argparse.Namespace) -> int:
 @contextlib.contextmanager
 def local_aws():
     """In-process moto for ``invoke``: queue sends land in emulated queues, never in AWS."""
-    from dramac_common import queues
-    from dramac_common.settings import reset_settings
+    from dramac_common.core import queues
+    from dramac_common.core.settings import reset_settings
     from moto import mock_aws
 
     from .sqs_local import create_queues

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -191,30 +190,15 @@ def _answers(base_url: str) -> bool:
         return False
 
 
-def _start_stack(base_url: str, say: Callable[[str], None]) -> subprocess.Popen:
+def _start_stack(base_url: str, say: Callable[[str], None]) -> subprocess.Popen[str]:
+    from .spawn import StackDidNotStart, spawn_dev
+
     parts = urlsplit(base_url)
     say(f"no stack answers at {base_url}; starting `dramac dev --port {parts.port}`")
-    process = subprocess.Popen(  # noqa: S603 - this interpreter running dramac dev; host and port from --url
-        [sys.executable, "-m", "dramac_dev.cli", "dev", "--host", parts.hostname or "127.0.0.1",
-         "--port", str(parts.port or 80)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    ready = threading.Event()
-    tail: list[str] = []
-
-    def pump() -> None:
-        for line in process.stdout:  # type: ignore[union-attr]
-            tail.append(line.rstrip())
-            del tail[:-40]
-            if line.startswith("ready "):
-                ready.set()
-
-    threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + 120
-    while not ready.is_set() and process.poll() is None and time.monotonic() < deadline:
-        ready.wait(0.2)
-    if not ready.is_set():
-        process.kill()
-        raise DemoFailed("the local stack did not start:\n" + "\n".join(tail))
+    try:
+        process = spawn_dev(parts.hostname or "127.0.0.1", parts.port or 80)
+    except StackDidNotStart as exc:
+        raise DemoFailed(f"the local stack did not start: {exc}") from exc
     say(f"stack ready at {base_url}")
     return process
 
@@ -247,8 +231,8 @@ def check_database(conninfo: str) -> None:
         with psycopg.connect(conninfo, connect_timeout=5) as conn:
             seeded = conn.execute(
                 "SELECT to_regclass('auth.users') IS NOT NULL AND to_regclass('public.modules_v2') IS NOT NULL"
-            ).fetchone()[0] and conn.execute(
-                "SELECT EXISTS (SELECT 1 FROM public.modules_v2 WHERE slug = %s)", (MODULE_SLUG,)).fetchone()[0]
+            ).fetchone() == (True,) and conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM public.modules_v2 WHERE slug = %s)", (MODULE_SLUG,)).fetchone() == (True,)
     except psycopg.Error as exc:
         reason = (str(exc).strip().splitlines() or ["no reason given"])[0]
         raise DemoFailed(f"cannot use the stack's database: {reason}") from exc

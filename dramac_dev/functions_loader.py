@@ -1,7 +1,9 @@
 """Loads a function's real Lambda handler from ``functions/<name>/app.py``.
 
 Every function folder has its own ``app.py`` (the Lambda entry point), so each is loaded under a
-unique module name; the folder is put on ``sys.path`` the way Lambda puts the code root there.
+unique module name. What an ``app.py`` imports is installed in the project's environment: the layer
+(``dramac_common``) and the domain router's package (``edge_router``, which Lambda@Edge finds beside
+``app.py`` in the bundle).
 """
 
 from __future__ import annotations
@@ -31,10 +33,9 @@ def load_function(name: str) -> ModuleType:
     path = functions_dir() / name / "app.py"
     if not path.is_file():
         raise KeyError(f"no function {name!r}: expected {path} (known: {', '.join(available_functions())})")
-    folder = str(path.parent)
-    if folder not in sys.path:
-        sys.path.append(folder)
     spec = importlib.util.spec_from_file_location(f"dramac_fn_{name}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)

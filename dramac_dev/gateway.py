@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jwt
-from dramac_common.errors import error_envelope
+from dramac_common.core.errors import error_envelope
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -89,7 +89,7 @@ def build_gateway(handlers: dict[str, Handler], domain_router: Handler | None = 
         )
         try:
             result = await run_in_threadpool(call_handler, handler, event, LocalContext(route.function))
-        except Exception:  # noqa: BLE001 - as API Gateway does when a function crashes
+        except Exception:  # as API Gateway does when a function crashes
             log.exception("%s raised", route.function)
             return _error(502, "The function failed", "function_error")
         return lambda_result_to_response(result)

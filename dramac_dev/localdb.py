@@ -47,7 +47,7 @@ def server_url() -> str:
 def with_dbname(url: str, dbname: str) -> str:
     params = conninfo_to_dict(url)
     params["dbname"] = dbname
-    return make_conninfo(**params)
+    return make_conninfo("", **params)
 
 
 # What a Supabase project's database hands the request roles before any migration runs: the roles,

@@ -85,7 +85,7 @@ CRM_MANIFEST: dict[str, Any] = {
 }
 
 
-def create_user(conn: psycopg.Connection, *, user_id: uuid.UUID | None = None, email: str | None = None,
+def create_user(conn: psycopg.Connection[Any], *, user_id: uuid.UUID | None = None, email: str | None = None,
                 full_name: str | None = None, super_admin: bool = False) -> uuid.UUID:
     user_id = user_id or uuid.uuid4()
     email = email or f"{user_id.hex[:12]}@example.test"
@@ -98,7 +98,7 @@ def create_user(conn: psycopg.Connection, *, user_id: uuid.UUID | None = None, e
     return user_id
 
 
-def create_agency(conn: psycopg.Connection, *, owner: uuid.UUID | None = None, name: str = "Agency",
+def create_agency(conn: psycopg.Connection[Any], *, owner: uuid.UUID | None = None, name: str = "Agency",
                   agency_id: uuid.UUID | None = None) -> uuid.UUID:
     agency_id = agency_id or uuid.uuid4()
     conn.execute("INSERT INTO public.agencies (id, name) VALUES (%s, %s) ON CONFLICT (id) DO NOTHING",
@@ -108,7 +108,7 @@ def create_agency(conn: psycopg.Connection, *, owner: uuid.UUID | None = None, n
     return agency_id
 
 
-def add_member(conn: psycopg.Connection, agency_id: uuid.UUID, user_id: uuid.UUID, role: str) -> None:
+def add_member(conn: psycopg.Connection[Any], agency_id: uuid.UUID, user_id: uuid.UUID, role: str) -> None:
     conn.execute(
         """INSERT INTO public.agency_members (agency_id, user_id, role) VALUES (%s, %s, %s)
            ON CONFLICT (agency_id, user_id) DO UPDATE SET role = EXCLUDED.role""",
@@ -116,7 +116,7 @@ def add_member(conn: psycopg.Connection, agency_id: uuid.UUID, user_id: uuid.UUI
     )
 
 
-def create_client(conn: psycopg.Connection, agency_id: uuid.UUID, *, name: str = "Client",
+def create_client(conn: psycopg.Connection[Any], agency_id: uuid.UUID, *, name: str = "Client",
                   client_id: uuid.UUID | None = None) -> uuid.UUID:
     client_id = client_id or uuid.uuid4()
     conn.execute("INSERT INTO public.clients (id, agency_id, name) VALUES (%s, %s, %s) ON CONFLICT (id) DO NOTHING",
@@ -124,7 +124,7 @@ def create_client(conn: psycopg.Connection, agency_id: uuid.UUID, *, name: str =
     return client_id
 
 
-def create_site(conn: psycopg.Connection, agency_id: uuid.UUID, *, client_id: uuid.UUID | None = None,
+def create_site(conn: psycopg.Connection[Any], agency_id: uuid.UUID, *, client_id: uuid.UUID | None = None,
                 name: str = "Site", subdomain: str | None = None, custom_domain: str | None = None,
                 site_id: uuid.UUID | None = None) -> uuid.UUID:
     site_id = site_id or uuid.uuid4()
@@ -137,7 +137,7 @@ def create_site(conn: psycopg.Connection, agency_id: uuid.UUID, *, client_id: uu
     return site_id
 
 
-def create_module(conn: psycopg.Connection, *, module_id: uuid.UUID | None = None, slug: str | None = None,
+def create_module(conn: psycopg.Connection[Any], *, module_id: uuid.UUID | None = None, slug: str | None = None,
                   name: str | None = None, module_type: str = "app", status: str = "published",
                   pricing_type: str = "free", wholesale_price_cents: int = 0, currency: str = "USD",
                   manifest: dict[str, Any] | None = None, description: str = "") -> uuid.UUID:
@@ -159,7 +159,7 @@ def is_local_database(conninfo: str) -> bool:
     params = conninfo_to_dict(conninfo)
     hosts = [h for key in ("host", "hostaddr") for h in str(params.get(key) or "").split(",") if h]
     for host in hosts or [""]:
-        if host.startswith("/") or host.startswith("@") or host in ("", "localhost"):
+        if host.startswith(("/", "@")) or host in ("", "localhost"):
             continue
         try:
             if not ipaddress.ip_address(host).is_loopback:
@@ -240,7 +240,7 @@ def unseeded(conninfo: str) -> bool:
             {"agency": DEMO_AGENCY_ID, "site": DEMO_SITE_ID, "paid": DEMO_PAID_MODULE_ID,
              "installed": [DEMO_FREE_MODULE_ID, DEMO_WIDGET_MODULE_ID], "old_key": DEMO_OLD_API_KEY_ID},
         ).fetchone()
-    return not row[0]
+    return row is None or not row[0]
 
 
 def reset_demo(conninfo: str) -> None:
@@ -257,7 +257,7 @@ def reset_demo(conninfo: str) -> None:
         conn.commit()
 
 
-def subscribe_free(conn: psycopg.Connection, agency_id: uuid.UUID, module_id: uuid.UUID) -> None:
+def subscribe_free(conn: psycopg.Connection[Any], agency_id: uuid.UUID, module_id: uuid.UUID) -> None:
     """An active free subscription (an operator's shortcut for POST /api/modules/subscribe)."""
     conn.execute(
         """INSERT INTO public.agency_module_subscriptions (agency_id, module_id, status, billing_cycle, activated_at)
@@ -265,7 +265,7 @@ def subscribe_free(conn: psycopg.Connection, agency_id: uuid.UUID, module_id: uu
         (agency_id, module_id))
 
 
-def install(conn: psycopg.Connection, site_id: uuid.UUID, module_id: uuid.UUID, *, agency_id: uuid.UUID,
+def install(conn: psycopg.Connection[Any], site_id: uuid.UUID, module_id: uuid.UUID, *, agency_id: uuid.UUID,
             installed_by: uuid.UUID | None = None) -> None:
     """An installation waiting for the provisioner (``provision_module`` activates it)."""
     conn.execute(
@@ -274,7 +274,7 @@ def install(conn: psycopg.Connection, site_id: uuid.UUID, module_id: uuid.UUID, 
         (site_id, module_id, agency_id, installed_by))
 
 
-def _pending_purchase(conn: psycopg.Connection) -> None:
+def _pending_purchase(conn: psycopg.Connection[Any]) -> None:
     """Booking bought with a 20 % markup and not yet paid: what ``purchase_paid.json`` leaves behind,
     with the subscription, checkout and transaction the Paddle webhook sample names (the webhook
     activates only a payment that matches its checkout: transaction, amount and currency)."""
@@ -294,7 +294,7 @@ def _pending_purchase(conn: psycopg.Connection) -> None:
          DEMO_USER_ID, DEMO_PENDING_SUBSCRIPTION_ID))
 
 
-def _demo_automation(conn: psycopg.Connection, local: bool) -> None:
+def _demo_automation(conn: psycopg.Connection[Any], local: bool) -> None:
     """A workflow qualifying hot leads, and an incoming webhook (its token is documented: local only)."""
     from dramac_common.automation import dal
     from dramac_common.automation.workflows import (
@@ -303,7 +303,7 @@ def _demo_automation(conn: psycopg.Connection, local: bool) -> None:
         hash_token,
         validated_steps,
     )
-    from dramac_common.db import Unit
+    from dramac_common.core.db import Unit
 
     unit = Unit(conn, None)
     if not dal.workflow_exists(unit, DEMO_SITE_ID, DEMO_WORKFLOW_ID):
@@ -327,9 +327,9 @@ def _demo_automation(conn: psycopg.Connection, local: bool) -> None:
                            workflow_id=None, token_hash=hash_token(token), webhook_id=DEMO_WEBHOOK_ID)
 
 
-def _demo_api_keys(conn: psycopg.Connection, local: bool) -> None:
+def _demo_api_keys(conn: psycopg.Connection[Any], local: bool) -> None:
     """The documented key (local databases only) and a second key for the revoke sample."""
-    from dramac_common.api_keys import hash_key, key_prefix, new_key
+    from dramac_common.core.auth import hash_key, key_prefix, new_key
 
     keys = [(DEMO_OLD_API_KEY_ID, "Old integration", new_key(DEMO_OLD_API_KEY_ID))]
     if local:
@@ -341,8 +341,8 @@ def _demo_api_keys(conn: psycopg.Connection, local: bool) -> None:
             (key_id, DEMO_SITE_ID, DEMO_AGENCY_ID, name, key_prefix(key_id), hash_key(key), DEMO_USER_ID))
 
 
-def _demo_contact(conn: psycopg.Connection) -> None:
-    from dramac_common.naming import module_table_identifier
+def _demo_contact(conn: psycopg.Connection[Any]) -> None:
+    from dramac_common.core.naming import module_table_identifier
 
     conn.execute(
         sql.SQL("""INSERT INTO {} (id, site_id, email, first_name, last_name, lead_score)
@@ -354,8 +354,8 @@ def _demo_contact(conn: psycopg.Connection) -> None:
 @contextmanager
 def _shared_layer_database(conninfo: str) -> Iterator[None]:
     """The shared layer's pool on ``conninfo`` for the duration (it reads ``DATABASE_URL``)."""
-    from dramac_common import db
-    from dramac_common.settings import reset_settings
+    from dramac_common.core import db
+    from dramac_common.core.settings import reset_settings
 
     previous = os.environ.get("DATABASE_URL")
     if previous == conninfo:

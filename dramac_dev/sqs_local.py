@@ -28,7 +28,7 @@ def start_moto_server(host: str = "127.0.0.1", port: int = 0) -> tuple[Any, str]
 
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
-    real_port = server._server.server_port  # the port the OS gave when 0 was asked
+    real_port = server._server.server_port if server._server else port  # the port the OS gave when 0 was asked
     return server, f"http://{host}:{real_port}"
 
 
@@ -73,7 +73,7 @@ class QueuePoller(threading.Thread):
         while not self.stop.is_set():
             try:
                 self.poll_once(wait_seconds=1)
-            except Exception:  # noqa: BLE001 - a poller must survive a failing handler, as Lambda's does
+            except Exception:  # a poller must survive a failing handler, as Lambda's does
                 log.exception("poller %s failed", self.function)
                 self.stop.wait(1)
 
@@ -93,7 +93,7 @@ class QueuePoller(threading.Thread):
         ]
         try:
             result = call_handler(self.handler, sqs_event(records), LocalContext(self.function, timeout_s=30))
-        except Exception:  # noqa: BLE001 - the whole batch returns to the queue, as in AWS
+        except Exception:  # the whole batch returns to the queue, as in AWS
             log.exception("%s raised; %d message(s) will be redelivered", self.function, len(records))
             return len(records)
         failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
@@ -119,5 +119,5 @@ class ScheduledInvoker(threading.Thread):
         while not self.stop.wait(self.interval_s):
             try:
                 call_handler(self.handler, event, LocalContext(self.function, timeout_s=60))
-            except Exception:  # noqa: BLE001 - the next tick tries again, as a schedule would
+            except Exception:  # the next tick tries again, as a schedule would
                 log.exception("scheduled %s failed", self.function)

@@ -33,9 +33,9 @@ def prepare_environment(seed: str = "always") -> str:
     """Database up and migrated; returns its URL (also exported as ``DATABASE_URL``). ``seed``:
     ``always`` writes the demo records that are missing, ``if_unseeded`` only into a database that
     has never been seeded (``dramac invoke``: what a sample changed stays changed), ``never``."""
-    from dramac_common import db
-    from dramac_common.migrate import apply_migrations
-    from dramac_common.settings import reset_settings
+    from dramac_common.core import db
+    from dramac_common.core.migrate import apply_migrations
+    from dramac_common.core.settings import reset_settings
 
     from .seed import seed_demo, unseeded
 
@@ -78,7 +78,7 @@ def configure_local_ses(endpoint: str) -> None:
 def run_dev(host: str, port: int) -> int:
     import boto3
     import uvicorn
-    from dramac_common.settings import reset_settings
+    from dramac_common.core.settings import reset_settings
 
     local_runtime_defaults()
     # Completed sandbox checkouts deliver their webhook to this gateway: configured here, once, since a
@@ -100,12 +100,12 @@ def run_dev(host: str, port: int) -> int:
     router = get_handler("domain_router") if "domain_router" in present else None
 
     stop = threading.Event()
-    pollers = []
+    pollers: list[QueuePoller | ScheduledInvoker] = []
     for logical, (function, batch_size, _, _) in QUEUE_CONSUMERS.items():
         if function in present:
-            poller = QueuePoller(sqs, queue_urls[logical], function, get_handler(function), batch_size, stop)
-            poller.start()
-            pollers.append(poller)
+            queue_poller = QueuePoller(sqs, queue_urls[logical], function, get_handler(function), batch_size, stop)
+            queue_poller.start()
+            pollers.append(queue_poller)
     if "relay" in present:
         relay = ScheduledInvoker("relay", get_handler("relay"), float(os.environ.get("DRAMAC_RELAY_INTERVAL_S") or 10),
                                  stop)
@@ -139,7 +139,7 @@ def run_dev(host: str, port: int) -> int:
         for poller in pollers:
             poller.join(timeout=5)
         moto_server.stop()
-        from dramac_common import db
+        from dramac_common.core import db
 
         db.close_pool()
         print("stopped", file=sys.stderr, flush=True)

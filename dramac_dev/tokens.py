@@ -7,7 +7,8 @@ import uuid
 from typing import Any
 
 import jwt
-from dramac_common.settings import DEV_JWT_ISSUER, JWT_AUDIENCE, get_settings
+from dramac_common.core.auth import dev_token_claims
+from dramac_common.core.settings import DEV_JWT_ISSUER, JWT_AUDIENCE, get_settings
 
 
 def issue_token(user_id: uuid.UUID | str, *, ttl: int = 3600, extra: dict[str, Any] | None = None) -> str:
@@ -25,13 +26,6 @@ def issue_token(user_id: uuid.UUID | str, *, ttl: int = 3600, extra: dict[str, A
 
 
 def verify_token(token: str) -> dict[str, Any]:
-    """The claims of a valid dev token; raises ``jwt.InvalidTokenError`` otherwise."""
-    return jwt.decode(
-        token,
-        get_settings().jwt_secret,
-        algorithms=["HS256"],
-        audience=JWT_AUDIENCE,
-        issuer=DEV_JWT_ISSUER,
-        options={"require": ["sub", "exp", "aud"]},
-        leeway=30,
-    )
+    """The claims of a valid dev token; raises ``jwt.InvalidTokenError`` otherwise (the layer's
+    ``core.auth.verify_jwt``, the one JWT verification of the Python side)."""
+    return dev_token_claims(token)

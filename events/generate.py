@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dramac_common.payments.config import SANDBOX_WEBHOOK_SECRET
+from dramac_common.core.settings import SANDBOX_WEBHOOK_SECRET
 from dramac_common.payments.signature import sign
 
 from dramac_dev import seed

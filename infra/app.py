@@ -27,7 +27,7 @@ def build_app(context: dict[str, Any] | None = None, outdir: str | None = None,
     app = cdk.App(context=context, outdir=outdir)
     config = DeployConfig.from_node(app.node)
     staging = Path(app.outdir) / ".dramac-staging"
-    prefix = config.stackPrefix
+    prefix = config.stack_prefix
 
     env = cdk.Environment(account=config.account, region=config.region)
     backend = BackendStack(app, f"{prefix}Backend", config=config, functions_dir=functions_dir,

@@ -109,8 +109,8 @@ class BackendStack(Stack):
                       description="Encrypts the DRAMAC alarm topic", removal_policy=RemovalPolicy.DESTROY)
         key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")
         topic = sns.Topic(self, "AlarmTopic", master_key=key, enforce_ssl=True, display_name="DRAMAC alarms")
-        if self.config.alarmEmail:
-            topic.add_subscription(sns_subscriptions.EmailSubscription(self.config.alarmEmail))
+        if self.config.alarm_email:
+            topic.add_subscription(sns_subscriptions.EmailSubscription(self.config.alarm_email))
         return topic
 
     def _alarm(self, construct_id: str, metric: cloudwatch.IMetric, threshold: float, description: str) -> None:
@@ -122,14 +122,14 @@ class BackendStack(Stack):
         alarm.add_alarm_action(cw_actions.SnsAction(self.alarm_topic))
 
     def _log_group(self, construct_id: str) -> logs.LogGroup:
-        return logs.LogGroup(self, construct_id, retention=retention(self.config.logRetentionDays),
+        return logs.LogGroup(self, construct_id, retention=retention(self.config.log_retention_days),
                              removal_policy=RemovalPolicy.RETAIN)
 
     # --- network and data ----------------------------------------------------------------------
 
     def _network(self) -> ec2.Vpc:
         vpc = ec2.Vpc(
-            self, "Vpc", max_azs=2, nat_gateways=int(self.config.natGateways),
+            self, "Vpc", max_azs=2, nat_gateways=int(self.config.nat_gateways),
             # Nothing uses the default security group (every resource has its own), so it is left as is
             # rather than adding a custom resource to empty it.
             restrict_default_security_group=False,
@@ -154,14 +154,14 @@ class BackendStack(Stack):
             self, "Database",
             engine=rds.DatabaseClusterEngine.aurora_postgres(version=rds.AuroraPostgresEngineVersion.VER_16_6),
             writer=rds.ClusterInstance.serverless_v2("Writer", auto_minor_version_upgrade=True),
-            serverless_v2_min_capacity=float(self.config.dbMinCapacity),
-            serverless_v2_max_capacity=float(self.config.dbMaxCapacity),
+            serverless_v2_min_capacity=float(self.config.db_min_capacity),
+            serverless_v2_max_capacity=float(self.config.db_max_capacity),
             vpc=self.vpc, vpc_subnets=data_subnets, security_groups=[self.database_security_group],
             credentials=rds.Credentials.from_generated_secret("dramac_admin"),
             default_database_name=DATABASE_NAME,
             storage_encrypted=True,
-            deletion_protection=bool(self.config.dbDeletionProtection),
-            backup=rds.BackupProps(retention=Duration.days(int(self.config.dbBackupRetentionDays))),
+            deletion_protection=bool(self.config.db_deletion_protection),
+            backup=rds.BackupProps(retention=Duration.days(int(self.config.db_backup_retention_days))),
             cloudwatch_logs_exports=["postgresql"],
             removal_policy=RemovalPolicy.SNAPSHOT,
         )
@@ -193,7 +193,7 @@ class BackendStack(Stack):
         wanted = {s for n in catalog.regional_functions(self.functions_dir) for s in catalog.settings_for(n).secrets}
         if catalog.PADDLE_WEBHOOK_SECRET in wanted:
             # Created with a random placeholder; set Paddle's notification secret after the first deploy
-            # (the README's Deploy section) and deploy again so the purchase function picks it up.
+            # (docs/deploy.md) and deploy again so the purchase function picks it up.
             self.secrets[catalog.PADDLE_WEBHOOK_SECRET] = secretsmanager.Secret(
                 self, "PaddleWebhookSecret", description="Paddle notification destination secret (h1 HMAC key)",
                 generate_secret_string=secretsmanager.SecretStringGenerator(exclude_punctuation=True),
@@ -219,8 +219,8 @@ class BackendStack(Stack):
         env = {
             "POWERTOOLS_SERVICE_NAME": name,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-            "LOG_LEVEL": str(self.config.logLevel),
-            "PAYMENT_PROVIDER": str(self.config.paymentProvider),
+            "LOG_LEVEL": str(self.config.log_level),
+            "PAYMENT_PROVIDER": str(self.config.payment_provider),
         }
         if settings.uses_database:
             env.update({
@@ -233,8 +233,8 @@ class BackendStack(Stack):
         if any(r.function == name and r.auth == JWT_OR_API_KEY for r in ROUTES):
             # These routes have no authorizer (API keys must reach the handler), so the handler verifies
             # bearers itself against the JWT authorizer's issuer and audience (api_keys.principal_from_event).
-            issuer = str(self.config.jwtIssuer).rstrip("/")
-            env.update({"DRAMAC_JWT_ISSUER": issuer, "DRAMAC_JWT_AUDIENCE": str(list(self.config.jwtAudience)[0]),
+            issuer = str(self.config.jwt_issuer).rstrip("/")
+            env.update({"DRAMAC_JWT_ISSUER": issuer, "DRAMAC_JWT_AUDIENCE": str(next(iter(self.config.jwt_audience))),
                         "DRAMAC_JWT_JWKS_URL": f"{issuer}/.well-known/jwks.json"})
         if catalog.PADDLE_WEBHOOK_SECRET in settings.secrets:
             # The contract's PADDLE_WEBHOOK_SECRET, resolved by CloudFormation at deploy time (a dynamic
@@ -272,7 +272,7 @@ class BackendStack(Stack):
             function.add_to_role_policy(iam.PolicyStatement(
                 actions=["ses:SendEmail", "ses:SendRawEmail"],
                 resources=[self.format_arn(service="ses", resource="identity",
-                                           resource_name=str(self.config.sesIdentity))],
+                                           resource_name=str(self.config.ses_identity))],
             ))
         self._alarm(f"{cid}ErrorsAlarm", function.metric_errors(period=Duration.minutes(5)), 1,
                     f"{name} raised errors")
@@ -300,7 +300,7 @@ class BackendStack(Stack):
             self._alarm(f"{cid}QueueAgeAlarm",
                         queue.metric_approximate_age_of_oldest_message(period=Duration.minutes(1),
                                                                        statistic="Maximum"),
-                        int(self.config.queueAgeAlarmSeconds), f"the {spec.name} queue is falling behind")
+                        int(self.config.queue_age_alarm_seconds), f"the {spec.name} queue is falling behind")
             CfnOutput(self, f"{cid}QueueUrl", value=queue.queue_url)
 
     def _consumers_and_schedules(self) -> None:
@@ -331,10 +331,10 @@ class BackendStack(Stack):
 
     def _http_api(self) -> tuple[apigwv2.HttpApi, apigwv2.HttpStage]:
         api = apigwv2.HttpApi(
-            self, "HttpApi", api_name=f"{self.config.stackPrefix.lower()}-api", create_default_stage=False,
+            self, "HttpApi", api_name=f"{self.config.stack_prefix.lower()}-api", create_default_stage=False,
             description="DRAMAC HTTP API (routes from dramac_dev.routes)",
             cors_preflight=apigwv2.CorsPreflightOptions(
-                allow_origins=list(self.config.corsAllowOrigins),
+                allow_origins=list(self.config.cors_allow_origins),
                 allow_methods=[apigwv2.CorsHttpMethod.ANY],
                 allow_headers=["authorization", "content-type", "x-api-key"],
                 max_age=Duration.hours(1),
@@ -342,8 +342,8 @@ class BackendStack(Stack):
         )
         stage = apigwv2.HttpStage(
             self, "DefaultStage", http_api=api, stage_name="$default", auto_deploy=True,
-            throttle=apigwv2.ThrottleSettings(rate_limit=int(self.config.throttleRateLimit),
-                                              burst_limit=int(self.config.throttleBurstLimit)),
+            throttle=apigwv2.ThrottleSettings(rate_limit=int(self.config.throttle_rate_limit),
+                                              burst_limit=int(self.config.throttle_burst_limit)),
         )
         access_logs = self._log_group("ApiAccessLogs")
         stage.node.default_child.access_log_settings = apigwv2.CfnStage.AccessLogSettingsProperty(
@@ -357,8 +357,8 @@ class BackendStack(Stack):
             }),
         )
         jwt = authorizers.HttpJwtAuthorizer(
-            "JwtAuthorizer", jwt_issuer=str(self.config.jwtIssuer),
-            jwt_audience=list(self.config.jwtAudience), identity_source=["$request.header.Authorization"],
+            "JwtAuthorizer", jwt_issuer=str(self.config.jwt_issuer),
+            jwt_audience=list(self.config.jwt_audience), identity_source=["$request.header.Authorization"],
         )
         lambda_integrations: dict[str, integrations.HttpLambdaIntegration] = {}
         for route in catalog.deployable_routes(list(self.functions)):
@@ -388,13 +388,13 @@ class BackendStack(Stack):
         environment = {
             "POWERTOOLS_SERVICE_NAME": catalog.MIGRATE_FUNCTION,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-            "LOG_LEVEL": str(self.config.logLevel),
+            "LOG_LEVEL": str(self.config.log_level),
             "DATABASE_SECRET_ARN": self.database_secret.secret_arn,
             "DATABASE_NAME": DATABASE_NAME,
             "DRAMAC_MIGRATIONS_DIR": "/var/task/migrations",
         }
-        if self.config.forceMigrate:
-            environment["DRAMAC_MIGRATION_RUN"] = str(self.config.forceMigrate)
+        if self.config.force_migrate:
+            environment["DRAMAC_MIGRATION_RUN"] = str(self.config.force_migrate)
         function = triggers.TriggerFunction(
             self, "MigrateFunction",
             description=f"DRAMAC migrate: {settings.why}",

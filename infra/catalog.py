@@ -51,7 +51,7 @@ class FunctionSettings:
 # HTTP functions: API Gateway's integration timeout is 30 s; 20 s lets the 15 s statement timeout
 # (DRAMAC_STATEMENT_TIMEOUT_MS) fire first and still return the JSON error envelope. 512 MB buys the
 # CPU share that keeps FastAPI + pydantic cold starts short; memory use itself is far lower.
-_HTTP = dict(timeout_s=20, memory_mb=512)
+_HTTP = {"timeout_s": 20, "memory_mb": 512}
 
 # Events from log_automation_event reach the events queue after commit, so every function that
 # writes module data, installations or subscriptions may send to it.
@@ -93,7 +93,7 @@ DEFAULT_SETTINGS = FunctionSettings(**_HTTP, why="no entry in FUNCTION_SETTINGS:
 
 @dataclass(frozen=True)
 class QueueSpec:
-    name: str  # logical: dramac_common.queues names the same
+    name: str  # logical: dramac_common.core.queues names the same
     consumer: str
     batch_size: int
     visibility_timeout_s: int

@@ -54,11 +54,11 @@ def check_cached_prefixes_are_public(bundle_dir: Path, prefixes: tuple[str, ...]
 def router_overrides(config: DeployConfig) -> dict[str, Any]:
     """The router's config overrides: ``dramac:domainRouterConfig``, the API's issuer and audience unless
     given there, and the public keys from ``dramac:domainRouterJwksFile`` (the issuer's jwks.json)."""
-    overrides = dict(config.domainRouterConfig or {})
-    overrides.setdefault("issuer", str(config.jwtIssuer))
-    overrides.setdefault("audience", list(config.jwtAudience)[0])
-    if config.domainRouterJwksFile and "jwks" not in overrides:
-        overrides["jwks"] = json.loads(Path(config.domainRouterJwksFile).read_text(encoding="utf-8"))
+    overrides = dict(config.domain_router_config or {})
+    overrides.setdefault("issuer", str(config.jwt_issuer))
+    overrides.setdefault("audience", next(iter(config.jwt_audience)))
+    if config.domain_router_jwks_file and "jwks" not in overrides:
+        overrides["jwks"] = json.loads(Path(config.domain_router_jwks_file).read_text(encoding="utf-8"))
     return overrides
 
 
@@ -111,11 +111,11 @@ class EdgeStack(Stack):
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(90))],
             removal_policy=RemovalPolicy.RETAIN,
         )
-        self.has_custom_certificate = bool(config.edgeCertificateArn)
-        certificate = (acm.Certificate.from_certificate_arn(self, "Certificate", config.edgeCertificateArn)
-                       if config.edgeCertificateArn else None)
+        self.has_custom_certificate = bool(config.edge_certificate_arn)
+        certificate = (acm.Certificate.from_certificate_arn(self, "Certificate", config.edge_certificate_arn)
+                       if config.edge_certificate_arn else None)
         check_cached_prefixes_are_public(bundle_dir)
-        origin = origins.HttpOrigin(str(config.dashboardOriginDomain),
+        origin = origins.HttpOrigin(str(config.dashboard_origin_domain),
                                     protocol_policy=cloudfront.OriginProtocolPolicy.HTTPS_ONLY,
                                     origin_ssl_protocols=[cloudfront.OriginSslPolicy.TLS_V1_2])
         # The router runs on viewer requests of every behaviour: before the cache lookup, so nothing
@@ -147,7 +147,7 @@ class EdgeStack(Stack):
                 )
                 for prefix in CACHED_ASSET_PREFIXES
             },
-            domain_names=list(config.edgeDomainNames) or None,
+            domain_names=list(config.edge_domain_names) or None,
             certificate=certificate,
             # Only a custom certificate lets CloudFront enforce TLS 1.2 (the default one is fixed at TLSv1).
             minimum_protocol_version=cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021 if certificate else None,

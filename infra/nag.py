@@ -24,11 +24,11 @@ def acknowledge(construct: IConstruct, rule: str, reason: str) -> None:
 def suppress_backend(stack: BackendStack) -> None:
     acknowledge(stack.cluster.node.find_child("Secret"), "AwsSolutions-SMG4",
                 "Functions cache a connection pool per container built from this secret; rotating it under "
-                "them breaks new proxy logins until containers recycle. Rotate deliberately (the README's Deploy section).")
+                "them breaks new proxy logins until containers recycle. Rotate deliberately (docs/deploy.md).")
     for secret in stack.secrets.values():
         acknowledge(secret, "AwsSolutions-SMG4",
                     "Issued by Paddle for the notification destination; Paddle cannot rotate it through "
-                    "Secrets Manager. Rotate in Paddle, update the secret, redeploy (the README's Deploy section).")
+                    "Secrets Manager. Rotate in Paddle, update the secret, redeploy (docs/deploy.md).")
     acknowledge(stack.cluster, "AwsSolutions-RDS6",
                 "Clients never reach Aurora directly except the migration function; functions log in to the "
                 "RDS Proxy (TLS required) with the Secrets Manager credentials, and the proxy to Aurora.")
@@ -64,7 +64,7 @@ def suppress_edge(stack: EdgeStack) -> None:
                 "The dashboard and agency sites serve customers worldwide: no country is blocked.")
     acknowledge(stack.distribution, "AwsSolutions-CFR2",
                 "The router rejects invalid hosts and unauthenticated app paths; a WAF web ACL (its id via "
-                "cdk context) is an account-level choice documented in the README's Deploy section.")
+                "cdk context) is an account-level choice documented in docs/deploy.md.")
     if not stack.has_custom_certificate:
         acknowledge(stack.distribution, "AwsSolutions-CFR4",
                     "Without dramac:edgeCertificateArn the distribution uses *.cloudfront.net, whose default "

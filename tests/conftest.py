@@ -1,4 +1,5 @@
-"""Shared fixtures: a real PostgreSQL database per test run, records, tokens and handler invocation.
+"""Shared fixtures: a real PostgreSQL database per test run, tenants and modules, emulated AWS, the
+environment, and the real handlers (their building blocks are the modules of ``tests/support``).
 
 With ``DATABASE_URL`` unset the embedded server (pgserver, under ``.dramac/``) is used; either way
 the run creates its own database, migrates it, and drops it at the end.
@@ -8,13 +9,15 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from helpers import FunctionClient, claims_for  # noqa: F401 - re-exported for tests
+from support.aws import EMAIL_FROM, EmulatedAws, emulated_aws
+from support.handlers import FunctionClient
+from support.stack import LocalStack, started_stack
+from support.tenants import Tenant, create_tenant
 
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "1")
@@ -24,6 +27,39 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("AWS_REGION", "us-east-1")
 os.environ.setdefault("PAYMENT_PROVIDER", "sandbox")
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings() -> None:
+    """Every test starts from the settings of the environment as it is (a previous test's changes undone)."""
+    from dramac_common.core.settings import reset_settings
+
+    reset_settings()
+
+
+class SettingsEnv:
+    """Environment variables set for one test; the layer reads its settings again after each change."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch):
+        self._monkeypatch = monkeypatch
+
+    def set(self, name: str, value: str) -> None:
+        from dramac_common.core.settings import reset_settings
+
+        self._monkeypatch.setenv(name, value)
+        reset_settings()
+
+    def unset(self, name: str) -> None:
+        from dramac_common.core.settings import reset_settings
+
+        self._monkeypatch.delenv(name, raising=False)
+        reset_settings()
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> SettingsEnv:
+    """Change environment variables for one test (undone afterwards), settings included."""
+    return SettingsEnv(monkeypatch)
 
 
 @pytest.fixture(scope="session")
@@ -36,9 +72,9 @@ def server_url() -> str:
 @pytest.fixture(scope="session")
 def database_url(server_url: str) -> Iterator[str]:
     """A fresh, migrated database for this run (per xdist worker), dropped afterwards."""
-    from dramac_common import db
-    from dramac_common.migrate import apply_migrations
-    from dramac_common.settings import reset_settings
+    from dramac_common.core import db
+    from dramac_common.core.migrate import apply_migrations
+    from dramac_common.core.settings import reset_settings
 
     from dramac_dev import localdb
 
@@ -69,34 +105,9 @@ def owner_conn(database_url: str) -> Iterator[psycopg.Connection]:
         yield conn
 
 
-@dataclass
-class Tenant:
-    """An agency with an owner, an admin, a member, a client and a site."""
-
-    agency_id: uuid.UUID
-    owner: uuid.UUID
-    admin: uuid.UUID
-    member: uuid.UUID
-    client_id: uuid.UUID
-    site_id: uuid.UUID
-
-
 @pytest.fixture
-def make_tenant(owner_conn: psycopg.Connection):
-    from dramac_dev import seed
-
-    def make() -> Tenant:
-        owner = seed.create_user(owner_conn)
-        admin = seed.create_user(owner_conn)
-        member = seed.create_user(owner_conn)
-        agency = seed.create_agency(owner_conn, owner=owner)
-        seed.add_member(owner_conn, agency, admin, "admin")
-        seed.add_member(owner_conn, agency, member, "member")
-        client = seed.create_client(owner_conn, agency)
-        site = seed.create_site(owner_conn, agency, client_id=client)
-        return Tenant(agency, owner, admin, member, client, site)
-
-    return make
+def make_tenant(owner_conn: psycopg.Connection) -> Callable[[], Tenant]:
+    return lambda: create_tenant(owner_conn)
 
 
 @pytest.fixture
@@ -135,3 +146,41 @@ def function_client(database_url: str):
         return FunctionClient(name)
 
     return make
+
+
+@pytest.fixture
+def aws(database_url: str, env: SettingsEnv) -> Iterator[EmulatedAws]:
+    """moto SQS (the project's queues) and SES (a verified sender) for one test, with the automation
+    settings the tests want: a verified sender, short backoff, loopback receivers allowed."""
+    env.set("AUTOMATION_EMAIL_FROM", EMAIL_FROM)
+    env.set("AUTOMATION_HTTP_BACKOFF_BASE_S", "0.01")
+    env.set("AUTOMATION_ALLOW_PRIVATE_HTTP", "1")
+    for name in ("SQS_ENDPOINT_URL", "SES_ENDPOINT_URL", "EVENTS_QUEUE_URL", "PROVISION_QUEUE_URL"):
+        env.unset(name)
+    with emulated_aws() as emulated:
+        yield emulated
+
+
+@pytest.fixture
+def sandbox_aws(env: SettingsEnv) -> Iterator[EmulatedAws]:
+    """The sandbox payment provider with its built-in webhook secret, and emulated AWS."""
+    env.set("PAYMENT_PROVIDER", "sandbox")
+    env.unset("PADDLE_WEBHOOK_SECRET")
+    with emulated_aws() as emulated:
+        yield emulated
+
+
+@pytest.fixture
+def receiver() -> Iterator[Any]:
+    """A loopback HTTP server recording what workflow steps send it."""
+    from dramac_dev.receiver import Receiver
+
+    with Receiver() as r:
+        yield r
+
+
+@pytest.fixture(scope="session")
+def local_stack(database_url: str) -> Iterator[LocalStack]:
+    """``dramac dev`` in a subprocess, once per session (the e2e tests and the load test share it)."""
+    with started_stack(database_url) as stack:
+        yield stack

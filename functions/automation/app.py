@@ -1,4 +1,5 @@
 """Automation API (contract section 6): workflows, executions with step logs, events, webhooks.
+Capability: ``dramac_common.automation`` (``workflows``).
 
 Routes under /api/sites/{siteId}/automation (JWT; read = any member, manage = owner/admin):
   POST   workflows                 create a workflow with its steps and trigger (manage) → 201
@@ -21,124 +22,139 @@ Idempotency-Key (an incoming webhook also Webhook-Id): a repeat with the same ke
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from dramac_common import db
-from dramac_common.api import create_app, current_caller, decode_body, envelope, lambda_handler
-from dramac_common.api_keys import Principal, current_principal, principal_id, site_unit
 from dramac_common.automation import workflows
-from dramac_common.idempotency import IdempotencyKey, idempotent_response
-from dramac_common.jsonbody import check_value
-from dramac_common.tenancy import Caller
-from fastapi import Depends, Header, Query, Request
-from fastapi.responses import JSONResponse
+from dramac_common.automation.workflows import (
+    CreatedWebhook,
+    EmittedEvent,
+    EventType,
+    Execution,
+    ExecutionWithSteps,
+    Webhook,
+    Workflow,
+)
+from dramac_common.core import db
+from dramac_common.core.api import (
+    ExecutionId,
+    SiteId,
+    WebhookId,
+    WorkflowId,
+    create_app,
+    decode_body,
+    envelope,
+    lambda_handler,
+)
+from dramac_common.core.auth import CallerDep, PrincipalDep, principal_id
+from dramac_common.core.idempotency import IdempotencyKey, idempotent_response
+from dramac_common.core.jsonbody import check_value
+from dramac_common.core.tenancy import site_unit
+from dramac_common.core.wire import Deleted, Envelope
+from fastapi import Header, Query, Request
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 app = create_app("DRAMAC automation")
 BASE = "/api/sites/{siteId}/automation"
 
 
-@app.post(f"{BASE}/workflows", status_code=201)
-def create_workflow(siteId: uuid.UUID, body: workflows.WorkflowCreate, request: Request,  # noqa: N803
-                    caller: Caller = Depends(current_caller), idempotency_key: IdempotencyKey = None) -> JSONResponse:
+@app.post(f"{BASE}/workflows", response_model=Envelope[Workflow], status_code=201)
+def create_workflow(site_id: SiteId, body: workflows.WorkflowCreate, request: Request, caller: CallerDep,
+                    idempotency_key: IdempotencyKey = None) -> Response:
     def act() -> tuple[int, Any]:
         with db.user_unit(caller.db_claims) as unit:
-            return 201, workflows.create_workflow(unit, caller, siteId, body)
+            return 201, workflows.create_workflow(unit, caller, site_id, body)
 
     return idempotent_response(request, scope="workflow-create", principal=str(caller.user_id),
-                               fingerprint={"siteId": str(siteId), "body": _fingerprint(body)}, action=act)
+                               fingerprint={"siteId": str(site_id), "body": _fingerprint(body)}, action=act)
 
 
-@app.get(f"{BASE}/workflows")
-def list_workflows(siteId: uuid.UUID, caller: Caller = Depends(current_caller)) -> JSONResponse:  # noqa: N803
+@app.get(f"{BASE}/workflows", response_model=Envelope[list[Workflow]])
+def list_workflows(site_id: SiteId, caller: CallerDep) -> JSONResponse:
     with db.user_unit(caller.db_claims) as unit:
-        return envelope(workflows.list_workflows(unit, siteId))
+        return envelope(workflows.list_workflows(unit, site_id))
 
 
-@app.get(f"{BASE}/workflows/{{workflowId}}")
-def get_workflow(siteId: uuid.UUID, workflowId: uuid.UUID,  # noqa: N803
-                 caller: Caller = Depends(current_caller)) -> JSONResponse:
+@app.get(f"{BASE}/workflows/{{workflowId}}", response_model=Envelope[Workflow])
+def get_workflow(site_id: SiteId, workflow_id: WorkflowId, caller: CallerDep) -> JSONResponse:
     with db.user_unit(caller.db_claims) as unit:
-        return envelope(workflows.get_workflow(unit, siteId, workflowId))
+        return envelope(workflows.get_workflow(unit, site_id, workflow_id))
 
 
-@app.patch(f"{BASE}/workflows/{{workflowId}}")
-def update_workflow(siteId: uuid.UUID, workflowId: uuid.UUID, body: workflows.WorkflowUpdate,  # noqa: N803
-                    caller: Caller = Depends(current_caller)) -> JSONResponse:
+@app.patch(f"{BASE}/workflows/{{workflowId}}", response_model=Envelope[Workflow])
+def update_workflow(site_id: SiteId, workflow_id: WorkflowId, body: workflows.WorkflowUpdate,
+                    caller: CallerDep) -> JSONResponse:
     with db.user_unit(caller.db_claims) as unit:
-        return envelope(workflows.update_workflow(unit, siteId, workflowId, body))
+        return envelope(workflows.update_workflow(unit, site_id, workflow_id, body))
 
 
-@app.delete(f"{BASE}/workflows/{{workflowId}}")
-def delete_workflow(siteId: uuid.UUID, workflowId: uuid.UUID,  # noqa: N803
-                    caller: Caller = Depends(current_caller)) -> JSONResponse:
+@app.delete(f"{BASE}/workflows/{{workflowId}}", response_model=Envelope[Deleted])
+def delete_workflow(site_id: SiteId, workflow_id: WorkflowId, caller: CallerDep) -> JSONResponse:
     with db.user_unit(caller.db_claims) as unit:
-        return envelope(workflows.delete_workflow(unit, siteId, workflowId))
+        return envelope(workflows.delete_workflow(unit, site_id, workflow_id))
 
 
-@app.get(f"{BASE}/executions")
-def list_executions(siteId: uuid.UUID, workflowId: uuid.UUID | None = None,  # noqa: N803
-                    status: str | None = None, limit: int = Query(50, ge=1, le=200), offset: int = Query(0, ge=0, le=1_000_000),
-                    caller: Caller = Depends(current_caller)) -> JSONResponse:
+@app.get(f"{BASE}/executions", response_model=Envelope[list[Execution]])
+def list_executions(site_id: SiteId, caller: CallerDep,
+                    workflow_id: Annotated[uuid.UUID | None, Query(alias="workflowId")] = None,
+                    status: str | None = None, limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> JSONResponse:
     with db.user_unit(caller.db_claims) as unit:
-        return envelope(workflows.list_executions(unit, siteId, workflow_id=workflowId, status=status,
+        return envelope(workflows.list_executions(unit, site_id, workflow_id=workflow_id, status=status,
                                                   limit=limit, offset=offset))
 
 
-@app.get(f"{BASE}/executions/{{executionId}}")
-def get_execution(siteId: uuid.UUID, executionId: uuid.UUID,  # noqa: N803
-                  caller: Caller = Depends(current_caller)) -> JSONResponse:
+@app.get(f"{BASE}/executions/{{executionId}}", response_model=Envelope[ExecutionWithSteps])
+def get_execution(site_id: SiteId, execution_id: ExecutionId, caller: CallerDep) -> JSONResponse:
     with db.user_unit(caller.db_claims) as unit:
-        return envelope(workflows.get_execution(unit, siteId, executionId))
+        return envelope(workflows.get_execution(unit, site_id, execution_id))
 
 
-@app.post(f"{BASE}/events", status_code=202)
-def emit_event(siteId: uuid.UUID, body: workflows.EventInput, request: Request,  # noqa: N803
-               principal: Principal = Depends(current_principal),
-               idempotency_key: IdempotencyKey = None) -> JSONResponse:
+@app.post(f"{BASE}/events", response_model=Envelope[EmittedEvent], status_code=202)
+def emit_event(site_id: SiteId, body: workflows.EventInput, request: Request, principal: PrincipalDep,
+               idempotency_key: IdempotencyKey = None) -> Response:
     def act() -> tuple[int, Any]:
-        with site_unit(principal, siteId, manage=True) as unit:
-            return 202, workflows.emit_event(unit, siteId, body)
+        with site_unit(principal, site_id, manage=True) as unit:
+            return 202, workflows.emit_event(unit, site_id, body)
 
     return idempotent_response(request, scope="event-emit", principal=principal_id(principal),
-                               fingerprint={"siteId": str(siteId), "body": _fingerprint(body)}, action=act)
+                               fingerprint={"siteId": str(site_id), "body": _fingerprint(body)}, action=act)
 
 
-@app.get(f"{BASE}/event-types")
-def list_event_types(siteId: uuid.UUID, caller: Caller = Depends(current_caller)) -> JSONResponse:  # noqa: N803
+@app.get(f"{BASE}/event-types", response_model=Envelope[list[EventType]])
+def list_event_types(site_id: SiteId, caller: CallerDep) -> JSONResponse:
     with db.user_unit(caller.db_claims) as unit:
-        return envelope(workflows.list_event_types(unit, siteId))
+        return envelope(workflows.list_event_types(unit, site_id))
 
 
-@app.post(f"{BASE}/webhooks", status_code=201)
-def create_webhook(siteId: uuid.UUID, body: workflows.WebhookCreate, request: Request,  # noqa: N803
-                   caller: Caller = Depends(current_caller), idempotency_key: IdempotencyKey = None) -> JSONResponse:
+@app.post(f"{BASE}/webhooks", response_model=Envelope[CreatedWebhook], status_code=201)
+def create_webhook(site_id: SiteId, body: workflows.WebhookCreate, request: Request, caller: CallerDep,
+                   idempotency_key: IdempotencyKey = None) -> Response:
     def act() -> tuple[int, Any]:
         with db.user_unit(caller.db_claims) as unit:
-            return 201, workflows.create_webhook(unit, siteId, body)
+            return 201, workflows.create_webhook(unit, site_id, body)
 
     # the webhook's secret token is shown once: a replay answers the same webhook without it
     return idempotent_response(request, scope="webhook-create", principal=str(caller.user_id),
-                               fingerprint={"siteId": str(siteId), "body": _fingerprint(body)}, action=act,
+                               fingerprint={"siteId": str(site_id), "body": _fingerprint(body)}, action=act,
                                stored=workflows.without_webhook_secret)
 
 
-@app.get(f"{BASE}/webhooks")
-def list_webhooks(siteId: uuid.UUID, caller: Caller = Depends(current_caller)) -> JSONResponse:  # noqa: N803
+@app.get(f"{BASE}/webhooks", response_model=Envelope[list[Webhook]])
+def list_webhooks(site_id: SiteId, caller: CallerDep) -> JSONResponse:
     with db.user_unit(caller.db_claims) as unit:
-        return envelope(workflows.list_webhooks(unit, siteId))
+        return envelope(workflows.list_webhooks(unit, site_id))
 
 
-@app.delete(f"{BASE}/webhooks/{{webhookId}}")
-def delete_webhook(siteId: uuid.UUID, webhookId: uuid.UUID,  # noqa: N803
-                   caller: Caller = Depends(current_caller)) -> JSONResponse:
+@app.delete(f"{BASE}/webhooks/{{webhookId}}", response_model=Envelope[Deleted])
+def delete_webhook(site_id: SiteId, webhook_id: WebhookId, caller: CallerDep) -> JSONResponse:
     with db.user_unit(caller.db_claims) as unit:
-        return envelope(workflows.delete_webhook(unit, siteId, webhookId))
+        return envelope(workflows.delete_webhook(unit, site_id, webhook_id))
 
 
-@app.post("/api/webhooks/automation/{token}", status_code=202)
+@app.post("/api/webhooks/automation/{token}", response_model=Envelope[EmittedEvent], status_code=202)
 def receive_webhook(token: str, request: Request, idempotency_key: IdempotencyKey = None,
-                    webhook_id: str | None = Header(default=None, alias="Webhook-Id")) -> JSONResponse:
+                    webhook_id: Annotated[str | None, Header(alias="Webhook-Id")] = None) -> Response:
     body = workflows.webhook_body(decode_body(request.scope.get("aws.event") or {}))
     query = check_value(dict(request.query_params), where="query")
 

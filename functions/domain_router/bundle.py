@@ -17,12 +17,11 @@ import sys
 import zipfile
 from pathlib import Path
 
-SOURCE_DIR = Path(__file__).resolve().parent
-if str(SOURCE_DIR) not in sys.path:
-    sys.path.append(str(SOURCE_DIR))
+from edge_router.config import CONFIG_FILE_NAME, ConfigError, parse_settings
+from edge_router.defaults import DEFAULT_SETTINGS
 
-from domain_router_config import CONFIG_FILE_NAME, DEFAULT_SETTINGS, ConfigError, parse_settings  # noqa: E402
-from domain_router_local import local_settings  # noqa: E402
+SOURCE_DIR = Path(__file__).resolve().parent
+PACKAGE = "edge_router"
 
 # Lambda@Edge quota for viewer-request (and viewer-response) functions, zipped.
 VIEWER_REQUEST_MAX_ZIPPED_BYTES = 1024 * 1024
@@ -35,13 +34,14 @@ class BundleError(ValueError):
 
 
 # Source-tree only: the local dev settings (and their default secret) never ship.
-_NEVER_BUNDLED = frozenset({"domain_router_local.py"})
+_NEVER_BUNDLED = frozenset({"local.py"})
 
 
 def router_source_files() -> list[Path]:
-    """The router's own modules: app.py and domain_router_*.py (not this build script, not local settings)."""
+    """The router's own modules: app.py and the edge_router package (not this build script, not
+    the local settings)."""
     modules = sorted(
-        path for path in SOURCE_DIR.glob("domain_router_*.py") if path.name not in _NEVER_BUNDLED
+        path for path in (SOURCE_DIR / PACKAGE).glob("*.py") if path.name not in _NEVER_BUNDLED
     )
     return [SOURCE_DIR / "app.py", *modules]
 
@@ -60,8 +60,9 @@ def build_bundle(
     settings = _bundle_settings(mode, config_overrides or {}, allow_no_keys)
     out = Path(out_dir)
     _prepare_out_dir(out)
+    (out / PACKAGE).mkdir()
     for source in router_source_files():
-        shutil.copy2(source, out / source.name)
+        shutil.copy2(source, out / source.relative_to(SOURCE_DIR))
     (out / CONFIG_FILE_NAME).write_text(
         json.dumps(settings, indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
@@ -86,6 +87,8 @@ def zip_bundle(bundle_dir: str | os.PathLike) -> Path:
 
 def _bundle_settings(mode: str, overrides: dict, allow_no_keys: bool) -> dict:
     if mode == "local":
+        from edge_router.local import local_settings  # the source tree's dev settings
+
         settings = {**local_settings(os.environ), **overrides, "mode": "local"}
     elif mode == "production":
         settings = {**DEFAULT_SETTINGS, **overrides, "mode": "production"}

@@ -1,4 +1,5 @@
-"""Modules on sites: install, re-enable, disable and read installations.
+"""Modules on sites: install, re-enable, disable and read site_modules.
+Capability: ``dramac_common.installations`` (``site_modules``).
 
 Routes:
   GET    /api/sites/{siteId}/modules              installations on the site (read)
@@ -10,55 +11,49 @@ Routes:
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
-from dramac_common import db, installations
-from dramac_common.api import Envelope, create_app, current_caller, envelope, lambda_handler
-from dramac_common.tenancy import Caller
-from fastapi import Depends, Path
+from dramac_common.core import db
+from dramac_common.core.api import ModuleId, SiteId, create_app, envelope, lambda_handler
+from dramac_common.core.auth import CallerDep
+from dramac_common.core.wire import CamelModel, Envelope
+from dramac_common.installations import site_modules
+from dramac_common.installations.site_modules import Installation
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 
 app = create_app("DRAMAC: site module installations")
 
-SiteId = Path(alias="siteId")
-ModuleId = Path(alias="moduleId")
 
-
-class InstallRequest(BaseModel):
+class InstallRequest(CamelModel):
     config: dict[str, Any] | None = None
 
 
-@app.get("/api/sites/{siteId}/modules", response_model=Envelope[list[installations.Installation]])
-def list_site_modules(site_id: uuid.UUID = SiteId, caller: Caller = Depends(current_caller)) -> JSONResponse:
+@app.get("/api/sites/{siteId}/modules", response_model=Envelope[list[Installation]])
+def list_site_modules(site_id: SiteId, caller: CallerDep) -> JSONResponse:
     with db.user_unit(caller.db_claims) as unit:
-        return envelope(installations.list_installations(unit, site_id))
+        return envelope(site_modules.list_installations(unit, site_id))
 
 
-@app.get("/api/sites/{siteId}/modules/{moduleId}", response_model=Envelope[installations.Installation])
-def get_site_module(site_id: uuid.UUID = SiteId, module_id: uuid.UUID = ModuleId,
-                    caller: Caller = Depends(current_caller)) -> JSONResponse:
+@app.get("/api/sites/{siteId}/modules/{moduleId}", response_model=Envelope[Installation])
+def get_site_module(site_id: SiteId, module_id: ModuleId, caller: CallerDep) -> JSONResponse:
     with db.user_unit(caller.db_claims) as unit:
-        return envelope(installations.get_installation(unit, site_id, module_id))
+        return envelope(site_modules.get_installation(unit, site_id, module_id))
 
 
-@app.post("/api/sites/{siteId}/modules/{moduleId}", response_model=Envelope[installations.Installation],
-          status_code=201)
-def install_site_module(body: InstallRequest | None = None, site_id: uuid.UUID = SiteId,
-                        module_id: uuid.UUID = ModuleId, caller: Caller = Depends(current_caller)) -> JSONResponse:
+@app.post("/api/sites/{siteId}/modules/{moduleId}", response_model=Envelope[Installation], status_code=201)
+def install_site_module(site_id: SiteId, module_id: ModuleId, caller: CallerDep,
+                        body: InstallRequest | None = None) -> JSONResponse:
     config = body.config if body else None
     with db.user_unit(caller.db_claims) as unit:
-        installation, status = installations.install_module(unit, site_id, module_id, installed_by=caller.user_id,
+        installation, status = site_modules.install_module(unit, site_id, module_id, installed_by=caller.user_id,
                                                             config=config)
     return envelope(installation, status_code=status)
 
 
-@app.delete("/api/sites/{siteId}/modules/{moduleId}", response_model=Envelope[installations.Installation])
-def disable_site_module(site_id: uuid.UUID = SiteId, module_id: uuid.UUID = ModuleId,
-                        caller: Caller = Depends(current_caller)) -> JSONResponse:
+@app.delete("/api/sites/{siteId}/modules/{moduleId}", response_model=Envelope[Installation])
+def disable_site_module(site_id: SiteId, module_id: ModuleId, caller: CallerDep) -> JSONResponse:
     with db.user_unit(caller.db_claims) as unit:
-        return envelope(installations.disable_module(unit, site_id, module_id))
+        return envelope(site_modules.disable_module(unit, site_id, module_id))
 
 
 handler = lambda_handler(app, service="install")

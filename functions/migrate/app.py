@@ -11,20 +11,20 @@ A failure raises, which fails the Trigger and rolls the deployment back.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
-from dramac_common import db
-from dramac_common.migrate import apply_migrations, default_migrations_dir
+from dramac_common.core import db
+from dramac_common.core.migrate import apply_migrations, default_migrations_dir
+from dramac_common.core.settings import get_settings
 
 log = logging.getLogger("dramac.migrate")
-log.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
+log.setLevel(get_settings().log_level)
 
 
 def migrations_dir() -> Path:
     """``DRAMAC_MIGRATIONS_DIR``, or the ``migrations/`` folder bundled next to this file."""
-    if os.environ.get("DRAMAC_MIGRATIONS_DIR"):
+    if get_settings().migrations_dir:
         return default_migrations_dir()
     bundled = Path(__file__).resolve().parent / "migrations"
     return bundled if bundled.is_dir() else default_migrations_dir()

@@ -1,4 +1,6 @@
 """The module data API (contract section 5) and site API keys.
+Capabilities: ``dramac_common.module_data``; the keys that unlock it are managed here too
+(``dramac_common.installations.api_keys``).
 
 Routes (``{module}`` is the module's id or slug):
   GET    /api/sites/{siteId}/modules/{moduleId}/data/{table}         rows: PostgREST-style filters, select,
@@ -25,48 +27,62 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from dramac_common import db, jsonbody
-from dramac_common.api import Envelope, create_app, current_caller, envelope, lambda_handler
-from dramac_common.api_keys import (
+from dramac_common.core import db, jsonbody
+from dramac_common.core.api import KeyId, ModuleRef, SiteId, create_app, envelope, lambda_handler
+from dramac_common.core.auth import CallerDep, PrincipalDep, principal_id
+from dramac_common.core.errors import BadRequest, NotFound
+from dramac_common.core.idempotency import IdempotencyKey, idempotent_response
+from dramac_common.core.tenancy import site_unit
+from dramac_common.core.wire import CamelModel, Envelope
+from dramac_common.installations.api_keys import (
     ApiKeyInfo,
     CreatedApiKey,
-    Principal,
     create_api_key,
-    current_principal,
     list_api_keys,
-    principal_id,
     revoke_api_key,
-    site_unit,
     without_secret,
 )
-from dramac_common.errors import BadRequest, NotFound
-from dramac_common.idempotency import IdempotencyKey, idempotent_response
 from dramac_common.module_data import ModuleDatabaseSDK, WidgetStorage, parse_query_params
-from dramac_common.tenancy import Caller
-from fastapi import Body, Depends, Path, Request
+from fastapi import Body, Request
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.responses import Response
+from pydantic import ConfigDict, Field
 
 app = create_app("DRAMAC module data API", exact_numbers=True)
 
 SITE = "/api/sites/{siteId}"
 DATA = SITE + "/modules/{moduleId}/data"
 STORAGE = SITE + "/modules/{moduleId}/storage"
-SiteId = Path(alias="siteId")
-ModuleRef = Path(alias="moduleId", min_length=1, max_length=64)
+JsonBody = Annotated[Any, Body()]  # any JSON document: the SDK checks it against the module's tables
 
 
-_EXACT_NUMBERS = {Decimal: jsonbody.finite, float: jsonbody.finite}
+class RowsEnvelope(Envelope[list[dict[str, Any]]]):
+    count: int | None = None  # with ?count=exact: every matching row, not only this page
 
 
-def data_response(data: Any, status_code: int = 200, **extra: Any) -> Response:
+class StorageValue(CamelModel):
+    key: str
+    value: Any
+
+
+class StorageDeleted(CamelModel):
+    key: str
+    deleted: bool
+
+
+_EXACT_NUMBERS: dict[Any, Callable[[Any], Any]] = {Decimal: jsonbody.finite, float: jsonbody.finite}
+
+
+def data_response(data: Any, status_code: int = 200, *, count: int | None = None) -> Response:
     """Rows in the envelope, numbers exact: ``numeric`` values keep every digit (a JSON number literal,
     as PostgREST writes them); NaN and infinities are strings, as in PostgreSQL's own JSON."""
-    content = {"success": True, "data": jsonable_encoder(data, custom_encoder=_EXACT_NUMBERS), **extra}
+    content = {"success": True, "data": jsonable_encoder(data, custom_encoder=_EXACT_NUMBERS)}
+    if count is not None:  # ?count=exact
+        content["count"] = count
     return Response(jsonbody.dumps(content), status_code=status_code, media_type="application/json")
 
 
@@ -86,9 +102,9 @@ def open_storage(unit: db.Unit, site_id: uuid.UUID, module: str) -> WidgetStorag
 
 # -- module data ---------------------------------------------------------------------------------
 
-@app.post(DATA + "/_batch")
-def batch(request: Request, site_id: uuid.UUID = SiteId, module: str = ModuleRef, body: Any = Body(...),
-          principal: Principal = Depends(current_principal), idempotency_key: IdempotencyKey = None) -> JSONResponse:
+@app.post(DATA + "/_batch", response_model=Envelope[list[Any]])
+def batch(request: Request, site_id: SiteId, module: ModuleRef, body: JsonBody,
+          principal: PrincipalDep, idempotency_key: IdempotencyKey = None) -> Response:
     operations = body.get("operations") if isinstance(body, dict) else body
     if not isinstance(operations, list):
         raise BadRequest('The body is {"operations": [...]}', code="invalid_batch")
@@ -102,19 +118,19 @@ def batch(request: Request, site_id: uuid.UUID = SiteId, module: str = ModuleRef
                                data_json=exact_json)
 
 
-@app.get(DATA + "/{table}")
-def list_rows(request: Request, table: str, site_id: uuid.UUID = SiteId, module: str = ModuleRef,
-              principal: Principal = Depends(current_principal)) -> JSONResponse:
+@app.get(DATA + "/{table}", response_model=RowsEnvelope)
+def list_rows(request: Request, table: str, site_id: SiteId, module: ModuleRef,
+              principal: PrincipalDep) -> Response:
     query = parse_query_params(request.query_params.multi_items())
     with site_unit(principal, site_id, manage=False) as unit:
         rows, count = open_sdk(unit, site_id, module).query(table, query)
-    return data_response(rows, **({"count": count} if query.count else {}))
+    return data_response(rows, count=count if query.count else None)
 
 
-@app.post(DATA + "/{table}")
-def create_rows(request: Request, table: str, site_id: uuid.UUID = SiteId, module: str = ModuleRef,
-                body: Any = Body(...), principal: Principal = Depends(current_principal),
-                idempotency_key: IdempotencyKey = None) -> JSONResponse:
+@app.post(DATA + "/{table}", response_model=Envelope[dict[str, Any] | list[dict[str, Any]]], status_code=201)
+def create_rows(request: Request, table: str, site_id: SiteId, module: ModuleRef,
+                body: JsonBody, principal: PrincipalDep,
+                idempotency_key: IdempotencyKey = None) -> Response:
     if not isinstance(body, dict | list):
         raise BadRequest("The body is an object of column values, or an array of them", code="invalid_body")
 
@@ -128,9 +144,9 @@ def create_rows(request: Request, table: str, site_id: uuid.UUID = SiteId, modul
                                action=act, data_json=exact_json)
 
 
-@app.get(DATA + "/{table}/{row_id}")
-def get_row(request: Request, table: str, row_id: str, site_id: uuid.UUID = SiteId, module: str = ModuleRef,
-            principal: Principal = Depends(current_principal)) -> JSONResponse:
+@app.get(DATA + "/{table}/{row_id}", response_model=Envelope[dict[str, Any]])
+def get_row(request: Request, table: str, row_id: str, site_id: SiteId, module: ModuleRef,
+            principal: PrincipalDep) -> Response:
     query = parse_query_params(request.query_params.multi_items())
     with site_unit(principal, site_id, manage=False) as unit:
         row = open_sdk(unit, site_id, module).find_by_id(table, row_id, select=query.select)
@@ -139,9 +155,9 @@ def get_row(request: Request, table: str, row_id: str, site_id: uuid.UUID = Site
     return data_response(row)
 
 
-@app.patch(DATA + "/{table}/{row_id}")
-def update_row(table: str, row_id: str, site_id: uuid.UUID = SiteId, module: str = ModuleRef,
-               body: Any = Body(...), principal: Principal = Depends(current_principal)) -> JSONResponse:
+@app.patch(DATA + "/{table}/{row_id}", response_model=Envelope[dict[str, Any]])
+def update_row(table: str, row_id: str, site_id: SiteId, module: ModuleRef,
+               body: JsonBody, principal: PrincipalDep) -> Response:
     if not isinstance(body, dict):
         raise BadRequest("The body is an object of column values", code="invalid_body")
     with site_unit(principal, site_id, manage=True) as unit:
@@ -151,9 +167,9 @@ def update_row(table: str, row_id: str, site_id: uuid.UUID = SiteId, module: str
     return data_response(row)
 
 
-@app.delete(DATA + "/{table}/{row_id}")
-def delete_row(table: str, row_id: str, site_id: uuid.UUID = SiteId, module: str = ModuleRef,
-               principal: Principal = Depends(current_principal)) -> JSONResponse:
+@app.delete(DATA + "/{table}/{row_id}", response_model=Envelope[dict[str, Any]])
+def delete_row(table: str, row_id: str, site_id: SiteId, module: ModuleRef,
+               principal: PrincipalDep) -> Response:
     with site_unit(principal, site_id, manage=True) as unit:
         row = open_sdk(unit, site_id, module).delete_by_id(table, row_id)
     if row is None:
@@ -163,17 +179,17 @@ def delete_row(table: str, row_id: str, site_id: uuid.UUID = SiteId, module: str
 
 # -- widget storage ------------------------------------------------------------------------------
 
-@app.get(STORAGE)
-def list_storage_keys(prefix: str | None = None, site_id: uuid.UUID = SiteId, module: str = ModuleRef,
-                      principal: Principal = Depends(current_principal)) -> JSONResponse:
+@app.get(STORAGE, response_model=Envelope[list[str]])
+def list_storage_keys(site_id: SiteId, module: ModuleRef, principal: PrincipalDep,
+                      prefix: str | None = None) -> Response:
     with site_unit(principal, site_id, manage=False) as unit:
         keys = open_storage(unit, site_id, module).list_keys(prefix)
     return data_response(keys)
 
 
-@app.get(STORAGE + "/{key}")
-def get_storage_value(key: str, site_id: uuid.UUID = SiteId, module: str = ModuleRef,
-                      principal: Principal = Depends(current_principal)) -> JSONResponse:
+@app.get(STORAGE + "/{key}", response_model=Envelope[StorageValue])
+def get_storage_value(key: str, site_id: SiteId, module: ModuleRef,
+                      principal: PrincipalDep) -> Response:
     missing = object()
     with site_unit(principal, site_id, manage=False) as unit:
         value = open_storage(unit, site_id, module).get(key, missing)
@@ -182,9 +198,9 @@ def get_storage_value(key: str, site_id: uuid.UUID = SiteId, module: str = Modul
     return data_response({"key": key, "value": value})
 
 
-@app.put(STORAGE + "/{key}")
-def set_storage_value(key: str, site_id: uuid.UUID = SiteId, module: str = ModuleRef, body: Any = Body(...),
-                      principal: Principal = Depends(current_principal)) -> JSONResponse:
+@app.put(STORAGE + "/{key}", response_model=Envelope[dict[str, Any]])
+def set_storage_value(key: str, site_id: SiteId, module: ModuleRef, body: JsonBody,
+                      principal: PrincipalDep) -> Response:
     if not isinstance(body, dict) or "value" not in body:
         raise BadRequest('The body is {"value": <any JSON>}', code="invalid_body")
     with site_unit(principal, site_id, manage=True) as unit:
@@ -192,9 +208,9 @@ def set_storage_value(key: str, site_id: uuid.UUID = SiteId, module: str = Modul
     return data_response(row)
 
 
-@app.delete(STORAGE + "/{key}")
-def delete_storage_value(key: str, site_id: uuid.UUID = SiteId, module: str = ModuleRef,
-                         principal: Principal = Depends(current_principal)) -> JSONResponse:
+@app.delete(STORAGE + "/{key}", response_model=Envelope[StorageDeleted])
+def delete_storage_value(key: str, site_id: SiteId, module: ModuleRef,
+                         principal: PrincipalDep) -> Response:
     with site_unit(principal, site_id, manage=True) as unit:
         deleted = open_storage(unit, site_id, module).delete(key)
     if not deleted:
@@ -204,40 +220,40 @@ def delete_storage_value(key: str, site_id: uuid.UUID = SiteId, module: str = Mo
 
 # -- site API keys -------------------------------------------------------------------------------
 
-class CreateApiKeyRequest(BaseModel):
+class CreateApiKeyRequest(CamelModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(default="", max_length=200)
     modules: list[str] | None = None
-    expiresAt: dt.datetime | None = None  # noqa: N815 - the contract's field names
-    rotatesKeyId: uuid.UUID | None = None  # noqa: N815
-    overlapSeconds: int | None = None  # noqa: N815
+    expires_at: dt.datetime | None = None
+    rotates_key_id: uuid.UUID | None = None
+    overlap_seconds: int | None = None
 
 
 @app.post(SITE + "/api-keys", response_model=Envelope[CreatedApiKey], status_code=201)
-def create_key(body: CreateApiKeyRequest, request: Request, site_id: uuid.UUID = SiteId,
-               caller: Caller = Depends(current_caller), idempotency_key: IdempotencyKey = None) -> JSONResponse:
+def create_key(body: CreateApiKeyRequest, request: Request, site_id: SiteId,
+               caller: CallerDep, idempotency_key: IdempotencyKey = None) -> Response:
     def act() -> tuple[int, Any]:
         with db.user_unit(caller.db_claims) as unit:
             return 201, create_api_key(unit, caller, site_id, name=body.name, modules=body.modules,
-                                       expires_at=body.expiresAt, rotates_key_id=body.rotatesKeyId,
-                                       overlap_seconds=body.overlapSeconds)
+                                       expires_at=body.expires_at, rotates_key_id=body.rotates_key_id,
+                                       overlap_seconds=body.overlap_seconds)
 
     # the key is shown once: a replay answers the same key (id, prefix) without the secret
     return idempotent_response(request, scope="api-key-create", principal=str(caller.user_id),
-                               fingerprint={"siteId": str(site_id), "body": body.model_dump(mode="json")},
+                               fingerprint={"siteId": str(site_id), "body": body.model_dump(mode="json", by_alias=True)},
                                action=act, stored=without_secret)
 
 
 @app.get(SITE + "/api-keys", response_model=Envelope[list[ApiKeyInfo]])
-def list_keys(site_id: uuid.UUID = SiteId, caller: Caller = Depends(current_caller)) -> JSONResponse:
+def list_keys(site_id: SiteId, caller: CallerDep) -> Response:
     with db.user_unit(caller.db_claims) as unit:
         return envelope(list_api_keys(unit, site_id))
 
 
 @app.delete(SITE + "/api-keys/{keyId}", response_model=Envelope[ApiKeyInfo])
-def revoke_key(site_id: uuid.UUID = SiteId, key_id: uuid.UUID = Path(alias="keyId"),
-               caller: Caller = Depends(current_caller)) -> JSONResponse:
+def revoke_key(site_id: SiteId, key_id: KeyId,
+               caller: CallerDep) -> Response:
     with db.user_unit(caller.db_claims) as unit:
         return envelope(revoke_api_key(unit, site_id, key_id))
 

@@ -1,4 +1,5 @@
 """Provisioning worker, fed by the ``provision`` queue (SQS, partial batch responses).
+Capability: ``dramac_common.provisioning``.
 
 Messages (JSON): ``{"action": "provision", "moduleId": ..., "siteId"?, "installationId"?}`` — create
 or upgrade the module's schema and activate its waiting installations; ``{"action": "deprovision",
@@ -14,31 +15,35 @@ the message goes to the dead-letter queue.
 
 from __future__ import annotations
 
-import os
 import uuid
 from typing import Any, Literal
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from dramac_common.core.settings import get_settings
+from dramac_common.core.wire import CamelModel
 from dramac_common.provisioning import provisioner
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ConfigDict, ValidationError
 
 logger = Logger(service="provision")
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-class ProvisionJob(BaseModel):
+class ProvisionJob(CamelModel):
+    """A provision queue message (camelCase on the queue, as on the wire)."""
+
     model_config = ConfigDict(extra="ignore")
 
     action: Literal["provision", "deprovision", "purge_site"] = "provision"
-    moduleId: uuid.UUID  # noqa: N815 - the message's field names
-    siteId: uuid.UUID | None = None  # noqa: N815
-    installationId: uuid.UUID | None = None  # noqa: N815
+    module_id: uuid.UUID
+    site_id: uuid.UUID | None = None
+    installation_id: uuid.UUID | None = None
 
 
 def max_receives() -> int:
-    return int(os.environ.get("PROVISION_MAX_RECEIVES") or 5)
+    return get_settings().provision_max_receives
 
 
 def record_handler(record: SQSRecord) -> dict[str, Any]:
@@ -50,14 +55,14 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
                                                                    "errors": exc.errors(include_url=False)})
         return {"status": "dropped"}
     receive_count = int(record.attributes.approximate_receive_count or 1)
-    outcome = provisioner.run_job(job.action, job.moduleId, site_id=job.siteId, receive_count=receive_count,
+    outcome = provisioner.run_job(job.action, job.module_id, site_id=job.site_id, receive_count=receive_count,
                                   max_receives=max_receives())
-    logger.info("provision job finished", extra={"action": job.action, "module_id": str(job.moduleId),
+    logger.info("provision job finished", extra={"action": job.action, "module_id": str(job.module_id),
                                                  "status": outcome.status, **outcome.detail})
     return {"status": outcome.status, **outcome.detail}
 
 
 @logger.inject_lambda_context(clear_state=True)
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor,
                                     context=context)

@@ -1,11 +1,12 @@
 """Paid modules: purchase with agency markup, the Paddle webhook, and the agency's subscriptions.
+Capability: ``dramac_common.payments``.
 
 Routes:
-  POST  /api/modules/{moduleId}/purchase                       start a purchase (manage; Idempotency-Key honoured)
-  POST  /api/webhooks/paddle                                   Paddle notifications (signature, no JWT)
-  GET   /api/agencies/{agencyId}/subscriptions                 subscriptions with prices (read)
+  POST  /api/modules/{moduleId}/purchase                      start a purchase (manage; Idempotency-Key honoured)
+  POST  /api/webhooks/paddle                                  Paddle notifications (signature, no JWT)
+  GET   /api/agencies/{agencyId}/subscriptions                subscriptions with prices (read)
   PATCH /api/agencies/{agencyId}/subscriptions/{subscriptionId} change the markup (manage)
-  POST  /api/sandbox/checkouts/{checkoutId}/complete           complete a sandbox checkout (manage; sandbox only)
+  POST  /api/sandbox/checkouts/{checkoutId}/complete          complete a sandbox checkout (manage; sandbox only)
 """
 
 from __future__ import annotations
@@ -13,55 +14,82 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
-from dramac_common import db
-from dramac_common.api import Envelope, create_app, current_caller, decode_body, envelope, lambda_handler
-from dramac_common.errors import NotFound, ServiceUnavailable, Unauthorized
-from dramac_common.idempotency import IdempotencyKey, idempotent_response
+from dramac_common.core import db
+from dramac_common.core.api import (
+    AgencyId,
+    CheckoutId,
+    ModuleId,
+    SubscriptionId,
+    create_app,
+    decode_body,
+    envelope,
+    lambda_handler,
+)
+from dramac_common.core.auth import CallerDep
+from dramac_common.core.errors import NotFound, ServiceUnavailable, Unauthorized
+from dramac_common.core.idempotency import IdempotencyKey, idempotent_response
+from dramac_common.core.wire import CamelModel, Envelope
 from dramac_common.payments import sandbox, subscriptions, webhooks
 from dramac_common.payments.config import get_payment_config
 from dramac_common.payments.markup import validate_markup
 from dramac_common.payments.providers import get_provider
 from dramac_common.payments.signature import SignatureError, verify
-from dramac_common.tenancy import Caller
-from fastapi import Depends, Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, StrictInt
+from dramac_common.payments.subscriptions import BilledSubscription, Purchase
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import StrictInt
 
 app = create_app("DRAMAC marketplace: purchase")
 
 MarkupType = Literal["none", "percentage", "fixed"]
 
 
-class PurchaseRequest(BaseModel):
-    agencyId: uuid.UUID  # noqa: N815 - the contract's field names
-    billingCycle: Literal["one_time", "monthly", "yearly"] | None = None  # noqa: N815
-    markupType: MarkupType | None = None  # noqa: N815
-    markupValue: StrictInt | None = None  # noqa: N815
+class PurchaseRequest(CamelModel):
+    agency_id: uuid.UUID
+    billing_cycle: Literal["one_time", "monthly", "yearly"] | None = None
+    markup_type: MarkupType | None = None
+    markup_value: StrictInt | None = None
 
 
-class MarkupRequest(BaseModel):
-    markupType: MarkupType  # noqa: N815
-    markupValue: StrictInt | None = None  # noqa: N815
+class MarkupRequest(CamelModel):
+    markup_type: MarkupType
+    markup_value: StrictInt | None = None
 
 
-@app.post("/api/modules/{module_id}/purchase", response_model=Envelope[subscriptions.Purchase], status_code=201)
-def purchase(module_id: uuid.UUID, body: PurchaseRequest, request: Request,
-             caller: Caller = Depends(current_caller), idempotency_key: IdempotencyKey = None) -> JSONResponse:
-    markup = validate_markup(body.markupType, body.markupValue)
+class WebhookOutcome(CamelModel):
+    event_id: str
+    event_type: str
+    outcome: str
+    subscription_id: uuid.UUID | None
+    status: str | None
+
+
+class SandboxCompletion(CamelModel):
+    checkout_id: uuid.UUID
+    subscription_id: uuid.UUID
+    event_id: str
+    event_type: str
+    webhook: dict[str, Any]  # the delivery: url, status and the webhook's answer
+
+
+@app.post("/api/modules/{moduleId}/purchase", response_model=Envelope[Purchase], status_code=201)
+def purchase(module_id: ModuleId, body: PurchaseRequest, request: Request, caller: CallerDep,
+             idempotency_key: IdempotencyKey = None) -> Response:
+    markup = validate_markup(body.markup_type, body.markup_value)
 
     def act() -> tuple[int, Any]:
         with db.user_unit(caller.db_claims) as unit:
             result = subscriptions.purchase_module(
-                unit, user_id=caller.user_id, agency_id=body.agencyId, module_id=module_id,
-                billing_cycle=body.billingCycle, markup=markup, provider=get_provider())
+                unit, user_id=caller.user_id, agency_id=body.agency_id, module_id=module_id,
+                billing_cycle=body.billing_cycle, markup=markup, provider=get_provider())
         return 201, result
 
     return idempotent_response(request, scope="purchase", principal=str(caller.user_id),
-                               fingerprint={"moduleId": str(module_id), "body": body.model_dump(mode="json")},
+                               fingerprint={"moduleId": str(module_id), "body": body.model_dump(mode="json", by_alias=True)},
                                action=act)
 
 
-@app.post("/api/webhooks/paddle")
+@app.post("/api/webhooks/paddle", response_model=Envelope[WebhookOutcome])
 def paddle_webhook(request: Request) -> JSONResponse:
     config = get_payment_config()
     if not config.webhook_secret:
@@ -81,24 +109,22 @@ def paddle_webhook(request: Request) -> JSONResponse:
     return envelope(outcome.as_dict())
 
 
-@app.get("/api/agencies/{agency_id}/subscriptions",
-         response_model=Envelope[list[subscriptions.BilledSubscription]])
-def list_subscriptions(agency_id: uuid.UUID, caller: Caller = Depends(current_caller)) -> JSONResponse:
+@app.get("/api/agencies/{agencyId}/subscriptions", response_model=Envelope[list[BilledSubscription]])
+def list_subscriptions(agency_id: AgencyId, caller: CallerDep) -> JSONResponse:
     with db.user_unit(caller.db_claims) as unit:
         return envelope(subscriptions.list_agency_subscriptions(unit, agency_id))
 
 
-@app.patch("/api/agencies/{agency_id}/subscriptions/{subscription_id}",
-           response_model=Envelope[subscriptions.BilledSubscription])
-def change_markup(agency_id: uuid.UUID, subscription_id: uuid.UUID, body: MarkupRequest,
-                  caller: Caller = Depends(current_caller)) -> JSONResponse:
-    markup = validate_markup(body.markupType, body.markupValue)
+@app.patch("/api/agencies/{agencyId}/subscriptions/{subscriptionId}", response_model=Envelope[BilledSubscription])
+def change_markup(agency_id: AgencyId, subscription_id: SubscriptionId, body: MarkupRequest,
+                  caller: CallerDep) -> JSONResponse:
+    markup = validate_markup(body.markup_type, body.markup_value)
     with db.user_unit(caller.db_claims) as unit:
         return envelope(subscriptions.update_markup(unit, agency_id, subscription_id, markup))
 
 
-@app.post("/api/sandbox/checkouts/{checkout_id}/complete")
-def complete_sandbox_checkout(checkout_id: uuid.UUID, caller: Caller = Depends(current_caller)) -> JSONResponse:
+@app.post("/api/sandbox/checkouts/{checkoutId}/complete", response_model=Envelope[SandboxCompletion])
+def complete_sandbox_checkout(checkout_id: CheckoutId, caller: CallerDep) -> JSONResponse:
     config = get_payment_config()
     if not config.is_sandbox:
         raise NotFound("No such route", code="route_not_found")

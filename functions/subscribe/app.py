@@ -1,4 +1,5 @@
 """Marketplace entry points: the catalogue, free-module subscriptions and the health check.
+Capability: ``dramac_common.marketplace`` (``catalog``).
 
 Routes:
   GET  /api/health              liveness and database reachability (no auth)
@@ -10,41 +11,47 @@ from __future__ import annotations
 
 import uuid
 
-from dramac_common import db, marketplace
-from dramac_common.api import Envelope, create_app, current_caller, envelope, error_response, lambda_handler
-from dramac_common.tenancy import Caller
-from fastapi import Depends
+from dramac_common.core import db
+from dramac_common.core.api import create_app, envelope, error_response, lambda_handler
+from dramac_common.core.auth import CallerDep
+from dramac_common.core.wire import CamelModel, Envelope
+from dramac_common.marketplace import catalog
+from dramac_common.marketplace.catalog import Module, Subscription
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 
 app = create_app("DRAMAC marketplace: subscribe")
 
 
-class SubscribeRequest(BaseModel):
-    agencyId: uuid.UUID  # noqa: N815 - the contract's field names
-    moduleId: uuid.UUID  # noqa: N815
+class SubscribeRequest(CamelModel):
+    agency_id: uuid.UUID
+    module_id: uuid.UUID
 
 
-@app.get("/api/health")
+class Health(CamelModel):
+    status: str
+    database: str
+
+
+@app.get("/api/health", response_model=Envelope[Health])
 def health() -> JSONResponse:
     try:
         with db.service_unit() as unit:
             unit.execute("SELECT 1")
     except Exception:  # noqa: BLE001 - any failure to reach the database is "unavailable"
         return error_response(503, "The database is unreachable", "database_unavailable")
-    return envelope({"status": "ok", "database": "ok"})
+    return envelope(Health(status="ok", database="ok"))
 
 
-@app.get("/api/modules", response_model=Envelope[list[marketplace.Module]])
-def list_modules(caller: Caller = Depends(current_caller)) -> JSONResponse:
+@app.get("/api/modules", response_model=Envelope[list[Module]])
+def list_modules(caller: CallerDep) -> JSONResponse:
     with db.user_unit(caller.db_claims) as unit:
-        return envelope(marketplace.list_published_modules(unit))
+        return envelope(catalog.list_published_modules(unit))
 
 
-@app.post("/api/modules/subscribe", response_model=Envelope[marketplace.Subscription], status_code=201)
-def subscribe(body: SubscribeRequest, caller: Caller = Depends(current_caller)) -> JSONResponse:
+@app.post("/api/modules/subscribe", response_model=Envelope[Subscription], status_code=201)
+def subscribe(body: SubscribeRequest, caller: CallerDep) -> JSONResponse:
     with db.user_unit(caller.db_claims) as unit:
-        subscription, created = marketplace.subscribe_to_free_module(unit, body.agencyId, body.moduleId)
+        subscription, created = catalog.subscribe_to_free_module(unit, body.agency_id, body.module_id)
     return envelope(subscription, status_code=201 if created else 200)
 
 

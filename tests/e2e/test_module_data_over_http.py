@@ -1,15 +1,11 @@
 """End to end over `dramac dev`: a CRM-like module installed on a site; contacts created, listed,
 filtered, updated and deleted over HTTP, with a dev JWT and with a site API key."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from module_fixtures import make_crm  # noqa: E402 - module setup shared with the integration tests
+from support.modules import make_crm
 
 
 def test_contacts_lifecycle_over_http(local_stack, owner_conn, make_module, tenant):
-    module_id, slug = make_crm(owner_conn, make_module, tenant)
+    _module_id, slug = make_crm(owner_conn, make_module, tenant)
     base = f"/api/sites/{tenant.site_id}/modules/{slug}/data/contacts"
     with local_stack.client(tenant.owner) as http:
         created = http.post(base, json=[{"email": "ada@example.com", "lead_score": 80},

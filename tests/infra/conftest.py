@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[2]  # the CDK app (infra) is importable: pyproject's pytest pythonpath
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 CONTEXT = {
@@ -54,7 +51,9 @@ class Synth:
     def functions(self) -> dict[str, dict[str, Any]]:
         """Function name → its AWS::Lambda::Function properties (regional functions only)."""
         resources = self.backend_template["Resources"]
-        return {name: resources[self.logical_id(fn)]["Properties"] for name, fn in self.backend.functions.items()}
+        functions = {name: resources[self.logical_id(fn)]["Properties"] for name, fn in self.backend.functions.items()}
+        assert functions, "the app synthesized no function: every per-function check would pass vacuously"
+        return functions
 
     def resources(self, type_: str, stack: str = "backend") -> dict[str, dict[str, Any]]:
         template = self.backend_template if stack == "backend" else self.edge_template

@@ -66,7 +66,7 @@ def test_database_and_proxy_sit_in_isolated_subnets(synth):
 
 def test_migration_trigger_runs_the_bundled_migrations_after_the_database(synth):
     stack = synth.backend
-    trigger_id, trigger = next((k, v) for k, v in synth.backend_template["Resources"].items()
+    _trigger_id, trigger = next((k, v) for k, v in synth.backend_template["Resources"].items()
                                if v["Type"] == "Custom::Trigger")
     migrate = synth.logical_id(stack.migration)
     # The trigger invokes the function's current version: new code (a new migration) re-runs it.

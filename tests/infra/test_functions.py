@@ -87,7 +87,7 @@ def test_database_functions_reach_aurora_through_the_proxy_with_the_secret(any_s
 def test_functions_with_api_key_routes_verify_bearers_against_the_authorizers_issuer(any_synth):
     from dramac_dev.routes import JWT_OR_API_KEY, ROUTES
 
-    issuer = str(any_synth.backend.config.jwtIssuer).rstrip("/")
+    issuer = str(any_synth.backend.config.jwt_issuer).rstrip("/")
     key_functions = {r.function for r in ROUTES if r.auth == JWT_OR_API_KEY}
     assert {"module_api", "automation"} <= key_functions
     for name, props in any_synth.functions().items():

@@ -3,9 +3,8 @@ agency, each execution on its own site, and never another agency's workflows."""
 
 from __future__ import annotations
 
-# ruff: noqa: F811 - the fixtures imported from automation_helpers reappear as test parameters
 import pytest
-from automation_helpers import aws, create_workflow, executions  # noqa: F401
+from support.automation import create_workflow, executions
 
 from dramac_dev import seed
 

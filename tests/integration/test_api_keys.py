@@ -4,8 +4,8 @@ expiry and rotation with an overlap period."""
 import hashlib
 
 import pytest
-from dramac_common import api_keys
-from module_fixtures import make_crm, sqs_queues_fixture  # noqa: F401 - fixture
+from dramac_common.core import auth
+from support.modules import make_crm
 
 
 @pytest.fixture
@@ -14,7 +14,7 @@ def api(function_client):
 
 
 @pytest.fixture
-def crm(owner_conn, make_module, tenant, other_tenant, sqs_queues):
+def crm(owner_conn, make_module, tenant, other_tenant, aws):
     return make_crm(owner_conn, make_module, tenant, other_tenant)
 
 
@@ -51,7 +51,7 @@ def test_only_managers_handle_keys(api, tenant, other_tenant):
 
 
 def test_key_reads_and_writes_its_sites_data(api, crm, tenant, owner_conn):
-    module_id, slug = crm
+    _module_id, slug = crm
     made = new_key(api, tenant)
     key = made["key"]
     created = api.post(data_path(tenant, slug, "contacts"), headers={"x-api-key": key}, body={"email": "k@x"})
@@ -74,13 +74,13 @@ def test_key_cannot_reach_another_site(api, crm, tenant, other_tenant):
 
 
 def test_key_claims_let_rls_see_only_its_site(crm, tenant, other_tenant, owner_conn):
-    from dramac_common import db
+    from dramac_common.core import db
 
     module_id, _ = crm
     short = module_id.hex[:8]
     for t in (tenant, other_tenant):
         owner_conn.execute(f"INSERT INTO mod_{short}.contacts (site_id, email) VALUES (%s, 'x@y')", (t.site_id,))
-    scope = api_keys.SiteApiKey(key_id=tenant.site_id, site_id=tenant.site_id, agency_id=tenant.agency_id,
+    scope = auth.SiteApiKey(key_id=tenant.site_id, site_id=tenant.site_id, agency_id=tenant.agency_id,
                                 modules=None, created_by=tenant.owner)
     with db.user_unit(scope.db_claims) as unit:
         rows = unit.fetchall(f"SELECT site_id FROM mod_{short}.contacts")
@@ -90,8 +90,8 @@ def test_key_claims_let_rls_see_only_its_site(crm, tenant, other_tenant, owner_c
 
 
 def test_key_scoped_to_modules(api, owner_conn, make_module, crm, tenant):
-    module_id, slug = crm
-    other_module, other_slug = make_crm(owner_conn, make_module, tenant)
+    _module_id, slug = crm
+    other_module, _other_slug = make_crm(owner_conn, make_module, tenant)
     key = new_key(api, tenant, modules=[slug])["key"]
     assert api.get(data_path(tenant, slug, "contacts"), headers={"x-api-key": key}).status == 200
     denied = api.get(data_path(tenant, other_module, "contacts"), headers={"x-api-key": key})
@@ -133,7 +133,7 @@ def test_expired_key_stops_working(api, crm, tenant, owner_conn):
 
 
 def test_rotation_keeps_the_old_key_for_the_overlap_then_only_the_new(api, crm, tenant, owner_conn):
-    module_id, slug = crm
+    _module_id, slug = crm
     old = new_key(api, tenant, name="CRM sync", modules=[slug])
     rotated = api.post(keys_path(tenant), user=tenant.owner, body={"rotatesKeyId": old["id"], "overlapSeconds": 3600})
     assert rotated.status == 201
@@ -157,22 +157,22 @@ def test_keys_cannot_manage_keys(api, tenant):
 
 
 def test_a_bearer_without_an_authorizer_is_verified_by_the_handler_and_refused_in_lambda_unconfigured(
-        api, crm, tenant, monkeypatch):
+        api, crm, tenant, env):
     from dramac_dev.tokens import issue_token
 
     _, slug = crm
     headers = {"authorization": f"Bearer {issue_token(tenant.member)}"}  # no authorizer claims in the event
     locally = api.get(data_path(tenant, slug, "contacts"), headers=headers)
-    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "module-api")  # in AWS, with no key material configured
-    monkeypatch.delenv("DRAMAC_JWT_SECRET", raising=False)
-    monkeypatch.delenv("DRAMAC_JWT_JWKS_URL", raising=False)
+    env.set("AWS_LAMBDA_FUNCTION_NAME", "module-api")  # in AWS, with no key material configured
+    env.unset("DRAMAC_JWT_SECRET")
+    env.unset("DRAMAC_JWT_JWKS_URL")
     in_lambda = api.get(data_path(tenant, slug, "contacts"), headers=headers)
     assert locally.status == 200
     assert (in_lambda.status, in_lambda.body["code"]) == (401, "invalid_token")
 
 
 def test_key_scoped_to_modules_reaches_no_other_modules_widget_storage(api, owner_conn, make_module, crm, tenant):
-    from module_fixtures import install_module
+    from support.modules import install_module
 
     _, slug = crm
     widget = make_module(module_type="widget")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-# ruff: noqa: F811 - the fixtures imported from automation_helpers reappear as test parameters
 import uuid
 
 import pytest
-from automation_helpers import aws, create_workflow, emit  # noqa: F401
+from support.automation import create_workflow, emit
 
 STEPS = [
     {"type": "condition", "config": {"field": "event.payload.lead_score", "operator": "gte", "value": 50}},

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-# ruff: noqa: F811 - the fixtures imported from automation_helpers reappear as test parameters
+import json
 import threading
 
 import pytest
-from automation_helpers import aws, create_workflow, emit, executions, receiver, step_logs  # noqa: F401
+from support.automation import create_workflow, emit, executions, step_logs
 
 CONTACT = {"id": "6f1c1d7e-1111-4222-8333-444455556666", "email": "ada@example.test", "first_name": "Ada",
            "lead_score": 72, "status": "active"}
@@ -160,8 +160,8 @@ def test_client_errors_are_not_retried(api, tenant, aws, receiver, owner_conn):
     assert len(receiver.requests) == 1
 
 
-def test_private_addresses_are_refused_without_the_setting(api, tenant, aws, receiver, owner_conn, monkeypatch):
-    monkeypatch.delenv("AUTOMATION_ALLOW_PRIVATE_HTTP")
+def test_private_addresses_are_refused_without_the_setting(api, tenant, aws, receiver, owner_conn, env):
+    env.unset("AUTOMATION_ALLOW_PRIVATE_HTTP")
     workflow = create_workflow(api, tenant, [http_step(receiver.url)])
     emit(tenant.site_id, "crm.contact.created", CONTACT)
     aws.drain()
@@ -244,17 +244,23 @@ def test_long_delay_hops_at_most_fifteen_minutes_at_a_time(api, tenant, aws, own
     assert executions(owner_conn, workflow["id"])[0]["status"] == "completed"
 
 
-def test_resume_message_delay_is_capped_at_900_seconds(aws):
+def test_resume_message_delay_is_capped_at_900_seconds(aws, monkeypatch):
     from dramac_common.automation.engine import send_resume
 
+    sent = []
+    real_send = aws.sqs.send_message
+    monkeypatch.setattr(aws.sqs, "send_message", lambda **kw: sent.append(kw) or real_send(**kw))
     send_resume("00000000-0000-4000-8000-000000000000", 3600)
-    assert aws.pending_messages() == []  # not visible yet: sent with DelaySeconds=900 (above 900 SQS refuses)
+    # one message, delayed by SQS's maximum (above 900 SQS refuses the send), so not visible yet
+    assert [(m["QueueUrl"], m["DelaySeconds"]) for m in sent] == [(aws.events_url, 900)]
+    assert json.loads(sent[0]["MessageBody"])["executionId"] == "00000000-0000-4000-8000-000000000000"
+    assert aws.pending_messages() == []
 
 
 def test_crash_between_commit_and_send_is_recovered_by_the_relay(api, tenant, aws, receiver, owner_conn,
                                                                   monkeypatch):
-    from dramac_common import queues
     from dramac_common.automation import relay
+    from dramac_common.core import queues
 
     workflow = create_workflow(api, tenant, three_steps(receiver.url))
     real_send = queues.send_messages

@@ -4,16 +4,15 @@ and a workflow never writes another site's module data."""
 
 from __future__ import annotations
 
-# ruff: noqa: F811 - the fixtures imported from automation_helpers reappear as test parameters
 import uuid
 
 import pytest
-from automation_helpers import aws, create_workflow, executions, step_logs  # noqa: F401
-from dramac_common import db
+from dramac_common.core import db
+from dramac_common.core.naming import get_module_schema_name
 from dramac_common.module_data import ModuleDatabaseSDK
-from dramac_common.naming import get_module_schema_name
-from helpers import claims_for
-from module_fixtures import make_crm
+from support.automation import create_workflow, executions, step_logs
+from support.handlers import claims_for
+from support.modules import make_crm
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ a lock it waited for too long) answers 409 ``conflict_retry``; a unique key alre
 handlers use."""
 
 import pytest
-from dramac_common import db
-from dramac_common.api import create_app
+from dramac_common.core import db
+from dramac_common.core.api import create_app
 from fastapi.testclient import TestClient
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from catalog_lint import ALL_RULES, findings, per_row_calls
 from dramac_common.provisioning import provisioner
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+from support.catalog_lint import ALL_RULES, findings, per_row_calls
 
 from dramac_dev import seed
 
@@ -64,9 +64,6 @@ def linted_db(database_url):
         yield conn
 
 
-# Tables whose policies and grants another branch (track A, issue 12 section 3's payment bullet) is
-# rewriting to these same rules. Their findings are left out here until that branch is merged; then
-# this set is emptied, and the rules hold for every table.
 @pytest.mark.parametrize("rule", ALL_RULES)
 def test_the_platform_and_every_module_schema_keep_the_linters_rule(linted_db, rule):
     assert findings(linted_db, rule) == []

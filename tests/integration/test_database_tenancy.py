@@ -11,10 +11,10 @@ from contextlib import contextmanager
 
 import psycopg
 import pytest
-from dramac_common import db
-from helpers import claims_for
-from module_fixtures import make_crm
+from dramac_common.core import db
 from psycopg import sql
+from support.handlers import claims_for
+from support.modules import make_crm
 
 
 @contextmanager
@@ -30,7 +30,7 @@ def as_role(database_url: str, role: str, claims: dict | None = None) -> Iterato
 
 
 def key_claims(site_id: uuid.UUID, modules: list[str] | None) -> dict:
-    """What ``api_keys.SiteApiKey.db_claims`` hands the database for a verified key."""
+    """What ``core.auth.SiteApiKey.db_claims`` hands the database for a verified key."""
     return {"role": "site_api_key", "site_id": str(site_id), "sub": None, "key_id": str(uuid.uuid4()),
             "modules": modules, "created_by": None}
 
@@ -52,7 +52,7 @@ def test_request_roles_neither_read_nor_write_the_migration_ledger(database_url,
 def test_a_new_ledger_is_created_locked(server_url):
     """The runner creates its ledger with RLS on and no request-role grant, even where default
     privileges would hand new tables to anon and authenticated (as on Supabase)."""
-    from dramac_common.migrate import _CREATE_LEDGER
+    from dramac_common.core.migrate import _CREATE_LEDGER
 
     from dramac_dev import localdb
 

@@ -7,9 +7,11 @@ import threading
 import uuid
 
 import pytest
-from dramac_common import db, installations
-from dramac_common.naming import get_module_schema_name
-from helpers import claims_for, emulated_queues
+from dramac_common.core import db
+from dramac_common.core.naming import get_module_schema_name
+from dramac_common.installations import site_modules
+from support.aws import emulated_aws
+from support.handlers import claims_for
 
 from dramac_dev.seed import CRM_MANIFEST
 
@@ -60,8 +62,8 @@ class ProvisionQueue:
 
 @pytest.fixture
 def provision_queue():
-    with emulated_queues() as emulated:
-        yield ProvisionQueue(emulated.client, emulated.urls["provision"], emulated.arn("provision"))
+    with emulated_aws() as emulated:
+        yield ProvisionQueue(emulated.sqs, emulated.urls["provision"], emulated.arn("provision"))
 
 
 @pytest.fixture
@@ -273,11 +275,9 @@ def test_a_failed_installation_is_retried_by_installing_again(api, tenant, crm, 
 
 
 def test_twenty_concurrent_installs_on_twenty_sites_give_one_schema_and_twenty_active_installations(
-        function_client, provision_queue, make_tenant, make_module, owner_conn, monkeypatch):
-    from dramac_common.settings import reset_settings
+        function_client, provision_queue, make_tenant, make_module, owner_conn, env):
 
-    monkeypatch.setenv("DRAMAC_DB_POOL_MAX", "20")
-    reset_settings()
+    env.set("DRAMAC_DB_POOL_MAX", "20")
     db.close_pool()
     api = function_client("install")
     module = make_module(module_id=uuid.uuid4(), module_type="app", manifest=copy.deepcopy(CRM_MANIFEST))
@@ -304,8 +304,7 @@ def test_twenty_concurrent_installs_on_twenty_sites_give_one_schema_and_twenty_a
     statuses = owner_conn.execute("SELECT status, count(*) AS n FROM site_module_installations WHERE module_id = %s "
                                   "GROUP BY status", (module,)).fetchall()
     assert statuses == [{"status": "active", "n": 20}]
-    monkeypatch.delenv("DRAMAC_DB_POOL_MAX")
-    reset_settings()
+    env.unset("DRAMAC_DB_POOL_MAX")
     db.close_pool()
 
 
@@ -314,14 +313,14 @@ def test_guards_report_enabled_modules_of_a_site(api, tenant, other_tenant, crm,
     slug = owner_conn.execute("SELECT slug FROM modules_v2 WHERE id = %s", (module,)).fetchone()["slug"]
     api.post(path(tenant.site_id, module), user=tenant.owner)
     with db.user_unit(claims_for(tenant.member)) as unit:
-        assert slug in installations.get_site_enabled_modules(unit, tenant.site_id)
-        assert installations.is_module_enabled_for_site(unit, tenant.site_id, slug)
-        assert installations.is_module_enabled_for_site(unit, tenant.site_id, module)
-        assert installations.is_module_enabled_for_site(unit, tenant.site_id, str(module))
-        assert not installations.is_module_enabled_for_site(unit, tenant.site_id, "nope")
+        assert slug in site_modules.get_site_enabled_modules(unit, tenant.site_id)
+        assert site_modules.is_module_enabled_for_site(unit, tenant.site_id, slug)
+        assert site_modules.is_module_enabled_for_site(unit, tenant.site_id, module)
+        assert site_modules.is_module_enabled_for_site(unit, tenant.site_id, str(module))
+        assert not site_modules.is_module_enabled_for_site(unit, tenant.site_id, "nope")
     with db.user_unit(claims_for(other_tenant.owner)) as unit:  # another agency sees nothing
-        assert installations.get_site_enabled_modules(unit, tenant.site_id) == set()
-        assert not installations.is_module_enabled_for_site(unit, tenant.site_id, slug)
+        assert site_modules.get_site_enabled_modules(unit, tenant.site_id) == set()
+        assert not site_modules.is_module_enabled_for_site(unit, tenant.site_id, slug)
     api.delete(path(tenant.site_id, module), user=tenant.owner)
     with db.user_unit(claims_for(tenant.member)) as unit:
-        assert not installations.is_module_enabled_for_site(unit, tenant.site_id, slug)
+        assert not site_modules.is_module_enabled_for_site(unit, tenant.site_id, slug)

@@ -19,12 +19,12 @@ from dramac_common.provisioning.errors import ManifestError, ProvisioningRefused
 from dramac_common.provisioning.manifest import validate_manifest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from manifest_strategies import TYPES, near_valid_manifests, valid_manifests
+from support.manifests import TYPES, near_valid_manifests, valid_manifests
 
 DEEP = 10 if os.environ.get("DRAMAC_RELIABILITY_PROFILE") == "deep" else 1
-SETTINGS = dict(deadline=None, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                       HealthCheck.data_too_large, HealthCheck.filter_too_much])
+SETTINGS = {"deadline": None, "database": None,
+                "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                       HealthCheck.data_too_large, HealthCheck.filter_too_much]}
 
 
 def provision(make_module, manifest) -> provisioner.ProvisionResult:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from dramac_common.settings import reset_settings
+from dramac_common.core.settings import reset_settings
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -29,11 +29,11 @@ def fresh_database(server_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator
 
 
 @pytest.fixture
-def bundled_migrations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def bundled_migrations(tmp_path: Path, env) -> Path:
     """The migrations as the CDK app bundles them, pointed at by DRAMAC_MIGRATIONS_DIR."""
     target = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS, target)
-    monkeypatch.setenv("DRAMAC_MIGRATIONS_DIR", str(target))
+    env.set("DRAMAC_MIGRATIONS_DIR", str(target))
     return target
 
 

@@ -1,6 +1,6 @@
 """Migrations apply in order, are recorded, and a second run is a no-op."""
 
-from dramac_common.migrate import apply_migrations, default_migrations_dir, migration_files
+from dramac_common.core.migrate import apply_migrations, default_migrations_dir, migration_files
 
 CONTRACT_TABLES = {
     "profiles", "agencies", "agency_members", "clients", "sites", "modules_v2", "agency_module_subscriptions",
@@ -28,7 +28,7 @@ def test_every_contract_table_exists_with_rls_enabled(owner_conn):
         "SELECT relname, relrowsecurity FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'"
     ).fetchall()
     tables = {r["relname"]: r["relrowsecurity"] for r in rows}
-    assert CONTRACT_TABLES <= tables.keys()
+    assert tables.keys() >= CONTRACT_TABLES
     assert all(tables[t] for t in CONTRACT_TABLES)
 
 

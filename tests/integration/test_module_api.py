@@ -4,7 +4,7 @@ import json
 import uuid
 
 import pytest
-from module_fixtures import install_module, make_crm, sqs_queues_fixture  # noqa: F401 - fixture
+from support.modules import install_module, make_crm
 
 
 @pytest.fixture
@@ -13,7 +13,7 @@ def api(function_client):
 
 
 @pytest.fixture
-def crm(owner_conn, make_module, tenant, other_tenant, sqs_queues):
+def crm(owner_conn, make_module, tenant, other_tenant, aws):
     module_id, slug = make_crm(owner_conn, make_module, tenant, other_tenant)
     return module_id, slug
 

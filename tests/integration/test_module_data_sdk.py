@@ -4,15 +4,15 @@ real transactions for batch, automation events in the same transaction, module g
 import uuid
 
 import pytest
-from dramac_common import db
-from dramac_common.errors import ApiError, Conflict, NotFound, ValidationFailed
+from dramac_common.core import db
+from dramac_common.core.errors import ApiError, Conflict, NotFound, ValidationFailed
 from dramac_common.module_data import ModuleDatabaseSDK, Query, WidgetStorage, parse_query_params
-from helpers import claims_for
-from module_fixtures import install_module, make_crm, sqs_queues_fixture  # noqa: F401 - fixture
+from support.handlers import claims_for
+from support.modules import install_module, make_crm
 
 
 @pytest.fixture
-def crm(owner_conn, make_module, tenant, other_tenant, sqs_queues):
+def crm(owner_conn, make_module, tenant, other_tenant, aws):
     module_id, slug = make_crm(owner_conn, make_module, tenant, other_tenant)
     return module_id, slug
 
@@ -43,7 +43,7 @@ def test_create_one_sets_the_site_and_refuses_another_sites_id(crm, tenant, othe
 
 
 def test_find_filters_orders_selects_and_pages(crm, tenant):
-    module_id, slug = crm
+    _module_id, slug = crm
     with db.user_unit(claims_for(tenant.owner)) as unit:
         sdk = sdk_for(unit, tenant, slug)
         sdk.create("contacts", [{"email": f"u{i}@example.com", "lead_score": i * 10, "status": "active" if i % 2 else "lead"}
@@ -75,7 +75,7 @@ def test_count_is_a_real_count_and_exists(crm, tenant, other_tenant, owner_conn)
     assert (total, high, len(rows), count, past_end, count_past_end) == (1200, 200, 5, 1200, [], 1200)
 
 
-def test_update_and_delete_by_id_emit_events_with_previous(crm, tenant, owner_conn, sqs_queues):
+def test_update_and_delete_by_id_emit_events_with_previous(crm, tenant, owner_conn, aws):
     module_id, slug = crm
     with db.user_unit(claims_for(tenant.owner)) as unit:
         sdk = sdk_for(unit, tenant, module_id)
@@ -97,7 +97,7 @@ def test_update_and_delete_by_id_emit_events_with_previous(crm, tenant, owner_co
     assert by_type[f"{slug}.contact.deleted"]["payload"]["email"] == "ada@example.com"
     assert note["amount"] == pytest.approx(12.5)
     # handed to the events queue after commit
-    assert len(sqs_queues()) == 4
+    assert len(aws.take("events")) == 4
 
 
 def test_bulk_create_emits_one_event_per_row_in_one_transaction(crm, tenant, owner_conn):
@@ -127,7 +127,7 @@ def test_sdk_events_go_through_the_shared_outbox_rules(crm, tenant, owner_conn):
 
 
 def test_statement_level_events_refuse_a_type_unknown_on_the_site(crm, tenant):
-    from dramac_common.automation_events import events_for_rows
+    from dramac_common.automation.outbox import events_for_rows
     from psycopg import sql
 
     _, slug = crm
@@ -283,7 +283,7 @@ def test_module_must_be_active_and_enabled(crm, tenant, owner_conn, status, enab
     assert err.value.code == code
 
 
-def test_module_not_installed_on_the_site_is_404(owner_conn, make_module, tenant, other_tenant, sqs_queues):
+def test_module_not_installed_on_the_site_is_404(owner_conn, make_module, tenant, other_tenant, aws):
     module_id, _ = make_crm(owner_conn, make_module, other_tenant)
     with pytest.raises(NotFound) as err:
         with db.user_unit(claims_for(tenant.owner)) as unit:

@@ -4,12 +4,11 @@ checked against the column, and what a column cannot hold is a 400 naming it."""
 
 from __future__ import annotations
 
-# ruff: noqa: F811 - fixtures imported from helper modules reappear as test parameters
 import json
 from decimal import Decimal
 
 import pytest
-from module_fixtures import install_module, make_crm, sqs_queues_fixture  # noqa: F401 - fixture
+from support.modules import install_module, make_crm
 
 LEDGER_MANIFEST = {
     "version": "1.0.0",
@@ -36,7 +35,7 @@ def api(function_client):
 
 
 @pytest.fixture
-def ledger(owner_conn, make_module, tenant, sqs_queues):
+def ledger(owner_conn, make_module, tenant, aws):
     _, slug = make_crm(owner_conn, make_module, tenant, manifest=LEDGER_MANIFEST)
     return slug
 
@@ -57,7 +56,7 @@ def exact(reply_body_text: str) -> dict:
 
 def raw_reply(api, method, path, user, raw=None, query=None):
     """(status, body text) of a request: the text, because parsing it with json.loads would lose digits."""
-    from helpers import claims_for
+    from support.handlers import claims_for
 
     from dramac_dev.events import LocalContext, http_event
 
@@ -145,8 +144,8 @@ def test_numbers_at_the_limits_are_stored_as_postgresql_rounds_them(api, ledger,
     assert got == expected or (isinstance(got, Decimal) and abs(got - expected) / expected < Decimal("1e-6"))
 
 
-def test_sdk_returns_decimal_for_numeric_and_jsonb_numbers(owner_conn, make_module, tenant, sqs_queues, database_url):
-    from dramac_common import db
+def test_sdk_returns_decimal_for_numeric_and_jsonb_numbers(owner_conn, make_module, tenant, aws, database_url):
+    from dramac_common.core import db
     from dramac_common.module_data import ModuleDatabaseSDK
 
     _, slug = make_crm(owner_conn, make_module, tenant, manifest=LEDGER_MANIFEST)

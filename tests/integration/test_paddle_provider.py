@@ -5,35 +5,33 @@ import json
 import uuid
 
 import pytest
-from purchase_support import emulated_queues, loopback_server
+from support.aws import emulated_aws
+from support.purchase import loopback_server
 
 
 @pytest.fixture(autouse=True)
 def queues():
-    with emulated_queues() as urls:
+    with emulated_aws() as urls:
         yield urls
 
 
 @pytest.fixture
-def paddle_mode(monkeypatch):
+def paddle_mode(env):
     from dramac_common.payments.providers import reset_http_client
-    from dramac_common.settings import reset_settings
 
     def configure(url, key="pdl_test_key"):
-        monkeypatch.setenv("PAYMENT_PROVIDER", "paddle")
-        monkeypatch.setenv("PADDLE_API_URL", url)
-        monkeypatch.setenv("PADDLE_WEBHOOK_SECRET", "pdl_ntfset_test")
-        monkeypatch.setenv("PADDLE_API_TIMEOUT_SECONDS", "2")
+        env.set("PAYMENT_PROVIDER", "paddle")
+        env.set("PADDLE_API_URL", url)
+        env.set("PADDLE_WEBHOOK_SECRET", "pdl_ntfset_test")
+        env.set("PADDLE_API_TIMEOUT_SECONDS", "2")
         if key:
-            monkeypatch.setenv("PADDLE_API_KEY", key)
+            env.set("PADDLE_API_KEY", key)
         else:
-            monkeypatch.delenv("PADDLE_API_KEY", raising=False)
-        reset_settings()
+            env.unset("PADDLE_API_KEY")
         reset_http_client()
 
     yield configure
-    monkeypatch.setenv("PAYMENT_PROVIDER", "sandbox")
-    reset_settings()
+    env.set("PAYMENT_PROVIDER", "sandbox")
     reset_http_client()
 
 

@@ -1,30 +1,32 @@
 """POST /api/webhooks/paddle: Paddle-Signature verification, the payment event store, status changes
 and their ordering, through the real purchase handler on real PostgreSQL."""
 
-# ruff: noqa: F811 - the fixtures imported from purchase_support reappear as test parameters
 
 import time
 import uuid
 
 import pytest
-from purchase_support import (  # noqa: F401 - fixtures
+from support.purchase import (
     SANDBOX_SECRET,
     WEBHOOK,
-    api,
     completed_event,
-    emulated_queues,
     latest_checkout,
     minutes_ago,
     paddle_event,
     renewal_event,
-    sandbox_queues,
     signed,
 )
 
 
 @pytest.fixture(autouse=True)
-def queues(sandbox_queues):
-    return sandbox_queues
+def queues(sandbox_aws):
+    return sandbox_aws
+
+
+@pytest.fixture
+def api(function_client):
+    """The real purchase handler."""
+    return function_client("purchase")
 
 
 @pytest.fixture
@@ -379,30 +381,24 @@ def test_missing_or_malformed_signature_is_401(api, pending, header, owner_conn)
     assert reply.status == 401
 
 
-def test_configured_secret_replaces_the_sandbox_default(api, pending, monkeypatch, owner_conn):
-    from dramac_common.settings import reset_settings
+def test_configured_secret_replaces_the_sandbox_default(api, pending, env, owner_conn):
 
-    monkeypatch.setenv("PADDLE_WEBHOOK_SECRET", "pdl_ntfset_configured")
-    reset_settings()
+    env.set("PADDLE_WEBHOOK_SECRET", "pdl_ntfset_configured")
     try:
         event = completed_event(owner_conn, pending)
         assert deliver(api, event, secret=SANDBOX_SECRET).status == 401
         assert deliver(api, event, secret="pdl_ntfset_configured").status == 200
     finally:
-        monkeypatch.delenv("PADDLE_WEBHOOK_SECRET")
-        reset_settings()
+        env.unset("PADDLE_WEBHOOK_SECRET")
 
 
-def test_paddle_mode_without_a_secret_is_503_so_paddle_retries(api, pending, monkeypatch, owner_conn):
-    from dramac_common.settings import reset_settings
+def test_paddle_mode_without_a_secret_is_503_so_paddle_retries(api, pending, env, owner_conn):
 
-    monkeypatch.setenv("PAYMENT_PROVIDER", "paddle")
-    reset_settings()
+    env.set("PAYMENT_PROVIDER", "paddle")
     try:
         reply = deliver(api, completed_event(owner_conn, pending))
     finally:
-        monkeypatch.setenv("PAYMENT_PROVIDER", "sandbox")
-        reset_settings()
+        env.set("PAYMENT_PROVIDER", "sandbox")
     assert reply.status == 503
     assert reply.body["code"] == "webhook_not_configured"
 

@@ -7,7 +7,6 @@ handlers, which write through the ``private`` functions as ``dramac_backend``, k
 catalog tests check the same properties splinter lints for, on the tables these paths own.
 """
 
-# ruff: noqa: F811 - the fixtures imported from purchase_support reappear as test parameters
 
 from __future__ import annotations
 
@@ -20,9 +19,9 @@ from contextlib import contextmanager
 
 import psycopg
 import pytest
-from helpers import claims_for
 from psycopg.rows import dict_row
-from purchase_support import api, completed_event, emulated_queues, sandbox_queues, signed  # noqa: F401
+from support.handlers import claims_for
+from support.purchase import completed_event, signed
 
 PAYMENT_TABLES = ("agency_module_subscriptions", "site_module_installations", "payment_checkouts")
 OWNED_TABLES = (*PAYMENT_TABLES, "payment_events", "idempotency_records", "site_api_keys")
@@ -32,8 +31,14 @@ WRITE_PATHS = ("subscribe_free_module(uuid, uuid)", "claim_pending_subscription(
 
 
 @pytest.fixture(autouse=True)
-def queues(sandbox_queues):
-    return sandbox_queues
+def queues(sandbox_aws):
+    return sandbox_aws
+
+
+@pytest.fixture
+def api(function_client):
+    """The real purchase handler."""
+    return function_client("purchase")
 
 
 @contextmanager

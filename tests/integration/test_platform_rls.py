@@ -2,8 +2,8 @@
 
 import psycopg
 import pytest
-from dramac_common import db
-from helpers import claims_for
+from dramac_common.core import db
+from support.handlers import claims_for
 
 
 def _visible(user, query, params=()):

@@ -9,11 +9,11 @@ import uuid
 
 import psycopg
 import pytest
-from dramac_common import db
-from dramac_common.naming import get_module_schema_name
+from dramac_common.core import db
+from dramac_common.core.naming import get_module_schema_name
 from dramac_common.provisioning import provisioner
 from dramac_common.provisioning.errors import TransientProvisioningError
-from helpers import claims_for
+from support.handlers import claims_for
 
 from dramac_dev.events import LocalContext, sqs_event, sqs_record
 from dramac_dev.functions_loader import get_handler
@@ -178,12 +178,12 @@ def test_duplicate_messages_in_one_batch_provision_once(crm, tenant, owner_conn)
                               (module,)).fetchone()["n"] == 1
 
 
-def test_concurrent_jobs_for_one_module_serialise_on_the_advisory_lock(crm, make_tenant, owner_conn, monkeypatch):
+def test_concurrent_jobs_for_one_module_serialise_on_the_advisory_lock(crm, make_tenant, owner_conn, monkeypatch, env):
     module = crm()
     tenants = [make_tenant() for _ in range(8)]
     for t in tenants:
         install_row(owner_conn, t, module)
-    _bigger_pool(monkeypatch, 10)
+    _bigger_pool(monkeypatch, env, 10)
     results, errors = [], []
 
     def job():
@@ -203,11 +203,9 @@ def test_concurrent_jobs_for_one_module_serialise_on_the_advisory_lock(crm, make
     assert {installation(owner_conn, t, module)["status"] for t in tenants} == {"active"}
 
 
-def _bigger_pool(monkeypatch, size):
-    from dramac_common.settings import reset_settings
+def _bigger_pool(monkeypatch, env, size):
 
-    monkeypatch.setenv("DRAMAC_DB_POOL_MAX", str(size))
-    reset_settings()
+    env.set("DRAMAC_DB_POOL_MAX", str(size))
     db.close_pool()
     monkeypatch.setattr(db, "_pool", None)
 
@@ -215,7 +213,7 @@ def _bigger_pool(monkeypatch, size):
 @pytest.fixture(autouse=True)
 def _restore_pool():
     yield
-    from dramac_common.settings import reset_settings
+    from dramac_common.core.settings import reset_settings
 
     reset_settings()
     db.close_pool()
@@ -291,9 +289,9 @@ def test_transient_failure_is_retried_then_fails_the_installation_on_the_last_re
     assert not relations(owner_conn, schema_of(module))
 
 
-def test_max_receives_is_configurable(crm, tenant, owner_conn, sites_write_lock, monkeypatch):
+def test_max_receives_is_configurable(crm, tenant, owner_conn, sites_write_lock, monkeypatch, env):
     monkeypatch.setattr(provisioner, "LOCK_TIMEOUT", "100ms")
-    monkeypatch.setenv("PROVISION_MAX_RECEIVES", "2")
+    env.set("PROVISION_MAX_RECEIVES", "2")
     module = crm()
     install_row(owner_conn, tenant, module)
     assert invoke({"moduleId": str(module)}, receive_count=2) == [True]

@@ -1,17 +1,21 @@
 """POST /api/modules/{moduleId}/purchase, GET and PATCH /api/agencies/{agencyId}/subscriptions
 through the real purchase handler on real PostgreSQL (sandbox provider, emulated events queue)."""
 
-# ruff: noqa: F811 - the fixtures imported from purchase_support reappear as test parameters
 
 import uuid
 
 import pytest
-from purchase_support import api, emulated_queues, sandbox_queues  # noqa: F401 - fixtures
 
 
 @pytest.fixture(autouse=True)
-def queues(sandbox_queues):
-    return sandbox_queues
+def queues(sandbox_aws):
+    return sandbox_aws
+
+
+@pytest.fixture
+def api(function_client):
+    """The real purchase handler."""
+    return function_client("purchase")
 
 
 @pytest.fixture
@@ -76,9 +80,9 @@ def test_purchase_emits_subscription_created_for_the_agency(api, tenant, paid, o
     assert event["site_id"] is None
     assert event["payload"]["subscription_id"] == reply.data["subscriptionId"]
     assert event["payload"]["status"] == "pending"
-    from dramac_common import queues as q
+    from dramac_common.core import queues as q
 
-    messages = q.sqs_client().receive_message(QueueUrl=queues["events"], MaxNumberOfMessages=10)["Messages"]
+    messages = q.sqs_client().receive_message(QueueUrl=queues.urls["events"], MaxNumberOfMessages=10)["Messages"]
     assert len(messages) == 1
 
 
@@ -279,10 +283,10 @@ def test_failed_request_is_not_stored_under_its_key(api, tenant, paid, owner_con
     assert (denied.status, retried.status) == (403, 201)
 
 
-def test_key_of_a_request_still_running_past_the_wait_is_409(api, tenant, paid, owner_conn, monkeypatch, request):
-    from dramac_common.settings import reset_settings
+def test_key_of_a_request_still_running_past_the_wait_is_409(api, tenant, paid, owner_conn, env, request):
+    from dramac_common.core.settings import reset_settings
 
-    monkeypatch.setenv("DRAMAC_IDEMPOTENCY_WAIT_MS", "300")  # a repeat waits this long for the first
+    env.set("DRAMAC_IDEMPOTENCY_WAIT_MS", "300")  # a repeat waits this long for the first
     reset_settings()
     request.addfinalizer(reset_settings)
     module = paid()

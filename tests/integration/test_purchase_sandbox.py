@@ -2,36 +2,37 @@
 POST /api/sandbox/checkouts/{checkoutId}/complete sends a signed Paddle-format webhook to our own
 webhook route (served here by a loopback gateway in front of the real handler)."""
 
-# ruff: noqa: F811 - the fixtures imported from purchase_support reappear as test parameters
 
 import json
 import uuid
 
 import pytest
-from purchase_support import api, emulated_queues, forward_to_function, loopback_server, sandbox_queues  # noqa: F401 - fixtures
+from support.purchase import forward_to_function, loopback_server
 
 
 @pytest.fixture(autouse=True)
-def queues(sandbox_queues):
-    return sandbox_queues
-
-
-def configure_webhook_url(monkeypatch, request, url):
-    from dramac_common.settings import reset_settings
-
-    if url is None:
-        monkeypatch.delenv("SANDBOX_WEBHOOK_URL", raising=False)
-    else:
-        monkeypatch.setenv("SANDBOX_WEBHOOK_URL", url)
-    reset_settings()
-    request.addfinalizer(reset_settings)
+def queues(sandbox_aws):
+    return sandbox_aws
 
 
 @pytest.fixture
-def webhook_gateway(monkeypatch, request):
+def api(function_client):
+    """The real purchase handler."""
+    return function_client("purchase")
+
+
+def configure_webhook_url(env, url):
+    if url is None:
+        env.unset("SANDBOX_WEBHOOK_URL")
+    else:
+        env.set("SANDBOX_WEBHOOK_URL", url)
+
+
+@pytest.fixture
+def webhook_gateway(env):
     """Our webhook route on 127.0.0.1, as the local stack serves it; SANDBOX_WEBHOOK_URL points at it."""
     with loopback_server(forward_to_function("purchase")) as (url, recorded):
-        configure_webhook_url(monkeypatch, request, f"{url}/api/webhooks/paddle")
+        configure_webhook_url(env, f"{url}/api/webhooks/paddle")
         yield recorded
 
 
@@ -85,11 +86,10 @@ def test_another_agency_cannot_complete_a_checkout(api, other_tenant, purchase, 
     assert api.post(f"/api/sandbox/checkouts/{uuid.uuid4()}/complete", user=other_tenant.owner).status == 404
 
 
-def test_without_a_configured_webhook_url_completion_is_503_and_posts_nowhere(api, tenant, purchase, monkeypatch,
-                                                                              request):
+def test_without_a_configured_webhook_url_completion_is_503_and_posts_nowhere(api, tenant, purchase, env):
     # the request names a loopback host where a webhook route really listens: it is never used
     with loopback_server(forward_to_function("purchase")) as (host_url, host_side):
-        configure_webhook_url(monkeypatch, request, None)
+        configure_webhook_url(env, None)
         reply = api.post(purchase["checkout"]["url"], user=tenant.owner,
                          headers={"host": host_url.removeprefix("http://")})
     assert reply.status == 503
@@ -121,7 +121,7 @@ def test_the_sandbox_notification_matches_its_checkout(api, tenant, purchase, we
 def test_a_completion_that_applied_nothing_is_not_sent_twice(api, tenant, purchase, webhook_gateway, owner_conn):
     from datetime import UTC, datetime, timedelta
 
-    from purchase_support import WEBHOOK, paddle_event, signed
+    from support.purchase import WEBHOOK, paddle_event, signed
 
     # a cancellation stamped after now: the sandbox's completion is older, so it is stale
     later = paddle_event("subscription.canceled", subscription_id=uuid.UUID(purchase["subscriptionId"]),

@@ -4,13 +4,11 @@ deep, absurd signature timestamps and malformed Host headers, through the real L
 
 from __future__ import annotations
 
-# ruff: noqa: F811 - fixtures imported from helper modules reappear as test parameters
 import json
 import time
 
 import pytest
-from automation_helpers import aws  # noqa: F401 - fixture
-from module_fixtures import make_crm, sqs_queues_fixture  # noqa: F401 - fixture
+from support.modules import make_crm
 
 INDEXED_MANIFEST = {
     "version": "1.0.0",
@@ -54,7 +52,7 @@ def module_api(function_client):
 
 
 @pytest.fixture
-def shop(owner_conn, make_module, tenant, sqs_queues):
+def shop(owner_conn, make_module, tenant, aws):
     _, slug = make_crm(owner_conn, make_module, tenant, manifest=INDEXED_MANIFEST)
     return slug
 
@@ -130,7 +128,7 @@ def test_json_nested_deeper_than_postgresql_takes_is_400_for_module_data(module_
 
 
 def test_widget_storage_refuses_nul_and_deep_values(function_client, owner_conn, make_module, tenant):
-    from module_fixtures import install_module
+    from support.modules import install_module
 
     api = function_client("module_api")
     widget = make_module(module_type="widget")
@@ -171,8 +169,8 @@ def test_incoming_automation_webhook_refuses_what_it_cannot_store(function_clien
 
 
 @pytest.fixture
-def purchase_api(function_client, monkeypatch):
-    monkeypatch.setenv("PADDLE_WEBHOOK_SECRET", "refused-input-secret")
+def purchase_api(function_client, env):
+    env.set("PADDLE_WEBHOOK_SECRET", "refused-input-secret")
     return function_client("purchase")
 
 
@@ -227,7 +225,7 @@ def test_health_answers_with_odd_but_harmless_host_headers(function_client, head
 
 def test_path_and_query_values_postgresql_cannot_compare_are_4xx_in_the_callers_terms(module_api, shop, tenant,
                                                                                     owner_conn, make_module):
-    from module_fixtures import install_module
+    from support.modules import install_module
 
     base = f"/api/sites/{tenant.site_id}/modules"
     assert_client_error(module_api.get(f"{base}/a\x00b/data/products", user=tenant.owner), 404,

@@ -9,10 +9,10 @@ codes included, is tested in ``test_seed_and_invoke.py``). The naming rules are 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,7 +89,7 @@ class SeededCopies:
 
 @pytest.fixture(scope="module")
 def seeded_copies(server_url: str) -> Iterator[SeededCopies]:
-    from dramac_common.migrate import apply_migrations
+    from dramac_common.core.migrate import apply_migrations
 
     from dramac_dev import localdb
     from dramac_dev.seed import seed_demo
@@ -109,8 +109,8 @@ def seeded_copies(server_url: str) -> Iterator[SeededCopies]:
 def invoke_environment() -> Iterator[None]:
     """What ``dramac invoke`` sets up around a handler (the local stack's defaults, emulated AWS), once
     for the module; the process environment and the layer's pool are put back afterwards."""
-    from dramac_common import db
-    from dramac_common.settings import reset_settings
+    from dramac_common.core import db
+    from dramac_common.core.settings import reset_settings
 
     from dramac_dev.cli import local_aws
     from dramac_dev.stack import local_runtime_defaults
@@ -129,8 +129,8 @@ def invoke_environment() -> Iterator[None]:
 
 def invoke(function: str, event: dict[str, Any], database_url: str) -> Any:
     """The sample through ``dramac invoke``'s preparation into the function's handler, on that database."""
-    from dramac_common import db
-    from dramac_common.settings import reset_settings
+    from dramac_common.core import db
+    from dramac_common.core.settings import reset_settings
 
     from dramac_dev.cli import prepare_sample
     from dramac_dev.events import LocalContext
@@ -232,11 +232,10 @@ def test_every_http_sample_targets_a_route_of_its_function() -> None:
 
 def test_samples_are_what_the_generator_writes() -> None:
     """``events/generate.py --check``: no sample edited by hand, none left over from a renamed one."""
-    sys.path.insert(0, str(EVENTS))
-    try:
-        import generate
-    finally:
-        sys.path.remove(str(EVENTS))
+    spec = importlib.util.spec_from_file_location("events_generate", EVENTS / "generate.py")
+    assert spec is not None and spec.loader is not None
+    generate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generate)
     assert generate.main(["--check"]) == 0
 
 

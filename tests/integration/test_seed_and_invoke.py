@@ -23,7 +23,7 @@ COUNTED = ("public.agencies", "public.sites", "public.agency_module_subscription
 
 @pytest.fixture(scope="module")
 def migrated_template(server_url: str) -> Iterator[str]:
-    from dramac_common.migrate import apply_migrations
+    from dramac_common.core.migrate import apply_migrations
 
     from dramac_dev import localdb
 
@@ -38,8 +38,8 @@ def migrated_template(server_url: str) -> Iterator[str]:
 @pytest.fixture
 def blank_database(server_url: str, migrated_template: str) -> Iterator[str]:
     """A migrated database nobody has seeded; the layer's pool and the environment restored after."""
-    from dramac_common import db
-    from dramac_common.settings import reset_settings
+    from dramac_common.core import db
+    from dramac_common.core.settings import reset_settings
 
     from dramac_dev import localdb
 
@@ -89,15 +89,15 @@ def test_seed_is_idempotent_and_ready_for_the_samples(blank_database: str) -> No
 
 
 def test_the_documented_api_key_works_on_the_seeded_site(blank_database: str) -> None:
-    from dramac_common import api_keys
-    from dramac_common.settings import reset_settings
+    from dramac_common.core import auth
+    from dramac_common.core.settings import reset_settings
 
     from dramac_dev import seed
 
     seed.seed_demo(blank_database)
     os.environ["DATABASE_URL"] = blank_database
     reset_settings()
-    key = api_keys.verify_api_key(seed.DEMO_API_KEY)
+    key = auth.verify_api_key(seed.DEMO_API_KEY)
     assert (key.key_id, key.site_id) == (seed.DEMO_API_KEY_ID, seed.DEMO_SITE_ID)
 
 

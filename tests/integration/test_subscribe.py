@@ -3,14 +3,14 @@
 import uuid
 
 import pytest
-from helpers import emulated_queues
+from support.aws import emulated_aws
 
 SUBSCRIBE = "/api/modules/subscribe"
 
 
 @pytest.fixture
 def queues():
-    with emulated_queues() as emulated:
+    with emulated_aws() as emulated:
         yield emulated
 
 
@@ -188,7 +188,7 @@ def test_new_free_subscription_emits_created_and_activated_events(api, tenant, m
         "WHERE agency_id = %s ORDER BY event_type", (tenant.agency_id,)).fetchall()
     assert [r["event_type"] for r in rows] == ["marketplace.subscription.activated", "marketplace.subscription.created"]
     assert all(r["site_id"] is None and r["payload"]["subscription_id"] == reply.data["id"] for r in rows)
-    assert {m["eventId"] for m in queues.drain("events")} == {str(r["id"]) for r in rows}
+    assert {m["eventId"] for m in queues.take("events")} == {str(r["id"]) for r in rows}
 
 
 def test_repeated_subscribe_emits_nothing_more(api, tenant, make_module, owner_conn):

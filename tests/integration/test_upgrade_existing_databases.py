@@ -9,9 +9,9 @@ import uuid
 
 import psycopg
 import pytest
-from catalog_lint import ALL_RULES, findings
-from dramac_common.migrate import apply_migrations, default_migrations_dir, migration_files
+from dramac_common.core.migrate import apply_migrations, default_migrations_dir, migration_files
 from psycopg.rows import dict_row
+from support.catalog_lint import ALL_RULES, findings
 
 from dramac_dev import localdb, seed
 

@@ -1,23 +1,13 @@
-"""Fixtures of the reliability suite (the shared pieces live in ``reliability_world``)."""
+"""Fixtures of the reliability suite (the shared pieces live in ``support.world``)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from automation_helpers import aws, receiver  # noqa: E402, F401 - fixtures shared with the integration tests
-from reliability_world import World, build_world  # noqa: E402
+from support.world import World, build_world
 
 
 @pytest.fixture
-def world(owner_conn, make_module, make_tenant, aws, receiver, monkeypatch, request) -> World:  # noqa: F811
-    from dramac_common.settings import reset_settings
-
+def world(owner_conn, make_module, make_tenant, aws, receiver, env) -> World:
     # completing a sandbox checkout delivers its webhook over HTTP: here, to the recording receiver
-    monkeypatch.setenv("SANDBOX_WEBHOOK_URL", f"{receiver.url}/api/webhooks/paddle")
-    reset_settings()
-    request.addfinalizer(reset_settings)
+    env.set("SANDBOX_WEBHOOK_URL", f"{receiver.url}/api/webhooks/paddle")
     return build_world(owner_conn, make_module, make_tenant, aws, receiver)

@@ -11,8 +11,8 @@ import threading
 import uuid
 from typing import Any
 
-from automation_helpers import emit
-from reliability_world import schema_shape
+from support.automation import emit
+from support.world import schema_shape
 
 from dramac_dev.events import LocalContext, sqs_event, sqs_record
 from dramac_dev.functions_loader import get_handler
@@ -49,7 +49,7 @@ def concurrently(*calls: Any) -> list[Any]:
 
 def test_provision_jobs_delivered_twice_out_of_order_and_concurrently_provision_once(
         owner_conn, make_module, tenant):
-    from dramac_common.naming import get_module_schema_name
+    from dramac_common.core.naming import get_module_schema_name
 
     m1, m2, reference = (make_module(module_id=uuid.uuid4(), manifest=copy.deepcopy(CRM_MANIFEST)) for _ in range(3))
     for module_id in (m1, m2):
@@ -124,8 +124,8 @@ def test_events_delivered_twice_out_of_order_and_concurrently_run_once(function_
 
 
 def test_relay_runs_twice_and_concurrently_without_running_an_event_twice(function_client, tenant, aws, receiver,
-                                                                          owner_conn, monkeypatch):
-    monkeypatch.setenv("AUTOMATION_RELAY_GRACE_SECONDS", "0")
+                                                                          owner_conn, env):
+    env.set("AUTOMATION_RELAY_GRACE_SECONDS", "0")
     workflow_id = workflow_with_side_effects(function_client, tenant, receiver.url)
     e1 = emit(tenant.site_id, "crm.contact.created", {"email": "ada@example.test"})
     e2 = emit(tenant.site_id, "crm.contact.created", {"email": "bob@example.test"})

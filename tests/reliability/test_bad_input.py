@@ -15,7 +15,7 @@ from urllib.parse import unquote
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from reliability_world import reliability_settings
+from support.world import reliability_settings
 
 from dramac_dev.routes import functions as http_functions
 
@@ -24,7 +24,7 @@ JSON_TYPES = (None, "application/json")
 
 def openapi_document(function: str) -> dict[str, Any]:
     """The function's OpenAPI document, as its own handler serves it at /openapi.json."""
-    from helpers import FunctionClient
+    from support.handlers import FunctionClient
 
     reply = FunctionClient(function).get("/openapi.json")
     assert reply.status == 200, reply.body
@@ -83,23 +83,24 @@ def case_strategies(operation: Any, own_ids: dict[str, str]) -> st.SearchStrateg
         for fixed in ({}, own) if own else ({},):
             try:
                 strategies.append(operation.as_strategy(generation_mode=mode, path_parameters=fixed or None))
-            except Exception:  # noqa: BLE001 - an operation with nothing to negate has no negative cases
+            except Exception:  # an operation with nothing to negate has no negative cases
                 continue
     return st.one_of(strategies)
 
 
 @pytest.mark.parametrize("function", http_functions())
 def test_no_generated_request_gets_a_5xx_or_leaves_the_envelope(function, world):
-    from helpers import claims_for
+    from support.handlers import claims_for
 
     from dramac_dev.events import LocalContext
     from dramac_dev.functions_loader import get_handler
 
     handler = get_handler(function)
     agency = world.a
-    own_ids = {"siteId": str(agency.site_id), "agencyId": str(agency.agency_id), "moduleId": world.crm_slug,
-               "module_id": str(world.paid_module), "agency_id": str(agency.agency_id),
-               "subscription_id": str(agency.ids["subscriptionId"][0]), "table": "contacts",
+    # the module data API names a module by slug; the purchase route by id (the paid module)
+    module = str(world.paid_module) if function == "purchase" else world.crm_slug
+    own_ids = {"siteId": str(agency.site_id), "agencyId": str(agency.agency_id), "moduleId": module,
+               "subscriptionId": str(agency.ids["subscriptionId"][0]), "table": "contacts",
                "workflowId": str(agency.ids["workflowId"][0])}
 
     every_operation = operations(function)
@@ -127,17 +128,18 @@ def test_hostile_values_get_a_4xx_never_a_5xx(function, world):
     """The same generated requests with one hostile value planted (hostile_input): a string PostgreSQL
     cannot store, a value too large for an index, JSON nested thousands deep, a number no column
     holds, bytes that are not UTF-8, or an odd Host / forwarding / signature header."""
-    from helpers import claims_for
-    from hostile_input import apply, mutations
+    from support.handlers import claims_for
+    from support.hostile_input import apply, mutations
 
     from dramac_dev.events import LocalContext, http_event
     from dramac_dev.functions_loader import get_handler
 
     handler = get_handler(function)
     agency = world.a
-    own_ids = {"siteId": str(agency.site_id), "agencyId": str(agency.agency_id), "moduleId": world.crm_slug,
-               "module_id": str(world.paid_module), "agency_id": str(agency.agency_id),
-               "subscription_id": str(agency.ids["subscriptionId"][0]), "table": "contacts",
+    # the module data API names a module by slug; the purchase route by id (the paid module)
+    module = str(world.paid_module) if function == "purchase" else world.crm_slug
+    own_ids = {"siteId": str(agency.site_id), "agencyId": str(agency.agency_id), "moduleId": module,
+               "subscriptionId": str(agency.ids["subscriptionId"][0]), "table": "contacts",
                "workflowId": str(agency.ids["workflowId"][0])}
     every_operation = operations(function)
 

@@ -9,7 +9,7 @@ are identical only with the same ``Idempotency-Key``; without one, N requests ar
 sequential requests are), and still never a 5xx.
 """
 
-# ruff: noqa: F811 - fixtures imported from the integration helpers reappear as test parameters
+
 
 from __future__ import annotations
 
@@ -19,24 +19,24 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
-from concurrency_support import BURST, fire, no_server_errors, statuses
-from helpers import FunctionClient, emulated_queues
-from module_fixtures import install_module, make_crm
-from purchase_support import completed_event, forward_to_function, latest_checkout, loopback_server, signed
+from support.aws import emulated_aws
+from support.concurrency import BURST, fire, no_server_errors, statuses
+from support.handlers import FunctionClient
+from support.modules import install_module, make_crm
+from support.purchase import completed_event, forward_to_function, latest_checkout, loopback_server, signed
 
 WEBHOOK = "/api/webhooks/paddle"
 
 
 @pytest.fixture
-def parallel_pool(database_url, monkeypatch):
+def parallel_pool(database_url, monkeypatch, env):
     """A pool as large as the burst: N overlapping transactions, as N Lambda containers would run them."""
-    from dramac_common import db
-    from dramac_common.settings import reset_settings
+    from dramac_common.core import db
+    from dramac_common.core.settings import reset_settings
 
-    monkeypatch.setenv("DRAMAC_DB_POOL_MAX", str(2 * BURST + 4))
-    monkeypatch.setenv("PAYMENT_PROVIDER", "sandbox")
-    monkeypatch.delenv("PADDLE_WEBHOOK_SECRET", raising=False)
-    reset_settings()
+    env.set("DRAMAC_DB_POOL_MAX", str(2 * BURST + 4))
+    env.set("PAYMENT_PROVIDER", "sandbox")
+    env.unset("PADDLE_WEBHOOK_SECRET")
     db.close_pool()
     yield
     db.close_pool()
@@ -46,7 +46,7 @@ def parallel_pool(database_url, monkeypatch):
 
 @pytest.fixture
 def queues(parallel_pool):
-    with emulated_queues() as emulated:
+    with emulated_aws() as emulated:
         yield emulated
 
 
@@ -163,13 +163,12 @@ def test_parallel_distinct_completions_of_one_transaction_activate_once(fn, tena
 
 
 @pytest.fixture
-def webhook_gateway(parallel_pool, monkeypatch, request):
+def webhook_gateway(parallel_pool, env, request):
     """Our webhook route on a loopback server (threaded, as a gateway is); the sandbox delivers there."""
-    from dramac_common.settings import reset_settings
+    from dramac_common.core.settings import reset_settings
 
     with loopback_server(forward_to_function("purchase")) as (url, recorded):
-        monkeypatch.setenv("SANDBOX_WEBHOOK_URL", f"{url}{WEBHOOK}")
-        reset_settings()
+        env.set("SANDBOX_WEBHOOK_URL", f"{url}{WEBHOOK}")
         request.addfinalizer(reset_settings)
         yield recorded
 
@@ -221,7 +220,7 @@ def test_parallel_re_enables_answer_one_201_and_the_rest_200(fn, tenant, subscri
 
 def test_parallel_installs_of_a_module_to_provision_all_answer_202_with_one_row(fn, tenant, make_module, owner_conn,
                                                                                 queues):
-    from module_fixtures import CRM_MANIFEST
+    from support.modules import CRM_MANIFEST
 
     module = make_module(pricing_type="free", manifest=CRM_MANIFEST)
     fn("subscribe").post("/api/modules/subscribe", user=tenant.owner,
@@ -408,7 +407,7 @@ def rows_path(tenant, slug, row_id=None) -> str:
 
 
 def contacts(owner_conn, tenant, slug) -> int:
-    from dramac_common.naming import get_module_schema_name
+    from dramac_common.core.naming import get_module_schema_name
 
     module = owner_conn.execute("SELECT id FROM modules_v2 WHERE slug = %s", (slug,)).fetchone()["id"]
     return count(owner_conn, f"SELECT 1 FROM {get_module_schema_name(module)}.contacts WHERE site_id = %s",

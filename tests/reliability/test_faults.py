@@ -15,8 +15,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from automation_helpers import emit
-from reliability_world import schema_shape
+from support.automation import emit
+from support.world import schema_shape
 
 from dramac_dev.events import LocalContext, sqs_event, sqs_record
 from dramac_dev.functions_loader import get_handler
@@ -61,7 +61,7 @@ def provision(module_id: uuid.UUID, receive_count: int = 1) -> bool:
 
 
 def provisioned_state(owner_conn, module_id: uuid.UUID, site_id: uuid.UUID) -> dict[str, Any]:
-    from dramac_common.naming import get_module_schema_name
+    from dramac_common.core.naming import get_module_schema_name
 
     schema = get_module_schema_name(module_id)
     exists = owner_conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone() is not None

@@ -10,8 +10,7 @@ import time
 import uuid
 
 import pytest
-from e2e.conftest import local_stack  # noqa: F401 - the session's local stack, shared with the e2e tests
-from module_fixtures import make_crm
+from support.modules import make_crm
 
 pytestmark = pytest.mark.e2e
 
@@ -20,10 +19,10 @@ DURATION_S = 10.0
 MAX_REQUESTS_PER_CLIENT = 40
 
 
-def test_fifty_concurrent_clients_get_no_errors_and_lose_no_events(local_stack, owner_conn, make_module,  # noqa: F811
+def test_fifty_concurrent_clients_get_no_errors_and_lose_no_events(local_stack, owner_conn, make_module,
                                                                     make_tenant):
     tenants = [make_tenant() for _ in range(3)]
-    crm, slug = make_crm(owner_conn, make_module, *tenants)
+    _crm, slug = make_crm(owner_conn, make_module, *tenants)
     free = make_module(pricing_type="free")
     workflows = {}
     for t in tenants:

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from reliability_world import Agency, World, reliability_settings, tenant_snapshot
+from support.world import Agency, World, reliability_settings, tenant_snapshot
 
 from dramac_dev.routes import ROUTES, Route
 
@@ -83,7 +83,7 @@ def probes(draw: st.DrawFn, world: World) -> dict[str, Any]:
         if name == "key":
             return draw(st.sampled_from(["theme", "probe", "a.b"]))
         if name in CAPABILITY_PARAMS:
-            return draw(st.sampled_from([s for s in attacker.secrets if len(s) > 30][:1] + [uuid.uuid4().hex]))
+            return draw(st.sampled_from([*[s for s in attacker.secrets if len(s) > 30][:1], uuid.uuid4().hex]))
         choices = [("victim", v) for v in victim.ids.get(name, [])] + \
                   [("own", v) for v in attacker.ids.get(name, [])] + [("random", uuid.uuid4())]
         kind, value = draw(st.sampled_from(choices))
@@ -115,7 +115,7 @@ def leaked(reply_text: str, victim: Agency, sent: set[str]) -> list[str]:
 
 @pytest.fixture
 def clients(world):
-    from helpers import FunctionClient
+    from support.handlers import FunctionClient
 
     return {name: FunctionClient(name) for name in {r.function for r in ROUTES}}
 
@@ -181,10 +181,10 @@ def run_sdk_operation(sdk: Any, probe: dict[str, Any]) -> Any:
 
 
 def test_module_data_sdk_never_reaches_another_agencys_rows(world, owner_conn):
-    from dramac_common import db
-    from dramac_common.errors import ApiError
+    from dramac_common.core import db
+    from dramac_common.core.errors import ApiError
     from dramac_common.module_data import ModuleDatabaseSDK
-    from helpers import claims_for
+    from support.handlers import claims_for
 
     @reliability_settings(scale=2)
     @given(probe=sdk_probes(world))
@@ -212,7 +212,7 @@ def test_module_data_sdk_never_reaches_another_agencys_rows(world, owner_conn):
         text = json.dumps(outcome, default=str)
         assert not leaked(text, victim, {probe["row"], str(victim.site_id)}), (probe, text)
         if probe["operation"] in ("find_by_id", "update_by_id", "delete_by_id"):
-            assert outcome is None or isinstance(outcome, dict) and outcome.get("success") is False, (probe, outcome)
+            assert outcome is None or (isinstance(outcome, dict) and outcome.get("success") is False), (probe, outcome)
         if probe["operation"] == "count":
             assert outcome == 0, probe
         assert tenant_snapshot(owner_conn, victim, world.crm_module) == before, probe

@@ -115,8 +115,8 @@ def test_ssrf_guard_classifies_addresses(address, forbidden):
     assert outbound.is_forbidden_address(ipaddress.ip_address(address)) is forbidden
 
 
-def test_loopback_hostname_is_refused_without_the_setting(monkeypatch):
-    monkeypatch.delenv("AUTOMATION_ALLOW_PRIVATE_HTTP", raising=False)
+def test_loopback_hostname_is_refused_without_the_setting(env):
+    env.unset("AUTOMATION_ALLOW_PRIVATE_HTTP")
     with pytest.raises(outbound.OutboundRefused, match="private, loopback or reserved"):
         outbound.request("GET", "http://localhost:9/")
     with pytest.raises(outbound.OutboundRefused, match="only absolute http and https"):

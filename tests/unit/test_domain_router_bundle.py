@@ -16,16 +16,13 @@ from pathlib import Path
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from helpers import load_domain_router_file
+from dramac_common.core.settings import DEV_JWT_SECRET
 
 ROUTER_DIR = Path(__file__).resolve().parents[2] / "functions" / "domain_router"
-
-
-
-
-bundle = load_domain_router_file("bundle.py", "dramac_fn_domain_router_bundle")
-router_local = importlib.import_module("domain_router_local")
-DEV_SECRETS = {router_local.FALLBACK_DEV_JWT_SECRET, router_local.dev_default_secret()}
+spec = importlib.util.spec_from_file_location("dramac_fn_domain_router_bundle", ROUTER_DIR / "bundle.py")
+bundle = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bundle)
+DEV_SECRETS = {DEV_JWT_SECRET}
 
 EC_KEY = ec.generate_private_key(ec.SECP256R1())
 
@@ -78,11 +75,13 @@ def _run_handler_in_bundle(bundle_dir: Path, host: str, uri: str, cookie: str = 
         ]
     }
     script = (
-        "import json, sys; sys.path.insert(0, sys.argv[1]); import app; "
-        "print(json.dumps(app.handler(json.loads(sys.argv[2]), None)))"
+        "import json, sys; import app; print(json.dumps(app.handler(json.loads(sys.argv[1]), None)))"
     )
+    # as at the edge: the bundle is the code root (the working directory, first on the path), no site
+    # packages (-S), no user site (-s), no PYTHON* variables (-E)
     completed = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", script, str(bundle_dir), json.dumps(event)],
+        [sys.executable, "-E", "-s", "-S", "-c", script, json.dumps(event)],
+        cwd=bundle_dir,
         capture_output=True,
         text=True,
         check=True,
@@ -93,12 +92,10 @@ def _run_handler_in_bundle(bundle_dir: Path, host: str, uri: str, cookie: str = 
 
 def test_production_bundle_contains_only_the_router_modules_and_its_config(tmp_path):
     out = bundle.build_bundle(tmp_path / "router", config_overrides=PRODUCTION_OVERRIDES)
-    names = sorted(path.name for path in out.iterdir())
-    assert "app.py" in names and "config.json" in names
-    assert "bundle.py" not in names and "domain_router_local.py" not in names
-    assert all(
-        name == "config.json" or name == "app.py" or name.startswith("domain_router_") for name in names
-    )
+    names = sorted(path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file())
+    assert "app.py" in names and "config.json" in names and "edge_router/routing.py" in names
+    assert "bundle.py" not in names and "edge_router/local.py" not in names
+    assert all(name in ("config.json", "app.py") or name.startswith("edge_router/") for name in names)
 
 
 def test_production_bundle_zips_well_under_the_viewer_request_limit(tmp_path):
@@ -115,7 +112,7 @@ def test_production_bundle_contains_no_secret(tmp_path):
     assert config["mode"] == "production"
     assert config["hs256_secret"] is None
     assert all("d" not in jwk and jwk["kty"] != "oct" for jwk in config["jwks"]["keys"])
-    everything = b"".join(path.read_bytes() for path in out.iterdir())
+    everything = b"".join(path.read_bytes() for path in out.rglob("*") if path.is_file())
     assert not [secret for secret in DEV_SECRETS if secret.encode() in everything]
 
 
@@ -129,7 +126,7 @@ def test_production_bundle_contains_no_secret(tmp_path):
     ids=["hs256-secret", "symmetric-jwk", "private-jwk"],
 )
 def test_production_bundle_refuses_secret_key_material(tmp_path, overrides):
-    with pytest.raises(bundle.BundleError, match="secret|private"):
+    with pytest.raises(bundle.BundleError, match=r"secret|private"):
         bundle.build_bundle(tmp_path / "router", config_overrides=overrides)
     assert not (tmp_path / "router").exists()
 
@@ -154,7 +151,7 @@ def test_invalid_settings_are_refused_at_build_time(tmp_path):
 def test_local_bundle_carries_the_dev_secret_and_local_mode(tmp_path, monkeypatch):
     monkeypatch.delenv("DRAMAC_JWT_SECRET", raising=False)
     config = json.loads((bundle.build_bundle(tmp_path / "router", mode="local") / "config.json").read_text())
-    expected = ("local", router_local.dev_default_secret(), "dramac-local")
+    expected = ("local", DEV_JWT_SECRET, "dramac-local")
     assert (config["mode"], config["hs256_secret"], config["issuer"]) == expected
 
 
@@ -189,7 +186,7 @@ def test_router_modules_import_only_the_standard_library():
             )
             for name in names:
                 top = name.split(".")[0]
-                assert top in sys.stdlib_module_names or top.startswith("domain_router_"), (source.name, name)
+                assert top in sys.stdlib_module_names or top == "edge_router" or node.level, (source.name, name)
 
 
 def test_bundled_router_runs_without_site_packages_and_accepts_only_public_key_tokens(tmp_path):
@@ -197,7 +194,7 @@ def test_bundled_router_runs_without_site_packages_and_accepts_only_public_key_t
     now = int(time.time())
     claims = {"sub": "u-1", "aud": "authenticated", "iss": PRODUCTION_OVERRIDES["issuer"], "exp": now + 600}
     es256_token = jwt.encode(claims, EC_KEY, algorithm="ES256", headers={"kid": "ec-1"})
-    dev_token = _hs256_token({**claims, "iss": "dramac-local"}, router_local.dev_default_secret().encode())
+    dev_token = _hs256_token({**claims, "iss": "dramac-local"}, DEV_JWT_SECRET.encode())
 
     assert (
         _run_handler_in_bundle(out, "dramac.app", "/dashboard", f"sb-access-token={es256_token}")["uri"]

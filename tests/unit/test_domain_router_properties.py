@@ -6,22 +6,20 @@ import importlib.util
 import json
 import re
 from base64 import urlsafe_b64encode
-from pathlib import Path
 
-from helpers import load_domain_router_file
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-ROUTER_DIR = Path(__file__).resolve().parents[2] / "functions" / "domain_router"
+from dramac_dev.functions_loader import load_function
+
 NOW = 1_700_000_000
 SECRET = "property-test-secret"
 
 
-
-
-router = load_domain_router_file("app.py", "dramac_fn_domain_router")
-router_config = importlib.import_module("domain_router_config")
-router_paths = importlib.import_module("domain_router_paths")
+router = load_function("domain_router")  # functions/domain_router/app.py, as Lambda@Edge runs it
+router_config = importlib.import_module("edge_router.config")
+router_paths = importlib.import_module("edge_router.paths")
+router_cloudfront = importlib.import_module("edge_router.cloudfront")
 CONFIG = router_config.parse_settings(
     {**router_config.DEFAULT_SETTINGS, "mode": "local", "hs256_secret": SECRET}
 )
@@ -151,7 +149,7 @@ def test_no_input_makes_the_router_raise_and_every_output_is_well_formed(host, u
 def test_normalised_paths_never_leave_the_prefix_they_are_appended_to(uri):
     try:
         path = router_paths.normalise_path(uri)
-    except router.RouteRejected:
+    except router_cloudfront.RouteRejected:
         return
     assert path.startswith("/")
     assert ".." not in path.split("/")

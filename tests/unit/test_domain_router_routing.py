@@ -9,20 +9,18 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from helpers import load_domain_router_file
+
+from dramac_dev.functions_loader import load_function
 
 REPO = Path(__file__).resolve().parents[2]
-ROUTER_DIR = REPO / "functions" / "domain_router"
 EVENTS_DIR = REPO / "events" / "domain_router"
 NOW = 1_700_000_000
 DEV_SECRET = "router-test-secret"
 
 
-
-
-router = load_domain_router_file("app.py", "dramac_fn_domain_router")
-router_config = importlib.import_module("domain_router_config")
-router_paths = importlib.import_module("domain_router_paths")
+router = load_function("domain_router")  # functions/domain_router/app.py, as Lambda@Edge runs it
+router_config = importlib.import_module("edge_router.config")
+router_paths = importlib.import_module("edge_router.paths")
 
 
 def make_config(**overrides):

@@ -8,30 +8,28 @@ import hmac
 import importlib
 import importlib.util
 import json
-import sys
+import time
 from base64 import urlsafe_b64encode
-from pathlib import Path
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
-from helpers import load_domain_router_file
+from dramac_common.core.settings import DEV_JWT_ISSUER, DEV_JWT_SECRET
 
-ROUTER_DIR = Path(__file__).resolve().parents[2] / "functions" / "domain_router"
+from dramac_dev.functions_loader import load_function
+
 NOW = 1_700_000_000
 ISSUER = "https://project.supabase.co/auth/v1"
 
 
-
-
-router = load_domain_router_file("app.py", "dramac_fn_domain_router")
-router_config = importlib.import_module("domain_router_config")
-router_jwt = importlib.import_module("domain_router_jwt")
-router_p256 = importlib.import_module("domain_router_p256")
-router_local = importlib.import_module("domain_router_local")
-DEV_DEFAULT_SECRET = router_local.dev_default_secret().encode()
+router = load_function("domain_router")  # functions/domain_router/app.py, as Lambda@Edge runs it
+router_config = importlib.import_module("edge_router.config")
+router_jwt = importlib.import_module("edge_router.tokens")
+router_p256 = importlib.import_module("edge_router.p256")
+router_local = importlib.import_module("edge_router.local")
+DEV_DEFAULT_SECRET = DEV_JWT_SECRET.encode()
 
 
 def _b64(data: bytes) -> str:
@@ -329,7 +327,7 @@ def test_rs256_signature_with_wrong_padding_is_rejected():
 
 def test_rs256_signature_over_sha1_digest_info_is_rejected():
     header, payload, _ = rs256().split(".")
-    sha1_signed = RSA_KEY.sign(f"{header}.{payload}".encode(), padding.PKCS1v15(), hashes.SHA1())  # noqa: S303
+    sha1_signed = RSA_KEY.sign(f"{header}.{payload}".encode(), padding.PKCS1v15(), hashes.SHA1())
     assert verify(f"{header}.{payload}.{_b64(sha1_signed)}") is None
 
 
@@ -457,18 +455,18 @@ def test_bundled_config_wins_over_the_local_flag(tmp_path):
 
 def test_malformed_bundled_config_fails_loudly(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
-    with pytest.raises(router_config.ConfigError, match="config.json"):
+    with pytest.raises(router_config.ConfigError, match=r"config\.json"):
         router_config.load_config(str(tmp_path), {})
 
 
-def test_local_default_secret_is_the_shared_layers_so_dramac_token_tokens_are_accepted():
-    layer_settings = pytest.importorskip("dramac_common.settings")
-    assert router_local.dev_default_secret() == layer_settings.DEV_JWT_SECRET
+def test_local_settings_take_the_dev_secret_and_issuer_of_the_layer_so_dramac_token_tokens_are_accepted():
+    from dramac_dev.tokens import issue_token
 
-
-def test_local_default_secret_falls_back_when_the_shared_layer_is_absent(monkeypatch):
-    monkeypatch.setitem(sys.modules, "dramac_common.settings", None)
-    assert router_local.dev_default_secret() == router_local.FALLBACK_DEV_JWT_SECRET
+    settings = router_local.local_settings({})
+    assert (settings["hs256_secret"], settings["issuer"]) == (DEV_JWT_SECRET, DEV_JWT_ISSUER)
+    config = router_config.parse_settings(settings)
+    user = "5f0c5a7e-0000-4000-8000-000000000001"
+    assert config.sessions.verify(issue_token(user), time.time())["sub"] == user
 
 
 def test_handler_loads_the_local_configuration_once_when_flagged(monkeypatch):

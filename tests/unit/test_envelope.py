@@ -1,7 +1,7 @@
 """The error envelope and how the API factory maps failures to it."""
 
-from dramac_common.api import create_app, envelope
-from dramac_common.errors import Conflict, NotFound, PaymentRequired, error_envelope, success_envelope
+from dramac_common.core.api import create_app, envelope
+from dramac_common.core.errors import Conflict, NotFound, PaymentRequired, error_envelope, success_envelope
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 

@@ -92,8 +92,12 @@ def test_bad_column_names_are_refused(name, problem):
     assert problem in message
 
 
-def test_identifiers_of_63_bytes_are_accepted():
-    validate_manifest(manifest_with(table(name="t" * 63, columns=[{"name": "c" * 63, "type": "text"}])))
+def test_identifiers_of_63_bytes_are_accepted_and_64_are_refused():
+    _, definition = validate_manifest(manifest_with(table(name="t" * 63, columns=[{"name": "c" * 63, "type": "text"}])))
+    [accepted] = definition.tables
+    assert (accepted.name, [c.name for c in accepted.columns]) == ("t" * 63, ["c" * 63])
+    assert "invalid" in problems_of(manifest_with(table(name="t" * 64)))
+    assert "invalid" in problems_of(manifest_with(table(columns=[{"name": "c" * 64, "type": "text"}])))
 
 
 def test_duplicate_tables_and_columns_are_refused():
@@ -361,4 +365,8 @@ def test_a_gist_index_on_inet_names_its_operator_class():
      {"name": "n", "type": "integer", "check": "n BETWEEN 0 AND 100 OR n IS NULL"}],
 )
 def test_definitions_postgresql_takes_are_accepted(column):
-    validate_manifest(manifest_with(table(columns=[column])))
+    _, definition = validate_manifest(manifest_with(table(columns=[column])))
+    [accepted] = definition.tables[0].columns
+    assert (accepted.name, accepted.type.name) == (column["name"], parse_column_type(column["type"]).name)
+    assert (accepted.default is not None) == ("default" in column)
+    assert len(definition.tables[0].checks) == ("check" in column)

@@ -3,7 +3,7 @@
 import uuid
 
 import pytest
-from dramac_common.naming import (
+from dramac_common.core.naming import (
     NamingError,
     generate_module_short_id,
     get_module_schema_name,

@@ -3,7 +3,7 @@
 from fractions import Fraction
 
 import pytest
-from dramac_common.errors import ValidationFailed
+from dramac_common.core.errors import ValidationFailed
 from dramac_common.payments.markup import Markup, retail_price_cents, validate_markup
 from dramac_common.payments.signature import SignatureError, compute_h1, parse_header, sign, verify
 from hypothesis import given

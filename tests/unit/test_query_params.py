@@ -1,7 +1,7 @@
 """PostgREST-style query parameters → the typed query model (pure parsing, no database)."""
 
 import pytest
-from dramac_common.errors import ValidationFailed
+from dramac_common.core.errors import ValidationFailed
 from dramac_common.module_data import Filter, Order, Query, filters_from_where, parse_query_params
 from dramac_common.module_data.query import DEFAULT_LIMIT, order_from
 

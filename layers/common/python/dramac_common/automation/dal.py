@@ -18,7 +18,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from ..db import Unit
+from ..core.db import Unit
 
 
 def _json(value: Any) -> Jsonb:
@@ -329,7 +329,7 @@ def insert_workflow(unit: Unit, *, site_id: uuid.UUID, name: str, description: s
                     steps: list[dict[str, Any]], workflow_id: uuid.UUID | None = None) -> uuid.UUID:
     """The workflow, its steps and its trigger subscription, in one statement (``workflow_id``: a
     chosen id, for the documented demo records; otherwise a new one)."""
-    row = unit.fetchone(
+    row = unit.fetchrow(
         """
         WITH wf AS (
           INSERT INTO public.automation_workflows (id, site_id, name, description, is_active, created_by)
@@ -349,7 +349,8 @@ def insert_workflow(unit: Unit, *, site_id: uuid.UUID, name: str, description: s
         {"id": workflow_id, "site": site_id, "name": name, "description": description, "active": is_active,
          "by": created_by, "steps": _json(steps), "event_type": event_type, "filter": _json(filter_)},
     )
-    return row["id"]
+    workflow_id_: uuid.UUID = row["id"]
+    return workflow_id_
 
 
 def get_workflow(unit: Unit, site_id: uuid.UUID, workflow_id: uuid.UUID) -> dict[str, Any] | None:
@@ -458,7 +459,7 @@ _WEBHOOK_COLUMNS = "id, site_id, workflow_id, name, event_type, is_active, creat
 
 def insert_webhook(unit: Unit, *, site_id: uuid.UUID, name: str, event_type: str, workflow_id: uuid.UUID | None,
                    token_hash: str, webhook_id: uuid.UUID | None = None) -> dict[str, Any]:
-    return unit.fetchone(
+    return unit.fetchrow(
         f"""INSERT INTO public.automation_webhooks (id, site_id, workflow_id, name, event_type, token_hash)
             VALUES (coalesce(%s::uuid, gen_random_uuid()), %s, %s, %s, %s, %s) RETURNING {_WEBHOOK_COLUMNS}""",
         (webhook_id, site_id, workflow_id, name, event_type, token_hash),

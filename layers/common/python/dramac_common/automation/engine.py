@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -34,8 +33,9 @@ from typing import Any
 
 import psycopg
 
-from .. import db, queues
-from ..errors import database_error, is_unavailable
+from ..core import db, queues
+from ..core.errors import database_error, is_unavailable
+from ..core.settings import get_settings
 from . import dal, filters
 from .steps import STEP_TYPES, Outcome, StepFailed, StepResult, StepRuntime
 from .templates import render
@@ -47,7 +47,7 @@ MAX_CHAIN_DEPTH = 5  # events caused by workflows causing events…: stop here
 
 
 def lease_seconds() -> float:
-    return float(os.environ.get("AUTOMATION_LEASE_SECONDS") or 120)
+    return get_settings().automation_lease_seconds
 
 
 class LeaseLost(Exception):
@@ -97,7 +97,7 @@ def send_resume_after_commit(execution_id: uuid.UUID | str, delay_s: float = 0) 
     """After commit the state is safe in the database: a failed send is left to the relay's sweep."""
     try:
         send_resume(execution_id, delay_s)
-    except Exception:  # noqa: BLE001 - the relay re-sends resume messages of due executions
+    except Exception:  # the relay re-sends resume messages of due executions
         log.warning("resume message for %s not sent; the relay will send it", execution_id, exc_info=True)
 
 
@@ -224,7 +224,8 @@ class Engine:
     @staticmethod
     def _call(definition: Any, runtime: StepRuntime, rendered: dict[str, Any], raw: dict[str, Any]) -> StepResult:
         try:
-            return definition.execute(runtime, rendered, raw)
+            result: StepResult = definition.execute(runtime, rendered, raw)
+            return result
         except StepFailed:
             raise
         except psycopg.Error as exc:
@@ -234,7 +235,7 @@ class Engine:
             refused = database_error(exc)
             raise StepFailed(f"{definition.name} failed: "
                              f"{refused.message if refused else 'unexpected database error'}") from exc
-        except Exception as exc:  # noqa: BLE001 - a step's own error fails the step, readably
+        except Exception as exc:  # a step's own error fails the step, readably
             log.exception("step %s raised", definition.name)
             raise StepFailed(f"{definition.name} failed: {type(exc).__name__}: {exc}") from exc
 
@@ -308,8 +309,9 @@ class Engine:
                    is_last: bool) -> bool:
         with db.service_unit() as unit:
             previous = dal.step_log(unit, execution.id, step["position"])
-            waited = previous and previous["status"] == "running" and (previous["output"] or {}).get("resumeAt")
-            if waited:
+            waited = previous is not None and previous["status"] == "running" and (previous["output"] or {}).get(
+                "resumeAt")
+            if previous is not None and waited:
                 # Resumed: the wait is over (claim_execution only resumes due executions).
                 output = {**previous["output"], "resumed": True}
                 result = StepResult(output)

@@ -70,8 +70,9 @@ def compare(actual: Any, operator: str, expected: Any) -> bool:
             isinstance(actual, str) and isinstance(expected, str))
         if not comparable:
             return False
-        return {"gt": actual > expected, "gte": actual >= expected,
-                "lt": actual < expected, "lte": actual <= expected}[operator]
+        result: bool = {"gt": actual > expected, "gte": actual >= expected,
+                        "lt": actual < expected, "lte": actual <= expected}[operator]
+        return result
     raise FilterError(f"unknown operator {operator!r}: use one of {', '.join(OPERATORS)}")
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import random
 import socket
 import threading
@@ -24,7 +23,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .. import jsonbody
+from ..core import jsonbody
+from ..core.settings import get_settings
 
 if TYPE_CHECKING:  # httpx costs ~100 ms of import: only the functions that send load it
     import httpx
@@ -61,11 +61,17 @@ class OutboundResponse:
 
 
 def private_addresses_allowed() -> bool:
-    return os.environ.get("AUTOMATION_ALLOW_PRIVATE_HTTP", "").strip().lower() in ("1", "true", "yes")
+    return get_settings().automation_allow_private_http
 
 
 def backoff_base_s() -> float:
-    return float(os.environ.get("AUTOMATION_HTTP_BACKOFF_BASE_S") or 0.5)
+    return get_settings().automation_http_backoff_base_s
+
+
+def reset_client() -> None:
+    """Forget the container's HTTP client (tests change how outbound calls are made)."""
+    global _client
+    _client = None
 
 
 def http_client() -> httpx.Client:
@@ -102,7 +108,7 @@ def resolve_checked(host: str, port: int) -> str:
         raise OutboundFailed(f"cannot resolve {host!r}: {exc.strerror or exc}", attempts=1) from exc
     addresses = []
     for info in infos:
-        address = info[4][0].split("%", 1)[0]  # drop an IPv6 zone id
+        address = str(info[4][0]).split("%", 1)[0]  # drop an IPv6 zone id
         addresses.append(ipaddress.ip_address(address))
     if not addresses:
         raise OutboundFailed(f"{host!r} resolves to no address", attempts=1)

@@ -17,14 +17,45 @@ is present with a value of another kind. Fields not listed are allowed (events c
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..automation_events import EVENT_TYPE_RE, PLATFORM_EVENT_PREFIXES, event_segment
-from ..db import Unit
-from ..errors import Forbidden, ValidationFailed
+from ..core.db import Unit
+from ..core.errors import Forbidden, ValidationFailed
+
+EVENT_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){1,3}$")
+_NOT_SEGMENT_RE = re.compile(r"[^a-z0-9_]+")
+
+# Events the platform records when the change happens (an installation, a subscription, an incoming
+# webhook): never posted from outside, never a site API key's to write.
+PLATFORM_EVENT_PREFIXES = frozenset({"marketplace", "automation"})
+
+
+def is_platform_event(event_type: str) -> bool:
+    return event_type.split(".", 1)[0] in PLATFORM_EVENT_PREFIXES
+
+
+def event_segment(text: str) -> str:
+    """``Contact-Form`` → ``contact_form``: slugs may hold hyphens, event types may not. A module's
+    events start with its slug as a segment (the database computes the same in
+    ``private.api_key_event_prefixes``)."""
+    segment = _NOT_SEGMENT_RE.sub("_", text.lower()).strip("_")
+    if not segment or not segment[0].isalpha():
+        segment = f"x{segment}"
+    return segment
+
+
+def validate_event_type(event_type: str) -> str:
+    if not isinstance(event_type, str) or not EVENT_TYPE_RE.match(event_type):
+        raise ValidationFailed(
+            f"invalid event type {event_type!r}: expected '<module>.<entity>.<action>' in lower case",
+            code="invalid_event_type",
+        )
+    return event_type
+
 
 _CONTACT = {"id": "uuid", "email": "string", "first_name": "string", "last_name": "string",
             "status": "string", "lead_score": "integer", "company_id": "uuid"}

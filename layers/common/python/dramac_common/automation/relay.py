@@ -14,9 +14,9 @@ Only rows older than a grace period are touched, so the normal after-commit send
 from __future__ import annotations
 
 import logging
-import os
 
-from .. import db, queues
+from ..core import db, queues
+from ..core.settings import get_settings
 from . import dal
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ BATCH = 500
 
 
 def grace_seconds() -> float:
-    return float(os.environ.get("AUTOMATION_RELAY_GRACE_SECONDS") or 60)
+    return get_settings().automation_relay_grace_seconds
 
 
 def relay_undispatched_events(grace_s: float | None = None, batch: int = BATCH) -> int:

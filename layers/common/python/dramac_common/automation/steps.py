@@ -15,7 +15,6 @@ by the engine just before a step runs.
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import uuid
@@ -26,9 +25,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .. import jsonbody
-from ..db import Unit
-from ..errors import ApiError
+from ..core import jsonbody
+from ..core.db import Unit
+from ..core.errors import ApiError
+from ..core.settings import get_settings
 from . import dal, outbound
 from .filters import OPERATORS, FilterError, evaluate_condition, validate_operand
 from .templates import TemplateError, validate_path, validate_templates
@@ -74,6 +74,12 @@ class StepRuntime:
     unit: Unit | None = None
     budget_s: float = 60.0
     previous_attempts: int = 0
+
+    def database(self) -> Unit:
+        """The step's transaction (the engine gives one to the step types that write)."""
+        if self.unit is None:
+            raise StepFailed("this step needs the database and was given no transaction")
+        return self.unit
 
 
 # Configs -------------------------------------------------------------------------------------------
@@ -195,7 +201,7 @@ def run_delay(rt: StepRuntime, config: dict[str, Any], raw: dict[str, Any]) -> S
 
 def run_set_variable(rt: StepRuntime, config: dict[str, Any], raw: dict[str, Any]) -> StepResult:
     name, value = raw["name"], _jsonable(config.get("value"))
-    dal.set_variable(rt.unit, rt.workflow_id, rt.site_id, name, value)
+    dal.set_variable(rt.database(), rt.workflow_id, rt.site_id, name, value)
     rt.variables[name] = value
     return StepResult({"name": name, "value": value})
 
@@ -206,7 +212,7 @@ def _sdk_for(rt: StepRuntime, module: str) -> Any:
     from ..module_data import ModuleDatabaseSDK
 
     try:
-        return ModuleDatabaseSDK.for_service(rt.unit, module_slug=module, site_id=rt.site_id)
+        return ModuleDatabaseSDK.for_service(rt.database(), module_slug=module, site_id=rt.site_id)
     except ApiError as exc:  # not installed, disabled or still provisioning on this site
         raise StepFailed(f"module {module}: {exc.message}") from exc
 
@@ -268,10 +274,8 @@ def ses_client() -> Any:
             if _ses is None:
                 import boto3
 
-                from ..settings import get_settings
-
                 _ses = boto3.client("ses", region_name=get_settings().aws_region,
-                                    endpoint_url=os.environ.get("SES_ENDPOINT_URL") or None)
+                                    endpoint_url=get_settings().ses_endpoint_url)
     return _ses
 
 
@@ -282,7 +286,7 @@ def reset_clients() -> None:
 
 
 def run_send_email(rt: StepRuntime, config: dict[str, Any], raw: dict[str, Any]) -> StepResult:
-    sender = os.environ.get("AUTOMATION_EMAIL_FROM")
+    sender = get_settings().automation_email_from
     if not sender:
         raise StepFailed("send_email: AUTOMATION_EMAIL_FROM is not configured")
     to = config.get("to")
@@ -296,7 +300,7 @@ def run_send_email(rt: StepRuntime, config: dict[str, Any], raw: dict[str, Any])
             Source=sender, Destination={"ToAddresses": recipients},
             Message={"Subject": {"Data": str(config.get("subject", "")), "Charset": "UTF-8"},
                      "Body": {body_kind: {"Data": str(config.get("body", "")), "Charset": "UTF-8"}}})
-    except Exception as exc:  # noqa: BLE001 - SES's refusal (unverified identity, throttling) is the step's error
+    except Exception as exc:  # SES's refusal (unverified identity, throttling) is the step's error
         raise StepFailed(f"send_email: SES refused the message: {exc}") from exc
     return StepResult({"messageId": response["MessageId"], "to": recipients})
 

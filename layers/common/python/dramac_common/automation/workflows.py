@@ -11,18 +11,21 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from .. import jsonbody
-from ..automation_events import PLATFORM_EVENT_PREFIXES, log_automation_event
-from ..db import Unit
-from ..errors import NotFound, ValidationFailed
-from ..tenancy import Caller, require_site_access
+from ..core import jsonbody
+from ..core.auth import Caller
+from ..core.db import Unit
+from ..core.errors import NotFound, ValidationFailed
+from ..core.tenancy import require_site_access
+from ..core.wire import CamelModel
 from . import dal
 from .filters import FilterError, validate_filter
-from .registry import require_known_event, site_events, validate_payload
+from .outbox import log_automation_event
+from .registry import PLATFORM_EVENT_PREFIXES, require_known_event, site_events, validate_payload
 from .steps import validate_step
 
 MAX_STEPS = 50
@@ -30,8 +33,10 @@ WEBHOOK_EVENT = "automation.webhook.received"
 EXECUTION_STATUSES = ("pending", "running", "waiting", "completed", "failed", "cancelled")
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+class _Body(CamelModel):
+    """A request body: nothing unknown is accepted."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class StepInput(_Body):
@@ -42,30 +47,130 @@ class StepInput(_Body):
 class WorkflowCreate(_Body):
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=2000)
-    trigger_event_type: str = Field(alias="triggerEventType")
+    trigger_event_type: str
     filter: dict[str, Any] | None = None
-    is_active: bool = Field(default=True, alias="isActive")
+    is_active: bool = True
     steps: list[StepInput] = Field(min_length=1, max_length=MAX_STEPS)
 
 
 class WorkflowUpdate(_Body):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
-    trigger_event_type: str | None = Field(default=None, alias="triggerEventType")
+    trigger_event_type: str | None = None
     filter: dict[str, Any] | None = None
-    is_active: bool | None = Field(default=None, alias="isActive")
+    is_active: bool | None = None
     steps: list[StepInput] | None = Field(default=None, min_length=1, max_length=MAX_STEPS)
 
 
 class EventInput(_Body):
-    event_type: str = Field(alias="eventType")
+    event_type: str
     payload: dict[str, Any] = Field(default_factory=dict)
 
 
 class WebhookCreate(_Body):
     name: str = Field(default="", max_length=200)
-    event_type: str = Field(default=WEBHOOK_EVENT, alias="eventType")
-    workflow_id: uuid.UUID | None = Field(default=None, alias="workflowId")
+    event_type: str = Field(default=WEBHOOK_EVENT)
+    workflow_id: uuid.UUID | None = None
+
+
+# What the automation API answers (the dicts below are built in SQL, camelCase already; these models
+# document them in the function's OpenAPI document).
+
+class WorkflowStep(CamelModel):
+    id: uuid.UUID
+    position: int
+    type: str
+    config: dict[str, Any]
+
+
+class WorkflowTrigger(CamelModel):
+    id: uuid.UUID
+    event_type: str
+    filter: dict[str, Any]
+    is_active: bool
+
+
+class Workflow(CamelModel):
+    id: uuid.UUID
+    site_id: uuid.UUID
+    name: str
+    description: str
+    is_active: bool
+    created_by: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+    steps: list[WorkflowStep]
+    subscription: WorkflowTrigger | None
+
+
+class Execution(CamelModel):
+    id: uuid.UUID
+    workflow_id: uuid.UUID
+    site_id: uuid.UUID
+    event_id: uuid.UUID | None
+    status: str
+    started_at: datetime | None
+    completed_at: datetime | None
+    resume_at: datetime | None
+    error: str | None
+    created_at: datetime
+
+
+class ExecutionEvent(CamelModel):
+    id: uuid.UUID
+    event_type: str
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+class StepLog(CamelModel):
+    id: uuid.UUID
+    step_id: uuid.UUID | None
+    position: int
+    type: str
+    status: str
+    input: Any
+    output: Any
+    error: str | None
+    attempts: int
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_ms: int | None
+
+
+class ExecutionWithSteps(Execution):
+    event: ExecutionEvent | None
+    steps: list[StepLog]
+
+
+class EventType(CamelModel):
+    event_type: str
+    category: str
+    name: str
+    description: str
+    payload_schema: dict[str, str]
+    source_module: str | None
+
+
+class EmittedEvent(CamelModel):
+    event_id: uuid.UUID
+    event_type: str | None = None
+
+
+class Webhook(CamelModel):
+    id: uuid.UUID
+    site_id: uuid.UUID
+    workflow_id: uuid.UUID | None
+    name: str
+    event_type: str
+    is_active: bool
+    created_at: datetime
+    last_received_at: datetime | None
+
+
+class CreatedWebhook(Webhook):
+    token: str | None = None  # shown once: a replay of the creation carries neither token nor path
+    path: str | None = None
 
 
 def validated_steps(unit: Unit, site_id: uuid.UUID, steps: list[StepInput]) -> list[dict[str, Any]]:
@@ -90,7 +195,7 @@ def validated_steps(unit: Unit, site_id: uuid.UUID, steps: list[StepInput]) -> l
 RECORD_STEPS = ("create_record", "update_record")
 
 
-def _record_target_problems(unit: Unit, site_id: uuid.UUID, config: dict[str, Any], *, where: str) -> list[dict]:
+def _record_target_problems(unit: Unit, site_id: uuid.UUID, config: dict[str, Any], *, where: str) -> list[dict[str, Any]]:
     """The module (slug or id) must be installed on the site, the table one of its manifest's."""
     module, table = config["module"], config["table"]
     try:
@@ -102,7 +207,7 @@ def _record_target_problems(unit: Unit, site_id: uuid.UUID, config: dict[str, An
     if row is None or row["installation_status"] in (None, "failed"):
         return [{"field": f"{where}.module", "message": f"module {module!r} is not installed on this site"}]
     manifest = row["manifest"] if isinstance(row["manifest"], dict) else {}
-    database = manifest.get("database") if isinstance(manifest.get("database"), dict) else {}
+    database = manifest["database"] if isinstance(manifest.get("database"), dict) else {}
     tables = [t.get("name") for t in database.get("tables") or [] if isinstance(t, dict)]
     if table not in tables:
         known = ", ".join(sorted(t for t in tables if isinstance(t, str))) or "none"
@@ -119,6 +224,12 @@ def _filter(filter_: dict[str, Any] | None) -> dict[str, Any]:
                                details=[{"field": "filter", "message": str(exc)}]) from exc
 
 
+def _found(workflow: dict[str, Any] | None) -> dict[str, Any]:
+    if workflow is None:  # deleted by a concurrent request between two statements of this one
+        raise NotFound("Workflow not found", code="workflow_not_found")
+    return workflow
+
+
 def create_workflow(unit: Unit, caller: Caller, site_id: uuid.UUID, body: WorkflowCreate) -> dict[str, Any]:
     require_site_access(unit, site_id, manage=True)
     require_known_event(unit, site_id, body.trigger_event_type)
@@ -127,7 +238,7 @@ def create_workflow(unit: Unit, caller: Caller, site_id: uuid.UUID, body: Workfl
     workflow_id = dal.insert_workflow(unit, site_id=site_id, name=body.name, description=body.description,
                                       is_active=body.is_active, created_by=caller.user_id,
                                       event_type=body.trigger_event_type, filter_=filter_, steps=steps)
-    return dal.get_workflow(unit, site_id, workflow_id)
+    return _found(dal.get_workflow(unit, site_id, workflow_id))
 
 
 def list_workflows(unit: Unit, site_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -155,7 +266,7 @@ def update_workflow(unit: Unit, site_id: uuid.UUID, workflow_id: uuid.UUID, body
                                is_active=body.is_active, event_type=body.trigger_event_type, filter_=filter_,
                                steps=steps):
         raise NotFound("Workflow not found", code="workflow_not_found")
-    return dal.get_workflow(unit, site_id, workflow_id)
+    return _found(dal.get_workflow(unit, site_id, workflow_id))
 
 
 def delete_workflow(unit: Unit, site_id: uuid.UUID, workflow_id: uuid.UUID) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """What a module's tables look like: the registry's table list joined with the PostgreSQL catalog.
 
-The provisioner (issue 4) records each module's schema and tables in ``module_database_registry``;
+The provisioner records each module's schema and tables in ``module_database_registry``;
 the columns and their types come from ``pg_attribute``, so validation always matches the real table.
 The result is cached per container, keyed by the registry row's version and ``updated_at``: an
 upgrade that changes the registry is picked up by the next request, without a query per request
@@ -14,8 +14,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..automation_events import event_segment
-from ..db import Unit
+from ..automation.registry import event_segment
+from ..core.db import Unit
 
 IMPLICIT_COLUMNS = ("id", "site_id", "created_at", "updated_at")
 READ_ONLY_COLUMNS = frozenset({"id", "created_at", "updated_at"})  # site_id is set by the SDK itself

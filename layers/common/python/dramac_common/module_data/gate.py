@@ -11,9 +11,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from ..db import Unit
-from ..errors import Conflict, Forbidden, NotFound
-from ..jsonbody import unstorable
+from ..core.db import Unit
+from ..core.errors import Conflict, Forbidden, NotFound
+from ..core.jsonbody import unstorable
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ValidationFailed
+from ..core.errors import ValidationFailed
 
 OPERATORS = frozenset({"eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "in", "is"})
 IS_VALUES = {"null": None, "true": True, "false": False}
@@ -243,12 +243,12 @@ def order_from(order_by: Any) -> tuple[Order, ...]:
         orders = _parse_order(problems, order_by)
         problems.raise_if_any()
         return orders
-    orders = []
+    listed: list[Order] = []
     for item in order_by:
         if isinstance(item, Order):
-            orders.append(item)
+            listed.append(item)
         elif isinstance(item, str) and item.startswith("-"):
-            orders.append(Order(item[1:], True))
+            listed.append(Order(item[1:], True))
         else:
-            orders.extend(order_from(item))
-    return tuple(orders)
+            listed.extend(order_from(item))
+    return tuple(listed)

@@ -8,7 +8,7 @@ catalog, then enter SQL only as ``psycopg.sql.Identifier``; values are always pa
 
 Every create, update and delete writes its ``<slug>.<entity>.created|updated|deleted`` events to the
 automation outbox in the same statement as the change (updates carry ``previous``), through the
-shared layer's ``automation_events.events_for_rows`` (the statement-level ``log_automation_event``:
+``automation.outbox.events_for_rows`` (the statement-level ``log_automation_event``:
 same validation, columns and after-commit dispatch).
 """
 
@@ -17,15 +17,16 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from .. import automation_events
-from ..db import Unit
-from ..errors import (
+from ..automation import outbox
+from ..automation.registry import event_segment
+from ..core.db import Unit
+from ..core.errors import (
     ApiError,
     BadRequest,
     Conflict,
@@ -39,7 +40,6 @@ from .catalog import (
     Column,
     ModuleSchema,
     Table,
-    event_segment,
     forget_module_schema,
     load_module_schema,
 )
@@ -101,7 +101,8 @@ def _database_errors(table: Table, *, written: Sequence[str] = (), action: str |
         if error is None or error.status >= 500:
             raise  # a defect, or an outage workers retry: the API factory maps it by the same table
         if len(fields) > 1:
-            error.details = [{"field": f, "message": error.details[0]["message"]} for f in fields]
+            message = error.details[0]["message"] if error.details else str(error)
+            error.details = [{"field": f, "message": message} for f in fields]
         raise error from exc
 
 
@@ -175,7 +176,7 @@ class ModuleDatabaseSDK:
         t = self._table(table)
         condition, params = self._where(t, filters_from_where(where))
         with self._scope(), _database_errors(t):
-            row = self.unit.fetchone(sql.SQL("SELECT count(*) AS n FROM {} WHERE {}").format(self._ident(t), condition),
+            row = self.unit.fetchrow(sql.SQL("SELECT count(*) AS n FROM {} WHERE {}").format(self._ident(t), condition),
                                      params)
         return int(row["n"])
 
@@ -183,7 +184,7 @@ class ModuleDatabaseSDK:
         t = self._table(table)
         condition, params = self._where(t, filters_from_where(where))
         with self._scope(), _database_errors(t):
-            row = self.unit.fetchone(
+            row = self.unit.fetchrow(
                 sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {}) AS found").format(self._ident(t), condition), params)
         return bool(row["found"])
 
@@ -206,7 +207,7 @@ class ModuleDatabaseSDK:
                 if rows:
                     count = int(rows[0][_TOTAL])
                 else:  # past the end (or limit 0): the window saw no rows, so count them directly
-                    count = int(self.unit.fetchone(
+                    count = int(self.unit.fetchrow(
                         sql.SQL("SELECT count(*) AS n FROM {} WHERE {}").format(self._ident(t), condition),
                         params)["n"])
         for row in rows:
@@ -227,9 +228,10 @@ class ModuleDatabaseSDK:
                  for i, r in enumerate(records)]
         columns = [c for c in t.columns if any(c in r for r in clean)]
         self._check_references(t, clean)
-        rows_sql, params = [], []
+        rows_sql: list[sql.Composable] = []
+        params: list[Any] = []
         for record in clean:
-            cells = [sql.Placeholder()]
+            cells: list[sql.Composable] = [sql.Placeholder()]
             params.append(self.site_id)
             for c in columns:
                 if c in record:
@@ -312,7 +314,7 @@ class ModuleDatabaseSDK:
 
     # -- internals: validation -------------------------------------------------------------
 
-    def _table(self, name: str) -> Table:
+    def _table(self, name: object) -> Table:
         table = self.schema.tables.get(name) if isinstance(name, str) else None
         if table is None:
             known = ", ".join(sorted(self.schema.tables)) or "none"
@@ -388,7 +390,7 @@ class ModuleDatabaseSDK:
                 continue
             target = self.schema.tables[column.references]
             with self._scope():
-                row = self.unit.fetchone(
+                row = self.unit.fetchrow(
                     sql.SQL("SELECT count(*) AS n FROM {} WHERE site_id = %s AND id = ANY(%s)").format(
                         self._ident(target)), (self.site_id, list(ids)))
             if int(row["n"]) != len(ids):
@@ -422,7 +424,7 @@ class ModuleDatabaseSDK:
             exc.details = [{"operation": index, **d} for d in (exc.details or [{}])]
             exc.message = f"Operation {index}: {exc.message}"
             raise
-        return kind, table, op
+        return str(kind), str(table), op
 
     def _run(self, kind: str, table: str, op: Mapping[str, Any]) -> dict[str, Any]:
         values = op.get("values", op.get("data"))
@@ -471,6 +473,7 @@ class ModuleDatabaseSDK:
     def _filter_sql(self, table: Table, f: Filter) -> tuple[sql.Composable, list[Any]]:
         column = self._column(table, f.column)
         ident = sql.Identifier(column.name)
+        clause: sql.Composable
         try:
             if f.op in _COMPARISONS:
                 if f.value is None:
@@ -518,7 +521,7 @@ class ModuleDatabaseSDK:
         payload = (sql.SQL("(to_jsonb(r) - {}) || jsonb_build_object('previous', r.{})").format(
                        sql.Literal(_PREVIOUS), sql.Identifier(_PREVIOUS))
                    if action == "updated" else sql.SQL("to_jsonb(r)"))
-        events, event_params = automation_events.events_for_rows(
+        events, event_params = outbox.events_for_rows(
             self.unit, self.site_id, f"{event_segment(self.target.slug)}.{table.entity}.{action}", rows="changed",
             payload=payload, source_module=self.target.slug, source_entity_type=table.entity,
             source_entity_id=sql.SQL("r.id::text"), source_manifest=self.target.manifest)
@@ -532,7 +535,7 @@ class ModuleDatabaseSDK:
         for row in rows:
             row.pop(_EVENTS, None)
             row.pop(_PREVIOUS, None)
-        automation_events.dispatch_after_commit(self.unit, event_ids)
+        outbox.dispatch_after_commit(self.unit, event_ids)
         return rows
 
     def _update(self, table: Table, filters: Sequence[Filter], values: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -590,10 +593,8 @@ class ModuleDatabaseSDK:
         conn = self.unit.conn
         if conn.closed or conn.info.transaction_status == psycopg.pq.TransactionStatus.UNKNOWN:
             return
-        try:
+        with suppress(psycopg.Error):
             conn.execute(sql.SQL("ROLLBACK TO SAVEPOINT {0}; RELEASE SAVEPOINT {0}").format(sql.Identifier(savepoint)))
-        except psycopg.Error:
-            pass
 
 
 def forget_cached_schemas() -> None:

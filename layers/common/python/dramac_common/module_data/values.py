@@ -20,8 +20,8 @@ from typing import Any
 
 from psycopg.types.json import Jsonb, set_json_loads
 
-from .. import jsonbody, pg_values
-from ..db import Unit
+from ..core import jsonbody, pg_values
+from ..core.db import Unit
 from .catalog import Column
 
 INT_RANGES = {"int2": 2**15, "int4": 2**31, "int8": 2**63}
@@ -53,7 +53,7 @@ def _integer(value: Any, type_name: str) -> int:
     bound = INT_RANGES[type_name]
     if not -bound <= value < bound:
         raise InvalidValue(f"out of range for {type_name}")
-    return value
+    return int(value)
 
 
 def _number(value: Any, column: Column) -> Decimal | int | float:

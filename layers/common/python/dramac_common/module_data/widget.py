@@ -12,9 +12,9 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from ..db import Unit
-from ..errors import ValidationFailed
-from ..jsonbody import unstorable
+from ..core.db import Unit
+from ..core.errors import ValidationFailed
+from ..core.jsonbody import unstorable
 from .gate import ModuleTarget, require_enabled_module
 from .values import fetch_exact
 

@@ -1,23 +1,16 @@
-"""Payment settings, read from the environment (cheap: a handful of lookups, never cached stale).
-
-``PAYMENT_PROVIDER`` (``paddle`` | ``sandbox``), ``PADDLE_WEBHOOK_SECRET``, ``PADDLE_API_URL``
-(default the Paddle sandbox API), ``PADDLE_API_KEY``, ``PADDLE_WEBHOOK_TOLERANCE_SECONDS`` (300),
-``PADDLE_TAX_CATEGORY`` (``standard``), ``SANDBOX_WEBHOOK_URL`` (where the sandbox delivers its
-webhooks: from configuration only, never from a request; ``dramac dev`` sets it to its own gateway).
+"""Payment settings: the provider and Paddle's, from ``core.settings`` (``PAYMENT_PROVIDER``,
+``PADDLE_WEBHOOK_SECRET``, ``PADDLE_API_URL``, ``PADDLE_API_KEY``, ``PADDLE_WEBHOOK_TOLERANCE_SECONDS``,
+``PADDLE_TAX_CATEGORY``, ``PADDLE_API_TIMEOUT_SECONDS``, ``SANDBOX_WEBHOOK_URL``: where the sandbox
+delivers its webhooks, from configuration only, never from a request; ``dramac dev`` sets it to its
+own gateway).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-from ..settings import get_settings
-from .signature import DEFAULT_TOLERANCE_SECONDS
+from ..core.settings import SANDBOX_WEBHOOK_SECRET, get_settings
 
-# Local default only: with PAYMENT_PROVIDER=sandbox and no PADDLE_WEBHOOK_SECRET, the sandbox signs
-# and the webhook verifies with this documented value. With paddle, a secret must be configured.
-SANDBOX_WEBHOOK_SECRET = "dramac-sandbox-paddle-webhook-secret"  # noqa: S105 - documented local default
-PADDLE_SANDBOX_API_URL = "https://sandbox-api.paddle.com"
 PROVIDERS = ("paddle", "sandbox")
 
 
@@ -46,10 +39,10 @@ def get_payment_config() -> PaymentConfig:
     return PaymentConfig(
         provider=provider,
         webhook_secret=secret,
-        webhook_tolerance_seconds=int(os.environ.get("PADDLE_WEBHOOK_TOLERANCE_SECONDS") or DEFAULT_TOLERANCE_SECONDS),
-        paddle_api_url=(os.environ.get("PADDLE_API_URL") or PADDLE_SANDBOX_API_URL).rstrip("/"),
-        paddle_api_key=os.environ.get("PADDLE_API_KEY") or None,
-        paddle_tax_category=os.environ.get("PADDLE_TAX_CATEGORY") or "standard",
-        paddle_timeout_seconds=float(os.environ.get("PADDLE_API_TIMEOUT_SECONDS") or 10),
+        webhook_tolerance_seconds=settings.paddle_webhook_tolerance_seconds,
+        paddle_api_url=settings.paddle_api_url,
+        paddle_api_key=settings.paddle_api_key,
+        paddle_tax_category=settings.paddle_tax_category,
+        paddle_timeout_seconds=settings.paddle_api_timeout_seconds,
         sandbox_webhook_url=settings.sandbox_webhook_url,
     )

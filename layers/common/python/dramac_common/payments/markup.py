@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import ValidationFailed
+from ..core.errors import ValidationFailed
 
 MARKUP_TYPES = ("none", "percentage", "fixed")
 MAX_PERCENTAGE = 1000

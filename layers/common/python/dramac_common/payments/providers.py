@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..errors import ApiError
+from ..core.errors import ApiError
 from .config import PaymentConfig, get_payment_config
 
 log = logging.getLogger(__name__)

@@ -19,10 +19,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from .. import db
-from ..db import Unit
-from ..errors import ApiError, Conflict, NotFound
-from ..tenancy import require_agency_access
+from ..core import db
+from ..core.db import Unit
+from ..core.errors import ApiError, Conflict, NotFound
+from ..core.tenancy import require_agency_access
 from .config import PaymentConfig
 from .signature import sign
 

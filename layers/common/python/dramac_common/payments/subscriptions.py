@@ -9,11 +9,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from .. import marketplace
-from ..api import CamelModel
-from ..db import Unit
-from ..errors import BadRequest, Conflict, NotFound, ValidationFailed
-from ..tenancy import require_agency_access
+from ..core.db import Unit
+from ..core.errors import BadRequest, Conflict, NotFound, ValidationFailed
+from ..core.tenancy import require_agency_access
+from ..core.wire import CamelModel
+from ..marketplace import catalog as marketplace
 from .markup import Markup, retail_price_cents
 from .providers import CheckoutRequest, PaymentProvider
 

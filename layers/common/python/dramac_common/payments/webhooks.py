@@ -28,9 +28,10 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from .. import jsonbody, marketplace
-from ..db import Unit
-from ..errors import ValidationFailed
+from ..core import jsonbody
+from ..core.db import Unit
+from ..core.errors import ValidationFailed
+from ..marketplace import catalog as marketplace
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +276,7 @@ def apply_event(unit: Unit, event: PaddleEvent) -> WebhookOutcome:
                        detail=f"an event of {last.isoformat()} was applied already")
     transaction_id, paddle_subscription = _provider_refs(event)
     previous = sub["status"]
-    updated = unit.fetchone(
+    updated = unit.fetchrow(
         """
         UPDATE public.agency_module_subscriptions SET
           status = %(status)s,

@@ -182,7 +182,8 @@ def _column_sql(col: Any) -> sql.Composed:
         parts.append(sql.SQL("NOT NULL"))
     if col.default is not None:
         parts.append(sql.SQL("DEFAULT {}").format(col.default.to_sql()))
-    return sql.SQL(" ").join(parts)
+    joined: sql.Composed = sql.SQL(" ").join(parts)
+    return joined
 
 
 def _table_constraints(table: TableDef, existing: set[str]) -> list[sql.Composed]:
@@ -234,7 +235,7 @@ def _add_foreign_key(schema: str, table: str, fk: ForeignKeyDef) -> sql.Composed
     # (site_id, column) → (site_id, key): a row can only point at a row of its own site.
     columns = sql.SQL("site_id, {}").format(sql.Identifier(fk.column))
     target = sql.SQL("{} (site_id, {})").format(sql.Identifier(schema, fk.target_table), sql.Identifier(fk.target_column))
-    on_delete = sql.SQL(fk.on_delete)
+    on_delete: sql.Composable = sql.SQL(fk.on_delete)
     if fk.on_delete in ("SET NULL", "SET DEFAULT"):
         # PostgreSQL 15+: only the referencing column is reset, never site_id.
         on_delete = sql.SQL("{} ({})").format(on_delete, sql.Identifier(fk.column))

@@ -80,15 +80,7 @@ COMPARE_OPS = {"=": "=", "<>": "<>", "!=": "<>", "<": "<", "<=": "<=", ">": ">",
 SUM_OPS = {"+", "-", "||"}
 PRODUCT_OPS = {"*", "/", "%"}
 # Words with a meaning of their own in SQL: never a column name inside an expression.
-_SQL_WORDS = frozenset("""
-    all analyse analyze and any array as asc asymmetric both case cast check collate column constraint create
-    current_catalog current_role current_time current_user default deferrable desc distinct do else end
-    except exists fetch for foreign from grant group having in initially intersect into lateral leading limit
-    localtime localtimestamp not null offset on only or order placing primary references returning select
-    session_user some symmetric table then to trailing union unique user using variadic when where window
-    with between like ilike is isnull notnull similar escape overlaps join values row delete insert update
-    drop alter truncate execute copy do perform declare begin commit rollback
-""".split())
+_SQL_WORDS = frozenset(["all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "both", "case", "cast", "check", "collate", "column", "constraint", "create", "current_catalog", "current_role", "current_time", "current_user", "default", "deferrable", "desc", "distinct", "do", "else", "end", "except", "exists", "fetch", "for", "foreign", "from", "grant", "group", "having", "in", "initially", "intersect", "into", "lateral", "leading", "limit", "localtime", "localtimestamp", "not", "null", "offset", "on", "only", "or", "order", "placing", "primary", "references", "returning", "select", "session_user", "some", "symmetric", "table", "then", "to", "trailing", "union", "unique", "user", "using", "variadic", "when", "where", "window", "with", "between", "like", "ilike", "is", "isnull", "notnull", "similar", "escape", "overlaps", "join", "values", "row", "delete", "insert", "update", "drop", "alter", "truncate", "execute", "copy", "do", "perform", "declare", "begin", "commit", "rollback"])
 
 _TOKEN_RE = re.compile(
     r"""
@@ -133,8 +125,8 @@ def tokenize(text: str) -> list[Token]:
             # E'..', B'..', X'..', U&'..': prefixed strings change the escaping rules
             problem = f"prefixed string literals are not allowed (position {tokens[-1].pos + 1})"
             pos = tokens.pop().pos
-        if problem is not None:
-            tokens.append(Token("bad", problem, pos))
+        if problem is not None or m is None or m.lastgroup is None:
+            tokens.append(Token("bad", problem or f"unexpected character at position {pos + 1}", pos))
             return tokens
         if m.lastgroup != "ws":
             tokens.append(Token(m.lastgroup, m.group(), pos))
@@ -445,7 +437,7 @@ class _Parser:
 
     def type_name(self) -> ColumnType:
         start = self.tok
-        words = []
+        words: list[str] = []
         while self.tok.kind == "word" and (not words or self.tok.text.lower() in _TYPE_CONTINUATIONS):
             words.append(self.advance().text.lower())
         if not words:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from ..naming import NamingError, validate_identifier
+from ..core.naming import NamingError, validate_identifier
 from .column_types import ColumnType, ColumnTypeError, parse_column_type
 from .errors import ManifestError
 from .expressions import Context, ExpressionError, Node, parse_expression
@@ -33,16 +34,7 @@ SLUG_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
 # PostgreSQL's reserved key words (categories R and T of pg_get_keywords(); a test keeps this in step
 # with the server) and the system column names a table cannot use.
-RESERVED_WORDS = frozenset("""
-    all analyse analyze and any array as asc asymmetric authorization binary both case cast check collate
-    collation column concurrently constraint create cross current_catalog current_date current_role
-    current_schema current_time current_timestamp current_user default deferrable desc distinct do else end
-    except false fetch for foreign freeze from full grant group having ilike in initially inner intersect into
-    is isnull join lateral leading left like limit localtime localtimestamp natural not notnull null offset on
-    only or order outer overlaps placing primary references returning right select session_user similar some
-    symmetric system_user table tablesample then to trailing true union unique user using variadic verbose
-    when where window with
-""".split())
+RESERVED_WORDS = frozenset(["all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "authorization", "binary", "both", "case", "cast", "check", "collate", "collation", "column", "concurrently", "constraint", "create", "cross", "current_catalog", "current_date", "current_role", "current_schema", "current_time", "current_timestamp", "current_user", "default", "deferrable", "desc", "distinct", "do", "else", "end", "except", "false", "fetch", "for", "foreign", "freeze", "from", "full", "grant", "group", "having", "ilike", "in", "initially", "inner", "intersect", "into", "is", "isnull", "join", "lateral", "leading", "left", "like", "limit", "localtime", "localtimestamp", "natural", "not", "notnull", "null", "offset", "on", "only", "or", "order", "outer", "overlaps", "placing", "primary", "references", "returning", "right", "select", "session_user", "similar", "some", "symmetric", "system_user", "table", "tablesample", "then", "to", "trailing", "true", "union", "unique", "user", "using", "variadic", "verbose", "when", "where", "window", "with"])
 SYSTEM_COLUMNS = frozenset({"oid", "tableoid", "xmin", "xmax", "cmin", "cmax", "ctid"})
 
 # The columns every module table has, whether or not the manifest lists them.
@@ -244,7 +236,7 @@ def parse_manifest(raw: Any) -> Manifest:
         raise ManifestError([_describe_error(err, raw) for err in exc.errors()]) from None
 
 
-def _describe_error(err: dict[str, Any], raw: Any) -> str:
+def _describe_error(err: Mapping[str, Any], raw: Any) -> str:
     loc = list(err.get("loc", ()))
     where: list[str] = []
     node: Any = raw
@@ -413,30 +405,30 @@ def _build_table(spec: TableSpec, columns_of: dict[str, dict[str, ColumnDef]],
         # ``id`` stays the primary key; the manifest's key becomes unique within each site.
         uniques.append(UniqueDef(object_name(table, *natural_key, "key"), ("site_id", *natural_key)))
 
-    indexes = []
+    indexes: list[IndexDef] = []
     for n, idx in enumerate(spec.indexes):
         built = _build_index(table, n, idx, types, all_columns, problems)
         if built:
             indexes.append(built)
 
-    fks = []
+    fks: list[ForeignKeyDef] = []
     fk_columns: set[str] = set()
     for fk in spec.foreign_keys:
-        built = _build_foreign_key(table, fk, cols, columns_of, unique_targets, problems)
-        if built is None:
+        built_fk = _build_foreign_key(table, fk, cols, columns_of, unique_targets, problems)
+        if built_fk is None:
             continue
-        if built.column in fk_columns:
-            problems.append(f"table {table}, column {built.column}: more than one foreign key")
+        if built_fk.column in fk_columns:
+            problems.append(f"table {table}, column {built_fk.column}: more than one foreign key")
             continue
-        fk_columns.add(built.column)
-        fks.append(built)
+        fk_columns.add(built_fk.column)
+        fks.append(built_fk)
         # Every foreign key is indexed (site_id first), unless an index already leads with it.
-        leading = ("site_id", built.column)
+        leading = ("site_id", built_fk.column)
         covered = any(i.columns[:2] == leading and i.method == "btree" and i.where is None for i in indexes) or any(
             u.columns[:2] == leading for u in uniques
         )
         if not covered:
-            indexes.append(IndexDef(object_name(table, built.column, "fk_idx"), leading))
+            indexes.append(IndexDef(object_name(table, built_fk.column, "fk_idx"), leading))
 
     entity = spec.entity if spec.entity is not None else (table[:-1] if table.endswith("s") and len(table) > 1 else table)
     if spec.entity is not None:

@@ -22,8 +22,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from .. import db
-from ..naming import generate_module_short_id, get_module_schema_name
+from ..core import db
+from ..core.naming import generate_module_short_id, get_module_schema_name
 from . import ddl, registry
 from .errors import (
     ManifestError,
@@ -84,7 +84,10 @@ def _lock_and_read(unit: db.Unit, module_id: uuid.UUID, short_id: str, schema: s
     gets its own snapshot, so the read sees whatever the previous lock holder committed."""
     cur = unit.execute(sql.SQL("{}; {}").format(lock_statement(short_id), _state_query(module_id, short_id, schema)))
     cur.nextset()
-    return cur.fetchone()
+    row = cur.fetchone()
+    if row is None:
+        raise LookupError("the state query returned no row")
+    return row
 
 
 def _activate_statement(module_id: uuid.UUID) -> sql.Composed:
@@ -138,19 +141,26 @@ def provision_module(module_id: uuid.UUID | str) -> ProvisionResult:
             _, definition = validate_manifest(module["manifest"])
             if not needs_schema(module["module_type"], definition):
                 row = _run_script(unit, [(None, _activate_statement(module_id))])
-                return ProvisionResult(module_id, "no_schema", definition.version, activated=row["activated"])
+                return ProvisionResult(module_id, "no_schema", definition.version, activated=_activated(row))
             entries = [registry.RegistryEntry.from_json(e) for e in state["registry"]]
             action, parts = _plan(module_id, short_id, schema, definition, entries, ddl.CatalogState.from_row(state))
             parts.append((None, _activate_statement(module_id)))
             row = _run_script(unit, parts)
             return ProvisionResult(module_id, action, definition.version, schema, definition.table_names,
-                                   row["activated"])
+                                   _activated(row))
     except psycopg.OperationalError as exc:
         raise TransientProvisioningError(f"the database was unavailable ({str(exc).strip()[:200]})") from exc
 
 
+def _activated(row: dict[str, Any] | None) -> int:
+    """How many installations the activation statement (the script's last) made active."""
+    if row is None:
+        raise LookupError("the activation statement returned no row")
+    return int(row["activated"])
+
+
 def _plan(module_id: uuid.UUID, short_id: str, schema: str, definition: SchemaDefinition,
-          entries: list[registry.RegistryEntry], catalog: ddl.CatalogState) -> tuple[str, list]:
+          entries: list[registry.RegistryEntry], catalog: ddl.CatalogState) -> tuple[str, list[tuple[str | None, sql.Composable]]]:
     owner = next((e for e in entries if e.module_short_id == short_id), None)
     if owner is not None and owner.module_id != module_id:
         raise ProvisioningRefused(
@@ -184,7 +194,7 @@ def mark_installations_failed(module_id: uuid.UUID | str, error: str) -> int:
             "WHERE module_id = %s AND status = 'provisioning'",
             (error[:2000], uuid.UUID(str(module_id))),
         )
-        return cur.rowcount
+        return int(cur.rowcount)
 
 
 def deprovision_module(module_id: uuid.UUID | str) -> bool:
@@ -303,7 +313,7 @@ def run_job(action: str, module_id: uuid.UUID, *, site_id: uuid.UUID | None = No
             try:
                 mark_installations_failed(
                     module_id, f"Provisioning failed after {receive_count} attempts: {summary}")
-            except Exception:  # noqa: BLE001 - the database may be the thing that is down
+            except Exception:  # the database may be the thing that is down
                 log.exception("could not mark installations failed")
         raise
 

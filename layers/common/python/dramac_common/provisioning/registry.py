@@ -12,7 +12,7 @@ from typing import Any
 
 from psycopg import sql
 
-from ..db import Unit
+from ..core.db import Unit
 
 
 @dataclass(frozen=True)

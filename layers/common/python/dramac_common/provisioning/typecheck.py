@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 
-from .. import pg_values
+from ..core import pg_values
 from .column_types import ColumnType
 from .expressions import (
     Between,
@@ -77,6 +77,20 @@ class Typed:
     @property
     def unknown(self) -> bool:
         return self.type is None and not self.is_null
+
+    @property
+    def known(self) -> ColumnType:
+        """The type, where the caller has ruled out NULL and untyped literals."""
+        if self.type is None:
+            raise TypeError(f"{self.describe()} has no type here")
+        return self.type
+
+    @property
+    def text(self) -> str:
+        """An untyped literal's text, where the caller has found the value ``unknown``."""
+        if self.literal is None:
+            raise TypeError(f"{self.describe()} is not a string literal")
+        return self.literal
 
     @property
     def base(self) -> str | None:
@@ -220,7 +234,7 @@ class _Checker:
             return Typed(BOOLEAN, constant=operand.constant, stable=operand.stable)
         if operand.is_null or operand.unknown:
             raise _fail(f"'{node.op}' before an untyped value is ambiguous: cast it to a type")
-        if operand.type.is_array or (operand.base not in NUMERIC_RANK and operand.base != "interval"):
+        if operand.known.is_array or (operand.base not in NUMERIC_RANK and operand.base != "interval"):
             raise _fail(f"'{node.op}' does not apply to {operand.describe()}")
         if operand.number is not None:
             number = -operand.number if node.op == "-" else operand.number
@@ -247,10 +261,10 @@ class _Checker:
         return self.arithmetic(op, left, right)
 
     def require_boolean(self, operand: Typed, where: str) -> None:
-        if operand.is_null or (operand.type is not None and not operand.type.is_array and operand.base == "boolean"):
+        if operand.is_null or (operand.type is not None and not operand.known.is_array and operand.base == "boolean"):
             return
         if operand.unknown:
-            check_literal(operand.literal, BOOLEAN)
+            check_literal(operand.text, BOOLEAN)
             return
         raise _fail(f"{where} needs a boolean, not {operand.describe()}")
 
@@ -264,7 +278,7 @@ class _Checker:
         known = _without_typmod(common or typed[0])
         for side in (left, right):
             if side.unknown:
-                check_literal(side.literal, known)
+                check_literal(side.text, known)
         if left.is_null or right.is_null:
             # NULL takes the other side's type: that type still needs the operator
             if known.base in NO_EQUALITY:
@@ -280,9 +294,8 @@ class _Checker:
                 _check_number_fits(side.number, _scalar("real") if FLOATS & {a.base, b.base} == {"real"} else target)
         if _family(a) != _family(b) or (_family(a) not in ("number", "string", "datetime", "array") and a.base != b.base):
             raise _fail(f"cannot compare {a.name} with {b.name}")
-        if a.is_array or b.is_array:
-            if a != b and not (a.base in STRINGS and b.base in STRINGS):
-                raise _fail(f"cannot compare {a.name} with {b.name}")
+        if (a.is_array or b.is_array) and a != b and not (a.base in STRINGS and b.base in STRINGS):
+            raise _fail(f"cannot compare {a.name} with {b.name}")
         if a.base in NO_EQUALITY:
             raise _fail(f"{a.name} values cannot be compared (json has no comparison operators; use jsonb)")
         if op not in ("=", "<>") and a.base not in ORDERED:
@@ -297,7 +310,7 @@ class _Checker:
         stable = left.stable or right.stable
         if left.is_null or right.is_null:
             other = right if left.is_null else left
-            if other.is_null or other.unknown or (not other.type.is_array and other.base in STRINGS):
+            if other.is_null or other.unknown or (not other.known.is_array and other.base in STRINGS):
                 return Typed(TEXT, constant=constant, stable=stable)
             raise _fail(f"|| between {other.describe()} and NULL is ambiguous: cast the NULL")
         sides = (left, right)
@@ -307,25 +320,25 @@ class _Checker:
         if len(known) == 1:
             k = known[0]
             other = right if k is left else left
-            if k.type.is_array:
+            if k.known.is_array:
                 raise _fail("|| with an array takes another array of the same type, not a string literal")
             if k.base in ("jsonb", "tsvector", "bytea"):
-                check_literal(other.literal, _without_typmod(k.type))
+                check_literal(other.text, _without_typmod(k.known))
                 return Typed(k.type, constant=constant, stable=stable)
             if k.base in NO_EQUALITY:
                 raise _fail("|| does not apply to json (use jsonb)")
             return Typed(TEXT, constant=constant, stable=stable or (k.base in STABLE_OUTPUT))
-        a, b = left.type, right.type
+        a, b = left.known, right.known
         if a.is_array or b.is_array:
             if a == b or (a.is_array and not b.is_array and a.base == b.base) or (
                     b.is_array and not a.is_array and a.base == b.base):
                 return Typed(a if a.is_array else b, constant=constant, stable=stable)
             raise _fail(f"cannot concatenate {a.name} and {b.name}")
         if a.base in STRINGS or b.base in STRINGS:
-            other = b if a.base in STRINGS else a
-            if other.base in NO_EQUALITY and other.base not in STRINGS:
+            other_type = b if a.base in STRINGS else a
+            if other_type.base in NO_EQUALITY and other_type.base not in STRINGS:
                 raise _fail("|| does not apply to json (use jsonb)")
-            return Typed(TEXT, constant=constant, stable=stable or other.base in STABLE_OUTPUT)
+            return Typed(TEXT, constant=constant, stable=stable or other_type.base in STABLE_OUTPUT)
         if a.base == b.base and a.base in ("jsonb", "tsvector", "bytea"):
             return Typed(a, constant=constant, stable=stable)
         raise _fail(f"cannot concatenate {a.name} and {b.name} (cast one of them to text)")
@@ -337,7 +350,7 @@ class _Checker:
         stable = left.stable or right.stable
         if left.is_null or right.is_null:
             other = right if left.is_null else left
-            if other.type is None or other.type.is_array or other.base not in NUMERIC_RANK:
+            if other.type is None or other.known.is_array or other.base not in NUMERIC_RANK:
                 raise _fail(f"'{op}' with NULL and {other.describe()} is ambiguous: cast the NULL")
             return Typed(other.type, stable=stable)
         if left.unknown and right.unknown:
@@ -345,11 +358,11 @@ class _Checker:
         if left.unknown or right.unknown:
             known = right if left.unknown else left
             unknown = left if left.unknown else right
-            if known.type.is_array or known.base not in NUMERIC_RANK:
+            if known.known.is_array or known.base not in NUMERIC_RANK:
                 raise _fail(f"'{op}' between {known.describe()} and a string literal is ambiguous: cast the string")
-            check_literal(unknown.literal, _without_typmod(known.type))
+            check_literal(unknown.text, _without_typmod(known.known))
             left, right = (replace(left, type=known.type), right) if left.unknown else (left, replace(right, type=known.type))
-        a, b = left.type, right.type
+        a, b = left.known, right.known
         if a.is_array or b.is_array:
             raise _fail(f"'{op}' does not apply to arrays")
         result = _arithmetic_result(op, a.base, b.base)
@@ -437,7 +450,7 @@ class _Checker:
             common = self.common_type(args, "COALESCE")
             for arg in args:
                 if arg.unknown and common is not None:
-                    check_literal(arg.literal, _without_typmod(common))
+                    check_literal(arg.text, _without_typmod(common))
                 if arg.number is not None and common is not None and common.base in FLOATS:
                     _check_number_fits(arg.number, common)
             if common is not None and common.base == TIMESTAMPTZ and any(
@@ -448,11 +461,11 @@ class _Checker:
             return Typed(common or TEXT, constant=folded, stable=stable)
         if name == "nullif":
             first, second = args
-            result = self.compare(first, second, "=")
+            compared = self.compare(first, second, "=")
             # the value of the implied "=" comparison's first argument: NULLIF(1, 2.2) is numeric
             promoted = self.common_type([first, second], "NULLIF") if first.type and second.type else None
             return Typed(promoted or first.type or second.type or TEXT, constant=constant,
-                         stable=stable or result.stable)
+                         stable=stable or compared.stable)
         raise _fail(f"{name}() cannot be checked")  # pragma: no cover - FUNCTIONS and this list agree
 
     def numeric_function(self, name: str, args: list[Typed], stable: bool) -> Typed:
@@ -462,9 +475,9 @@ class _Checker:
         if value.unknown:
             if name == "round" and len(args) == 2:
                 raise _fail("round(x, n) needs x to be a number, not a string literal")
-            check_literal(value.literal, DOUBLE)
+            check_literal(value.text, DOUBLE)
             return Typed(DOUBLE, stable=stable)
-        if value.type.is_array or value.base not in NUMERIC_RANK:
+        if value.known.is_array or value.base not in NUMERIC_RANK:
             raise _fail(f"{name}() takes a number, not {value.describe()}")
         if name == "abs":
             return Typed(value.type, stable=stable)
@@ -484,9 +497,9 @@ class _Checker:
         if operand.is_null:
             return Typed(target, constant=True)
         if operand.unknown:
-            check_literal(operand.literal, target)
+            check_literal(operand.text, target)
             return Typed(target, constant=True, stable=stable)
-        source = operand.type
+        source = operand.known
         if not _explicit_cast_exists(source, target):
             raise _fail(f"{source.name} cannot be cast to {target.name}")
         if operand.number is not None:
@@ -606,10 +619,10 @@ def check_default(node: Node, column: ColumnType) -> None:
     if value.is_null:
         return
     if value.unknown:
-        check_literal(value.literal, column, typmod=True)
+        check_literal(value.text, column, typmod=True)
         return
-    if not _assignable(value.type, column):
-        raise _fail(f"a value of type {value.type.name} cannot be stored in a {column.name} column")
+    if not _assignable(value.known, column):
+        raise _fail(f"a value of type {value.known.name} cannot be stored in a {column.name} column")
     if value.number is not None:
         if column.base in STRINGS and not column.is_array and column.length is not None:
             text = format(value.number, "f") if isinstance(value.number, Decimal) else str(value.number)
@@ -627,7 +640,7 @@ def check_default(node: Node, column: ColumnType) -> None:
     typmod_column = column.length is not None and (column.base in STRINGS or column.base == "numeric")
     narrower_number = (column.base in RANGE and value.base in RANGE and RANGE[value.base] > RANGE[column.base])
     if typmod_column or narrower_number:
-        raise _fail(f"a computed value of type {value.type.name} may not fit a {column.name} column: give a literal value")
+        raise _fail(f"a computed value of type {value.known.name} may not fit a {column.name} column: give a literal value")
 
 
 def check_condition(node: Node, context: Context, columns: dict[str, ColumnType]) -> None:

@@ -1,0 +1,137 @@
+"""``log_automation_event``: the transactional outbox of the automation flow.
+
+Event types must be known on the site (documented, or declared by a module installed there: see
+``automation.registry``); an unknown or malformed type is refused with ``ValidationFailed``.
+
+The event row is written in the caller's transaction (so an event exists exactly when the change
+that caused it committed); after commit it is handed to the events queue and marked dispatched.
+A crash between commit and send leaves ``dispatched_at`` NULL, and the relay sends it later; the
+processor's unique (event, workflow) execution makes a second delivery harmless.
+
+Events belong to a site (``site_id``) or, for agency-level events such as
+``marketplace.subscription.activated``, to an agency (``site_id=None, agency_id=...``).
+
+``events_for_rows`` is the statement-level form for writers that change many rows at once (the
+module data SDK): it validates the event type the same way and returns the ``INSERT ... SELECT``
+that writes one event per row a data-modifying CTE returns, so the change and its events are one
+statement; the caller hands the returned ids to ``dispatch_after_commit``. Either way the chain depth
+comes from the column default (the transaction's ``dramac.automation_depth``, set by workflow steps).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from ..core import db, queues
+from ..core.db import Unit
+from . import registry
+from .registry import validate_event_type
+
+log = logging.getLogger(__name__)
+
+# The outbox's columns, in the order both writers below fill them; chain_depth takes its default.
+_OUTBOX_COLUMNS = sql.SQL("site_id, agency_id, event_type, payload, source_module, source_entity_type, "
+                          "source_entity_id")
+
+def _json_dumps(value: Any) -> str:
+    # Records carry UUIDs, timestamps and decimals: they travel as their text forms.
+    return json.dumps(value, default=str)
+
+
+def log_automation_event(
+    unit: Unit,
+    site_id: uuid.UUID | str | None,
+    event_type: str,
+    payload: dict[str, Any],
+    *,
+    source_module: str | None = None,
+    source_entity_type: str | None = None,
+    source_entity_id: str | uuid.UUID | None = None,
+    agency_id: uuid.UUID | str | None = None,
+) -> uuid.UUID:
+    """Record an event in the caller's transaction; it reaches the events queue after commit.
+
+    A site event names its site and must be known there (documented, or declared by a module
+    installed on the site); an agency-level event passes ``site_id=None`` and ``agency_id`` and must
+    be a documented event."""
+    validate_event_type(event_type)
+    if site_id is None and agency_id is None:
+        raise ValueError("an automation event needs a site_id or an agency_id")
+    _require_known(unit, site_id, event_type)
+    values = (site_id, agency_id, event_type, Jsonb(payload, dumps=_json_dumps), source_module, source_entity_type,
+              str(source_entity_id) if source_entity_id is not None else None)
+    event_id: uuid.UUID
+    if registry.is_platform_event(event_type):
+        # only the backend writes platform events (migration 0074): a request role may not
+        event_id = unit.call_write_path("log_platform_event", *values)
+    else:
+        event_id = unit.fetchrow(
+            sql.SQL("INSERT INTO public.automation_events_log ({}) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id")
+            .format(_OUTBOX_COLUMNS), values)["id"]
+    dispatch_after_commit(unit, [event_id])
+    return event_id
+
+
+def events_for_rows(
+    unit: Unit,
+    site_id: uuid.UUID | str,
+    event_type: str,
+    *,
+    rows: str,
+    payload: sql.Composable,
+    source_module: str,
+    source_entity_type: str | None,
+    source_entity_id: sql.Composable,
+    source_manifest: dict[str, Any] | None = None,
+) -> tuple[sql.Composed, list[Any]]:
+    """One site event per row of the CTE ``rows``: validates ``event_type`` as ``log_automation_event``
+    does and returns ``(statement, params)``, an ``INSERT ... SELECT ... FROM rows RETURNING id`` to
+    use as a further CTE of the caller's statement (its params follow the statement's own).
+
+    ``payload`` and ``source_entity_id`` are expressions over the row (alias ``r``). A caller that
+    has checked that ``source_module`` is installed and enabled on the site passes its manifest, so an
+    event the manifest declares is known without another query."""
+    validate_event_type(event_type)
+    _require_known(unit, site_id, event_type, source_module, source_manifest)
+    statement = sql.SQL(
+        "INSERT INTO public.automation_events_log ({columns}) "
+        "SELECT %s, NULL, %s, {payload}, %s, %s, {entity_id} FROM {rows} AS r RETURNING id"
+    ).format(columns=_OUTBOX_COLUMNS, payload=payload, entity_id=source_entity_id, rows=sql.Identifier(rows))
+    return statement, [site_id, event_type, source_module, source_entity_type]
+
+
+def dispatch_after_commit(unit: Unit, event_ids: list[uuid.UUID]) -> None:
+    """Hand the events written in this unit to the events queue once it commits."""
+    ids = list(event_ids)
+    if ids:
+        unit.after_commit(lambda: dispatch_events(ids))
+
+
+def _require_known(unit: Unit, site_id: uuid.UUID | str | None, event_type: str, source_module: str | None = None,
+                   source_manifest: dict[str, Any] | None = None) -> None:
+    registry.require_key_may_emit(unit, site_id, event_type,
+                                  installed_source=source_module if source_manifest is not None else None)
+    if source_module and source_manifest is not None and any(
+            e.event_type == event_type for e in registry.manifest_events(source_module, source_manifest)):
+        return
+    registry.require_known_event(unit, site_id, event_type)
+
+
+def dispatch_events(event_ids: list[uuid.UUID]) -> None:
+    """Send committed events to the events queue and mark them dispatched. Failures are left for
+    the relay: the change that caused the event has committed and must not be reported as failed."""
+    try:
+        queues.send_messages(queues.EVENTS, [{"eventId": str(e)} for e in event_ids])
+        with db.service_unit() as unit:
+            unit.execute(
+                "UPDATE public.automation_events_log SET dispatched_at = now() WHERE id = ANY(%s)",
+                (list(event_ids),),
+            )
+    except Exception:  # the outbox relay retries whatever was not sent
+        log.warning("events not dispatched yet; the relay will send them", exc_info=True)

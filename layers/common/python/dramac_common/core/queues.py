@@ -1,0 +1,77 @@
+"""Sending to the project's SQS queues, with an endpoint override for the local stack (moto).
+
+Queues are named ``<prefix>-<logical name>`` (``dramac-provision``, ``dramac-events``); a function
+in AWS gets each queue's URL from ``<NAME>_QUEUE_URL`` and never looks it up.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from .settings import get_settings
+
+PROVISION = "provision"
+EVENTS = "events"
+QUEUES = (PROVISION, EVENTS)
+
+_client = None
+_client_lock = threading.Lock()
+_urls: dict[str, str] = {}
+
+
+def sqs_client() -> Any:
+    global _client
+    if _client is None:
+        with _client_lock:
+            if _client is None:
+                import boto3  # lazily: boto3 costs ~100 ms of import
+
+                settings = get_settings()
+                _client = boto3.client("sqs", endpoint_url=settings.sqs_endpoint_url, region_name=settings.aws_region)
+    return _client
+
+
+def reset_client() -> None:
+    global _client
+    _client = None
+    _urls.clear()
+
+
+def queue_name(logical: str) -> str:
+    return f"{get_settings().queue_prefix}-{logical}"
+
+
+def queue_url(logical: str) -> str:
+    url = get_settings().queue_urls.get(logical) or _urls.get(logical)
+    if not url:
+        url = str(sqs_client().get_queue_url(QueueName=queue_name(logical))["QueueUrl"])
+        _urls[logical] = url
+    return url
+
+
+def send_message(logical: str, body: dict[str, Any], *, delay_seconds: int = 0) -> str:
+    """Send one JSON message; returns its message id."""
+    response = sqs_client().send_message(
+        QueueUrl=queue_url(logical),
+        MessageBody=json.dumps(body, default=str, separators=(",", ":")),
+        DelaySeconds=max(0, min(900, int(delay_seconds))),
+    )
+    return str(response["MessageId"])
+
+
+def send_messages(logical: str, bodies: list[dict[str, Any]]) -> None:
+    """Send many JSON messages, ten per request (SQS's batch limit); raises if any was refused."""
+    client, url = sqs_client(), queue_url(logical)
+    for start in range(0, len(bodies), 10):
+        chunk = bodies[start : start + 10]
+        response = client.send_message_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "MessageBody": json.dumps(b, default=str, separators=(",", ":"))}
+                for i, b in enumerate(chunk)
+            ],
+        )
+        if response.get("Failed"):
+            raise RuntimeError(f"SQS refused {len(response['Failed'])} message(s): {response['Failed'][0]}")

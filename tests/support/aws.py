@@ -1,0 +1,104 @@
+"""Emulated AWS for tests: moto's SQS with the project's queues (as ``dramac dev`` and the CDK app
+create them) and SES with a verified sender. The one way the suites emulate AWS: the ``aws`` fixture
+(tests/conftest.py) and ``emulated_aws()`` for a test that needs it inside a scope of its own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+EMAIL_FROM = "automation@example.test"
+
+
+class EmulatedAws:
+    """moto's SQS (the project's queues) and SES: what the layer sent, and feeding it to the workers."""
+
+    def __init__(self, sqs: Any, ses: Any, urls: dict[str, str]):
+        self.sqs = sqs
+        self.ses = ses
+        self.urls = urls
+        self.events_url = urls["events"]
+        self.queue_arn = self.arn("events")
+
+    def arn(self, logical: str) -> str:
+        return self.sqs.get_queue_attributes(QueueUrl=self.urls[logical], AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+
+    def take(self, logical: str) -> list[dict[str, Any]]:
+        """Receive and delete every message now on the queue; returns their JSON bodies."""
+        bodies = []
+        while True:
+            batch = self.sqs.receive_message(QueueUrl=self.urls[logical], MaxNumberOfMessages=10).get("Messages", [])
+            if not batch:
+                return bodies
+            for message in batch:
+                bodies.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=self.urls[logical], ReceiptHandle=message["ReceiptHandle"])
+
+    def pending_messages(self, wait: int = 0) -> list[dict[str, Any]]:
+        """Receive (and hide) what is visible on the events queue now."""
+        out = []
+        while True:
+            got = self.sqs.receive_message(QueueUrl=self.events_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait,
+                                           AttributeNames=["All"]).get("Messages", [])
+            if not got:
+                return out
+            out += got
+
+    def purge(self) -> None:
+        for m in self.pending_messages():
+            self.sqs.delete_message(QueueUrl=self.events_url, ReceiptHandle=m["ReceiptHandle"])
+
+    def drain(self, rounds: int = 20, batch_size: int = 10) -> list[dict[str, Any]]:
+        """Feed visible events-queue messages to the event_processor handler until the queue is empty;
+        returns the handler's results. Messages it reports failed are left on the queue."""
+        from dramac_dev.events import LocalContext, sqs_event, sqs_record
+        from dramac_dev.functions_loader import get_handler
+
+        handler = get_handler("event_processor")
+        results = []
+        for _ in range(rounds):
+            got = self.sqs.receive_message(QueueUrl=self.events_url, MaxNumberOfMessages=batch_size,
+                                           VisibilityTimeout=60).get("Messages", [])
+            if not got:
+                break
+            records = [sqs_record(m["Body"], queue_arn=self.queue_arn, message_id=m["MessageId"],
+                                  receipt_handle=m["ReceiptHandle"]) for m in got]
+            result = handler(sqs_event(records), LocalContext("event_processor"))
+            results.append(result)
+            failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+            for m in got:
+                if m["MessageId"] not in failed:
+                    self.sqs.delete_message(QueueUrl=self.events_url, ReceiptHandle=m["ReceiptHandle"])
+        return results
+
+
+@contextmanager
+def emulated_aws() -> Iterator[EmulatedAws]:
+    """Inside it, every queue send and e-mail of the layer lands in moto, never in AWS. The layer's
+    clients are made anew inside and forgotten after (they belong to this emulation)."""
+    from dramac_common.automation import outbound, steps
+    from dramac_common.core import queues
+    from dramac_common.core.settings import get_settings, reset_settings
+    from moto import mock_aws
+
+    from dramac_dev.sqs_local import create_queues
+
+    def forget_clients() -> None:
+        reset_settings()
+        queues.reset_client()
+        steps.reset_clients()
+        outbound.reset_client()
+
+    with mock_aws():
+        forget_clients()
+        try:
+            urls = create_queues(queues.sqs_client(), get_settings().queue_prefix)
+            ses = steps.ses_client()
+            ses.verify_email_identity(EmailAddress=EMAIL_FROM)
+            yield EmulatedAws(queues.sqs_client(), ses, urls)
+        finally:
+            forget_clients()
