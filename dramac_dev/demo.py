@@ -196,7 +196,7 @@ def _start_stack(base_url: str, say: Callable[[str], None]) -> subprocess.Popen[
     parts = urlsplit(base_url)
     say(f"no stack answers at {base_url}; starting `dramac dev --port {parts.port}`")
     try:
-        process = spawn_dev(parts.hostname or "127.0.0.1", parts.port or 80)
+        process, _ = spawn_dev(parts.hostname or "127.0.0.1", parts.port or 80)
     except StackDidNotStart as exc:
         raise DemoFailed(f"the local stack did not start: {exc}") from exc
     say(f"stack ready at {base_url}")

@@ -15,22 +15,25 @@ class StackDidNotStart(RuntimeError):
 
 
 def spawn_dev(host: str, port: int, *, env: dict[str, str] | None = None, timeout_s: float = 120,
-              output: list[str] | None = None, new_session: bool = False) -> subprocess.Popen[str]:
-    """``dramac dev --host HOST --port PORT`` with this interpreter, once it printed ``ready``. Its
-    output lines keep arriving in ``output`` (the last 200). ``new_session``: out of the caller's
-    process group (Ctrl-C at the terminal does not reach it; the caller stops it)."""
+              output: list[str] | None = None, new_session: bool = False) -> tuple[subprocess.Popen[str], str]:
+    """``dramac dev --host HOST --port PORT`` with this interpreter, once it printed ``ready``; returns
+    the process and the URL it announced (``port`` 0: a port the stack bound itself). Its output lines
+    keep arriving in ``output`` (the last 200). ``new_session``: out of the caller's process group
+    (Ctrl-C at the terminal does not reach it; the caller stops it)."""
     lines = output if output is not None else []
     process = subprocess.Popen(  # noqa: S603 - this interpreter running dramac dev
         [sys.executable, "-m", "dramac_dev.cli", "dev", "--host", host, "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=new_session,
         env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"})
     ready = threading.Event()
+    announced: list[str] = []
 
     def pump() -> None:
         for line in process.stdout or ():
             lines.append(line.rstrip())
             del lines[:-200]
-            if line.startswith("ready "):
+            if line.startswith("ready ") and not ready.is_set():
+                announced.append(line.split()[1])
                 ready.set()
 
     threading.Thread(target=pump, daemon=True).start()
@@ -40,4 +43,4 @@ def spawn_dev(host: str, port: int, *, env: dict[str, str] | None = None, timeou
     if not ready.is_set():
         process.kill()
         raise StackDidNotStart("dramac dev did not print 'ready':\n" + "\n".join(lines[-40:]))
-    return process
+    return process, announced[0]

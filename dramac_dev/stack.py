@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -75,12 +76,26 @@ def configure_local_ses(endpoint: str) -> None:
     ses.verify_email_identity(EmailAddress=os.environ["AUTOMATION_EMAIL_FROM"])
 
 
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host, port))
+    listener.listen(2048)
+    listener.set_inheritable(True)
+    return listener
+
+
 def run_dev(host: str, port: int) -> int:
     import boto3
     import uvicorn
     from dramac_common.core.settings import reset_settings
 
     local_runtime_defaults()
+    # The gateway's socket is bound first: with --port 0 the system picks a free port, which `ready`
+    # announces, so a caller never races another process for a port it only guessed was free.
+    listener = _bind(host, port)
+    port = listener.getsockname()[1]
     # Completed sandbox checkouts deliver their webhook to this gateway: configured here, once, since a
     # handler never takes a delivery target from the request it serves.
     loopback = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - comparing, not binding
@@ -132,7 +147,7 @@ def run_dev(host: str, port: int) -> int:
         # runs the cleanup below (the state file, the pollers) instead of the default instant death
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        server.run()
+        server.run(sockets=[listener])
     finally:
         stop.set()
         stackfile.remove_state(port)

@@ -3,7 +3,6 @@ once per test session over the run's database (the e2e tests, and the reliabilit
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -12,12 +11,6 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -37,17 +30,17 @@ class LocalStack:
 
 @contextmanager
 def started_stack(database_url: str) -> Iterator[LocalStack]:
-    """``dramac dev`` on a free port, until it prints ready; stopped when the scope ends."""
+    """``dramac dev --port 0`` (it binds a free port itself and announces it), until it prints ready;
+    stopped when the scope ends."""
     from dramac_dev.spawn import StackDidNotStart, spawn_dev
 
-    port = _free_port()
     output: list[str] = []
     try:
-        process = spawn_dev("127.0.0.1", port, env={"DATABASE_URL": database_url}, output=output,
-                            new_session=True)
+        process, url = spawn_dev("127.0.0.1", 0, env={"DATABASE_URL": database_url}, output=output,
+                                 new_session=True)
     except StackDidNotStart as exc:
         pytest.fail(str(exc))
-    stack = LocalStack(url=f"http://127.0.0.1:{port}", process=process, output=output)
+    stack = LocalStack(url=url, process=process, output=output)
     try:
         yield stack
     finally:
