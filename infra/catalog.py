@@ -40,7 +40,11 @@ class FunctionSettings:
     timeout_s: int
     memory_mb: int
     why: str  # the reasoning behind timeout and memory, for the reader of this table
-    reserved_concurrency: int | None = None
+    # Reserved concurrency: the most copies that may run at once, and so also the most database
+    # connections it may hold (DRAMAC_DB_POOL_MAX, 2, per copy, through the RDS Proxy). Every function
+    # has one (tests/infra/test_catalog.py): a runaway caller throttles one function, not the account.
+    reserved_concurrency: int
+    concurrency_why: str  # the reasoning behind reserved_concurrency
     uses_database: bool = True
     sends_to: tuple[str, ...] = ()  # logical queue names: sqs:SendMessage + <NAME>_QUEUE_URL
     secrets: tuple[str, ...] = ()
@@ -53,42 +57,76 @@ class FunctionSettings:
 # CPU share that keeps FastAPI + pydantic cold starts short; memory use itself is far lower.
 _HTTP = {"timeout_s": 20, "memory_mb": 512}
 
+# Reserved concurrency, sized against the API stage's throttle (dramac:throttleRateLimit 100 rps,
+# burst 200) at the ~50-100 ms a warm request takes: the whole API at its burst needs about 20 copies.
+# The sum below (114) times 2 pooled connections stays well inside the proxy's share of Aurora's
+# max_connections at the default 4 ACUs, and leaves the 100 unreserved executions AWS requires in an
+# account whose quota is 1000 (docs/deploy.md: new accounts must ask for it).
+#
 # Events from log_automation_event reach the events queue after commit, so every function that
 # writes module data, installations or subscriptions may send to it.
 FUNCTION_SETTINGS: dict[str, FunctionSettings] = {
-    "subscribe": FunctionSettings(**_HTTP, why="HTTP: catalogue, free subscriptions, health"),
+    "subscribe": FunctionSettings(
+        **_HTTP, why="HTTP: catalogue, free subscriptions, health",
+        reserved_concurrency=20,
+        concurrency_why="the dashboard's most frequent reads (catalogue, health): the stage's whole burst alone",
+    ),
     "purchase": FunctionSettings(
         **_HTTP, why="HTTP: checkout and the Paddle webhook (signature checked in-process)",
         sends_to=(EVENTS_QUEUE,), secrets=(PADDLE_WEBHOOK_SECRET,),
+        reserved_concurrency=10,
+        concurrency_why="checkouts are rare and Paddle retries a throttled webhook with backoff",
     ),
     "install": FunctionSettings(
         **_HTTP, why="HTTP: installs; hands schema provisioning to the provision queue",
         sends_to=(PROVISION_QUEUE, EVENTS_QUEUE),
+        reserved_concurrency=10,
+        concurrency_why="installs are agency admin actions; the slow part (DDL) runs in provision",
     ),
-    "module_api": FunctionSettings(**_HTTP, why="HTTP: module data CRUD and batches", sends_to=(EVENTS_QUEUE,)),
-    "automation": FunctionSettings(**_HTTP, why="HTTP: workflows, executions, event ingestion",
-                                   sends_to=(EVENTS_QUEUE,)),
+    "module_api": FunctionSettings(
+        **_HTTP, why="HTTP: module data CRUD and batches", sends_to=(EVENTS_QUEUE,),
+        reserved_concurrency=40,
+        concurrency_why="site visitors' traffic (API keys) on every agency's sites: the largest share",
+    ),
+    "automation": FunctionSettings(
+        **_HTTP, why="HTTP: workflows, executions, event ingestion", sends_to=(EVENTS_QUEUE,),
+        reserved_concurrency=20,
+        concurrency_why="event ingestion from sites arrives in bursts; workflow edits are rare",
+    ),
     # Queue consumers: 30 s is ample for one batch (DDL for a module schema takes well under a
     # second per table); the queue's 180 s visibility timeout is 6x this, as AWS recommends.
     "provision": FunctionSettings(
         timeout_s=30, memory_mb=512, sends_to=(EVENTS_QUEUE,),
-        why="SQS: creates module schemas; DDL takes catalogue locks, so at most 2 run at once",
+        why="SQS: creates module schemas",
         reserved_concurrency=2,
+        concurrency_why="DDL takes catalogue locks, so at most 2 run at once (the SQS pollers match it)",
     ),
     "event_processor": FunctionSettings(
         timeout_s=30, memory_mb=512, sends_to=(EVENTS_QUEUE,), sends_email=True,
         why="SQS: runs workflow steps (HTTP calls with backoff, SES); delays re-enqueue themselves",
+        reserved_concurrency=10,
+        concurrency_why="workflow steps wait on outside HTTP and SES; 10 pollers drain bursts without "
+                        "letting one agency's workflows take the database's connections",
     ),
     # The outbox relay: sends events whose after-commit dispatch failed. Small and frequent.
     "relay": FunctionSettings(
         timeout_s=60, memory_mb=256, sends_to=(EVENTS_QUEUE,), schedule_minutes=1,
         why="schedule: re-sends undispatched outbox rows once a minute",
+        reserved_concurrency=1,
+        concurrency_why="one scheduled run a minute; a second copy would only contend for the same rows",
     ),
     # Migrations run once per deploy; a long DDL migration may take minutes.
-    MIGRATE_FUNCTION: FunctionSettings(timeout_s=600, memory_mb=512, why="deploy trigger: applies migrations/"),
+    MIGRATE_FUNCTION: FunctionSettings(
+        timeout_s=600, memory_mb=512, why="deploy trigger: applies migrations/",
+        reserved_concurrency=1, concurrency_why="migrations apply in order, one run at a time",
+    ),
 }
 
-DEFAULT_SETTINGS = FunctionSettings(**_HTTP, why="no entry in FUNCTION_SETTINGS: HTTP defaults")
+# Deploys a function that has no entry yet (with a dramac:function-defaults warning at synth);
+# tests/infra/test_catalog.py fails until the entry is written.
+DEFAULT_SETTINGS = FunctionSettings(**_HTTP, why="no entry in FUNCTION_SETTINGS: HTTP defaults",
+                                    reserved_concurrency=5,
+                                    concurrency_why="no entry in FUNCTION_SETTINGS: a small default")
 
 
 @dataclass(frozen=True)
