@@ -264,6 +264,9 @@ def scale(server: str, counts: list[int], crm_modules: int) -> dict[str, Any]:
 
 
 DELETE_RUNS = 15
+# Deleting the site with modules is compared through its ratio to deleting a bare site measured right after it
+# (the machine's load drifts over a run that lasts minutes); "the same" allows this much noise.
+DELETE_TOLERANCE = 1.25
 ROWS_PER_TABLE = 20
 
 
@@ -298,41 +301,51 @@ def run(env: dict[str, str]) -> Any:
     timings, statements_count, version = compare(server, runs)
     labels = list(timings)
     raw = statistics.median(timings[labels[1]])
-    section = Section("3. Provisioning", "make bench (bench/provisioning.py)", ["measure", "time", "vs raw DDL"])
+    section = Section("3. Provisioning", "make bench (bench/provisioning.py)",
+                      ["measure", "time", "vs raw DDL", "goal"])
     for label, values in timings.items():
         section.rows.append([f"four-table CRM module: {label}", f"{statistics.median(values):.1f} ms",
-                             ratio(statistics.median(values), raw)])
+                             ratio(statistics.median(values), raw), ""])
     result = scale(server, counts, crm_modules=min(1000, counts[1]))
     per_module = result["per_module"]
     crm_count = min(1000, counts[1])
     for lo, hi in ((1, 100), (crm_count // 2 - 49, crm_count // 2 + 50), (crm_count - 99, crm_count)):
         values = [t for n, t, crm in per_module if lo <= n <= hi and crm]
         if values:
-            section.rows.append([f"CRM module provisioned as number {lo}–{hi}", ms(statistics.median(values)), ""])
+            section.rows.append([f"CRM module provisioned as number {lo}–{hi}", ms(statistics.median(values)), "", ""])
     small = [t for n, t, crm in per_module if not crm]
     if small:
         for lo, hi in ((crm_count + 1, crm_count + 100), (counts[-1] - 99, counts[-1])):
             values = [t for n, t, crm in per_module if lo <= n <= hi and not crm]
             section.rows.append([f"one-table module provisioned as number {lo:,}–{hi:,}", ms(statistics.median(values)),
-                                 ""])
-    at_least = result["at"][counts[0]]
+                                 "", ""])
+    least = result["at"][counts[0]]
+    least_share = least["delete_site"] / least["delete_bare_site"]
     for count, at in result["at"].items():
-        delete_goal = "same as at 10 modules (goal)" if count == counts[0] else \
-            f"{ratio(at['delete_site'], at_least['delete_site'])} of at {counts[0]} (goal: 1.0×)"
+        share = at["delete_site"] / at["delete_bare_site"]
+        if count == counts[0]:
+            delete_goal = f"{share:.1f}× the bare site: the reference"
+        else:
+            verdict = "met" if share <= DELETE_TOLERANCE * least_share else "not met"
+            delete_goal = (f"{share:.1f}× the bare site, {share / least_share:.2f}× the ratio at {counts[0]} "
+                           f"(goal: the same, within {DELETE_TOLERANCE}×: {verdict})")
         section.rows += [
             [f"at {count:,} module schemas: delete a site with 3 installed CRM modules ({4 * ROWS_PER_TABLE} rows "
-             "each)", ms(at["delete_site"]), delete_goal],
-            [f"at {count:,} module schemas: delete a site with no module (baseline)", ms(at["delete_bare_site"]), ""],
+             "each)", ms(at["delete_site"]), "", delete_goal],
+            [f"at {count:,} module schemas: delete a site with no module (baseline)", ms(at["delete_bare_site"]), "",
+             ""],
         ]
         if count == counts[0]:
             continue
+        over_raw = at["provisioner"] / at["raw"]
+        goal = f"≤ 1.1× at 10,000 ({'met' if over_raw <= 1.1 else 'not met'})" if count >= 10000 else ""
         section.rows += [
             [f"at {count:,} module schemas ({at['relations']:,} relations): CRM provisioner", ms(at["provisioner"]),
-             ratio(at["provisioner"], at["raw"])],
-            [f"at {count:,} module schemas: same DDL raw", ms(at["raw"]), "1.00×"],
-            [f"at {count:,} module schemas: install request (handler, new site)", ms(at["install"]), ""],
+             ratio(at["provisioner"], at["raw"]), goal],
+            [f"at {count:,} module schemas: same DDL raw", ms(at["raw"]), "1.00×", ""],
+            [f"at {count:,} module schemas: install request (handler, new site)", ms(at["install"]), "", ""],
             [f"at {count:,} module schemas: registry look-up (ModuleDatabaseSDK.for_request, one transaction)",
-             ms(at["lookup"]), ""],
+             ms(at["lookup"]), "", ""],
         ]
     section.notes += [
         f"four-table CRM: {statements_count} DDL statements, PostgreSQL {version}, median of {runs} runs, each in a "

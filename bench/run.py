@@ -72,10 +72,34 @@ def main(argv: list[str]) -> int:
             f"Machine: {machine()}.", "",
             "Every figure is a median of repeated runs, with a baseline measured in the same run beside it, "
             "so ratios hold on a noisy machine.", ""]
-    text += _merged(sections, (ROOT / "BENCHMARKS.md"), replace_all=selected == BENCHMARKS)
+    merged = _merged(sections, (ROOT / "BENCHMARKS.md"), replace_all=selected == BENCHMARKS)
+    text += ["## Goals at a glance", "",
+             "The issue's goals beside each figure, counted per section (the analysis of the ones not met, and "
+             "their floors, is in docs/performance.md):", ""]
+    text += [f"- {title}: {verdict}" for title, verdict in _goal_summary(merged)] + [""]
+    text += merged
     (ROOT / "BENCHMARKS.md").write_text("\n".join(text))
     print((ROOT / "BENCHMARKS.md").read_text())
     return 0
+
+
+def _goal_summary(blocks: list[str]) -> list[tuple[str, str]]:
+    """Per section: how many table cells say a goal is met, and which rows do not meet theirs."""
+    out = []
+    for block in blocks:
+        title = block.splitlines()[0][3:].strip()
+        met, missed = 0, []
+        for line in block.splitlines():
+            if not line.startswith("| ") or line.startswith("| ---"):
+                continue
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            verdicts = re.findall(r"\b(not met|met)\b", " ".join(cells[1:]))
+            met += sum(1 for v in verdicts if v == "met")
+            if "not met" in verdicts:
+                missed.append(cells[0])
+        if met or missed:
+            out.append((title, f"{met} met, {len(missed)} not met" + (f" ({'; '.join(missed)})" if missed else "")))
+    return out
 
 
 def _commit() -> str:
@@ -94,7 +118,9 @@ def _merged(sections: list[Any], existing: Path, *, replace_all: bool) -> list[s
     blocks: dict[str, str] = {}
     if not replace_all and existing.exists():
         for chunk in re.split(r"(?m)^(?=## )", existing.read_text())[1:]:
-            blocks[chunk.splitlines()[0][3:].strip()] = chunk.rstrip() + "\n"
+            title = chunk.splitlines()[0][3:].strip()
+            if title[:1].isdigit():  # numbered benchmark sections; the summary is rebuilt
+                blocks[title] = chunk.rstrip() + "\n"
     for section in sections:
         blocks[section.title] = section.markdown()
 
