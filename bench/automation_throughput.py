@@ -28,49 +28,85 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ["AUTOMATION_ALLOW_PRIVATE_HTTP"] = "1"
 
 
+N8N_DOCUMENTED = 220  # executions/s n8n documents on a single 2-vCPU instance (a published figure, not measured)
+SLOW_RECEIVER_S = 0.020
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-sizes", default="1,10")
     args = parser.parse_args()
-    measure(args.events, args.repeats, [int(b) for b in args.batch_sizes.split(",")])
+    for key, rate in measure(args.events, args.repeats, [int(b) for b in args.batch_sizes.split(",")]).items():
+        print(f"{key}: {rate:,.1f} events/s")
     return 0
 
 
-def _raw_baseline(conn: Any, site: Any, workflow: Any, url: str, events: int, repeats: int) -> list[float]:
+_RAW_STATEMENT = """
+    WITH e AS (
+      INSERT INTO public.workflow_executions (workflow_id, site_id, event_id, status, context, next_position,
+                                              started_at, completed_at)
+      VALUES (%(workflow)s, %(site)s, %(event)s, 'completed', %(context)s, %(next)s, now(), now()) RETURNING id)
+    INSERT INTO public.step_execution_logs (execution_id, site_id, position, status, input, output, completed_at,
+                                            duration_ms)
+    SELECT e.id, %(site)s, p, 'completed', '{}'::jsonb, '{}'::jsonb, now(), 0 FROM e, generate_series(1, %(steps)s) p"""
+
+
+def _insert_events(conn: Any, site: Any, events: int) -> list[Any]:
+    return [r["id"] for r in conn.execute(
+        """INSERT INTO automation_events_log (site_id, event_type, payload, dispatched_at)
+           SELECT %s, 'crm.contact.created', jsonb_build_object('email', 'c' || g || '@example.test',
+                  'lead_score', 70, 'status', 'active'), now()
+           FROM generate_series(1, %s) g RETURNING id""", (site, events)).fetchall()]
+
+
+def _raw_baseline(conn: Any, site: Any, workflow: Any, url: str | None, events: int, repeats: int, *,
+                  pooled: bool = True, steps: int = 3) -> list[float]:
     """The minimum doing the same work per event: one autocommit statement writing the completed
-    execution and its three step logs, and the same HTTP POST to the receiver."""
+    execution and its step logs, and (with ``url``) the same HTTP POST to the receiver: over one pooled
+    keep-alive client, or a new connection per POST (``pooled=False``)."""
     import httpx
 
-    statement = """
-        WITH e AS (
-          INSERT INTO public.workflow_executions (workflow_id, site_id, event_id, status, context, next_position,
-                                                  started_at, completed_at)
-          VALUES (%(workflow)s, %(site)s, %(event)s, 'completed', %(context)s, 4, now(), now()) RETURNING id)
-        INSERT INTO public.step_execution_logs (execution_id, site_id, position, status, input, output, completed_at,
-                                                duration_ms)
-        SELECT e.id, %(site)s, p, 'completed', '{}'::jsonb, '{}'::jsonb, now(), 0 FROM e, generate_series(1, 3) p"""
     rates = []
-    with httpx.Client() as client:
+    with httpx.Client() as shared:
         for _ in range(repeats):
-            ids = [r["id"] for r in conn.execute(
-                """INSERT INTO automation_events_log (site_id, event_type, payload, dispatched_at)
-                   SELECT %s, 'crm.contact.created', jsonb_build_object('email', 'c' || g || '@example.test',
-                          'lead_score', 70, 'status', 'active'), now()
-                   FROM generate_series(1, %s) g RETURNING id""", (site, events)).fetchall()]
+            ids = _insert_events(conn, site, events)
             started = time.perf_counter()
             for event_id in ids:
                 email = f"c{event_id.hex[:8]}@example.test"
-                client.post(url, json={"email": email}).raise_for_status()
-                conn.execute(statement, {"workflow": workflow, "site": site, "event": event_id,
-                                         "context": json.dumps({"variables": {"last": email}})})
+                if url is not None:
+                    # Connection: close makes the receiver end the connection after answering: a new TCP
+                    # connection per POST, as a step without a pooled client opens (the client itself is reused)
+                    headers = {} if pooled else {"connection": "close"}
+                    shared.post(url, json={"email": email}, headers=headers).raise_for_status()
+                conn.execute(_RAW_STATEMENT, {"workflow": workflow, "site": site, "event": event_id, "steps": steps,
+                                              "next": steps + 1,
+                                              "context": json.dumps({"variables": {"last": email}})})
             rates.append(len(ids) / (time.perf_counter() - started))
     return rates
 
 
+def _workflow(dal: Any, db: Any, site: Any, owner: Any, url: str | None) -> Any:
+    steps: list[dict[str, Any]] = [
+        {"position": 1, "step_type": "condition",
+         "config": {"field": "event.payload.lead_score", "operator": "gte", "value": 50}},
+        {"position": 2, "step_type": "set_variable", "config": {"name": "last", "value": "{{event.payload.email}}"}}]
+    if url is not None:
+        steps.append({"position": 3, "step_type": "http_request",
+                      "config": {"url": f"{url}/hook", "body": {"email": "{{event.payload.email}}"}}})
+    with db.service_unit() as unit:
+        return dal.insert_workflow(unit, site_id=site, name="bench", description="", is_active=True, created_by=owner,
+                                   event_type="crm.contact.created", filter_={"status": "active"}, steps=steps)
+
+
 def measure(events: int, repeats: int, batch_sizes: list[int]) -> dict[Any, float]:
-    """Median events/s per batch size (and ``"raw"`` for the raw SQL + HTTP baseline)."""
+    """Median events/s of the event processor per case, and of the raw baselines beside them:
+    ``("http", batch)``: the three-step workflow (its last step a POST to a local receiver) at each batch
+    size; ``("slow", 10)``: the same against a receiver that answers in 20 ms; ``("db", 10)``: the
+    workflow without its HTTP step; ``"raw"``/``"raw_new_connection"``/``"raw_db"``/``"raw_slow"``: one
+    statement per event plus the same POST (pooled, new connection), the statement alone, the POST to
+    the slow receiver."""
     import psycopg
     from dramac_common.automation import dal
     from dramac_common.core import db, queues
@@ -87,38 +123,30 @@ def measure(events: int, repeats: int, batch_sizes: list[int]) -> dict[Any, floa
 
     server = os.environ.get("DATABASE_URL") or localdb.embedded_server_url()
     name, url = localdb.create_database(server)
+    slow_events = max(20, events // 4)
     try:
         apply_migrations(url)
         os.environ["DATABASE_URL"] = url
         os.environ["DRAMAC_DB_POOL_MAX"] = "4"
         reset_settings()
-        with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn, Receiver() as receiver, mock_aws():
+        with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn, Receiver() as receiver, \
+                Receiver(delay_s=SLOW_RECEIVER_S) as slow, mock_aws():
             queues.reset_client()
             create_queues(queues.sqs_client(), "dramac")
             owner = seed.create_user(conn)
             agency = seed.create_agency(conn, owner=owner)
-            site = seed.create_site(conn, agency)
-            with db.service_unit() as unit:
-                workflow = dal.insert_workflow(
-                    unit, site_id=site, name="bench", description="", is_active=True, created_by=owner,
-                    event_type="crm.contact.created", filter_={"status": "active"},
-                    steps=[{"position": 1, "step_type": "condition",
-                            "config": {"field": "event.payload.lead_score", "operator": "gte", "value": 50}},
-                           {"position": 2, "step_type": "set_variable",
-                            "config": {"name": "last", "value": "{{event.payload.email}}"}},
-                           {"position": 3, "step_type": "http_request",
-                            "config": {"url": f"{receiver.url}/hook", "body": {"email": "{{event.payload.email}}"}}}])
+            sites = {case: seed.create_site(conn, agency) for case in ("http", "slow", "db")}
+            workflows = {case: _workflow(dal, db, sites[case], owner, target)
+                         for case, target in (("http", receiver.url), ("slow", slow.url), ("db", None))}
             handler = get_handler("event_processor")
             arn = "arn:aws:sqs:us-east-1:000000000000:dramac-events"
-            results = {}
-            for batch_size in batch_sizes:
+            results: dict[Any, float] = {}
+            cases = [("http", b, events) for b in batch_sizes] + [("slow", 10, slow_events), ("db", 10, events)]
+            for case, batch_size, count in cases:
+                steps = 2 if case == "db" else 3
                 rates = []
                 for _ in range(repeats):
-                    ids = [r["id"] for r in conn.execute(
-                        """INSERT INTO automation_events_log (site_id, event_type, payload, dispatched_at)
-                           SELECT %s, 'crm.contact.created', jsonb_build_object('email', 'c' || g || '@example.test',
-                                  'lead_score', 70, 'status', 'active'), now()
-                           FROM generate_series(1, %s) g RETURNING id""", (site, events)).fetchall()]
+                    ids = _insert_events(conn, sites[case], count)
                     started = time.perf_counter()
                     for start in range(0, len(ids), batch_size):
                         records = [sqs_record(json.dumps({"eventId": str(i)}), queue_arn=arn)
@@ -131,16 +159,20 @@ def measure(events: int, repeats: int, batch_sizes: list[int]) -> dict[Any, floa
                                   (SELECT count(*) FROM step_execution_logs l WHERE l.execution_id = ANY(array_agg(e.id))
                                      AND l.status = 'completed') AS logs
                            FROM workflow_executions e WHERE e.event_id = ANY(%s)""", (ids,)).fetchone()
-                    assert done == {"completed": len(ids), "logs": 3 * len(ids)}, done
+                    assert done == {"completed": len(ids), "logs": steps * len(ids)}, done
                     rates.append(len(ids) / elapsed)
-                results[batch_size] = statistics.median(rates)
-                print(f"batch size {batch_size:>2}: {results[batch_size]:7.1f} events/s "
-                      f"(median of {repeats} × {events} events; runs: "
-                      f"{', '.join(f'{r:.1f}' for r in rates)})", flush=True)
-            raw = _raw_baseline(conn, site, workflow,
-                                f"{receiver.url}/hook", events, repeats)
-            results["raw"] = statistics.median(raw)
-            print(f"raw SQL + HTTP baseline: {results['raw']:7.1f} events/s", flush=True)
+                results[(case, batch_size)] = statistics.median(rates)
+                print(f"{case} workflow, batch size {batch_size:>2}: {results[(case, batch_size)]:7.1f} events/s "
+                      f"(median of {repeats} × {count} events)", file=sys.stderr, flush=True)
+            hook = f"{receiver.url}/hook"
+            results["raw"] = statistics.median(_raw_baseline(conn, sites["http"], workflows["http"], hook, events,
+                                                             repeats))
+            results["raw_new_connection"] = statistics.median(_raw_baseline(
+                conn, sites["http"], workflows["http"], hook, events, repeats, pooled=False))
+            results["raw_db"] = statistics.median(_raw_baseline(conn, sites["db"], workflows["db"], None, events,
+                                                                repeats, steps=2))
+            results["raw_slow"] = statistics.median(_raw_baseline(conn, sites["slow"], workflows["slow"],
+                                                                  f"{slow.url}/hook", slow_events, repeats))
     finally:
         db.close_pool()
         localdb.drop_database(server, name)
@@ -151,7 +183,7 @@ def run(env: dict[str, str]) -> Any:
     from .common import Section, ratio
 
     events = int(os.environ.get("BENCH_AUTOMATION_EVENTS", "200"))
-    repeats = int(os.environ.get("BENCH_AUTOMATION_REPEATS", "5"))
+    repeats = int(os.environ.get("BENCH_AUTOMATION_REPEATS", "3"))
     saved = os.environ.get("DATABASE_URL")  # measure() makes its own scratch database on this server
     try:
         results = measure(events, repeats, [1, 10])
@@ -161,18 +193,39 @@ def run(env: dict[str, str]) -> Any:
 
         reset_settings()
     section = Section("5. Automation throughput", "make bench (bench/automation_throughput.py)",
-                      ["delivery", "events/s", "ms per event", "vs raw SQL + HTTP"])
-    for key, label in ((1, "event processor, SQS batch size 1"), (10, "event processor, SQS batch size 10"),
-                       ("raw", "*baseline: one autocommit statement + the same HTTP POST per event*")):
-        section.rows.append([label, f"{results[key]:,.0f}", f"{1000 / results[key]:.2f}",
-                             ratio(results[key], results["raw"])])
+                      ["delivery", "events/s", "ms per event", "vs its baseline", "goal"])
+
+    def row(label: str, key: Any, baseline: str, goal: str = "") -> None:
+        rate = results[key]
+        section.rows.append([label, f"{rate:,.0f}", f"{1000 / rate:.2f}",
+                             ratio(rate, results[baseline]) if baseline else "", goal])
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "not met"
+
+    http_goal = 2 * N8N_DOCUMENTED
+    row("HTTP workflow (condition → set_variable → POST, local receiver), SQS batch size 1", ("http", 1), "raw")
+    row("HTTP workflow, SQS batch size 10", ("http", 10), "raw",
+        f"≥ {http_goal}/s, 2× n8n ({verdict(results[('http', 10)] >= http_goal)})")
+    row(f"HTTP workflow against a receiver answering in {SLOW_RECEIVER_S * 1000:.0f} ms, batch size 10", ("slow", 10),
+        "raw_slow", f"≥ 150/s ({verdict(results[('slow', 10)] >= 150)})")
+    row("DB-only workflow (condition → set_variable), batch size 10", ("db", 10), "raw_db",
+        f"≥ 0.8× raw DB-only ({verdict(results[('db', 10)] >= 0.8 * results['raw_db'])}), "
+        f"≥ 3× n8n = {3 * N8N_DOCUMENTED}/s ({verdict(results[('db', 10)] >= 3 * N8N_DOCUMENTED)})")
+    row("*baseline: one autocommit statement + the same POST, pooled keep-alive client*", "raw", "")
+    row("*baseline: the same, a new connection per POST*", "raw_new_connection", "raw")
+    row(f"*baseline: one statement + the POST to the {SLOW_RECEIVER_S * 1000:.0f} ms receiver, sequential*",
+        "raw_slow", "")
+    row("*baseline DB-only: one autocommit statement per event*", "raw_db", "")
     section.notes += [
-        f"median of {repeats} runs × {events} events; three-step workflow (condition → set_variable → http_request "
-        "to a local receiver), every execution and step log written and checked; moto SQS in process",
-        "the target: at least 1,000 events per second per worker",
+        f"median of {repeats} runs × {events} events ({max(20, events // 4)} against the slow receiver); every "
+        "execution and step log written and checked; moto SQS in process; the receivers speak HTTP/1.1 with "
+        "keep-alive, so a client that pools connections reuses them (the baseline's does)",
+        "HTTP rows compare with the pooled baseline, the slow-receiver row with the sequential slow baseline "
+        "(concurrency across a batch can beat it), the DB-only row with the DB-only statement",
+        f"n8n: {N8N_DOCUMENTED} executions/s is the figure n8n documents for one 2-vCPU instance, not measured here",
     ]
     return section
-
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -26,6 +27,7 @@ class Receiver:
     url: str = ""
     requests: list[ReceivedRequest] = field(default_factory=list)
     script: list[int] = field(default_factory=list)
+    delay_s: float = 0.0  # how long each answer takes (a slow remote service)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -33,6 +35,9 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive: a client that pools connections reuses them
+            disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms delayed-ACK stall
+
             def _handle(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length) if length else b""
@@ -45,6 +50,8 @@ class Receiver:
                                                              {k.lower(): v for k, v in self.headers.items()}, body))
                     status = receiver.script.pop(0) if receiver.script else 200
                     count = len(receiver.requests)
+                if receiver.delay_s:
+                    time.sleep(receiver.delay_s)
                 reply = json.dumps({"ok": status < 400, "received": count, "echo": body}).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")

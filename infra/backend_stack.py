@@ -209,7 +209,9 @@ class BackendStack(Stack):
         directory, built = layer_asset_dir()
         layer = lambda_.LayerVersion(
             self, "CommonLayer",
-            code=lambda_.Code.from_asset(str(directory), exclude=["**/__pycache__", "build.py"]),
+            # A built layer's __pycache__ is its Python 3.13 bytecode (build.py): shipped, since /opt is read-only
+            # and a cold start would otherwise compile every module; the source tree's is the dev machine's.
+            code=lambda_.Code.from_asset(str(directory), exclude=[] if built else ["**/__pycache__", "build.py"]),
             compatible_runtimes=[RUNTIME], compatible_architectures=[ARCHITECTURE],
             description="dramac_common and its third-party packages",
         )

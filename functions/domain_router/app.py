@@ -28,7 +28,7 @@ _config: RouterConfig | None = None
 def handler(event: dict, context: object) -> dict:
     """CloudFront viewer-request entry point: the request to forward, or a generated response."""
     request = event["Records"][0]["cf"]["request"]
-    return route_request(request, current_config(), time.time())
+    return route_request(request, _config or current_config(), time.time())
 
 
 def current_config() -> RouterConfig:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 import tomllib
 
 import pytest
@@ -133,6 +134,29 @@ def test_layer_build_asks_pip_only_for_lambda_platform_wheels(tmp_path):
     assert command[command.index("--python-version") + 1] == "3.13"
     assert command[command.index("--implementation") + 1] == "cp"
     assert [command[i + 1] for i, arg in enumerate(command) if arg == "--platform"] == list(build.PLATFORMS)
+
+
+def test_layer_bytecode_is_hash_based_and_never_rechecked_against_the_sources(tmp_path):
+    """Compiled by an interpreter of the right version (here this one), each module gets a .pyc whose header
+    says 'hash-based, unchecked' (PEP 552 flags 0b01): used whatever mtimes the asset zip gives the sources."""
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    assert build.find_interpreter(version, sys.executable) == sys.executable
+    assert build.find_interpreter("2.7", sys.executable) is None  # a named interpreter of another version
+    package = tmp_path / "python" / "pkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("VALUE = 42\n")
+    (package / "broken_fixture.py").write_text("def (:\n")  # data some packages ship: skipped, not fatal
+    assert build.compile_bytecode(tmp_path / "python", sys.executable) == 1
+    [pyc] = (package / "__pycache__").glob("__init__.*.pyc")
+    assert pyc.name == f"__init__.{sys.implementation.cache_tag}.pyc"
+    assert int.from_bytes(pyc.read_bytes()[4:8], "little") == 0b01
+
+
+def test_the_layer_build_refuses_to_ship_without_bytecode_unless_told(tmp_path, monkeypatch):
+    monkeypatch.setattr(build, "find_interpreter", lambda version, explicit=None: None)
+    with pytest.raises(build.BuildError, match=r"no Python 3\.13 interpreter"):
+        build.build(tmp_path / "layer", "3.13")
+    assert not (tmp_path / "layer").exists()  # refused before anything was written
 
 
 @pytest.mark.parametrize("name", sorted(catalog.FUNCTION_SETTINGS))

@@ -123,6 +123,7 @@ def test_rls_isolates_sites_of_different_agencies(crm, tenant, other_tenant, own
 
 def test_foreign_keys_work_within_a_site_and_never_across_sites(crm, tenant, owner_conn, make_tenant):
     module = crm()
+    install_row(owner_conn, tenant, module)
     provisioner.provision_module(module)
     schema = schema_of(module)
     company = owner_conn.execute(f"INSERT INTO {schema}.companies (site_id, name) VALUES (%s, 'Acme') RETURNING id",
@@ -140,7 +141,7 @@ def test_foreign_keys_work_within_a_site_and_never_across_sites(crm, tenant, own
     with pytest.raises(psycopg.errors.CheckViolation):
         owner_conn.execute(f"INSERT INTO {schema}.contacts (site_id, email, lead_score) VALUES (%s, 'c', -1)",
                            (tenant.site_id,))
-    owner_conn.execute("DELETE FROM sites WHERE id = %s", (tenant.site_id,))
+    owner_conn.execute("DELETE FROM sites WHERE id = %s", (tenant.site_id,))  # its installation's data goes with it
     assert owner_conn.execute(f"SELECT count(*) AS n FROM {schema}.contacts").fetchone()["n"] == 0
 
 
@@ -265,20 +266,31 @@ def test_a_type_error_is_found_before_the_server_and_names_table_and_column(crm,
 
 
 @pytest.fixture
-def sites_write_lock(database_url, tenant):
-    """An open transaction that updated a site: DDL referencing public.sites must wait for it."""
-    conn = psycopg.connect(database_url)
-    conn.execute("UPDATE sites SET name = name WHERE id = %s", (tenant.site_id,))
-    yield conn
-    conn.rollback()
-    conn.close()
+def registry_write_lock(database_url):
+    """``hold(module)``: an open transaction that has inserted the module's registry row and not committed
+    (a concurrent writer): the provisioner, its schema and tables created, must wait for it to register."""
+    held = []
+
+    def hold(module_id):
+        conn = psycopg.connect(database_url)
+        short_id = schema_of(module_id).removeprefix("mod_")
+        conn.execute("INSERT INTO module_database_registry (module_id, module_short_id, uses_schema, schema_name) "
+                     "VALUES (%s, %s, true, %s)", (module_id, short_id, schema_of(module_id)))
+        held.append(conn)
+        return conn
+
+    yield hold
+    for conn in held:
+        conn.rollback()
+        conn.close()
 
 
 def test_transient_failure_is_retried_then_fails_the_installation_on_the_last_receive(
-        crm, tenant, owner_conn, sites_write_lock, monkeypatch):
+        crm, tenant, owner_conn, registry_write_lock, monkeypatch):
     monkeypatch.setattr(provisioner, "LOCK_TIMEOUT", "100ms")
     module = crm()
     install_row(owner_conn, tenant, module)
+    registry_write_lock(module)
     assert invoke({"moduleId": str(module)}, receive_count=1) == [True]
     assert installation(owner_conn, tenant, module)["status"] == "provisioning"
     assert invoke({"moduleId": str(module)}, receive_count=5) == [True]  # to the dead-letter queue
@@ -289,19 +301,21 @@ def test_transient_failure_is_retried_then_fails_the_installation_on_the_last_re
     assert not relations(owner_conn, schema_of(module))
 
 
-def test_max_receives_is_configurable(crm, tenant, owner_conn, sites_write_lock, monkeypatch, env):
+def test_max_receives_is_configurable(crm, tenant, owner_conn, registry_write_lock, monkeypatch, env):
     monkeypatch.setattr(provisioner, "LOCK_TIMEOUT", "100ms")
     env.set("PROVISION_MAX_RECEIVES", "2")
     module = crm()
     install_row(owner_conn, tenant, module)
+    registry_write_lock(module)
     assert invoke({"moduleId": str(module)}, receive_count=2) == [True]
     assert installation(owner_conn, tenant, module)["status"] == "failed"
 
 
 def test_connection_killed_mid_job_leaves_no_partial_schema_and_a_retry_succeeds(
-        crm, tenant, owner_conn, sites_write_lock):
+        crm, tenant, owner_conn, registry_write_lock):
     module = crm()
     install_row(owner_conn, tenant, module)
+    writer = registry_write_lock(module)
     outcome = {}
 
     def job():
@@ -313,7 +327,7 @@ def test_connection_killed_mid_job_leaves_no_partial_schema_and_a_retry_succeeds
     worker = threading.Thread(target=job)
     worker.start()
     pid = None
-    for _ in range(200):  # the job has created the schema and a table, and waits for the sites lock
+    for _ in range(200):  # the job has created the schema and its tables, and waits to register them
         row = owner_conn.execute("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                                  "AND query LIKE '%%CREATE SCHEMA%%'").fetchone()
         if row:
@@ -328,7 +342,7 @@ def test_connection_killed_mid_job_leaves_no_partial_schema_and_a_retry_succeeds
     assert owner_conn.execute("SELECT count(*) AS n FROM module_database_registry WHERE module_id = %s",
                               (module,)).fetchone()["n"] == 0
     assert installation(owner_conn, tenant, module)["status"] == "provisioning"
-    sites_write_lock.rollback()
+    writer.rollback()
     assert provisioner.provision_module(module).action == "created"
     assert installation(owner_conn, tenant, module)["status"] == "active"
 

@@ -1,6 +1,8 @@
 """A database deployed before migrations 0070-0073, with a module schema the provisioner of that time
 created, is brought in line by running the migrations: the module's policies name the module, its
-foreign key to public.sites is gone (so the site it named can be deleted), and the linter's rules hold."""
+foreign keys to public.sites are gone (so the site it named can be deleted, and deleting a site no
+longer touches every module table), a deleted site's installations take its rows, and the linter's
+rules hold."""
 
 from __future__ import annotations
 
@@ -89,7 +91,7 @@ def test_an_old_module_schema_is_brought_in_line_and_its_sites_key_dropped(deplo
         keys = [r["conname"] for r in conn.execute(
             "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f' ORDER BY conname",
             (f"{SCHEMA}.referrals",))]
-        assert keys == ["referrals_site_id_fkey"]
+        assert keys == []  # 0073 dropped the key that left the schema, 0090 the one to public.sites
         policies = {r["policyname"]: r["qual"] or r["with_check"] for r in conn.execute(
             "SELECT policyname, qual, with_check FROM pg_policies WHERE schemaname = %s", (SCHEMA,))}
         assert set(policies) == {"site_read", "site_insert", "site_update", "site_delete"}
@@ -101,3 +103,8 @@ def test_an_old_module_schema_is_brought_in_line_and_its_sites_key_dropped(deplo
         conn.execute("DELETE FROM public.sites WHERE id = %s", (a_site,))
         [kept] = conn.execute(f"SELECT site_id, partner_site FROM {SCHEMA}.referrals").fetchall()
         assert kept == {"site_id": b_site, "partner_site": a_site}  # the column and its data stay
+        # B's site, with the module installed: deleting it takes its rows (the installation's purge, 0090)
+        conn.execute("INSERT INTO public.site_module_installations (site_id, module_id, agency_id, status) "
+                     "SELECT id, %s, agency_id, 'active' FROM public.sites WHERE id = %s", (MODULE_ID, b_site))
+        conn.execute("DELETE FROM public.sites WHERE id = %s", (b_site,))
+        assert conn.execute(f"SELECT count(*) AS n FROM {SCHEMA}.referrals").fetchone()["n"] == 0

@@ -156,8 +156,8 @@ RULES: dict[str, str] = {
         WHERE c.relkind = 'r' AND {LINTED} AND {NOT_EXTENSION}
           AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
     """,
-    # A module table's foreign keys stay inside its site: the implicit site_id -> public.sites(id),
-    # and (site_id, column) -> (site_id, key) of a table of the same schema. Nothing else.
+    # A module table's foreign keys stay inside its site: (site_id, column) -> (site_id, key) of a table
+    # of the same schema. Nothing else, not even site_id -> public.sites(id) (migration 0090).
     "module_foreign_keys_stay_in_their_site": """
         SELECT format('%%s: foreign key %%I %%s', con.conrelid::regclass, con.conname,
                       CASE WHEN r.relnamespace <> c.relnamespace THEN 'leaves the module''s schema'
@@ -166,9 +166,6 @@ RULES: dict[str, str] = {
         JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
         JOIN pg_class r ON r.oid = con.confrelid
         WHERE con.contype = 'f' AND n.nspname ~ '^mod_[a-f0-9]{8}$'
-          AND NOT (con.confrelid = 'public.sites'::regclass
-                   AND con.conkey = ARRAY[(SELECT a.attnum FROM pg_attribute a
-                                           WHERE a.attrelid = c.oid AND a.attname = 'site_id')])
           AND NOT (r.relnamespace = c.relnamespace
                    AND (SELECT a.attname FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum = con.conkey[1])
                        = 'site_id'

@@ -50,7 +50,7 @@ def test_new_schema_script_creates_everything_and_secures_each_table_by_the_one_
         assert f"SELECT private.secure_module_table('mod_3f2a9c1e', '{table}', '{MODULE_ID}')" in text
     assert text.count("TO authenticated") == 1  # the schema's usage; the tables' grants are the function's
     assert "anon" not in text and "POLICY" not in text
-    assert 'REFERENCES public.sites (id) ON DELETE CASCADE' in text
+    assert "public.sites" not in text  # no key to sites: a site's rows go with its installations (0090)
     assert 'UNIQUE (site_id, id)' in text
     assert ('FOREIGN KEY (site_id, "company_id") REFERENCES "mod_3f2a9c1e"."companies" (site_id, "id") '
             'ON DELETE SET NULL ("company_id")') in text

@@ -264,6 +264,30 @@ def test_client_supplied_router_headers_are_removed_on_app_requests():
     assert not [name for name in result["headers"] if name.startswith("x-dramac-")]
 
 
+def test_router_headers_are_removed_whatever_their_case():
+    forged = {"X-Dramac-User": [{"key": "X-Dramac-User", "value": "someone-else"}],
+              "accept": [{"key": "Accept", "value": "*/*"}]}
+    result = route(cf_request(uri="/login", extra_headers=forged))
+    assert sorted(result["headers"]) == ["accept", "host"]
+    site = route(cf_request(host="acme.sites.dramacagency.com", extra_headers=forged))
+    assert sorted(site["headers"]) == ["accept", "host", "x-dramac-site-host"]
+
+
+def test_a_host_decides_the_same_on_every_request_and_the_remembered_hosts_stay_bounded():
+    config = make_config()
+    hosts_module = importlib.import_module("edge_router.hosts")
+    cases = {"acme.sites.dramacagency.com": "/site/acme.sites.dramacagency.com/", "bad_host..example": "400",
+             "admin.sites.dramacagency.com": "404", "app.dramac.app": "/login"}
+    for _ in range(3):  # first decision computed, the next ones remembered: identical
+        for host, expected in cases.items():
+            result = route(cf_request(host=host, uri="/login" if host == "app.dramac.app" else "/"), config)
+            assert result.get("status", result.get("uri")) == expected
+    for number in range(hosts_module.HOST_ROUTE_CACHE_SIZE + 10):
+        assert route(cf_request(host=f"site{number}.example.com"), config)["uri"] == f"/site/site{number}.example.com/"
+    assert 0 < len(config.host_routes) <= hosts_module.HOST_ROUTE_CACHE_SIZE
+    assert status_of(route(cf_request(host="bad_host..example"), config)) == "400"
+
+
 def test_other_request_headers_are_forwarded_untouched():
     extra = {"user-agent": [{"key": "User-Agent", "value": "curl/8"}]}
     result = route(cf_request(host="example.com", extra_headers=extra))

@@ -9,12 +9,13 @@ default routing, no keys, so no session is ever valid.
 
 import json
 import os
+import re
 from collections.abc import Mapping
 
 from .cloudfront import RouteRejected
 from .defaults import DEFAULT_SETTINGS
 from .hosts import normalise_host
-from .paths import is_public_path
+from .paths import is_public_path, prefix_pattern
 from .tokens import JwkError, SessionVerifier, public_key_from_jwk
 
 CONFIG_FILE_NAME = "config.json"
@@ -29,12 +30,14 @@ class RouterConfig:
 
     __slots__ = (
         "app_domains",
+        "host_routes",
         "login_path",
         "mode",
         "onboarding_claims",
         "onboarding_path",
         "platform_site_domain",
         "public_files",
+        "public_prefix_pattern",
         "public_prefixes",
         "reserved_site_labels",
         "session_cookie",
@@ -45,12 +48,14 @@ class RouterConfig:
     platform_site_domain: str
     reserved_site_labels: frozenset[str]
     public_prefixes: tuple[str, ...]
+    public_prefix_pattern: re.Pattern[str]  # the prefixes, precompiled (paths.prefix_pattern)
     public_files: frozenset[str]
     session_cookie: str
     login_path: str
     onboarding_path: str
     onboarding_claims: tuple[tuple[str, ...], ...]
     sessions: SessionVerifier
+    host_routes: dict[str | None, tuple[int, str | None]]  # raw Host value -> route (hosts.host_route)
 
 
 def load_config(directory: str, environ: Mapping[str, str] | None = None) -> RouterConfig:
@@ -104,6 +109,8 @@ def parse_settings(settings: dict) -> RouterConfig:
     )
     if "" in config.public_prefixes:
         raise ConfigError("public_prefixes must not contain '/': that would make every path public")
+    config.public_prefix_pattern = prefix_pattern(config.public_prefixes)
+    config.host_routes = {}
     config.public_files = frozenset(
         _path(path, "public_files") for path in _strings(settings, "public_files")
     )

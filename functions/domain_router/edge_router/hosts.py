@@ -7,7 +7,10 @@ from .cloudfront import RouteRejected
 MAX_HOST_LENGTH = 253
 MAX_HOST_HEADER_LENGTH = MAX_HOST_LENGTH + 7  # a port and a trailing dot on top of a full-length name
 
-_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+HOST_ROUTE_CACHE_SIZE = 1024  # distinct Host header values remembered per container (cleared when full)
+
+# One precompiled pass over the whole name: dot-separated DNS labels of 1-63 letters, digits, hyphens.
+_HOST_NAME = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _PORT_SUFFIX = re.compile(r":([0-9]{1,5})\Z")
 
 
@@ -20,19 +23,36 @@ def normalise_host(raw: object) -> str:
     if not isinstance(raw, str) or not raw or len(raw) > MAX_HOST_HEADER_LENGTH or not raw.isascii():
         raise RouteRejected(400)
     host = raw.lower()
-    port = _PORT_SUFFIX.search(host)
-    if port:
-        if int(port.group(1)) > 65535:
+    if ":" in host:
+        port = _PORT_SUFFIX.search(host)
+        if port is None or int(port.group(1)) > 65535:
             raise RouteRejected(400)
         host = host[: port.start()]
     if host.endswith("."):
         host = host[:-1]
-    if not host or len(host) > MAX_HOST_LENGTH:
+    if not host or len(host) > MAX_HOST_LENGTH or not _HOST_NAME.fullmatch(host):
         raise RouteRejected(400)
-    for label in host.split("."):
-        if not _LABEL.fullmatch(label) or (label.startswith("xn--") and not _is_canonical_punycode(label)):
-            raise RouteRejected(400)
+    if "xn--" in host:
+        for label in host.split("."):
+            if label.startswith("xn--") and not _is_canonical_punycode(label):
+                raise RouteRejected(400)
     return host
+
+
+def host_route(raw: object, config) -> tuple[int, str | None]:
+    """What a raw Host header value means: ``(0, None)`` an app domain, ``(0, site host)`` a tenant
+    site, ``(400 or 404, None)`` a rejection. Remembered per raw value in ``config.host_routes``
+    (bounded): a container sees the same few hosts on almost every request."""
+    try:
+        route: tuple[int, str | None] = (0, site_host_for(normalise_host(raw), config))
+    except RouteRejected as rejection:
+        route = (rejection.status, None)
+    if raw is None or isinstance(raw, str):
+        routes = config.host_routes
+        if len(routes) >= HOST_ROUTE_CACHE_SIZE:
+            routes.clear()
+        routes[raw] = route
+    return route
 
 
 def site_host_for(host: str, config) -> str | None:

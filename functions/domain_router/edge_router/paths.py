@@ -17,6 +17,7 @@ _UNSAFE_DECODED = re.compile(r"[\x00-\x1f\x7f\\]")  # after decoding: control ch
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 _STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _PERCENT_ENCODED = tuple(chr(b) if chr(b) in _UNRESERVED else f"%{b:02X}" for b in range(256))
+_PERCENT_ENCODED_ASCII = {b: f"%{b:02X}" for b in range(128) if chr(b) not in _UNRESERVED}
 
 
 def normalise_path(uri: object) -> str:
@@ -68,7 +69,14 @@ def is_public_path(path: str, config) -> bool:
     a path under a listed prefix. Never by how a path ends: `/dashboard;.js` and
     `/dashboard/settings/billing.css` are the dashboard to origins that ignore `;...` or serve the
     page for any sub-path, so a suffix rule would hand private pages to anyone."""
-    return path in config.public_files or any(is_under(path, prefix) for prefix in config.public_prefixes)
+    return path in config.public_files or config.public_prefix_pattern.match(path) is not None
+
+
+def prefix_pattern(prefixes: tuple[str, ...]) -> re.Pattern[str]:
+    """One precompiled matcher for `is_under(path, p)` over every prefix: a prefix, then `/` or the end."""
+    if not prefixes:
+        return re.compile(r"(?!)")
+    return re.compile("(?:" + "|".join(re.escape(prefix) for prefix in prefixes) + r")(?:/|\Z)")
 
 
 def is_same_site_path(value: object) -> bool:
@@ -81,6 +89,8 @@ def is_same_site_path(value: object) -> bool:
         return False
     if _FORBIDDEN_RAW.search(value) or value.startswith("//"):
         return False
+    if "%" not in value:  # nothing to decode: the raw checks above were the decoded ones
+        return True
     decoded = _ESCAPE.sub(lambda match: chr(int(match.group(1), 16)), value)
     return not (_UNSAFE_DECODED.search(decoded) or decoded.startswith("//"))
 
@@ -91,12 +101,14 @@ def safe_redirect_path(candidate: object, fallback: str = "/") -> str:
 
 def login_location(login_path: str, path: str, querystring: object) -> str:
     """`/login?redirectTo=<path and query>`, the target always a same-site relative path."""
-    targets = [f"{path}?{querystring}"] if isinstance(querystring, str) and querystring else []
-    targets.append(path)
-    target = next((candidate for candidate in targets if is_same_site_path(candidate)), "/")
+    target = f"{path}?{querystring}" if isinstance(querystring, str) and querystring else path
+    if not is_same_site_path(target):
+        target = path if target is not path and is_same_site_path(path) else "/"
     return f"{login_path}?redirectTo={percent_encode(target)}"
 
 
 def percent_encode(value: str) -> str:
     """Encode everything but unreserved characters (like `encodeURIComponent`, stricter)."""
+    if value.isascii():  # always so for a checked redirect target: one translate in C
+        return value.translate(_PERCENT_ENCODED_ASCII)
     return "".join(_PERCENT_ENCODED[byte] for byte in value.encode("utf-8", "surrogatepass"))

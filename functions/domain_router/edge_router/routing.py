@@ -9,16 +9,21 @@ from .cloudfront import (
     redirect_response,
 )
 from .config import RouterConfig
-from .hosts import normalise_host, site_host_for
+from .hosts import host_route
 from .paths import is_public_path, is_under, login_location, normalise_path
 from .session import onboarding_finished, session_token
 
 
 def route_request(request: dict, config: RouterConfig, now: float) -> dict:
     """Host first (400/404 for hosts that are no site and no app), then the path, then site or app rules."""
+    raw_host = first_header_value(request, "host")
+    route = config.host_routes.get(raw_host)
+    if route is None:
+        route = host_route(raw_host, config)
+    status, site_host = route
+    if status:
+        return error_response(status)
     try:
-        host = normalise_host(first_header_value(request, "host"))
-        site_host = site_host_for(host, config)
         path = normalise_path(request.get("uri"))
     except RouteRejected as rejection:
         return error_response(rejection.status)

@@ -19,7 +19,7 @@ from typing import Any
 from psycopg import sql
 
 from .errors import ProvisioningRefused
-from .manifest import IMPLICIT_COLUMNS, ForeignKeyDef, IndexDef, SchemaDefinition, TableDef, object_name
+from .manifest import IMPLICIT_COLUMNS, ForeignKeyDef, IndexDef, SchemaDefinition, TableDef
 
 # Row-level security, privileges and the four site-isolation policies of a module table come from one
 # database function (migration 0073), which also brought tables provisioned before it in line: the
@@ -30,25 +30,40 @@ from .manifest import IMPLICIT_COLUMNS, ForeignKeyDef, IndexDef, SchemaDefinitio
 # (bench/rls_policy.py); operators reach module data through the provisioner's service path instead.
 SECURE_TABLE = sql.SQL("SELECT private.secure_module_table({}, {}, {})")
 
+# The schema's relations are found through pg_depend (each table, sequence or view depends on its
+# namespace, and pg_depend is indexed by what is depended on), their indexes through pg_index.indrelid,
+# their columns and constraints through indexes too: the query's cost follows the size of this schema.
+# Filtering pg_class by relnamespace instead scans every relation of the database (no index leads with
+# it): three sequential scans, 40-45 ms at 87,000 relations, against about 1 ms this way.
 CATALOG_QUERY = sql.SQL(
     """
-    WITH ns AS (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = {schema})
+    WITH ns AS (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = {schema}),
+    own AS MATERIALIZED (
+      SELECT c.oid, c.relname, c.relkind
+        FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class c ON c.oid = d.objid
+       WHERE d.refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
+         AND d.refobjid = (SELECT oid FROM ns) AND d.refobjsubid = 0
+         AND d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.deptype = 'n'
+         AND c.relnamespace = (SELECT oid FROM ns))
     SELECT
       EXISTS (SELECT 1 FROM ns) AS schema_exists,
       (SELECT coalesce(jsonb_object_agg(c.relname, cols.columns), '{{}}'::jsonb)
-         FROM pg_catalog.pg_class c
+         FROM own c
          CROSS JOIN LATERAL (
            SELECT coalesce(jsonb_object_agg(a.attname,
                     jsonb_build_array(pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull)),
                     '{{}}'::jsonb) AS columns
              FROM pg_catalog.pg_attribute a
             WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) cols
-        WHERE c.relnamespace = (SELECT oid FROM ns) AND c.relkind IN ('r', 'p')) AS tables,
+        WHERE c.relkind IN ('r', 'p')) AS tables,
       (SELECT coalesce(jsonb_agg(jsonb_build_array(c.relname, con.conname)), '[]'::jsonb)
-         FROM pg_catalog.pg_constraint con JOIN pg_catalog.pg_class c ON c.oid = con.conrelid
-        WHERE c.relnamespace = (SELECT oid FROM ns)) AS constraints,
-      (SELECT coalesce(jsonb_agg(c.relname), '[]'::jsonb)
-         FROM pg_catalog.pg_class c WHERE c.relnamespace = (SELECT oid FROM ns)) AS relations
+         FROM own c JOIN pg_catalog.pg_constraint con ON con.conrelid = c.oid) AS constraints,
+      (SELECT coalesce(jsonb_agg(r.relname), '[]'::jsonb) FROM (
+         SELECT c.relname FROM own c
+         UNION ALL
+         SELECT ic.relname FROM own c
+           JOIN pg_catalog.pg_index i ON i.indrelid = c.oid
+           JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid) r) AS relations
     """
 )
 
@@ -199,6 +214,9 @@ def _table_constraints(table: TableDef, existing: set[str]) -> list[sql.Composed
 
 
 def _plan_new_table(plan: Plan, table: TableDef) -> None:
+    # No foreign key to public.sites: it made deleting any site lock and scan every table of every module
+    # ever provisioned. A site's rows go with its installations (migration 0090,
+    # private.purge_installation_data), and the policies hide the rows of any site the caller has not.
     qualified = sql.Identifier(plan.schema, table.name)
     definitions = [
         sql.SQL("id uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid()"),
@@ -207,8 +225,6 @@ def _plan_new_table(plan: Plan, table: TableDef) -> None:
         sql.SQL("created_at timestamp with time zone NOT NULL DEFAULT pg_catalog.now()"),
         sql.SQL("updated_at timestamp with time zone NOT NULL DEFAULT pg_catalog.now()"),
         sql.SQL("CONSTRAINT {} PRIMARY KEY (id)").format(sql.Identifier(f"{table.name}_pkey")),
-        sql.SQL("CONSTRAINT {} FOREIGN KEY (site_id) REFERENCES public.sites (id) ON DELETE CASCADE").format(
-            sql.Identifier(object_name(table.name, "site_id", "fkey"))),
         sql.SQL("CONSTRAINT {} UNIQUE (site_id, id)").format(sql.Identifier(table.site_key_name)),
         *_table_constraints(table, set()),
     ]

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 LOCK_CLASS = 0x50524F56  # "PROV": the first key of pg_advisory_xact_lock(int, int)
 SCHEMA_MODULE_TYPES = frozenset({"app", "system", "custom"})
-LOCK_TIMEOUT = "5s"  # DDL waits at most this long for a table lock (public.sites for the site_id FK)
+LOCK_TIMEOUT = "5s"  # DDL waits at most this long for a table lock (a module table in use)
 # SQLSTATE classes where retrying cannot help: data exceptions, integrity violations, syntax and
 # access rules, unsupported features. Anything else (connections, deadlocks, timeouts) is transient.
 # data, integrity, syntax/access, unsupported, dependent objects, check option, program limits
