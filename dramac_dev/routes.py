@@ -95,6 +95,12 @@ ROUTES: tuple[Route, ...] = (
           "update one row"),
     Route("DELETE", "/api/sites/{siteId}/modules/{moduleId}/data/{table}/{id}", "module_api", JWT_OR_API_KEY,
           "delete one row"),
+    # the same tables in PostgREST's wire protocol (supabase-js, postgrest-js, postgrest-py): docs/module_data_rest.md
+    *(Route(method, "/api/sites/{siteId}/modules/{moduleId}/rest/{table}", "module_api", JWT_OR_API_KEY, summary)
+      for method, summary in (("GET", "rows, PostgREST protocol"), ("HEAD", "count only, PostgREST protocol"),
+                              ("POST", "insert or upsert, PostgREST protocol"),
+                              ("PATCH", "update filtered rows, PostgREST protocol"),
+                              ("DELETE", "delete filtered rows, PostgREST protocol"))),
     Route("GET", "/api/sites/{siteId}/modules/{moduleId}/storage", "module_api", JWT_OR_API_KEY,
           "widget storage keys"),
     Route("GET", "/api/sites/{siteId}/modules/{moduleId}/storage/{key}", "module_api", JWT_OR_API_KEY,

@@ -46,6 +46,8 @@ class Table:
     # constraint and index names -> their columns: a database error names a constraint or an index,
     # the caller hears about the column
     constrained: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # the column sets of its unique indexes (whole-table, on plain columns): what an upsert may conflict on
+    uniques: tuple[frozenset[str], ...] = ()
 
     @property
     def writable(self) -> frozenset[str]:
@@ -88,7 +90,8 @@ ORDER BY c.relname, a.attnum
 _CONSTRAINTS_SQL = """
 SELECT c.relname AS table_name, i.relname AS name,
        array(SELECT a.attname FROM unnest(x.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
-             JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum ORDER BY k.ord) AS columns
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum ORDER BY k.ord) AS columns,
+       x.indisunique AND x.indpred IS NULL AND x.indexprs IS NULL AS upsert_target
 FROM pg_catalog.pg_index x
 JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
 JOIN pg_catalog.pg_class c ON c.oid = x.indrelid
@@ -97,7 +100,8 @@ WHERE n.nspname = %(schema)s AND c.relname = ANY(%(tables)s)
 UNION ALL
 SELECT c.relname, k.conname,
        array(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY u(attnum, ord)
-             JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = u.attnum ORDER BY u.ord)
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = u.attnum ORDER BY u.ord),
+       false
 FROM pg_catalog.pg_constraint k
 JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -127,6 +131,7 @@ def load_module_schema(unit: Unit, *, module_id: uuid.UUID, schema_name: str | N
         return cached
     tables: dict[str, dict[str, Column]] = {}
     constrained: dict[str, dict[str, tuple[str, ...]]] = {}
+    uniques: dict[str, set[frozenset[str]]] = {}
     if schema_name and names:
         for row in unit.fetchall(_CATALOG_SQL, (schema_name, list(names))):
             tables.setdefault(row["table_name"], {})[row["column_name"]] = Column(
@@ -135,9 +140,12 @@ def load_module_schema(unit: Unit, *, module_id: uuid.UUID, schema_name: str | N
                 has_default=row["has_default"], generated=row["generated"], references=row["references_table"])
         for row in unit.fetchall(_CONSTRAINTS_SQL, {"schema": schema_name, "tables": list(names)}):
             constrained.setdefault(row["table_name"], {})[row["name"]] = tuple(row["columns"])
+            if row["upsert_target"]:
+                uniques.setdefault(row["table_name"], set()).add(frozenset(row["columns"]))
     schema = ModuleSchema(
         module_id=module_id, schema_name=schema_name or "", version=version,
-        tables={name: Table(name, entity_name(name, manifest), cols, constrained.get(name, {}))
+        tables={name: Table(name, entity_name(name, manifest), cols, constrained.get(name, {}),
+                            tuple(sorted(uniques.get(name, ()), key=sorted)))
                 for name, cols in tables.items()
                 # a table the SDK cannot scope to a site is never exposed
                 if "site_id" in cols and "id" in cols},

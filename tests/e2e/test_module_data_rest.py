@@ -1,0 +1,189 @@
+"""The PostgREST surface (``…/modules/{moduleId}/rest``) driven by the real PostgREST client for Python
+(``postgrest`` on PyPI, what supabase-py uses), over ``dramac dev``: a CRM-like module installed on a
+site; reads, writes, upserts, logical filters, embedding and full-text search; tenancy, roles, API
+keys and the refusals, each answered in PostgREST's own shape."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from postgrest import APIError, CountMethod, SyncPostgrestClient
+from support.modules import make_crm
+
+from dramac_dev.tokens import issue_token
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def crm(owner_conn, make_module, tenant, other_tenant):
+    _module_id, slug = make_crm(owner_conn, make_module, tenant, other_tenant)
+    return slug
+
+
+def rest_url(stack, t, slug: str) -> str:
+    return f"{stack.url}/api/sites/{t.site_id}/modules/{slug}/rest"
+
+
+def client(stack, t, slug: str, *, user=None, key: str | None = None) -> SyncPostgrestClient:
+    """As supabase-py builds it: the user's JWT as the bearer, or a site API key as apikey and bearer."""
+    if key is not None:
+        headers = {"apikey": key, "Authorization": f"Bearer {key}"}
+    else:
+        headers = {"Authorization": f"Bearer {issue_token(user)}"}
+    return SyncPostgrestClient(rest_url(stack, t, slug), headers=headers)
+
+
+def site_key(stack, t, **body) -> str:
+    with stack.client(t.owner) as http:
+        reply = http.post(f"/api/sites/{t.site_id}/api-keys", json={"name": "rest", **body})
+        assert reply.status_code == 201, reply.text
+        return reply.json()["data"]["key"]
+
+
+def seed(stack, t, slug, rows):
+    with stack.client(t.owner) as http:
+        reply = http.post(f"/api/sites/{t.site_id}/modules/{slug}/data/contacts", json=rows)
+        assert reply.status_code == 201, reply.text
+        return reply.json()["data"]
+
+
+PEOPLE = [
+    {"email": "ada@example.com", "first_name": "Ada", "lead_score": 90, "status": "customer",
+     "tags": ["vip", "math"], "profile": {"city": "London", "langs": ["en"]}},
+    {"email": "bob@example.com", "first_name": "Bob", "lead_score": 40, "tags": ["sales"]},
+    {"email": "cy@example.com", "first_name": None, "lead_score": 70, "status": "active",
+     "profile": {"city": "Paris"}},
+    {"email": "di@example.org", "first_name": "Di", "lead_score": 10, "status": "active"},
+]
+
+
+def test_reads_are_bare_json_with_select_aliases_filters_order_and_ranges(local_stack, crm, tenant):
+    seed(local_stack, tenant, crm, PEOPLE)
+    db = client(local_stack, tenant, crm, user=tenant.member)
+    every = db.table("contacts").select("*").execute()
+    assert isinstance(every.data, list) and len(every.data) == 4 and every.data[0]["email"] == "ada@example.com"
+    aliased = (db.table("contacts").select("mail:email,score:lead_score").gte("lead_score", 40)
+               .order("lead_score", desc=True).execute())
+    assert aliased.data == [{"mail": "ada@example.com", "score": 90}, {"mail": "cy@example.com", "score": 70},
+                            {"mail": "bob@example.com", "score": 40}]
+    assert [r["email"] for r in db.table("contacts").select("email").ilike("email", "%.org").execute().data] == [
+        "di@example.org"]
+    assert [r["email"] for r in db.table("contacts").select("email").in_("status", ["active", "customer"])
+            .order("email").execute().data] == ["ada@example.com", "cy@example.com", "di@example.org"]
+    assert [r["email"] for r in db.table("contacts").select("email").is_("first_name", "null").execute().data] == [
+        "cy@example.com"]
+    assert [r["email"] for r in db.table("contacts").select("email").not_.is_("first_name", "null")
+            .neq("email", "bob@example.com").lt("lead_score", 95).order("email").execute().data] == [
+        "ada@example.com", "di@example.org"]
+    assert [r["email"] for r in db.table("contacts").select("email").order("first_name", nullsfirst=True)
+            .limit(2).execute().data] == ["cy@example.com", "ada@example.com"]
+    page = db.table("contacts").select("email", count=CountMethod.exact).order("email").range(1, 2).execute()
+    assert [r["email"] for r in page.data] == ["bob@example.com", "cy@example.com"] and page.count == 4
+    assert db.table("contacts").select("email").cs("tags", ["vip"]).execute().data == [{"email": "ada@example.com"}]
+    assert db.table("contacts").select("email").contains("profile", {"city": "Paris"}).execute().data == [
+        {"email": "cy@example.com"}]
+    assert db.table("contacts").select("email").ov("tags", ["sales", "nope"]).execute().data == [
+        {"email": "bob@example.com"}]
+    assert db.table("contacts").select("email").cd("tags", ["sales", "x"]).execute().data == [
+        {"email": "bob@example.com"}]
+    assert db.table("contacts").select("email").match({"status": "active", "lead_score": 70}).execute().data == [
+        {"email": "cy@example.com"}]
+    assert db.table("contacts").select("email").filter("email", "match", "^b.b@").execute().data == [
+        {"email": "bob@example.com"}]
+    assert db.table("contacts").select("email").filter("email", "imatch", "^BOB").execute().data == [
+        {"email": "bob@example.com"}]
+    assert len(db.table("contacts").select("email").filter("status", "isdistinct", "active").execute().data) == 2
+
+
+def test_counts_ranges_and_head(local_stack, crm, tenant):
+    seed(local_stack, tenant, crm, PEOPLE)
+    db = client(local_stack, tenant, crm, user=tenant.member)
+    for method in (CountMethod.exact, CountMethod.planned, CountMethod.estimated):
+        counted = db.table("contacts").select("id", count=method).limit(1).execute()
+        assert counted.count is not None and counted.count >= 1 and len(counted.data) == 1
+    assert db.table("contacts").select("id", count=CountMethod.exact).limit(1).execute().count == 4
+    head = db.table("contacts").select("*", count=CountMethod.exact, head=True).eq("status", "active").execute()
+    assert head.count == 2 and not head.data
+    base = rest_url(local_stack, tenant, crm)
+    auth = {"authorization": f"Bearer {issue_token(tenant.member)}"}
+    with httpx.Client() as http:
+        ranged = http.get(f"{base}/contacts?select=email&order=email",
+                          headers={**auth, "range": "1-2", "range-unit": "items", "prefer": "count=exact"})
+        assert ranged.status_code == 206 and ranged.headers["content-range"] == "1-2/4"
+        assert [r["email"] for r in ranged.json()] == ["bob@example.com", "cy@example.com"]
+        whole = http.get(f"{base}/contacts?select=email", headers={**auth, "prefer": "count=exact"})
+        assert whole.status_code == 200 and whole.headers["content-range"] == "0-3/4"
+        assert http.get(f"{base}/contacts", headers=auth).headers["content-range"] == "0-3/*"
+        past = http.get(f"{base}/contacts?offset=10", headers={**auth, "prefer": "count=exact"})
+        assert past.status_code == 416 and past.json()["code"] == "PGRST103"
+        profiled = http.get(f"{base}/contacts", headers={**auth, "accept-profile": "public"})
+        assert profiled.status_code == 200
+        other = http.get(f"{base}/contacts", headers={**auth, "accept-profile": "private"})
+        assert other.status_code == 406 and other.json()["code"] == "PGRST106"
+
+
+def test_single_and_maybe_single(local_stack, crm, tenant):
+    seed(local_stack, tenant, crm, PEOPLE)
+    db = client(local_stack, tenant, crm, user=tenant.member)
+    ada = db.table("contacts").select("email,lead_score").eq("email", "ada@example.com").single().execute()
+    assert ada.data == {"email": "ada@example.com", "lead_score": 90}
+    with pytest.raises(APIError) as many:
+        db.table("contacts").select("email").single().execute()
+    assert many.value.code == "PGRST116" and many.value.details == "The result contains 4 rows"
+    assert "JSON object requested" in many.value.message
+    with pytest.raises(APIError) as none:
+        db.table("contacts").select("email").eq("email", "nobody@example.com").single().execute()
+    assert none.value.code == "PGRST116" and none.value.details == "The result contains 0 rows"
+    assert db.table("contacts").select("email").eq("email", "nobody@example.com").maybe_single().execute() is None
+    found = db.table("contacts").select("email").eq("email", "bob@example.com").maybe_single().execute()
+    assert found is not None and found.data == {"email": "bob@example.com"}
+
+
+def test_errors_are_postgrest_shaped(local_stack, crm, tenant):
+    db = client(local_stack, tenant, crm, user=tenant.member)
+    with pytest.raises(APIError) as unknown_table:
+        db.table("nope").select("*").execute()
+    assert unknown_table.value.code == "PGRST205" and unknown_table.value.message
+    with pytest.raises(APIError) as unknown_column:
+        db.table("contacts").select("nope").execute()
+    assert unknown_column.value.code == "42703" and "nope" in unknown_column.value.message
+    with pytest.raises(APIError) as bad_operator:
+        db.table("contacts").select("*").filter("lead_score", "between", "1").execute()
+    assert bad_operator.value.code == "PGRST100" and bad_operator.value.message
+    with pytest.raises(APIError) as bad_value:
+        db.table("contacts").select("*").eq("lead_score", "many").execute()
+    assert bad_value.value.code == "22P02" and "lead_score" in bad_value.value.message
+
+
+def test_authentication_tenancy_and_api_keys(local_stack, crm, tenant, other_tenant):
+    seed(local_stack, tenant, crm, PEOPLE[:2])
+    key = site_key(local_stack, tenant)
+    as_key = client(local_stack, tenant, crm, key=key)
+    assert len(as_key.table("contacts").select("id").execute().data) == 2
+    apikey_only = SyncPostgrestClient(rest_url(local_stack, tenant, crm), headers={"apikey": key})
+    assert len(apikey_only.table("contacts").select("id").execute().data) == 2
+    # another site's key, another agency's user: that site does not exist for them
+    other_key = site_key(local_stack, other_tenant)
+    with pytest.raises(APIError) as foreign_key:
+        client(local_stack, tenant, crm, key=other_key).table("contacts").select("id").execute()
+    assert foreign_key.value.code == "site_not_found"
+    with pytest.raises(APIError) as outsider:
+        client(local_stack, tenant, crm, user=other_tenant.owner).table("contacts").select("id").execute()
+    assert outsider.value.code == "site_not_found"
+    assert client(local_stack, other_tenant, crm, user=other_tenant.owner).table("contacts").select("id") \
+        .execute().data == []
+    # a key limited to other modules
+    scoped = site_key(local_stack, tenant, modules=["some-other-module"])
+    with pytest.raises(APIError) as out_of_scope:
+        client(local_stack, tenant, crm, key=scoped).table("contacts").select("id").execute()
+    assert out_of_scope.value.code == "42501"
+    base = rest_url(local_stack, tenant, crm)
+    with httpx.Client() as http:
+        anonymous = http.get(f"{base}/contacts")
+        assert anonymous.status_code == 401 and anonymous.json()["code"] == "PGRST302"
+        forged = http.get(f"{base}/contacts", headers={"authorization": "Bearer not-a-jwt"})
+        assert forged.status_code == 401 and set(forged.json()) == {"code", "message", "details", "hint"}
+        wrong_key = key[:-4] + "AAAA"
+        refused = http.get(f"{base}/contacts", headers={"apikey": wrong_key, "authorization": f"Bearer {wrong_key}"})
+        assert refused.status_code == 401 and refused.json()["code"] == "PGRST301"
