@@ -5,10 +5,12 @@ keys and the refusals, each answered in PostgREST's own shape."""
 
 from __future__ import annotations
 
+import copy
+
 import httpx
 import pytest
 from postgrest import APIError, CountMethod, SyncPostgrestClient
-from support.modules import make_crm
+from support.modules import CRM_MANIFEST, make_crm
 
 from dramac_dev.tokens import issue_token
 
@@ -187,3 +189,128 @@ def test_authentication_tenancy_and_api_keys(local_stack, crm, tenant, other_ten
         wrong_key = key[:-4] + "AAAA"
         refused = http.get(f"{base}/contacts", headers={"apikey": wrong_key, "authorization": f"Bearer {wrong_key}"})
         assert refused.status_code == 401 and refused.json()["code"] == "PGRST301"
+
+
+def unique_email_crm(owner_conn, make_module, *tenants) -> str:
+    manifest = copy.deepcopy(CRM_MANIFEST)
+    contacts = next(t for t in manifest["database"]["tables"] if t["name"] == "contacts")
+    next(c for c in contacts["columns"] if c["name"] == "email")["unique"] = True
+    return make_crm(owner_conn, make_module, *tenants, manifest=manifest)[1]
+
+
+def events(owner_conn, t, action: str) -> list[str]:
+    rows = owner_conn.execute(
+        "SELECT source_entity_id FROM public.automation_events_log WHERE site_id = %s AND event_type LIKE %s "
+        "ORDER BY created_at, id", (t.site_id, f"%.contact.{action}")).fetchall()
+    return [r["source_entity_id"] for r in rows]
+
+
+def test_insert_one_or_many_with_prefer_return_and_missing(local_stack, crm, tenant, owner_conn):
+    db = client(local_stack, tenant, crm, user=tenant.admin)
+    minimal = db.table("contacts").insert({"email": "ada@example.com"}, returning="minimal").execute()
+    assert minimal.data == []
+    made = db.table("contacts").insert({"email": "bob@example.com", "lead_score": 5}).execute()
+    assert made.data[0]["email"] == "bob@example.com" and made.data[0]["status"] == "lead"
+    # an array: a column some rows leave out is NULL, or its default with missing=default
+    nulls = db.table("contacts").insert([{"email": "c@example.com", "status": "active"},
+                                         {"email": "d@example.com"}]).execute()
+    assert [r["status"] for r in nulls.data] == ["active", None]
+    defaults = db.table("contacts").insert([{"email": "e@example.com", "status": "active"},
+                                            {"email": "f@example.com"}], default_to_null=False).execute()
+    assert [r["status"] for r in defaults.data] == ["active", "lead"]
+    assert len(events(owner_conn, tenant, "created")) == 6
+    one = db.table("contacts").insert({"email": "g@example.com"}).single().execute()
+    assert one.data["email"] == "g@example.com"
+    base = rest_url(local_stack, tenant, crm)
+    auth = {"authorization": f"Bearer {issue_token(tenant.owner)}"}
+    with httpx.Client() as http:
+        located = http.post(f"{base}/contacts", json={"email": "h@example.com"},
+                            headers={**auth, "prefer": "return=headers-only"})
+        assert located.status_code == 201 and located.headers["location"].startswith("/contacts?id=eq.")
+        assert located.text == ""
+        rolled = http.post(f"{base}/contacts?select=email", json={"email": "i@example.com"},
+                           headers={**auth, "prefer": "return=representation,tx=rollback"})
+        assert rolled.status_code == 201 and rolled.json() == [{"email": "i@example.com"}]
+        assert "tx=rollback" in rolled.headers["preference-applied"]
+    assert db.table("contacts").select("id").eq("email", "i@example.com").execute().data == []
+
+
+def test_update_and_delete_with_filters(local_stack, crm, tenant, owner_conn):
+    seed(local_stack, tenant, crm, PEOPLE)
+    db = client(local_stack, tenant, crm, user=tenant.owner)
+    updated = db.table("contacts").update({"status": "hot"}).gte("lead_score", 70).execute()
+    assert sorted(r["email"] for r in updated.data) == ["ada@example.com", "cy@example.com"]
+    assert {r["status"] for r in updated.data} == {"hot"}
+    assert len(events(owner_conn, tenant, "updated")) == 2
+    counted = db.table("contacts").update({"vip": True}, count=CountMethod.exact, returning="minimal") \
+        .eq("status", "hot").execute()
+    assert counted.count == 2 and counted.data == []
+    deleted = db.table("contacts").delete().eq("email", "bob@example.com").execute()
+    assert [r["email"] for r in deleted.data] == ["bob@example.com"]
+    assert len(events(owner_conn, tenant, "deleted")) == 1
+    # no filter at all: refused, nothing changed; asking for every row explicitly works
+    with pytest.raises(APIError) as unfiltered:
+        db.table("contacts").update({"status": "gone"}).execute()
+    assert unfiltered.value.code == "21000" and unfiltered.value.message == "UPDATE requires a WHERE clause"
+    with pytest.raises(APIError) as unfiltered_delete:
+        db.table("contacts").delete().execute()
+    assert unfiltered_delete.value.code == "21000"
+    assert len(db.table("contacts").select("id").execute().data) == 3
+    everything = db.table("contacts").delete().not_.is_("id", "null").execute()
+    assert len(everything.data) == 3 and len(events(owner_conn, tenant, "deleted")) == 4
+    # single() on a write that touches several rows: 406 and rolled back
+    seed(local_stack, tenant, crm, PEOPLE[:2])
+    with pytest.raises(APIError) as not_one:
+        db.table("contacts").update({"status": "x"}).not_.is_("id", "null").single().execute()
+    assert not_one.value.code == "PGRST116"
+    assert {r["status"] for r in db.table("contacts").select("status").execute().data} == {"customer", "lead"}
+
+
+def test_upsert_on_a_unique_column_merges_or_ignores(local_stack, owner_conn, make_module, tenant, other_tenant):
+    slug = unique_email_crm(owner_conn, make_module, tenant, other_tenant)
+    db = client(local_stack, tenant, slug, user=tenant.owner)
+    first = db.table("contacts").upsert({"email": "ada@example.com", "lead_score": 10}, on_conflict="email").execute()
+    merged = db.table("contacts").upsert([{"email": "ada@example.com", "lead_score": 99},
+                                          {"email": "new@example.com", "lead_score": 1}], on_conflict="email").execute()
+    assert [(r["email"], r["lead_score"]) for r in merged.data] == [("ada@example.com", 99), ("new@example.com", 1)]
+    assert merged.data[0]["id"] == first.data[0]["id"]
+    assert len(db.table("contacts").select("id").execute().data) == 2
+    assert len(events(owner_conn, tenant, "created")) == 2
+    updates = owner_conn.execute(
+        "SELECT payload FROM public.automation_events_log WHERE site_id = %s AND event_type LIKE '%%.contact.updated'",
+        (tenant.site_id,)).fetchall()
+    assert [u["payload"]["previous"]["lead_score"] for u in updates] == [10]
+    ignored = db.table("contacts").upsert([{"email": "ada@example.com", "lead_score": 0},
+                                           {"email": "third@example.com"}], on_conflict="email",
+                                          ignore_duplicates=True).execute()
+    assert [r["email"] for r in ignored.data] == ["third@example.com"]
+    assert db.table("contacts").select("lead_score").eq("email", "ada@example.com").single().execute().data == {
+        "lead_score": 99}
+    # by primary key (the default): the row's id
+    by_id = db.table("contacts").upsert({"id": first.data[0]["id"], "email": "ada@example.com",
+                                         "first_name": "Ada"}).execute()
+    assert by_id.data[0]["first_name"] == "Ada" and len(db.table("contacts").select("id").execute().data) == 3
+    # the same email on another site is another row: conflicts never cross sites
+    other = client(local_stack, other_tenant, slug, user=other_tenant.owner)
+    theirs = other.table("contacts").upsert({"email": "ada@example.com", "lead_score": 1}, on_conflict="email").execute()
+    assert theirs.data[0]["id"] != first.data[0]["id"]
+    assert db.table("contacts").select("lead_score").eq("email", "ada@example.com").single().execute().data == {
+        "lead_score": 99}
+    with pytest.raises(APIError) as not_unique:
+        db.table("contacts").upsert({"email": "x@example.com"}, on_conflict="first_name").execute()
+    assert not_unique.value.code == "42P10"
+    with pytest.raises(APIError) as duplicate:
+        db.table("contacts").insert({"email": "ada@example.com"}).execute()
+    assert duplicate.value.code == "23505"
+
+
+def test_members_read_and_only_managers_or_keys_write(local_stack, crm, tenant):
+    member = client(local_stack, tenant, crm, user=tenant.member)
+    with pytest.raises(APIError) as refused:
+        member.table("contacts").insert({"email": "m@example.com"}).execute()
+    assert refused.value.code == "42501"
+    with pytest.raises(APIError):
+        member.table("contacts").delete().eq("email", "m@example.com").execute()
+    key = client(local_stack, tenant, crm, key=site_key(local_stack, tenant))
+    assert key.table("contacts").insert({"email": "k@example.com"}).execute().data[0]["email"] == "k@example.com"
+    assert member.table("contacts").select("email").execute().data == [{"email": "k@example.com"}]
