@@ -35,7 +35,7 @@ from typing import Annotated, Any
 
 import psycopg
 from dramac_common.core import db, jsonbody
-from dramac_common.core.api import KeyId, ModuleRef, SiteId, create_app, envelope, lambda_handler
+from dramac_common.core.api import KeyId, ModuleRef, SiteId, create_app, envelope, lambda_handler, logger
 from dramac_common.core.auth import CallerDep, PrincipalDep, principal_from_event, principal_id
 from dramac_common.core.errors import ApiError, BadRequest, NotFound, database_error
 from dramac_common.core.idempotency import IdempotencyKey, idempotent_response
@@ -200,7 +200,8 @@ async def rest_table(request: Request, table: str, site_ref: Annotated[str, Path
     except (ApiError, psycopg.Error) as exc:
         error = exc if isinstance(exc, ApiError) else database_error(exc)
         if error is None:
-            raise
+            logger.exception("unexpected database error", extra={"sqlstate": getattr(exc, "sqlstate", None)})
+            error = rest.RestError(500, "PGRST000", "Internal error")
         status, content, extra = rest.rest_error_body(error)
         return Response(jsonbody.dumps(content), status_code=status, headers=extra,
                         media_type="application/json; charset=utf-8")

@@ -64,7 +64,8 @@ def test_reads_are_bare_json_with_select_aliases_filters_order_and_ranges(local_
     seed(local_stack, tenant, crm, PEOPLE)
     db = client(local_stack, tenant, crm, user=tenant.member)
     every = db.table("contacts").select("*").execute()
-    assert isinstance(every.data, list) and len(every.data) == 4 and every.data[0]["email"] == "ada@example.com"
+    assert isinstance(every.data, list) and sorted(r["email"] for r in every.data)[0] == "ada@example.com"
+    assert len(every.data) == 4 and set(every.data[0]) >= {"id", "site_id", "email", "created_at"}
     aliased = (db.table("contacts").select("mail:email,score:lead_score").gte("lead_score", 40)
                .order("lead_score", desc=True).execute())
     assert aliased.data == [{"mail": "ada@example.com", "score": 90}, {"mail": "cy@example.com", "score": 70},
@@ -314,3 +315,93 @@ def test_members_read_and_only_managers_or_keys_write(local_stack, crm, tenant):
     key = client(local_stack, tenant, crm, key=site_key(local_stack, tenant))
     assert key.table("contacts").insert({"email": "k@example.com"}).execute().data[0]["email"] == "k@example.com"
     assert member.table("contacts").select("email").execute().data == [{"email": "k@example.com"}]
+
+
+def test_or_and_nesting(local_stack, crm, tenant):
+    seed(local_stack, tenant, crm, PEOPLE)
+    db = client(local_stack, tenant, crm, user=tenant.member)
+    either = db.table("contacts").select("email").or_("lead_score.gt.80,email.eq.bob@example.com") \
+        .order("email").execute()
+    assert [r["email"] for r in either.data] == ["ada@example.com", "bob@example.com"]
+    nested = db.table("contacts").select("email").or_(
+        "status.eq.customer,and(status.eq.active,or(lead_score.lt.20,first_name.is.null))").order("email").execute()
+    assert [r["email"] for r in nested.data] == ["ada@example.com", "cy@example.com", "di@example.org"]
+    negated = db.table("contacts").select("email").not_.or_("lead_score.gt.50,status.eq.active").execute()
+    assert [r["email"] for r in negated.data] == ["bob@example.com"]
+    listed = db.table("contacts").select("email").or_('email.in.("ada@example.com","di@example.org"),'
+                                                      'first_name.not.is.null').order("email").execute()
+    assert [r["email"] for r in listed.data] == ["ada@example.com", "bob@example.com", "di@example.org"]
+    base = rest_url(local_stack, tenant, crm)
+    auth = {"authorization": f"Bearer {issue_token(tenant.member)}"}
+    with httpx.Client() as http:
+        both = http.get(f"{base}/contacts", params={"select": "email", "and": "(lead_score.gte.40,lead_score.lte.70)",
+                                                     "order": "email"}, headers=auth)
+        assert [r["email"] for r in both.json()] == ["bob@example.com", "cy@example.com"]
+        broken = http.get(f"{base}/contacts", params={"or": "(lead_score.gt.1"}, headers=auth)
+        assert broken.status_code == 400 and broken.json()["code"] == "PGRST100"
+    # a filtered PATCH with or=: only the matching rows change
+    owner = client(local_stack, tenant, crm, user=tenant.owner)
+    changed = owner.table("contacts").update({"vip": True}).or_("lead_score.lt.20,lead_score.gt.80").execute()
+    assert sorted(r["email"] for r in changed.data) == ["ada@example.com", "di@example.org"]
+
+
+def test_embedding_along_the_manifest_foreign_keys_both_ways(local_stack, crm, tenant, other_tenant):
+    owner = client(local_stack, tenant, crm, user=tenant.owner)
+    acme = owner.table("companies").insert({"name": "Acme", "domain": "acme.test"}).execute().data[0]
+    initech = owner.table("companies").insert({"name": "Initech"}).execute().data[0]
+    owner.table("contacts").insert([{"email": "ada@acme.test", "company_id": acme["id"], "lead_score": 5},
+                                    {"email": "bob@acme.test", "company_id": acme["id"], "lead_score": 9},
+                                    {"email": "solo@example.com"}]).execute()
+    db = client(local_stack, tenant, crm, user=tenant.member)
+    to_one = db.table("contacts").select("email,companies(name)").order("email").execute()
+    assert to_one.data == [{"email": "ada@acme.test", "companies": {"name": "Acme"}},
+                           {"email": "bob@acme.test", "companies": {"name": "Acme"}},
+                           {"email": "solo@example.com", "companies": None}]
+    to_many = db.table("companies").select("name,contacts(email)").order("name").execute()
+    assert [(c["name"], sorted(x["email"] for x in c["contacts"])) for c in to_many.data] == [
+        ("Acme", ["ada@acme.test", "bob@acme.test"]), ("Initech", [])]
+    aliased = db.table("contacts").select("email,employer:company_id(name,staff:contacts(email))") \
+        .eq("email", "ada@acme.test").single().execute()
+    assert aliased.data["employer"]["name"] == "Acme" and sorted(
+        s["email"] for s in aliased.data["employer"]["staff"]) == ["ada@acme.test", "bob@acme.test"]
+    inner = db.table("contacts").select("email,companies!inner(name)").order("email").execute()
+    assert [r["email"] for r in inner.data] == ["ada@acme.test", "bob@acme.test"]
+    star = db.table("companies").select("*,contacts(*)").eq("id", initech["id"]).single().execute()
+    assert star.data["name"] == "Initech" and star.data["contacts"] == []
+    written = owner.table("contacts").insert({"email": "new@acme.test", "company_id": acme["id"]}) \
+        .select("email,companies(name)").execute()
+    assert written.data == [{"email": "new@acme.test", "companies": {"name": "Acme"}}]
+    with pytest.raises(APIError) as unrelated:
+        db.table("companies").select("name,deal_notes(body)").execute()
+    assert unrelated.value.code == "PGRST200"
+    # another site's company is never embedded: a foreign key cannot even point there
+    other = client(local_stack, other_tenant, crm, user=other_tenant.owner)
+    with pytest.raises(APIError) as foreign:
+        other.table("contacts").insert({"email": "x@y.z", "company_id": acme["id"]}).execute()
+    assert foreign.value.code == "23503"
+
+
+def test_full_text_search(local_stack, crm, tenant):
+    owner = client(local_stack, tenant, crm, user=tenant.owner)
+    owner.table("deal_notes").insert([{"body": "The quick brown fox jumps over the lazy dog"},
+                                      {"body": "Foxes are running in the fields"},
+                                      {"body": "A slow turtle"}]).execute()
+    db = client(local_stack, tenant, crm, user=tenant.member)
+
+    def bodies(response):
+        return sorted(r["body"][:9] for r in response.data)
+
+    assert bodies(db.table("deal_notes").select("body").text_search("body", "fox & dog").execute()) == ["The quick"]
+    assert bodies(db.table("deal_notes").select("body").text_search(
+        "body", "foxes", options={"config": "english"}).execute()) == ["Foxes are", "The quick"]
+    assert bodies(db.table("deal_notes").select("body").text_search(
+        "body", "lazy dog", options={"type": "plain", "config": "english"}).execute()) == ["The quick"]
+    assert bodies(db.table("deal_notes").select("body").text_search(
+        "body", "brown fox", options={"type": "phrase", "config": "english"}).execute()) == ["The quick"]
+    assert bodies(db.table("deal_notes").select("body").text_search(
+        "body", "fox -dog", options={"type": "web_search", "config": "english"}).execute()) == ["Foxes are"]
+    assert bodies(db.table("deal_notes").select("body").not_.filter("body", "fts(simple)", "fox").execute()) == [
+        "A slow tu", "Foxes are"]
+    with pytest.raises(APIError) as unknown_config:
+        db.table("deal_notes").select("body").text_search("body", "fox", options={"config": "klingon"}).execute()
+    assert unknown_config.value.code.startswith("42") and unknown_config.value.message

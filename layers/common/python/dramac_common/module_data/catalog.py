@@ -32,6 +32,9 @@ class Column:
     has_default: bool
     generated: bool
     references: str | None  # a table of the same module this column is a single-column foreign key to
+    # (table, column) of the module this column's foreign key points at, single-column or, as the provisioner
+    # makes them, (site_id, column): what the PostgREST surface embeds along
+    foreign_key: tuple[str, str] | None = None
 
     @property
     def required(self) -> bool:
@@ -76,7 +79,17 @@ SELECT c.relname AS table_name, a.attname AS column_name,
           JOIN pg_catalog.pg_class rc ON rc.oid = k.confrelid
          WHERE k.conrelid = c.oid AND k.contype = 'f' AND k.conkey = ARRAY[a.attnum]
            AND rc.relnamespace = c.relnamespace
-         LIMIT 1) AS references_table
+         LIMIT 1) AS references_table,
+       (SELECT ARRAY[rc.relname::text, ra.attname::text] FROM pg_catalog.pg_constraint k
+          JOIN pg_catalog.pg_class rc ON rc.oid = k.confrelid
+          JOIN pg_catalog.pg_attribute ra ON ra.attrelid = k.confrelid
+               AND ra.attnum = k.confkey[array_position(k.conkey, a.attnum)]
+         WHERE k.conrelid = c.oid AND k.contype = 'f' AND rc.relnamespace = c.relnamespace
+           AND a.attname <> 'site_id' AND a.attnum = ANY (k.conkey)
+           AND cardinality(k.conkey) = 1 + (SELECT count(*) FROM pg_catalog.pg_attribute s
+                                             WHERE s.attrelid = c.oid AND s.attname = 'site_id'
+                                               AND s.attnum = ANY (k.conkey))::int
+         ORDER BY k.conname LIMIT 1) AS foreign_key
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -137,7 +150,8 @@ def load_module_schema(unit: Unit, *, module_id: uuid.UUID, schema_name: str | N
             tables.setdefault(row["table_name"], {})[row["column_name"]] = Column(
                 name=row["column_name"], data_type=row["data_type"], type_name=row["type_name"],
                 category=row["category"], element_type=row["element_type"], not_null=row["not_null"],
-                has_default=row["has_default"], generated=row["generated"], references=row["references_table"])
+                has_default=row["has_default"], generated=row["generated"], references=row["references_table"],
+                foreign_key=(row["foreign_key"][0], row["foreign_key"][1]) if row["foreign_key"] else None)
         for row in unit.fetchall(_CONSTRAINTS_SQL, {"schema": schema_name, "tables": list(names)}):
             constrained.setdefault(row["table_name"], {})[row["name"]] = tuple(row["columns"])
             if row["upsert_target"]:

@@ -397,6 +397,7 @@ _CODES: dict[str, tuple[int, str]] = {
     "conflict_retry": (409, "40001"),
     "read_only_column": (400, "428C9"),
     "no_unique_index": (400, "42P10"),
+    "unknown_search_config": (400, "42704"),
     "duplicate_in_request": (400, "21000"),
     "unknown_relationship": (400, "PGRST200"),
     "ambiguous_relationship": (300, "PGRST201"),
@@ -487,8 +488,9 @@ def _returned(sdk: ModuleDatabaseSDK, table: str, rows: list[dict[str, Any]], re
     ids = [r["id"] for r in rows]
     if not ids:
         return []
-    found, _ = sdk.query(table, Query((Filter("id", "in", tuple(ids)),), None, (), MAX_LIMIT, 0, False, fields))
-    by_id = {r.get("id"): r for r in found}
+    found, _ = sdk.query(table, Query((Filter("id", "in", tuple(ids)),), None, (), MAX_LIMIT, 0, False,
+                                      (Field("id", "dramac$id"), *fields)))
+    by_id = {r.pop("dramac$id"): r for r in found}
     plain = project(rows, [f for f in fields if isinstance(f, Field)])
     out = []
     for row, cut in zip(rows, plain, strict=True):

@@ -98,6 +98,9 @@ def _database_errors(table: Table, *, written: Sequence[str] = (), action: str |
         if state == "42P01":  # the table went away under a cached schema (an upgrade is running)
             forget_module_schema(None)
             raise ValidationFailed(f"Unknown table {table.name!r}", code="unknown_table") from exc
+        if state == "42704":  # a name the request gave that the server does not know: a text search configuration
+            raise ValidationFailed(f"{table.name}: unknown text search configuration", code="unknown_search_config",
+                                   details=[{"field": "fts", "message": "not a text search configuration"}]) from exc
         if state in ("42883", "42804"):  # no such operator for the column's type: a filter the caller chose
             raise ValidationFailed(f"{table.name}: a filter or value does not fit its column's type",
                                    code="invalid_value") from exc
@@ -650,17 +653,21 @@ class ModuleDatabaseSDK:
         """The table an embed names and how it joins: (target, to-many?, join condition). A foreign key
         of the module in either direction; ``!hint`` (the foreign key's column) picks one of several."""
         parent, child = f"t{depth}", f"t{depth + 1}"
-        candidates: list[tuple[Table, bool, str]] = []  # (target, to-many, the referencing column)
+        tables = self.schema.tables
+        # (target, to-many, the referencing column, the referenced column)
+        candidates: list[tuple[Table, bool, str, str]] = []
         column = table.columns.get(embed.relation)
-        if column is not None and column.references in self.schema.tables:  # embedding by the fk column
-            candidates.append((self.schema.tables[column.references], False, column.name))
-        target = self.schema.tables.get(embed.relation)
+        if column is not None and column.foreign_key and column.foreign_key[0] in tables:  # by the fk column
+            candidates.append((tables[column.foreign_key[0]], False, column.name, column.foreign_key[1]))
+        target = tables.get(embed.relation)
         if target is not None:
-            candidates += [(target, False, c.name) for c in table.columns.values() if c.references == target.name]
-            candidates += [(target, True, c.name) for c in target.columns.values() if c.references == table.name]
+            candidates += [(target, False, c.name, c.foreign_key[1]) for c in table.columns.values()
+                           if c.foreign_key and c.foreign_key[0] == target.name]
+            candidates += [(target, True, c.name, c.foreign_key[1]) for c in target.columns.values()
+                           if c.foreign_key and c.foreign_key[0] == table.name]
         if embed.hint:
             candidates = [c for c in candidates if embed.hint in (c[2], c[0].name)]
-        unique = list(dict.fromkeys(candidates))
+        unique = list({(c[0].name, c[1], c[2], c[3]): c for c in candidates}.values())
         if not unique:
             raise ApiError(f"Could not find a relationship between {table.name!r} and {embed.relation!r}",
                            code="unknown_relationship",
@@ -671,14 +678,14 @@ class ModuleDatabaseSDK:
                            code="ambiguous_relationship",
                            details=[{"field": embed.relation, "message": f"pick one with {embed.relation}!{c[2]}",
                                      "column": c[2]} for c in unique])
-        found, many, via = unique[0]
+        found, many, via, key = unique[0]
         same_site = sql.SQL("{}.site_id = {}.site_id").format(sql.Identifier(child), sql.Identifier(parent))
-        if many:
-            join = sql.SQL("{} AND {}.{} = {}.id").format(same_site, sql.Identifier(child), sql.Identifier(via),
-                                                         sql.Identifier(parent))
-        else:
-            join = sql.SQL("{} AND {}.id = {}.{}").format(same_site, sql.Identifier(child), sql.Identifier(parent),
-                                                         sql.Identifier(via))
+        if many:  # the embedded rows point at this row
+            join = sql.SQL("{} AND {}.{} = {}.{}").format(same_site, sql.Identifier(child), sql.Identifier(via),
+                                                         sql.Identifier(parent), sql.Identifier(key))
+        else:  # this row points at the embedded one
+            join = sql.SQL("{} AND {}.{} = {}.{}").format(same_site, sql.Identifier(child), sql.Identifier(key),
+                                                         sql.Identifier(parent), sql.Identifier(via))
         return found, many, join
 
     def _order(self, table: Table, order: Sequence[Order], qualifier: str | None = None) -> sql.Composable:
@@ -735,13 +742,15 @@ class ModuleDatabaseSDK:
             elif f.op in FTS_OPERATORS:
                 function = sql.SQL({"fts": "to_tsquery", "plfts": "plainto_tsquery", "phfts": "phraseto_tsquery",
                                     "wfts": "websearch_to_tsquery"}[f.op])
-                target = ident if column.type_name == "tsvector" else sql.SQL("{}::text").format(ident)
-                if f.option:  # a configuration name: bound as a value, cast by the server (unknown: 400)
-                    clause = sql.SQL("{} @@ {}(%s::regconfig, %s)").format(target, function)
-                    params = [f.option, coerce_text_pattern(column, f.value)]
-                else:
-                    clause = sql.SQL("{} @@ {}(%s)").format(target, function)
-                    params = [coerce_text_pattern(column, f.value)]
+                # a text column is searched as to_tsvector(config, text), with the query's configuration;
+                # a configuration name is bound as a value and cast by the server (an unknown one: 400)
+                vector = sql.SQL("{}").format(ident) if column.type_name == "tsvector" else (
+                    sql.SQL("to_tsvector(%s::regconfig, {}::text)" if f.option else "to_tsvector({}::text)")
+                    .format(ident))
+                config = sql.SQL("%s::regconfig, " if f.option else "")
+                clause = sql.SQL("{} @@ {}({}%s)").format(vector, function, config)
+                params = [*([f.option] * (1 if column.type_name == "tsvector" else 2) if f.option else []),
+                          coerce_text_pattern(column, f.value)]
             elif f.op in _CONTAINMENT:
                 if column.type_name in ("json", "jsonb") and f.op != "ov":
                     value = coerce_scalar(column, f.value, from_text=isinstance(f.value, str))
