@@ -186,6 +186,8 @@ def delete_row(table: str, row_id: str, site_id: SiteId, module: ModuleRef,
 
 @app.api_route(REST + "/{table}", methods=["GET", "HEAD", "POST", "PATCH", "DELETE"], include_in_schema=True,
                response_model=list[dict[str, Any]], summary="PostgREST's protocol over a module table")
+@app.api_route(REST + "/v1/{table}", methods=["GET", "HEAD", "POST", "PATCH", "DELETE"], include_in_schema=True,
+               response_model=list[dict[str, Any]], summary="the same, where supabase-js looks for it")
 async def rest_table(request: Request, table: str, site_ref: Annotated[str, Path(alias="siteId")],
                      module: ModuleRef) -> Response:
     """supabase-js, postgrest-js and postgrest-py work here unchanged (docs/module_data_rest.md).
