@@ -22,8 +22,14 @@ install: $(STAMP)
 dev: $(STAMP)
 	$(VENV)/bin/dramac dev $(ARGS)
 
+# The npm packages of package.json: the JavaScript clients the e2e tests drive (@supabase/postgrest-js,
+# @supabase/supabase-js) and the CDK CLI. npm ci installs exactly package-lock.json (from npm's cache: seconds).
+NODE_MODULES := node_modules/.package-lock.json
+$(NODE_MODULES): package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
 # The whole check: lint, types, then every test (CI runs .ci/run, which runs this).
-test: lint typecheck
+test: lint typecheck $(NODE_MODULES)
 	$(VENV)/bin/python -m pytest $(ARGS)
 
 migrate: $(STAMP)

@@ -95,6 +95,15 @@ ROUTES: tuple[Route, ...] = (
           "update one row"),
     Route("DELETE", "/api/sites/{siteId}/modules/{moduleId}/data/{table}/{id}", "module_api", JWT_OR_API_KEY,
           "delete one row"),
+    # the same tables in PostgREST's wire protocol (supabase-js, postgrest-js, postgrest-py): docs/module_data_rest.md
+    # (…/rest/v1/{table} too: supabase-js appends rest/v1 to the URL it is given, here …/modules/{moduleId})
+    *(Route(method, f"/api/sites/{{siteId}}/modules/{{moduleId}}/{base}/{{table}}", "module_api", JWT_OR_API_KEY,
+            summary)
+      for base in ("rest", "rest/v1")
+      for method, summary in (("GET", "rows, PostgREST protocol"), ("HEAD", "count only, PostgREST protocol"),
+                              ("POST", "insert or upsert, PostgREST protocol"),
+                              ("PATCH", "update filtered rows, PostgREST protocol"),
+                              ("DELETE", "delete filtered rows, PostgREST protocol"))),
     Route("GET", "/api/sites/{siteId}/modules/{moduleId}/storage", "module_api", JWT_OR_API_KEY,
           "widget storage keys"),
     Route("GET", "/api/sites/{siteId}/modules/{moduleId}/storage/{key}", "module_api", JWT_OR_API_KEY,

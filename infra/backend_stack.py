@@ -342,7 +342,10 @@ class BackendStack(Stack):
             cors_preflight=apigwv2.CorsPreflightOptions(
                 allow_origins=list(self.config.cors_allow_origins),
                 allow_methods=[apigwv2.CorsHttpMethod.ANY],
-                allow_headers=["authorization", "content-type", "x-api-key"],
+                # apikey, prefer, range…: what supabase-js and postgrest-js send to the /rest surface
+                allow_headers=["authorization", "content-type", "x-api-key", "apikey", "prefer", "range",
+                               "range-unit", "accept-profile", "content-profile", "x-client-info"],
+                expose_headers=["content-range", "preference-applied", "location"],
                 max_age=Duration.hours(1),
             ),
         )

@@ -13,6 +13,8 @@ Routes (``{module}`` is the module's id or slug):
   GET    /api/sites/{siteId}/modules/{moduleId}/storage              widget storage: keys (?prefix=)
   GET|PUT|DELETE /api/sites/{siteId}/modules/{moduleId}/storage/{key}  widget storage: one value
   POST|GET /api/sites/{siteId}/api-keys, DELETE /api/sites/{siteId}/api-keys/{keyId}   (manage role)
+  GET|HEAD|POST|PATCH|DELETE /api/sites/{siteId}/modules/{moduleId}/rest/{table}
+                                                                     PostgREST's wire protocol over the same SDK
 
 JSON numbers are exact both ways: a number with a fraction arrives as ``Decimal`` (never a float) and
 ``numeric`` values are written back with all their digits.
@@ -31,10 +33,11 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Any
 
+import psycopg
 from dramac_common.core import db, jsonbody
-from dramac_common.core.api import KeyId, ModuleRef, SiteId, create_app, envelope, lambda_handler
-from dramac_common.core.auth import CallerDep, PrincipalDep, principal_id
-from dramac_common.core.errors import BadRequest, NotFound
+from dramac_common.core.api import KeyId, ModuleRef, SiteId, create_app, envelope, lambda_handler, logger
+from dramac_common.core.auth import CallerDep, PrincipalDep, principal_from_event, principal_id
+from dramac_common.core.errors import ApiError, BadRequest, NotFound, database_error
 from dramac_common.core.idempotency import IdempotencyKey, idempotent_response
 from dramac_common.core.tenancy import site_unit
 from dramac_common.core.wire import CamelModel, Envelope
@@ -46,17 +49,19 @@ from dramac_common.installations.api_keys import (
     revoke_api_key,
     without_secret,
 )
-from dramac_common.module_data import ModuleDatabaseSDK, WidgetStorage, parse_query_params
-from fastapi import Body, Request
+from dramac_common.module_data import ModuleDatabaseSDK, WidgetStorage, parse_query_params, rest
+from fastapi import Body, Path, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import Response
 from pydantic import ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 app = create_app("DRAMAC module data API", exact_numbers=True)
 
 SITE = "/api/sites/{siteId}"
 DATA = SITE + "/modules/{moduleId}/data"
 STORAGE = SITE + "/modules/{moduleId}/storage"
+REST = SITE + "/modules/{moduleId}/rest"
 JsonBody = Annotated[Any, Body()]  # any JSON document: the SDK checks it against the module's tables
 
 
@@ -175,6 +180,37 @@ def delete_row(table: str, row_id: str, site_id: SiteId, module: ModuleRef,
     if row is None:
         raise NotFound("No such row on this site", code="row_not_found")
     return data_response(row)
+
+
+# -- the PostgREST surface ------------------------------------------------------------------------
+
+@app.api_route(REST + "/{table}", methods=["GET", "HEAD", "POST", "PATCH", "DELETE"], include_in_schema=True,
+               response_model=list[dict[str, Any]], summary="PostgREST's protocol over a module table")
+@app.api_route(REST + "/v1/{table}", methods=["GET", "HEAD", "POST", "PATCH", "DELETE"], include_in_schema=True,
+               response_model=list[dict[str, Any]], summary="the same, where supabase-js looks for it")
+async def rest_table(request: Request, table: str, site_ref: Annotated[str, Path(alias="siteId")],
+                     module: ModuleRef) -> Response:
+    """supabase-js, postgrest-js and postgrest-py work here unchanged (docs/module_data_rest.md).
+    Errors are PostgREST's ``{"code", "message", "details", "hint"}``, never the envelope."""
+    body = await request.body()
+    event = request.scope.get("aws.event") or {}
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    params = request.query_params.multi_items()
+    try:
+        result = await run_in_threadpool(rest.serve, lambda: principal_from_event(event), request.method,
+                                         site_ref, module, table, params, headers, body)
+    except (ApiError, psycopg.Error) as exc:
+        error = exc if isinstance(exc, ApiError) else database_error(exc)
+        if error is None:
+            logger.exception("unexpected database error", extra={"sqlstate": getattr(exc, "sqlstate", None)})
+            error = rest.RestError(500, "PGRST000", "Internal error")
+        status, content, extra = rest.rest_error_body(error)
+        return Response(jsonbody.dumps(content), status_code=status, headers=extra,
+                        media_type="application/json; charset=utf-8")
+    media = rest.OBJECT_MEDIA_TYPE if result.single else "application/json"
+    text = "" if result.body is None or request.method == "HEAD" else exact_json(result.body)
+    return Response(text, status_code=result.status, headers=result.headers,
+                    media_type=f"{media}; charset=utf-8" if result.body is not None else None)
 
 
 # -- widget storage ------------------------------------------------------------------------------

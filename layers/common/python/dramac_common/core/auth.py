@@ -216,18 +216,36 @@ def caller_from_event(event: dict[str, Any]) -> Caller:
     return Caller.from_claims(claims)
 
 
+def is_api_key(token: str) -> bool:
+    """Whether a credential has the shape of a site API key (a bearer may be one, as supabase-js sends it)."""
+    return token.strip().startswith(KEY_PREFIX)
+
+
 def principal_from_event(event: dict[str, Any]) -> Principal:
     """The caller of a JWT-or-API-key route: the authorizer's claims when a JWT authorizer (or
-    ``dramac dev``) verified a bearer; else a bearer verified here; else the ``X-Api-Key``; else 401."""
-    claims = _authorizer_claims(event)
-    if claims is not None:
-        return Caller.from_claims(claims)
+    ``dramac dev``) verified a bearer; else a bearer verified here; else the ``X-Api-Key``; else 401.
+
+    Supabase clients send a site API key as ``apikey`` and, without a signed-in user, as the bearer too:
+    a bearer shaped like a key is verified as a key, and ``apikey`` is a key header like ``X-Api-Key``.
+    With a user's bearer, the user acts; an ``apikey`` sent alongside must still be a valid key (as
+    Supabase's gateway requires)."""
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    apikey = (headers.get("apikey") or "").strip()
+    claims = _authorizer_claims(event)
     scheme, _, token = (headers.get("authorization") or "").partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return Caller.from_claims(verified_bearer_claims(token.strip()))
-    if headers.get("x-api-key"):
-        return verify_api_key(headers["x-api-key"])
+    token = token.strip() if scheme.lower() == "bearer" else ""
+    if claims is None and token and is_api_key(token):
+        if apikey and apikey != token:
+            raise Unauthorized("The apikey header and the bearer name different keys", code="invalid_api_key")
+        return verify_api_key(token)
+    if claims is not None or token:
+        caller = Caller.from_claims(claims if claims is not None else verified_bearer_claims(token))
+        if apikey:
+            verify_api_key(apikey)
+        return caller
+    key = apikey or (headers.get("x-api-key") or "").strip()
+    if key:
+        return verify_api_key(key)
     raise Unauthorized("Sign in, or send a site API key in X-Api-Key", code="unauthorized")
 
 

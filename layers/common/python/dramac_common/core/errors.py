@@ -134,6 +134,10 @@ DATABASE_ERRORS: dict[str, DatabaseErrorRule] = {
                                "contains a character that cannot be stored (such as \\u0000)"),
     "22P05": DatabaseErrorRule(400, "invalid_character", "A value contains a character that cannot be stored",
                                "contains a character that cannot be stored (such as \\u0000)"),
+    # 21000 cardinality violation: one statement would change the same row twice (an upsert naming a row
+    # twice in one request)
+    "21": DatabaseErrorRule(400, "duplicate_in_request", "The request names the same row more than once",
+                            "names the same row more than once in one request"),
     # 23 integrity constraint violation: say which rule the request broke
     "23": DatabaseErrorRule(409, "conflict", "The request conflicts with existing data", "conflicts with existing data"),
     "23502": DatabaseErrorRule(400, "missing_value", "A required value is missing", "is required"),

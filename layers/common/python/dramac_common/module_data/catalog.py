@@ -32,6 +32,9 @@ class Column:
     has_default: bool
     generated: bool
     references: str | None  # a table of the same module this column is a single-column foreign key to
+    # (table, column) of the module this column's foreign key points at, single-column or, as the provisioner
+    # makes them, (site_id, column): what the PostgREST surface embeds along
+    foreign_key: tuple[str, str] | None = None
 
     @property
     def required(self) -> bool:
@@ -46,6 +49,8 @@ class Table:
     # constraint and index names -> their columns: a database error names a constraint or an index,
     # the caller hears about the column
     constrained: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # the column sets of its unique indexes (whole-table, on plain columns): what an upsert may conflict on
+    uniques: tuple[frozenset[str], ...] = ()
 
     @property
     def writable(self) -> frozenset[str]:
@@ -74,7 +79,17 @@ SELECT c.relname AS table_name, a.attname AS column_name,
           JOIN pg_catalog.pg_class rc ON rc.oid = k.confrelid
          WHERE k.conrelid = c.oid AND k.contype = 'f' AND k.conkey = ARRAY[a.attnum]
            AND rc.relnamespace = c.relnamespace
-         LIMIT 1) AS references_table
+         LIMIT 1) AS references_table,
+       (SELECT ARRAY[rc.relname::text, ra.attname::text] FROM pg_catalog.pg_constraint k
+          JOIN pg_catalog.pg_class rc ON rc.oid = k.confrelid
+          JOIN pg_catalog.pg_attribute ra ON ra.attrelid = k.confrelid
+               AND ra.attnum = k.confkey[array_position(k.conkey, a.attnum)]
+         WHERE k.conrelid = c.oid AND k.contype = 'f' AND rc.relnamespace = c.relnamespace
+           AND a.attname <> 'site_id' AND a.attnum = ANY (k.conkey)
+           AND cardinality(k.conkey) = 1 + (SELECT count(*) FROM pg_catalog.pg_attribute s
+                                             WHERE s.attrelid = c.oid AND s.attname = 'site_id'
+                                               AND s.attnum = ANY (k.conkey))::int
+         ORDER BY k.conname LIMIT 1) AS foreign_key
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -88,7 +103,8 @@ ORDER BY c.relname, a.attnum
 _CONSTRAINTS_SQL = """
 SELECT c.relname AS table_name, i.relname AS name,
        array(SELECT a.attname FROM unnest(x.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
-             JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum ORDER BY k.ord) AS columns
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum ORDER BY k.ord) AS columns,
+       x.indisunique AND x.indpred IS NULL AND x.indexprs IS NULL AS upsert_target
 FROM pg_catalog.pg_index x
 JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
 JOIN pg_catalog.pg_class c ON c.oid = x.indrelid
@@ -97,7 +113,8 @@ WHERE n.nspname = %(schema)s AND c.relname = ANY(%(tables)s)
 UNION ALL
 SELECT c.relname, k.conname,
        array(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY u(attnum, ord)
-             JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = u.attnum ORDER BY u.ord)
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = u.attnum ORDER BY u.ord),
+       false
 FROM pg_catalog.pg_constraint k
 JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -127,17 +144,22 @@ def load_module_schema(unit: Unit, *, module_id: uuid.UUID, schema_name: str | N
         return cached
     tables: dict[str, dict[str, Column]] = {}
     constrained: dict[str, dict[str, tuple[str, ...]]] = {}
+    uniques: dict[str, set[frozenset[str]]] = {}
     if schema_name and names:
         for row in unit.fetchall(_CATALOG_SQL, (schema_name, list(names))):
             tables.setdefault(row["table_name"], {})[row["column_name"]] = Column(
                 name=row["column_name"], data_type=row["data_type"], type_name=row["type_name"],
                 category=row["category"], element_type=row["element_type"], not_null=row["not_null"],
-                has_default=row["has_default"], generated=row["generated"], references=row["references_table"])
+                has_default=row["has_default"], generated=row["generated"], references=row["references_table"],
+                foreign_key=(row["foreign_key"][0], row["foreign_key"][1]) if row["foreign_key"] else None)
         for row in unit.fetchall(_CONSTRAINTS_SQL, {"schema": schema_name, "tables": list(names)}):
             constrained.setdefault(row["table_name"], {})[row["name"]] = tuple(row["columns"])
+            if row["upsert_target"]:
+                uniques.setdefault(row["table_name"], set()).add(frozenset(row["columns"]))
     schema = ModuleSchema(
         module_id=module_id, schema_name=schema_name or "", version=version,
-        tables={name: Table(name, entity_name(name, manifest), cols, constrained.get(name, {}))
+        tables={name: Table(name, entity_name(name, manifest), cols, constrained.get(name, {}),
+                            tuple(sorted(uniques.get(name, ()), key=sorted)))
                 for name, cols in tables.items()
                 # a table the SDK cannot scope to a site is never exposed
                 if "site_id" in cols and "id" in cols},

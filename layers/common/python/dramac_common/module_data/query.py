@@ -18,7 +18,12 @@ from typing import Any
 from ..core.errors import ValidationFailed
 
 OPERATORS = frozenset({"eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "in", "is"})
-IS_VALUES = {"null": None, "true": True, "false": False}
+# the PostgREST surface (``rest.py``) also takes these: regular expressions, IS DISTINCT FROM, full-text
+# search (``fts(english).word``) and containment / overlap for arrays, ranges and jsonb
+REST_OPERATORS = OPERATORS | frozenset({"match", "imatch", "isdistinct", "fts", "plfts", "phfts", "wfts",
+                                        "cs", "cd", "ov"})
+FTS_OPERATORS = frozenset({"fts", "plfts", "phfts", "wfts"})
+IS_VALUES = {"null": None, "true": True, "false": False, "unknown": "unknown"}
 RESERVED_PARAMS = frozenset({"select", "order", "limit", "offset", "count"})
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -35,6 +40,47 @@ class Filter:
     op: str
     value: Any
     negate: bool = False
+    option: str | None = None  # full-text search: the text search configuration, ``fts(english)``
+
+
+@dataclass(frozen=True)
+class Logic:
+    """``and(...)`` / ``or(...)`` of conditions (PostgREST's logical operators, nested at will)."""
+
+    op: str  # "and" | "or"
+    items: tuple[Filter | Logic, ...]
+    negate: bool = False
+
+
+Condition = Filter | Logic
+
+
+@dataclass(frozen=True)
+class Field:
+    """A column of a select list, optionally renamed (PostgREST's ``alias:column``)."""
+
+    column: str
+    alias: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.alias or self.column
+
+
+@dataclass(frozen=True)
+class Embed:
+    """A related table in a select list (``companies(name)``, ``boss:people!manager_id(name)``),
+    along a foreign key of the module in either direction; ``inner`` keeps only rows that have one."""
+
+    relation: str
+    fields: tuple[Field | Embed, ...] | None  # None: every column
+    alias: str | None = None
+    hint: str | None = None
+    inner: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.alias or self.relation
 
 
 @dataclass(frozen=True)
@@ -46,12 +92,13 @@ class Order:
 
 @dataclass(frozen=True)
 class Query:
-    filters: tuple[Filter, ...] = ()
-    select: tuple[str, ...] | None = None  # None: every column
+    filters: tuple[Filter | Logic, ...] = ()
+    select: tuple[str, ...] | None = None  # None: every column (or ``fields``)
     order: tuple[Order, ...] = ()
     limit: int = DEFAULT_LIMIT
     offset: int = 0
     count: bool = False
+    fields: tuple[Field | Embed, ...] | None = None  # the PostgREST surface's select list (aliases, embeds)
 
 
 @dataclass
@@ -95,15 +142,22 @@ def _split_list(text: str) -> list[str]:
     return values
 
 
-def parse_filter(column: str, text: str) -> Filter:
+_FTS_OPTION = re.compile(r"^(p?l?|ph|w)fts\(([a-z_][a-z0-9_]{0,62})\)$")
+
+
+def parse_filter(column: str, text: str, operators: frozenset[str] = OPERATORS) -> Filter:
     """``gte.50`` → Filter(column, "gte", "50"); raises ValueError with a message for a person."""
     negate = False
     op, dot, rest = text.partition(".")
     if op == "not":
         negate = True
         op, dot, rest = rest.partition(".")
-    if op not in OPERATORS:
-        raise ValueError(f"unknown operator {op!r}; use one of {', '.join(sorted(OPERATORS))}, e.g. eq.value")
+    option = None
+    fts = _FTS_OPTION.match(op)
+    if fts and "fts" in operators:
+        op, option = op[:op.index("(")], fts.group(2)
+    if op not in operators:
+        raise ValueError(f"unknown operator {op!r}; use one of {', '.join(sorted(operators))}, e.g. eq.value")
     if not dot:
         raise ValueError(f"operator {op!r} needs a value after a dot, e.g. {op}.value")
     if op == "in":
@@ -115,12 +169,13 @@ def parse_filter(column: str, text: str) -> Filter:
             raise ValueError(f"in takes at most {MAX_IN_VALUES} values")
         return Filter(column, "in", tuple(values), negate)
     if op == "is":
-        if rest.lower() not in IS_VALUES:
+        word = rest.lower()
+        if word not in IS_VALUES or (word == "unknown" and operators is OPERATORS):
             raise ValueError("is takes null, true or false")
-        return Filter(column, "is", IS_VALUES[rest.lower()], negate)
+        return Filter(column, "is", IS_VALUES[word], negate)
     if op in ("like", "ilike"):
         rest = rest.replace("*", "%")  # PostgREST's URL-friendly wildcard
-    return Filter(column, op, rest, negate)
+    return Filter(column, op, rest, negate, option)
 
 
 def _parse_int(problems: _Problems, param: str, raw: str, low: int, high: int) -> int | None:

@@ -46,23 +46,31 @@ from .catalog import (
 from .gate import ModuleTarget, require_enabled_module
 from .query import (
     DEFAULT_LIMIT,
+    FTS_OPERATORS,
     MAX_IN_VALUES,
     MAX_LIMIT,
     MAX_OFFSET,
+    Condition,
+    Embed,
+    Field,
     Filter,
     Order,
     Query,
     filters_from_where,
     order_from,
 )
-from .values import InvalidValue, coerce_scalar, coerce_text_pattern, fetch_exact
+from .values import InvalidValue, coerce_array_literal, coerce_scalar, coerce_text_pattern, fetch_exact
 
 MAX_ROWS_PER_WRITE = 1000
 MAX_BATCH_OPERATIONS = 100
+MAX_LOGIC_DEPTH = 10  # and/or nesting
+MAX_EMBED_DEPTH = 4  # embedded tables inside embedded tables
 _PREVIOUS = "dramac$previous"
 _EVENTS = "dramac$events"
 _TOTAL = "dramac$total"
+_INSERTED = "dramac$inserted"
 _COMPARISONS = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+_CONTAINMENT = {"cs": "@>", "cd": "<@", "ov": "&&"}
 
 
 def _invalid(column: str, message: str, code: str = "invalid_value") -> ValidationFailed:
@@ -90,6 +98,9 @@ def _database_errors(table: Table, *, written: Sequence[str] = (), action: str |
         if state == "42P01":  # the table went away under a cached schema (an upgrade is running)
             forget_module_schema(None)
             raise ValidationFailed(f"Unknown table {table.name!r}", code="unknown_table") from exc
+        if state == "42704":  # a name the request gave that the server does not know: a text search configuration
+            raise ValidationFailed(f"{table.name}: unknown text search configuration", code="unknown_search_config",
+                                   details=[{"field": "fts", "message": "not a text search configuration"}]) from exc
         if state in ("42883", "42804"):  # no such operator for the column's type: a filter the caller chose
             raise ValidationFailed(f"{table.name}: a filter or value does not fit its column's type",
                                    code="invalid_value") from exc
@@ -195,11 +206,16 @@ class ModuleDatabaseSDK:
             raise _invalid("limit", f"must be between 0 and {MAX_LIMIT}")
         if not 0 <= query.offset <= MAX_OFFSET:
             raise _invalid("offset", f"must be between 0 and {MAX_OFFSET}")
-        columns = self._select_list(t, query.select)
         condition, params = self._where(t, query.filters)
+        if query.fields is not None:
+            columns, inner = self._fields_sql(t, query.fields, 0)
+            if inner:
+                condition = sql.SQL(" AND ").join([condition, *inner])
+        else:
+            columns = self._select_list(t, query.select)
         total = sql.SQL(", count(*) OVER () AS {}").format(sql.Identifier(_TOTAL)) if query.count else sql.SQL("")
-        statement = sql.SQL("SELECT {}{} FROM {} WHERE {} ORDER BY {} LIMIT %s OFFSET %s").format(
-            columns, total, self._ident(t), condition, self._order(t, query.order))
+        statement = sql.SQL("SELECT {}{} FROM {} AS {} WHERE {} ORDER BY {} LIMIT %s OFFSET %s").format(
+            columns, total, self._ident(t), sql.Identifier("t0"), condition, self._order(t, query.order, "t0"))
         with self._scope(), _database_errors(t):
             rows = self._fetch_rows(statement, [*params, query.limit, query.offset])
             count = None
@@ -208,42 +224,174 @@ class ModuleDatabaseSDK:
                     count = int(rows[0][_TOTAL])
                 else:  # past the end (or limit 0): the window saw no rows, so count them directly
                     count = int(self.unit.fetchrow(
-                        sql.SQL("SELECT count(*) AS n FROM {} WHERE {}").format(self._ident(t), condition),
-                        params)["n"])
+                        sql.SQL("SELECT count(*) AS n FROM {} AS {} WHERE {}").format(
+                            self._ident(t), sql.Identifier("t0"), condition), params)["n"])
         for row in rows:
             row.pop(_TOTAL, None)
         return rows, count
+
+    def count_matching(self, table: str, query: Query) -> int:
+        """``count(*)`` of the rows a ``Query`` matches (its filters; limit and offset ignored)."""
+        t = self._table(table)
+        condition, params = self._where(t, query.filters)
+        with self._scope(), _database_errors(t):
+            row = self.unit.fetchrow(sql.SQL("SELECT count(*) AS n FROM {} AS {} WHERE {}").format(
+                self._ident(t), sql.Identifier("t0"), condition), params)
+        return int(row["n"])
+
+    def estimate(self, table: str, query: Query) -> int:
+        """The planner's estimate of the rows a ``Query`` matches (PostgREST's ``count=planned``): no scan,
+        under the same row-level security as the query itself."""
+        t = self._table(table)
+        condition, params = self._where(t, query.filters)
+        with self._scope(), _database_errors(t):
+            row = self.unit.fetchrow(sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM {} AS {} WHERE {}").format(
+                self._ident(t), sql.Identifier("t0"), condition), params)
+        plan = next(iter(row.values()))
+        if isinstance(plan, str):
+            plan = json.loads(plan)
+        return int(plan[0]["Plan"]["Plan Rows"])
 
     # -- writes ------------------------------------------------------------------------------
 
     def create(self, table: str, values: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Insert one row or many (one statement); returns the rows as stored."""
+        return self.insert(table, values)
+
+    def insert(self, table: str, values: Mapping[str, Any] | Sequence[Mapping[str, Any]], *,
+               columns: Sequence[str] | None = None, missing_default: bool = True,
+               on_conflict: Sequence[str] | None = None, resolution: str | None = None) -> list[dict[str, Any]]:
+        """Insert one row or many in one statement (PostgREST's POST); returns the rows as stored.
+
+        ``columns``: only these keys of each record are used (others are ignored, as PostgREST does).
+        ``missing_default``: a column some records leave out takes its default (else NULL).
+        ``resolution``: ``"merge"`` updates the row a record collides with on ``on_conflict`` (default
+        ``id``), ``"ignore"`` skips it; the columns must be a unique index of the table within the site.
+        Inserted rows emit ``created`` events, merged ones ``updated`` (with ``previous``)."""
         t = self._table(table)
         records = [values] if isinstance(values, Mapping) else list(values)
         if not records:
             return []
         if len(records) > MAX_ROWS_PER_WRITE:
             raise PayloadTooLarge(f"At most {MAX_ROWS_PER_WRITE} rows per request", code="too_many_rows")
-        clean = [self._writable_values(t, r, index=i if len(records) > 1 else None, creating=True)
-                 for i, r in enumerate(records)]
-        columns = [c for c in t.columns if any(c in r for r in clean)]
+        if columns is not None:
+            for c in columns:
+                if c != "site_id":
+                    self._column(t, c)
+            records = [{k: v for k, v in r.items() if k in columns} if isinstance(r, Mapping) else r for r in records]
+        target = self._conflict_target(t, on_conflict) if resolution else None
+        allow_id = target is not None and "id" in target
+        clean = [self._writable_values(t, r, index=i if len(records) > 1 else None, creating=True,
+                                       allow_id=allow_id) for i, r in enumerate(records)]
+        chosen = set(columns) if columns is not None else set()
+        written = [c for c in t.columns if c != "site_id" and (c in chosen or any(c in r for r in clean))]
         self._check_references(t, clean)
         rows_sql: list[sql.Composable] = []
         params: list[Any] = []
         for record in clean:
             cells: list[sql.Composable] = [sql.Placeholder()]
             params.append(self.site_id)
-            for c in columns:
-                if c in record:
+            for c in written:
+                if c in record or not missing_default:
                     cells.append(sql.Placeholder())
-                    params.append(record[c])
+                    params.append(record.get(c))
                 else:
                     cells.append(sql.SQL("DEFAULT"))
             rows_sql.append(sql.SQL("({})").format(sql.SQL(", ").join(cells)))
-        change = sql.SQL("INSERT INTO {} ({}) VALUES {} RETURNING *").format(
-            self._ident(t), sql.SQL(", ").join(sql.Identifier(c) for c in ["site_id", *columns]),
+        insert = sql.SQL("INSERT INTO {} AS t ({}) VALUES {}").format(
+            self._ident(t), sql.SQL(", ").join(sql.Identifier(c) for c in ["site_id", *written]),
             sql.SQL(", ").join(rows_sql))
-        return self._write(t, "created", change, params, written=columns)
+        if target is None:
+            return self._write(t, "created", sql.SQL("{} RETURNING *").format(insert), params, written=written)
+        conflict = sql.SQL(", ").join(sql.Identifier(c) for c in target)
+        if resolution == "ignore":
+            change = sql.SQL("{} ON CONFLICT ({}) DO NOTHING RETURNING *").format(insert, conflict)
+            return self._write(t, "created", change, params, written=written)
+        return self._merge(t, insert, params, target, clean, written)
+
+    def _conflict_target(self, table: Table, on_conflict: Sequence[str] | None) -> tuple[str, ...]:
+        """``site_id`` and the caller's columns, when they are a unique index of the table: rows only
+        ever collide with rows of the same site."""
+        names = [c for c in (on_conflict or ("id",)) if c != "site_id"]
+        for c in names:
+            self._column(table, c)
+        target = ("site_id", *dict.fromkeys(names))
+        if frozenset(target) not in table.uniques:
+            known = ["(" + ",".join(sorted(u - {"site_id"})) + ")" for u in table.uniques if "site_id" in u]
+            raise ValidationFailed(
+                f"on_conflict: ({', '.join(names)}) is not a unique index of {table.name}",
+                code="no_unique_index",
+                details=[{"field": "on_conflict", "message": f"unique within a site: {', '.join(known) or 'none'}"}])
+        return target
+
+    def _merge(self, table: Table, insert: sql.Composable, params: list[Any], target: tuple[str, ...],
+               clean: list[dict[str, Any]], written: list[str]) -> list[dict[str, Any]]:
+        """INSERT ... ON CONFLICT DO UPDATE with one event per row: ``created`` for a new row, ``updated``
+        (with ``previous``, the row before) for a merged one; all in one statement."""
+        keys = [c for c in target if c != "site_id"]
+        updates = [c for c in written if c not in target] or keys
+        assignments = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in updates)
+        key_rows = [r for r in clean if all(r.get(k) is not None for k in keys)]
+        key_params = [r[k] for r in key_rows for k in keys]
+        old_condition: sql.Composable
+        if key_rows:
+            tuple_sql = sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder() * len(keys)))
+            old_condition = sql.SQL("({}) IN (VALUES {})").format(
+                sql.SQL(", ").join(sql.Identifier("o", k) for k in keys),
+                sql.SQL(", ").join([tuple_sql] * len(key_rows)))
+        else:
+            old_condition = sql.SQL("false")
+        inserted, previous = sql.Identifier(_INSERTED), sql.Identifier(_PREVIOUS)
+        plain = sql.SQL("to_jsonb(r) - {} - {}").format(sql.Literal(_INSERTED), sql.Literal(_PREVIOUS))
+        slug = event_segment(self.target.slug)
+        events = []
+        for action, source in (("created", "dramac$created"), ("updated", "dramac$updated")):
+            payload = (sql.SQL("({}) || jsonb_build_object('previous', r.{})").format(plain, previous)
+                       if action == "updated" else plain)
+            events.append(outbox.events_for_rows(
+                self.unit, self.site_id, f"{slug}.{table.entity}.{action}", rows=source, payload=payload,
+                source_module=self.target.slug, source_entity_type=table.entity,
+                source_entity_id=sql.SQL("r.id::text"), source_manifest=self.target.manifest))
+        statement = sql.SQL("""
+            WITH old AS (SELECT o.id, to_jsonb(o) AS previous FROM {t} AS o WHERE o.site_id = %s AND {old_condition}),
+            changed AS ({insert} ON CONFLICT ({conflict}) DO UPDATE SET {assignments}
+                        RETURNING t.*, (t.xmax = 0) AS {inserted}),
+            marked AS (SELECT c.*, old.previous AS {previous} FROM changed c LEFT JOIN old ON old.id = c.id),
+            {created} AS (SELECT * FROM marked WHERE {inserted}),
+            {updated} AS (SELECT * FROM marked WHERE NOT {inserted}),
+            created_events AS ({created_events}), updated_events AS ({updated_events})
+            SELECT m.*, (SELECT array_agg(e.id) FROM (SELECT id FROM created_events UNION ALL
+                                                      SELECT id FROM updated_events) e) AS {event_ids}
+            FROM marked m
+        """).format(t=self._ident(table), old_condition=old_condition, insert=insert,
+                    conflict=sql.SQL(", ").join(sql.Identifier(c) for c in target), assignments=assignments,
+                    inserted=inserted, previous=previous, created=sql.Identifier("dramac$created"),
+                    updated=sql.Identifier("dramac$updated"), created_events=events[0][0],
+                    updated_events=events[1][0], event_ids=sql.Identifier(_EVENTS))
+        all_params = [self.site_id, *key_params, *params, *events[0][1], *events[1][1]]
+        with self._scope(), _database_errors(table, written=written, action="updated"):
+            rows = self._fetch_rows(statement, all_params)
+        event_ids = list(rows[0][_EVENTS] or []) if rows else []
+        for row in rows:
+            for extra in (_EVENTS, _PREVIOUS, _INSERTED):
+                row.pop(extra, None)
+        outbox.dispatch_after_commit(self.unit, event_ids)
+        return rows
+
+    def update_matching(self, table: str, conditions: Sequence[Condition], values: Mapping[str, Any]
+                        ) -> list[dict[str, Any]]:
+        """PostgREST's PATCH: update every row of the site matching the conditions (at least one)."""
+        t = self._table(table)
+        if not conditions:
+            raise ValidationFailed("update needs a filter", code="filter_required")
+        return self._update(t, conditions, values)
+
+    def delete_matching(self, table: str, conditions: Sequence[Condition]) -> list[dict[str, Any]]:
+        """PostgREST's DELETE: delete every row of the site matching the conditions (at least one)."""
+        t = self._table(table)
+        if not conditions:
+            raise ValidationFailed("delete needs a filter", code="filter_required")
+        return self._delete(t, conditions)
 
     def create_one(self, table: str, values: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(values, Mapping):
@@ -340,7 +488,8 @@ class ModuleDatabaseSDK:
         except ValueError:
             return None
 
-    def _writable_values(self, table: Table, record: Any, *, index: int | None, creating: bool) -> dict[str, Any]:
+    def _writable_values(self, table: Table, record: Any, *, index: int | None, creating: bool,
+                         allow_id: bool = False) -> dict[str, Any]:
         where = f"[{index}]." if index is not None else ""
         if not isinstance(record, Mapping):
             raise BadRequest(f"{where or 'the body'} must be an object of column values", code="invalid_body")
@@ -358,7 +507,7 @@ class ModuleDatabaseSDK:
             if column is None:
                 problems.append({"field": f"{where}{name}", "message": f"not a column of {table.name}",
                                  "code": "unknown_column"})
-            elif name in READ_ONLY_COLUMNS or column.generated:
+            elif (name in READ_ONLY_COLUMNS and not (allow_id and name == "id")) or column.generated:
                 problems.append({"field": f"{where}{name}", "message": "is set by the database",
                                  "code": "read_only_column"})
             else:
@@ -456,18 +605,104 @@ class ModuleDatabaseSDK:
             return sql.SQL("*")
         return sql.SQL(", ").join(sql.Identifier(self._column(table, c).name) for c in select)
 
-    def _order(self, table: Table, order: Sequence[Order]) -> sql.Composable:
+    def _fields_sql(self, table: Table, fields: Sequence[Field | Embed], depth: int
+                    ) -> tuple[sql.Composable, list[sql.Composable]]:
+        """A PostgREST select list over ``table`` (alias ``t<depth>``): columns (renamed when aliased) and
+        embedded tables as correlated subqueries, a JSON object (to-one) or array (to-many) each, always
+        of this site; and the conditions ``!inner`` embeds add to the query."""
+        alias = sql.Identifier(f"t{depth}")
+        items: list[sql.Composable] = []
+        inner: list[sql.Composable] = []
+        names: set[str] = set()
+        if not fields:
+            fields = ()
+            items.append(sql.SQL("{}.*").format(alias))
+            names.update(table.columns)
+        for item in fields:
+            if item.name in names:
+                raise _invalid(item.name, "is selected twice; give one of them an alias (alias:column)",
+                               "invalid_query")
+            names.add(item.name)
+            if isinstance(item, Field):
+                if item.column == "*":
+                    items.append(sql.SQL("{}.*").format(alias))
+                    names.update(table.columns)
+                    continue
+                self._column(table, item.column)
+                items.append(sql.SQL("{}.{} AS {}").format(alias, sql.Identifier(item.column),
+                                                           sql.Identifier(item.name)))
+                continue
+            if depth + 1 > MAX_EMBED_DEPTH:
+                raise _invalid(item.name, f"embedding nests at most {MAX_EMBED_DEPTH} levels deep", "invalid_query")
+            target, many, join = self._relation(table, item, depth)
+            nested, nested_inner = self._fields_sql(target, item.fields or (), depth + 1)
+            source = sql.SQL("FROM {} AS {} WHERE {}").format(
+                self._ident(target), sql.Identifier(f"t{depth + 1}"), sql.SQL(" AND ").join([join, *nested_inner]))
+            if many:
+                items.append(sql.SQL(
+                    "(SELECT coalesce(json_agg(x), '[]') FROM (SELECT {} {} ORDER BY {}) x) AS {}").format(
+                    nested, source, self._order(target, (), qualifier=f"t{depth + 1}"), sql.Identifier(item.name)))
+            else:
+                items.append(sql.SQL("(SELECT row_to_json(x) FROM (SELECT {} {}) x) AS {}").format(
+                    nested, source, sql.Identifier(item.name)))
+            if item.inner:
+                inner.append(sql.SQL("EXISTS (SELECT 1 {})").format(source))
+        return sql.SQL(", ").join(items), inner
+
+    def _relation(self, table: Table, embed: Embed, depth: int) -> tuple[Table, bool, sql.Composable]:
+        """The table an embed names and how it joins: (target, to-many?, join condition). A foreign key
+        of the module in either direction; ``!hint`` (the foreign key's column) picks one of several."""
+        parent, child = f"t{depth}", f"t{depth + 1}"
+        tables = self.schema.tables
+        # (target, to-many, the referencing column, the referenced column)
+        candidates: list[tuple[Table, bool, str, str]] = []
+        column = table.columns.get(embed.relation)
+        if column is not None and column.foreign_key and column.foreign_key[0] in tables:  # by the fk column
+            candidates.append((tables[column.foreign_key[0]], False, column.name, column.foreign_key[1]))
+        target = tables.get(embed.relation)
+        if target is not None:
+            candidates += [(target, False, c.name, c.foreign_key[1]) for c in table.columns.values()
+                           if c.foreign_key and c.foreign_key[0] == target.name]
+            candidates += [(target, True, c.name, c.foreign_key[1]) for c in target.columns.values()
+                           if c.foreign_key and c.foreign_key[0] == table.name]
+        if embed.hint:
+            candidates = [c for c in candidates if embed.hint in (c[2], c[0].name)]
+        unique = list({(c[0].name, c[1], c[2], c[3]): c for c in candidates}.values())
+        if not unique:
+            raise ApiError(f"Could not find a relationship between {table.name!r} and {embed.relation!r}",
+                           code="unknown_relationship",
+                           details=[{"field": embed.relation,
+                                     "message": "no foreign key of the module joins these tables"}])
+        if len(unique) > 1:
+            raise ApiError(f"More than one relationship was found for {table.name!r} and {embed.relation!r}",
+                           code="ambiguous_relationship",
+                           details=[{"field": embed.relation, "message": f"pick one with {embed.relation}!{c[2]}",
+                                     "column": c[2]} for c in unique])
+        found, many, via, key = unique[0]
+        same_site = sql.SQL("{}.site_id = {}.site_id").format(sql.Identifier(child), sql.Identifier(parent))
+        if many:  # the embedded rows point at this row
+            join = sql.SQL("{} AND {}.{} = {}.{}").format(same_site, sql.Identifier(child), sql.Identifier(via),
+                                                         sql.Identifier(parent), sql.Identifier(key))
+        else:  # this row points at the embedded one
+            join = sql.SQL("{} AND {}.{} = {}.{}").format(same_site, sql.Identifier(child), sql.Identifier(key),
+                                                         sql.Identifier(parent), sql.Identifier(via))
+        return found, many, join
+
+    def _order(self, table: Table, order: Sequence[Order], qualifier: str | None = None) -> sql.Composable:
+        def name(column: str) -> sql.Identifier:
+            return sql.Identifier(qualifier, column) if qualifier else sql.Identifier(column)
+
         terms = []
         for o in order:
             self._column(table, o.column)
-            term = sql.SQL("{} {}").format(sql.Identifier(o.column), sql.SQL("DESC" if o.descending else "ASC"))
+            term = sql.SQL("{} {}").format(name(o.column), sql.SQL("DESC" if o.descending else "ASC"))
             if o.nulls:
                 term = sql.SQL("{} {}").format(term, sql.SQL("NULLS FIRST" if o.nulls == "first" else "NULLS LAST"))
             terms.append(term)
         if not terms and "created_at" in table.columns:
-            terms.append(sql.SQL("{} ASC").format(sql.Identifier("created_at")))
+            terms.append(sql.SQL("{} ASC").format(name("created_at")))
         if not any(o.column == "id" for o in order):
-            terms.append(sql.SQL("{} ASC").format(sql.Identifier("id")))  # a stable order for paging
+            terms.append(sql.SQL("{} ASC").format(name("id")))  # a stable order for paging
         return sql.SQL(", ").join(terms)
 
     def _filter_sql(self, table: Table, f: Filter) -> tuple[sql.Composable, list[Any]]:
@@ -494,8 +729,37 @@ class ModuleDatabaseSDK:
                     params = [coerce_scalar(column, v, from_text=isinstance(v, str)) for v in values]
                     clause = sql.SQL("{} IN ({})").format(ident, sql.SQL(", ").join(sql.Placeholder() * len(values)))
             elif f.op == "is":
-                word = {None: "NULL", True: "TRUE", False: "FALSE"}[f.value]
+                word = {None: "NULL", True: "TRUE", False: "FALSE", "unknown": "UNKNOWN"}[f.value]
                 clause, params = sql.SQL("{} IS " + word).format(ident), []
+            elif f.op == "isdistinct":
+                clause = sql.SQL("{} IS DISTINCT FROM %s").format(ident)
+                params = [coerce_scalar(column, f.value, from_text=isinstance(f.value, str))]
+                if params[0] is None:
+                    raise InvalidValue("isdistinct needs a value; use not.is.null")
+            elif f.op in ("match", "imatch"):
+                clause = sql.SQL("{}::text " + ("~" if f.op == "match" else "~*") + " %s").format(ident)
+                params = [coerce_text_pattern(column, f.value)]
+            elif f.op in FTS_OPERATORS:
+                function = sql.SQL({"fts": "to_tsquery", "plfts": "plainto_tsquery", "phfts": "phraseto_tsquery",
+                                    "wfts": "websearch_to_tsquery"}[f.op])
+                # a text column is searched as to_tsvector(config, text), with the query's configuration;
+                # a configuration name is bound as a value and cast by the server (an unknown one: 400)
+                vector = sql.SQL("{}").format(ident) if column.type_name == "tsvector" else (
+                    sql.SQL("to_tsvector(%s::regconfig, {}::text)" if f.option else "to_tsvector({}::text)")
+                    .format(ident))
+                config = sql.SQL("%s::regconfig, " if f.option else "")
+                clause = sql.SQL("{} @@ {}({}%s)").format(vector, function, config)
+                params = [*([f.option] * (1 if column.type_name == "tsvector" else 2) if f.option else []),
+                          coerce_text_pattern(column, f.value)]
+            elif f.op in _CONTAINMENT:
+                if column.type_name in ("json", "jsonb") and f.op != "ov":
+                    value = coerce_scalar(column, f.value, from_text=isinstance(f.value, str))
+                elif column.category in ("A", "R") or column.type_name in ("json", "jsonb"):
+                    # an array or range literal ({a,b}, [1,5)): parsed by the server as the column's type
+                    value = coerce_array_literal(column, f.value)
+                else:
+                    raise InvalidValue(f"{f.op} applies to array, range and json columns")
+                clause, params = sql.SQL("{} " + _CONTAINMENT[f.op] + " %s").format(ident), [value]
             else:
                 raise InvalidValue(f"unknown operator {f.op!r}")
         except InvalidValue as exc:
@@ -506,12 +770,32 @@ class ModuleDatabaseSDK:
             clause = sql.SQL("NOT ({})").format(clause)
         return clause, params
 
-    def _where(self, table: Table, filters: Sequence[Filter]) -> tuple[sql.Composable, list[Any]]:
+    def _condition_sql(self, table: Table, condition: Condition, depth: int = 0) -> tuple[sql.Composable, list[Any]]:
+        if isinstance(condition, Filter):
+            return self._filter_sql(table, condition)
+        if depth >= MAX_LOGIC_DEPTH:
+            raise _invalid(condition.op, f"logical operators nest at most {MAX_LOGIC_DEPTH} levels deep",
+                           "invalid_query")
+        parts: list[sql.Composable] = []
+        params: list[Any] = []
+        for item in condition.items:
+            clause, values = self._condition_sql(table, item, depth + 1)
+            parts.append(sql.SQL("({})").format(clause))
+            params.extend(values)
+        if not parts:
+            joined: sql.Composable = sql.SQL("true" if condition.op == "and" else "false")
+        else:
+            joined = sql.SQL(" AND " if condition.op == "and" else " OR ").join(parts)
+        if condition.negate:
+            joined = sql.SQL("NOT ({})").format(joined)
+        return joined, params
+
+    def _where(self, table: Table, filters: Sequence[Condition]) -> tuple[sql.Composable, list[Any]]:
         clauses: list[sql.Composable] = [sql.SQL("{} = %s").format(sql.Identifier("site_id"))]
         params: list[Any] = [self.site_id]
         for f in filters:
-            clause, values = self._filter_sql(table, f)
-            clauses.append(clause)
+            clause, values = self._condition_sql(table, f)
+            clauses.append(clause if isinstance(f, Filter) else sql.SQL("({})").format(clause))
             params.extend(values)
         return sql.SQL(" AND ").join(clauses), params
 
@@ -538,7 +822,7 @@ class ModuleDatabaseSDK:
         outbox.dispatch_after_commit(self.unit, event_ids)
         return rows
 
-    def _update(self, table: Table, filters: Sequence[Filter], values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def _update(self, table: Table, filters: Sequence[Condition], values: Mapping[str, Any]) -> list[dict[str, Any]]:
         clean = self._writable_values(table, values, index=None, creating=False)
         self._check_references(table, [clean])
         condition, where_params = self._where(table, filters)
@@ -552,7 +836,7 @@ class ModuleDatabaseSDK:
                     previous=sql.Identifier(_PREVIOUS))
         return self._write(table, "updated", change, [*clean.values(), *where_params], written=list(clean))
 
-    def _delete(self, table: Table, filters: Sequence[Filter]) -> list[dict[str, Any]]:
+    def _delete(self, table: Table, filters: Sequence[Condition]) -> list[dict[str, Any]]:
         condition, params = self._where(table, filters)
         change = sql.SQL("DELETE FROM {} WHERE {} RETURNING *").format(self._ident(table), condition)
         return self._write(table, "deleted", change, params)

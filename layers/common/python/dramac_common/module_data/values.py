@@ -167,9 +167,23 @@ def coerce_scalar(column: Column, value: Any, *, from_text: bool = False) -> Any
     raise InvalidValue(f"not a valid {column.data_type}")
 
 
+def coerce_array_literal(column: Column, value: Any) -> str:
+    """An array or range literal from a query string (``{a,b}``, ``[1,5)``), sent as text for the
+    server to parse as the column's type (a malformed one is the server's 22P02: a 400)."""
+    if not isinstance(value, str):
+        raise InvalidValue("expected an array or range literal such as {a,b} or [1,5)")
+    problem = jsonbody.unstorable(value)
+    if problem:
+        raise InvalidValue(problem)
+    return value
+
+
 def coerce_text_pattern(column: Column, value: Any) -> str:
     if not isinstance(value, str):
         raise InvalidValue("like and ilike take a string pattern")
+    problem = jsonbody.unstorable(value)
+    if problem:
+        raise InvalidValue(problem)
     return value
 
 
