@@ -1,4 +1,4 @@
-"""Tenant isolation, probed at random: users of one agency (owner, admin, member) call every route of
+"""Tenant isolation, probed at random: users of one agency (owner, admin, member, client user) call every route of
 the HTTP API through the real handlers, and the module data SDK directly, with path and body ids drawn
 from the other agency's real resources, their own, and random UUIDs. Whatever they try, nothing of
 the other agency shows in a response, an id of the other agency answers 404, and the other agency's
@@ -134,9 +134,9 @@ def test_no_route_reads_or_writes_another_agency(world, clients, owner_conn):
         assert reply.status < 500, described
         assert not leaked(json.dumps(reply.body), victim, probe["sent_victim"]), described
         if probe["sent_victim"] and route.auth != "none":
-            # a member of their own agency may be refused for their role first: that reveals nothing
-            own_scope_member = probe["user"] == probe["attacker"].member and not probe["victim_scope"]
-            assert reply.status in ((400, 403, 404) if own_scope_member else (400, 404)), described
+            # in their own agency a role below owner may be refused for its role first: that reveals nothing
+            own_scope_refusal = probe["user"] != probe["attacker"].owner and not probe["victim_scope"]
+            assert reply.status in ((400, 403, 404) if own_scope_refusal else (400, 404)), described
         assert tenant_snapshot(owner_conn, victim, world.crm_module) == before, described
         probed.append(route.route_key)
 
@@ -201,8 +201,9 @@ def test_module_data_sdk_never_reaches_another_agencys_rows(world, owner_conn):
                 else:
                     outcome = run_sdk_operation(sdk, probe)
         except psycopg.errors.InsufficientPrivilege as exc:
-            # RLS refused a write the caller's role may not make (the HTTP layer checks roles first)
-            assert probe["user"] == attacker.member, (probe, exc)
+            # RLS refused a write the caller's role may not make (the HTTP layer checks roles first):
+            # a client user, on a module whose manifest keeps its data read-only for clients
+            assert probe["user"] == attacker.client_user, (probe, exc)
             outcome = None
         except ApiError as exc:
             assert exc.status in (400, 403, 404), (probe, exc.status, exc.code)
