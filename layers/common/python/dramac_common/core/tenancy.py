@@ -45,6 +45,7 @@ class Action(StrEnum):
     VIEW_OPERATIONS = "view_operations"  # installations, workflows, executions, event types, webhooks
     READ_MODULE_DATA = "read_module_data"  # client users: unless the manifest says clientAccess "none"
     WRITE_MODULE_DATA = "write_module_data"  # client users: when the manifest says clientAccess "write"
+    MANAGE_CATALOGUE = "manage_catalogue"  # the platform's module catalogue: modules, versions, publishing
 
 
 _AGENCY_TEAM = frozenset({Role.SUPER_ADMIN, Role.OWNER, Role.ADMIN, Role.MEMBER})
@@ -59,6 +60,7 @@ MATRIX: dict[Action, frozenset[Role]] = {
     Action.VIEW_OPERATIONS: _AGENCY_TEAM,
     Action.READ_MODULE_DATA: _AGENCY_TEAM | {Role.CLIENT},
     Action.WRITE_MODULE_DATA: frozenset({Role.OWNER, Role.ADMIN, Role.MEMBER, Role.CLIENT}),
+    Action.MANAGE_CATALOGUE: frozenset({Role.SUPER_ADMIN}),
 }
 
 # Kept for callers that still ask "owner or admin?" (manage=True is Action.OPERATE).
@@ -141,6 +143,13 @@ def require_site_access(unit: Unit, site_id: uuid.UUID, *, manage: bool = False,
     if not allows(row["role"], wanted):
         raise _refuse(wanted)
     return SiteAccess(site_id=row["id"], agency_id=row["agency_id"], role=row["role"])
+
+
+def require_super_admin(unit: Unit) -> None:
+    """The platform's own operations (the module catalogue): super admins only, 403 for anyone else."""
+    row = unit.fetchone("SELECT (SELECT private.is_super_admin()) AS is_super_admin")
+    if row is None or not row["is_super_admin"]:
+        raise Forbidden("Only a platform super admin may manage the module catalogue", code="super_admin_required")
 
 
 def require_catalogue_access(unit: Unit) -> None:
