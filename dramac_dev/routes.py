@@ -59,6 +59,11 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/agencies/{agencyId}/subscriptions", "purchase", JWT, "the agency's subscriptions and prices"),
     Route("PATCH", "/api/agencies/{agencyId}/subscriptions/{subscriptionId}", "purchase", JWT,
           "change a subscription's markup"),
+    # An agency's team and client users (docs/roles.md)
+    Route("GET", "/api/agencies/{agencyId}/members", "agencies", JWT, "the agency's team and client users"),
+    Route("POST", "/api/agencies/{agencyId}/members", "agencies", JWT, "add a user with a role (owners)"),
+    Route("PATCH", "/api/agencies/{agencyId}/members/{userId}", "agencies", JWT, "change a user's role (owners)"),
+    Route("DELETE", "/api/agencies/{agencyId}/members/{userId}", "agencies", JWT, "remove a user (owners)"),
     Route("POST", "/api/sandbox/checkouts/{checkoutId}/complete", "purchase", JWT,
           "complete a sandbox checkout (PAYMENT_PROVIDER=sandbox only)"),
     # Automation (contract section 6)

@@ -116,6 +116,16 @@ def add_member(conn: psycopg.Connection[Any], agency_id: uuid.UUID, user_id: uui
     )
 
 
+def add_client_user(conn: psycopg.Connection[Any], agency_id: uuid.UUID, client_id: uuid.UUID,
+                    user_id: uuid.UUID) -> None:
+    """A client user of one client of the agency (docs/roles.md): it sees that client's sites only."""
+    conn.execute(
+        """INSERT INTO public.client_users (agency_id, client_id, user_id) VALUES (%s, %s, %s)
+           ON CONFLICT (agency_id, user_id) DO UPDATE SET client_id = EXCLUDED.client_id""",
+        (agency_id, client_id, user_id),
+    )
+
+
 def create_client(conn: psycopg.Connection[Any], agency_id: uuid.UUID, *, name: str = "Client",
                   client_id: uuid.UUID | None = None) -> uuid.UUID:
     client_id = client_id or uuid.uuid4()

@@ -93,6 +93,17 @@ SUBSCRIBE = [
          headers={"content-type": "application/json"}),
 ]
 
+MEMBERS = f"/api/agencies/{AGENCY}/members"
+AGENCIES = [
+    http("list_members", "GET", MEMBERS, user=MEMBER),
+    http("add_member_again", "POST", MEMBERS, body={"userId": str(MEMBER), "role": "member"}),
+    http("add_member_by_member_403", "POST", MEMBERS, user=MEMBER, body={"userId": str(MEMBER), "role": "admin"}),
+    http("change_role", "PATCH", f"{MEMBERS}/{MEMBER}", body={"role": "admin"}),
+    http("change_role_last_owner_409", "PATCH", f"{MEMBERS}/{OWNER}", body={"role": "admin"}),
+    http("remove_member", "DELETE", f"{MEMBERS}/{MEMBER}"),
+    http("remove_last_owner_409", "DELETE", f"{MEMBERS}/{OWNER}"),
+]
+
 PURCHASE = [
     http("purchase_paid", "POST", f"/api/modules/{BOOKING}/purchase",
          body={"agencyId": str(AGENCY), "markupType": "percentage", "markupValue": 20}),
@@ -141,7 +152,7 @@ MODULE_API = [
         {"op": "delete", "table": "contacts", "id": str(seed.DEMO_CONTACT_ID)}]}),
     http("get_contact_unknown_404", "GET", f"{CONTACTS}/{MISSING}", user=MEMBER),
     http("malformed_query_400", "GET", CONTACTS, user=MEMBER, query={"lead_score": "between.1"}),
-    http("member_write_403", "POST", CONTACTS, user=MEMBER, body={"email": "m@example.com"}),
+    http("member_create_contact", "POST", CONTACTS, user=MEMBER, body={"email": "m@example.com"}),
     http("no_credentials_401", "GET", CONTACTS, user=None),
     http("widget_storage_list", "GET", STORAGE, user=MEMBER),
     http("widget_storage_get", "GET", f"{STORAGE}/title", user=MEMBER),
@@ -253,7 +264,7 @@ DOMAIN_ROUTER = {
 def samples() -> dict[Path, dict[str, Any]]:
     """Every sample: its path and its event."""
     out: dict[Path, dict[str, Any]] = {}
-    for folder, items in (("subscribe", SUBSCRIBE), ("purchase", PURCHASE), ("install", INSTALL),
+    for folder, items in (("subscribe", SUBSCRIBE), ("agencies", AGENCIES), ("purchase", PURCHASE), ("install", INSTALL),
                           ("module_api", MODULE_API), ("automation", AUTOMATION_SAMPLES)):
         for name, event in items:
             out[ROOT / folder / f"{name}.json"] = event

@@ -71,6 +71,11 @@ FUNCTION_SETTINGS: dict[str, FunctionSettings] = {
         reserved_concurrency=20,
         concurrency_why="the dashboard's most frequent reads (catalogue, health): the stage's whole burst alone",
     ),
+    "agencies": FunctionSettings(
+        **_HTTP, why="HTTP: an agency's members and client users",
+        reserved_concurrency=5,
+        concurrency_why="member management is an owner's occasional action",
+    ),
     "purchase": FunctionSettings(
         **_HTTP, why="HTTP: checkout and the Paddle webhook (signature checked in-process)",
         sends_to=(EVENTS_QUEUE,), secrets=(PADDLE_WEBHOOK_SECRET,),

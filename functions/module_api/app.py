@@ -21,8 +21,9 @@ JSON numbers are exact both ways: a number with a fraction arrives as ``Decimal`
 
 Creating POSTs (rows, _batch, api-keys) honour an Idempotency-Key: a repeat with the same key answers
 the first answer (a created key's secret is shown once, so its replay carries no secret).
-Data and storage routes accept a JWT (reads: any member; writes: manage role) or a site API key
-(``X-Api-Key``: its own site, its modules, reads and writes).
+Data and storage routes accept a JWT (docs/roles.md: owners, admins and members read and write; client
+users on their client's sites as the module's ``clientAccess`` says; super admins read, audited) or a
+site API key (``X-Api-Key``: its own site, its modules, reads and writes).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from dramac_common.core.api import KeyId, ModuleRef, SiteId, create_app, envelop
 from dramac_common.core.auth import CallerDep, PrincipalDep, principal_from_event, principal_id
 from dramac_common.core.errors import ApiError, BadRequest, NotFound, database_error
 from dramac_common.core.idempotency import IdempotencyKey, idempotent_response
-from dramac_common.core.tenancy import site_unit
+from dramac_common.core.tenancy import Action, site_unit
 from dramac_common.core.wire import CamelModel, Envelope
 from dramac_common.installations.api_keys import (
     ApiKeyInfo,
@@ -96,13 +97,17 @@ def exact_json(data: Any) -> str:
     return jsonbody.dumps(jsonable_encoder(data, custom_encoder=_EXACT_NUMBERS))
 
 
-def open_sdk(unit: db.Unit, site_id: uuid.UUID, module: str) -> ModuleDatabaseSDK:
-    """The module's data for this request; a site API key's module scope is checked by the shared gate."""
-    return ModuleDatabaseSDK.for_request(unit, site_id=site_id, module=module)
+READ, WRITE = Action.READ_MODULE_DATA, Action.WRITE_MODULE_DATA
 
 
-def open_storage(unit: db.Unit, site_id: uuid.UUID, module: str) -> WidgetStorage:
-    return WidgetStorage.for_request(unit, site_id=site_id, module=module)
+def open_sdk(unit: db.Unit, site_id: uuid.UUID, module: str, *, write: bool = False) -> ModuleDatabaseSDK:
+    """The module's data for this request; a site API key's module scope and a client user's
+    ``clientAccess`` are checked by the shared gate."""
+    return ModuleDatabaseSDK.for_request(unit, site_id=site_id, module=module, write=write)
+
+
+def open_storage(unit: db.Unit, site_id: uuid.UUID, module: str, *, write: bool = False) -> WidgetStorage:
+    return WidgetStorage.for_request(unit, site_id=site_id, module=module, write=write)
 
 
 # -- module data ---------------------------------------------------------------------------------
@@ -115,8 +120,8 @@ def batch(request: Request, site_id: SiteId, module: ModuleRef, body: JsonBody,
         raise BadRequest('The body is {"operations": [...]}', code="invalid_batch")
 
     def act() -> tuple[int, Any]:
-        with site_unit(principal, site_id, manage=True) as unit:
-            return 200, open_sdk(unit, site_id, module).batch(operations)
+        with site_unit(principal, site_id, action=WRITE) as unit:
+            return 200, open_sdk(unit, site_id, module, write=True).batch(operations)
 
     return idempotent_response(request, scope="module-data-batch", principal=principal_id(principal),
                                fingerprint={"siteId": str(site_id), "module": module, "body": body}, action=act,
@@ -127,7 +132,7 @@ def batch(request: Request, site_id: SiteId, module: ModuleRef, body: JsonBody,
 def list_rows(request: Request, table: str, site_id: SiteId, module: ModuleRef,
               principal: PrincipalDep) -> Response:
     query = parse_query_params(request.query_params.multi_items())
-    with site_unit(principal, site_id, manage=False) as unit:
+    with site_unit(principal, site_id, action=READ) as unit:
         rows, count = open_sdk(unit, site_id, module).query(table, query)
     return data_response(rows, count=count if query.count else None)
 
@@ -140,8 +145,8 @@ def create_rows(request: Request, table: str, site_id: SiteId, module: ModuleRef
         raise BadRequest("The body is an object of column values, or an array of them", code="invalid_body")
 
     def act() -> tuple[int, Any]:
-        with site_unit(principal, site_id, manage=True) as unit:
-            rows = open_sdk(unit, site_id, module).create(table, body)
+        with site_unit(principal, site_id, action=WRITE) as unit:
+            rows = open_sdk(unit, site_id, module, write=True).create(table, body)
         return 201, rows[0] if isinstance(body, dict) else rows
 
     return idempotent_response(request, scope="module-data-create", principal=principal_id(principal),
@@ -153,7 +158,7 @@ def create_rows(request: Request, table: str, site_id: SiteId, module: ModuleRef
 def get_row(request: Request, table: str, row_id: str, site_id: SiteId, module: ModuleRef,
             principal: PrincipalDep) -> Response:
     query = parse_query_params(request.query_params.multi_items())
-    with site_unit(principal, site_id, manage=False) as unit:
+    with site_unit(principal, site_id, action=READ) as unit:
         row = open_sdk(unit, site_id, module).find_by_id(table, row_id, select=query.select)
     if row is None:
         raise NotFound("No such row on this site", code="row_not_found")
@@ -165,8 +170,8 @@ def update_row(table: str, row_id: str, site_id: SiteId, module: ModuleRef,
                body: JsonBody, principal: PrincipalDep) -> Response:
     if not isinstance(body, dict):
         raise BadRequest("The body is an object of column values", code="invalid_body")
-    with site_unit(principal, site_id, manage=True) as unit:
-        row = open_sdk(unit, site_id, module).update_by_id(table, row_id, body)
+    with site_unit(principal, site_id, action=WRITE) as unit:
+        row = open_sdk(unit, site_id, module, write=True).update_by_id(table, row_id, body)
     if row is None:
         raise NotFound("No such row on this site", code="row_not_found")
     return data_response(row)
@@ -175,8 +180,8 @@ def update_row(table: str, row_id: str, site_id: SiteId, module: ModuleRef,
 @app.delete(DATA + "/{table}/{row_id}", response_model=Envelope[dict[str, Any]])
 def delete_row(table: str, row_id: str, site_id: SiteId, module: ModuleRef,
                principal: PrincipalDep) -> Response:
-    with site_unit(principal, site_id, manage=True) as unit:
-        row = open_sdk(unit, site_id, module).delete_by_id(table, row_id)
+    with site_unit(principal, site_id, action=WRITE) as unit:
+        row = open_sdk(unit, site_id, module, write=True).delete_by_id(table, row_id)
     if row is None:
         raise NotFound("No such row on this site", code="row_not_found")
     return data_response(row)
@@ -218,7 +223,7 @@ async def rest_table(request: Request, table: str, site_ref: Annotated[str, Path
 @app.get(STORAGE, response_model=Envelope[list[str]])
 def list_storage_keys(site_id: SiteId, module: ModuleRef, principal: PrincipalDep,
                       prefix: str | None = None) -> Response:
-    with site_unit(principal, site_id, manage=False) as unit:
+    with site_unit(principal, site_id, action=READ) as unit:
         keys = open_storage(unit, site_id, module).list_keys(prefix)
     return data_response(keys)
 
@@ -227,7 +232,7 @@ def list_storage_keys(site_id: SiteId, module: ModuleRef, principal: PrincipalDe
 def get_storage_value(key: str, site_id: SiteId, module: ModuleRef,
                       principal: PrincipalDep) -> Response:
     missing = object()
-    with site_unit(principal, site_id, manage=False) as unit:
+    with site_unit(principal, site_id, action=READ) as unit:
         value = open_storage(unit, site_id, module).get(key, missing)
     if value is missing:
         raise NotFound("No such key", code="key_not_found")
@@ -239,16 +244,16 @@ def set_storage_value(key: str, site_id: SiteId, module: ModuleRef, body: JsonBo
                       principal: PrincipalDep) -> Response:
     if not isinstance(body, dict) or "value" not in body:
         raise BadRequest('The body is {"value": <any JSON>}', code="invalid_body")
-    with site_unit(principal, site_id, manage=True) as unit:
-        row = open_storage(unit, site_id, module).set(key, body["value"])
+    with site_unit(principal, site_id, action=WRITE) as unit:
+        row = open_storage(unit, site_id, module, write=True).set(key, body["value"])
     return data_response(row)
 
 
 @app.delete(STORAGE + "/{key}", response_model=Envelope[StorageDeleted])
 def delete_storage_value(key: str, site_id: SiteId, module: ModuleRef,
                          principal: PrincipalDep) -> Response:
-    with site_unit(principal, site_id, manage=True) as unit:
-        deleted = open_storage(unit, site_id, module).delete(key)
+    with site_unit(principal, site_id, action=WRITE) as unit:
+        deleted = open_storage(unit, site_id, module, write=True).delete(key)
     if not deleted:
         raise NotFound("No such key", code="key_not_found")
     return data_response({"key": key, "deleted": True})

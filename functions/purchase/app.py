@@ -2,11 +2,11 @@
 Capability: ``dramac_common.payments``.
 
 Routes:
-  POST  /api/modules/{moduleId}/purchase                      start a purchase (manage; Idempotency-Key honoured)
+  POST  /api/modules/{moduleId}/purchase                      start a purchase (owner; Idempotency-Key honoured)
   POST  /api/webhooks/paddle                                  Paddle notifications (signature, no JWT)
   GET   /api/agencies/{agencyId}/subscriptions                subscriptions with prices (read)
-  PATCH /api/agencies/{agencyId}/subscriptions/{subscriptionId} change the markup (manage)
-  POST  /api/sandbox/checkouts/{checkoutId}/complete          complete a sandbox checkout (manage; sandbox only)
+  PATCH /api/agencies/{agencyId}/subscriptions/{subscriptionId} change the markup (owner)
+  POST  /api/sandbox/checkouts/{checkoutId}/complete          complete a sandbox checkout (owner; sandbox only)
 """
 
 from __future__ import annotations

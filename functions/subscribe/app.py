@@ -3,8 +3,8 @@ Capability: ``dramac_common.marketplace`` (``catalog``).
 
 Routes:
   GET  /api/health              liveness and database reachability (no auth)
-  GET  /api/modules             the published catalogue (any signed-in user)
-  POST /api/modules/subscribe   subscribe an agency to a free module (manage role)
+  GET  /api/modules             the published catalogue (any signed-in user but a client user)
+  POST /api/modules/subscribe   subscribe an agency to a free module (owners: billing, docs/roles.md)
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@ agency, each execution on its own site, and never another agency's workflows."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from support.automation import create_workflow, executions
 
@@ -27,8 +29,7 @@ def test_subscription_activation_runs_workflows_on_each_site_of_the_agency(
         automation, subscribe, tenant, other_tenant, make_module, owner_conn, aws):
     second_site = seed.create_site(owner_conn, tenant.agency_id, client_id=tenant.client_id)
     first = create_workflow(automation, tenant, _note_step(), trigger="marketplace.subscription.activated")
-    second_tenant_view = type(tenant)(tenant.agency_id, tenant.owner, tenant.admin, tenant.member, tenant.client_id,
-                                      second_site)
+    second_tenant_view = dataclasses.replace(tenant, site_id=second_site)
     second = create_workflow(automation, second_tenant_view, _note_step(), trigger="marketplace.subscription.activated")
     foreign = create_workflow(automation, other_tenant, _note_step(), trigger="marketplace.subscription.activated")
     module = make_module(slug=f"crm{tenant.agency_id.hex[:8]}")

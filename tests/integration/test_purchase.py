@@ -86,10 +86,10 @@ def test_purchase_emits_subscription_created_for_the_agency(api, tenant, paid, o
     assert len(messages) == 1
 
 
-@pytest.mark.parametrize("role", ["owner", "admin"])
-def test_managers_may_purchase(api, tenant, paid, role):
+@pytest.mark.parametrize("role, status", [("owner", 201), ("admin", 403)])
+def test_owners_purchase_admins_may_not(api, tenant, paid, role, status):
     reply = api.post(purchase_path(paid()), user=getattr(tenant, role), body={"agencyId": str(tenant.agency_id)})
-    assert reply.status == 201
+    assert reply.status == status
 
 
 def test_super_admin_may_purchase_for_any_agency(api, tenant, paid, make_user):
@@ -261,7 +261,9 @@ def test_same_idempotency_key_with_another_body_is_422(api, tenant, paid):
     assert reply.body["code"] == "idempotency_key_reused"
 
 
-def test_idempotency_keys_are_per_caller(api, tenant, paid):
+def test_idempotency_keys_are_per_caller(api, tenant, paid, owner_conn):
+    owner_conn.execute("UPDATE agency_members SET role = 'owner' WHERE agency_id = %s AND user_id = %s",
+                       (tenant.agency_id, tenant.admin))  # a second owner
     module = paid()
     headers = {"idempotency-key": "shared-key"}
     body = {"agencyId": str(tenant.agency_id)}
@@ -277,7 +279,7 @@ def test_failed_request_is_not_stored_under_its_key(api, tenant, paid, owner_con
     headers = {"idempotency-key": "retry-after-fix"}
     body = {"agencyId": str(tenant.agency_id)}
     denied = api.post(purchase_path(module), user=tenant.member, body=body, headers=headers)
-    owner_conn.execute("UPDATE agency_members SET role = 'admin' WHERE agency_id = %s AND user_id = %s",
+    owner_conn.execute("UPDATE agency_members SET role = 'owner' WHERE agency_id = %s AND user_id = %s",
                        (tenant.agency_id, tenant.member))
     retried = api.post(purchase_path(module), user=tenant.member, body=body, headers=headers)
     assert (denied.status, retried.status) == (403, 201)
@@ -343,10 +345,10 @@ def test_another_agency_cannot_list_subscriptions(api, tenant, other_tenant, pai
     assert reply.status == 404
 
 
-def test_manager_changes_markup_and_retail_is_recomputed(api, tenant, paid, owner_conn):
+def test_owner_changes_markup_and_retail_is_recomputed(api, tenant, paid, owner_conn):
     module = paid(price=1001)
     sub_id = _purchase(api, tenant, module).data["subscriptionId"]
-    reply = api.patch(f"/api/agencies/{tenant.agency_id}/subscriptions/{sub_id}", user=tenant.admin,
+    reply = api.patch(f"/api/agencies/{tenant.agency_id}/subscriptions/{sub_id}", user=tenant.owner,
                       body={"markupType": "percentage", "markupValue": 50})
     assert reply.status == 200
     # 1001 × 50 / 100 = 500.5 → 501 (half up)

@@ -37,10 +37,11 @@ def test_owner_subscribes_agency_to_free_module(api, tenant, make_module, owner_
     assert _subscription_rows(owner_conn, tenant.agency_id, module) == [{"status": "active", "retail_price_cents": 0}]
 
 
-def test_admin_may_subscribe(api, tenant, make_module):
-    reply = api.post(SUBSCRIBE, user=tenant.admin,
-                     body={"agencyId": str(tenant.agency_id), "moduleId": str(make_module())})
-    assert reply.status == 201
+def test_admin_may_not_subscribe_billing_is_the_owners(api, tenant, make_module, owner_conn):
+    module = make_module()
+    reply = api.post(SUBSCRIBE, user=tenant.admin, body={"agencyId": str(tenant.agency_id), "moduleId": str(module)})
+    assert (reply.status, reply.body["code"]) == (403, "forbidden")
+    assert _subscription_rows(owner_conn, tenant.agency_id, module) == []
 
 
 def test_subscribing_again_is_200_and_changes_nothing(api, tenant, make_module, owner_conn):

@@ -1,4 +1,4 @@
-"""Tenant isolation, probed at random: users of one agency (owner, admin, member) call every route of
+"""Tenant isolation, probed at random: users of one agency (owner, admin, member, client user) call every route of
 the HTTP API through the real handlers, and the module data SDK directly, with path and body ids drawn
 from the other agency's real resources, their own, and random UUIDs. Whatever they try, nothing of
 the other agency shows in a response, an id of the other agency answers 404, and the other agency's
@@ -134,9 +134,9 @@ def test_no_route_reads_or_writes_another_agency(world, clients, owner_conn):
         assert reply.status < 500, described
         assert not leaked(json.dumps(reply.body), victim, probe["sent_victim"]), described
         if probe["sent_victim"] and route.auth != "none":
-            # a member of their own agency may be refused for their role first: that reveals nothing
-            own_scope_member = probe["user"] == probe["attacker"].member and not probe["victim_scope"]
-            assert reply.status in ((400, 403, 404) if own_scope_member else (400, 404)), described
+            # in their own agency a role below owner may be refused for its role first: that reveals nothing
+            own_scope_refusal = probe["user"] != probe["attacker"].owner and not probe["victim_scope"]
+            assert reply.status in ((400, 403, 404) if own_scope_refusal else (400, 404)), described
         assert tenant_snapshot(owner_conn, victim, world.crm_module) == before, described
         probed.append(route.route_key)
 
@@ -201,8 +201,9 @@ def test_module_data_sdk_never_reaches_another_agencys_rows(world, owner_conn):
                 else:
                     outcome = run_sdk_operation(sdk, probe)
         except psycopg.errors.InsufficientPrivilege as exc:
-            # RLS refused a write the caller's role may not make (the HTTP layer checks roles first)
-            assert probe["user"] == attacker.member, (probe, exc)
+            # RLS refused a write the caller's role may not make (the HTTP layer checks roles first):
+            # a client user, on a module whose manifest keeps its data read-only for clients
+            assert probe["user"] == attacker.client_user, (probe, exc)
             outcome = None
         except ApiError as exc:
             assert exc.status in (400, 403, 404), (probe, exc.status, exc.code)
@@ -218,3 +219,83 @@ def test_module_data_sdk_never_reaches_another_agencys_rows(world, owner_conn):
         assert tenant_snapshot(owner_conn, victim, world.crm_module) == before, probe
 
     probe_sdk()
+
+
+@pytest.fixture
+def sibling_site(world, owner_conn):
+    """A site of another client of agency A, with module rows, a workflow and an API key of its own:
+    what A's client user (of A's first client) must never reach."""
+    from support.handlers import FunctionClient
+    from support.modules import install_module
+
+    from dramac_dev import seed
+
+    a = world.a
+    site = seed.create_site(owner_conn, a.agency_id, client_id=seed.create_client(owner_conn, a.agency_id))
+    install_module(owner_conn, site_id=site, agency_id=a.agency_id, module_id=world.crm_module)
+    secret = f"sibling-{uuid.uuid4().hex[:10]}"
+    module_api, automation = FunctionClient("module_api"), FunctionClient("automation")
+    rows = module_api.post(f"/api/sites/{site}/modules/{world.crm_slug}/data/contacts", user=a.owner,
+                           body=[{"email": f"{secret}-{i}@example.test", "first_name": secret} for i in range(2)])
+    assert rows.status == 201, rows.body
+    workflow = automation.post(f"/api/sites/{site}/automation/workflows", user=a.owner, body={
+        "name": secret, "triggerEventType": f"{world.crm_slug}.contact.created",
+        "steps": [{"type": "set_variable", "config": {"name": "x", "value": 1}}]})
+    assert workflow.status == 201, workflow.body
+    key = module_api.post(f"/api/sites/{site}/api-keys", user=a.owner, body={"name": secret})
+    assert key.status == 201, key.body
+    ids = {"siteId": [site], "id": [uuid.UUID(r["id"]) for r in rows.data],
+           "workflowId": [uuid.UUID(workflow.data["id"])], "keyId": [uuid.UUID(key.data["id"])]}
+    return {"site": site, "ids": ids, "secrets": [secret, key.data["key"]],
+            "view": Agency(a.agency_id, a.owner, a.admin, a.member, site, a.client_user)}
+
+
+def test_a_client_user_never_reaches_another_clients_site(world, clients, owner_conn, sibling_site):
+    """Client users of one client probe every route with the ids of a sibling client's site (same
+    agency): nothing of it shows, nothing of it changes, and its site answers as if it did not exist."""
+    a = world.a
+    sibling_ids = {str(v) for values in sibling_site["ids"].values() for v in values}
+
+    @st.composite
+    def client_probes(draw: st.DrawFn) -> dict[str, Any]:
+        route = draw(st.sampled_from(ROUTES))
+
+        def pick(name: str) -> str:
+            if name == "moduleId":
+                return str(draw(st.sampled_from([world.crm_module, world.crm_slug, world.free_module])))
+            if name == "table":
+                return draw(st.sampled_from(["contacts", "companies"]))
+            if name == "key":
+                return "theme"
+            if name == "agencyId":
+                return str(a.agency_id)
+            choices = [*sibling_site["ids"].get(name, []), *a.ids.get(name, []), uuid.uuid4()]
+            return str(draw(st.sampled_from(choices)))
+
+        params = {name: pick(name) for name in PARAM.findall(route.path)}
+        path = route.path
+        for name, value in params.items():
+            path = path.replace("{" + name + "}", value)
+        return {"route": route, "path": path, "body": body_for(route, pick), "params": params}
+
+    @reliability_settings(scale=2)
+    @given(probe=client_probes())
+    def probe_route(probe: dict[str, Any]) -> None:
+        route = probe["route"]
+        before = tenant_snapshot(owner_conn, sibling_site["view"], world.crm_module)
+        reply = clients[route.function].request(route.method, probe["path"], user=a.client_user, body=probe["body"])
+        described = f"{route.method} {probe['path']} body={probe['body']} -> {reply.status} {reply.body}"
+        assert reply.status < 500, described
+        sent = set(probe["params"].values()) | set(re.findall(r"[0-9a-f-]{36}", json.dumps(probe["body"])))
+        text = json.dumps(reply.body)
+        assert not [i for i in sibling_ids - sent if i in text], described
+        assert not [s for s in sibling_site["secrets"] if s in text], described
+        if probe["params"].get("siteId") == str(sibling_site["site"]):
+            assert reply.status in (400, 404), described
+        elif route.auth != "none":
+            # of its own client's site a client user may read module data, and nothing else
+            reads_module_data = route.method == "GET" and ("/data/" in route.path or "/storage" in route.path)
+            assert reply.status in (400, 403, 404) or reads_module_data, described
+        assert tenant_snapshot(owner_conn, sibling_site["view"], world.crm_module) == before, described
+
+    probe_route()

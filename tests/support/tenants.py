@@ -1,5 +1,5 @@
-"""Tenants: an agency with an owner, an admin, a member, a client and a site, written as an operator
-would (the ``make_tenant``, ``tenant`` and ``other_tenant`` fixtures)."""
+"""Tenants: an agency with an owner, an admin, a member, a client with a client user, and a site of
+that client, written as an operator would (the ``make_tenant``, ``tenant`` and ``other_tenant`` fixtures)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ class Tenant:
     member: uuid.UUID
     client_id: uuid.UUID
     site_id: uuid.UUID
+    client_user: uuid.UUID  # a client user of client_id: sees site_id, and of it only module data
 
 
 def create_tenant(owner_conn: Any) -> Tenant:
@@ -31,4 +32,6 @@ def create_tenant(owner_conn: Any) -> Tenant:
     seed.add_member(owner_conn, agency, member, "member")
     client = seed.create_client(owner_conn, agency)
     site = seed.create_site(owner_conn, agency, client_id=client)
-    return Tenant(agency, owner, admin, member, client, site)
+    client_user = seed.create_user(owner_conn)
+    seed.add_client_user(owner_conn, agency, client, client_user)
+    return Tenant(agency, owner, admin, member, client, site, client_user)

@@ -40,12 +40,13 @@ class Agency:
     admin: uuid.UUID
     member: uuid.UUID
     site_id: uuid.UUID
+    client_user: uuid.UUID  # a client user of the site's client (docs/roles.md)
     ids: dict[str, list[uuid.UUID]] = field(default_factory=dict)  # path parameter name -> real ids
     secrets: list[str] = field(default_factory=list)  # values only this agency's data holds
 
     @property
     def users(self) -> list[uuid.UUID]:
-        return [self.owner, self.admin, self.member]
+        return [self.owner, self.admin, self.member, self.client_user]
 
     def all_ids(self) -> set[str]:
         found = {str(self.agency_id), str(self.site_id), *map(str, self.users)}
@@ -69,7 +70,7 @@ def _build_agency(tenant: Any, owner_conn: Any, world_modules: dict[str, Any], l
                   receiver_url: str) -> Agency:
     from support.handlers import FunctionClient
 
-    agency = Agency(tenant.agency_id, tenant.owner, tenant.admin, tenant.member, tenant.site_id)
+    agency = Agency(tenant.agency_id, tenant.owner, tenant.admin, tenant.member, tenant.site_id, tenant.client_user)
     site, owner = tenant.site_id, tenant.owner
     secret = f"secret-{label}-{uuid.uuid4().hex[:10]}"
     agency.secrets.append(secret)
@@ -149,6 +150,7 @@ TENANT_TABLES = {
     # table -> the column naming its tenant (agency or site)
     "agencies": ("id", "agency"),
     "agency_members": ("agency_id", "agency"),
+    "client_users": ("agency_id", "agency"),
     "clients": ("agency_id", "agency"),
     "sites": ("agency_id", "agency"),
     "agency_module_subscriptions": ("agency_id", "agency"),

@@ -3,6 +3,7 @@
 - ``core``: settings, database units of work, the API factory, errors, who is calling (``auth``),
   tenancy, queues, naming, migrations, JSON bodies and the Idempotency-Key store. It imports
   nothing outside ``core``.
+- ``agencies``: an agency's team (owners, admins, members) and client users.
 - ``marketplace``: the published catalogue and free subscriptions.
 - ``payments``: paid modules: purchase with markup, checkouts, the Paddle webhook.
 - ``installations``: modules installed on sites, and the sites' API keys.

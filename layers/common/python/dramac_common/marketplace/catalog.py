@@ -15,7 +15,7 @@ from pydantic import Field
 from ..automation.outbox import log_automation_event
 from ..core.db import Unit
 from ..core.errors import NotFound, PaymentRequired
-from ..core.tenancy import require_agency_access
+from ..core.tenancy import Action, require_agency_access, require_catalogue_access
 from ..core.wire import CamelModel
 
 MODULE_COLUMNS = """
@@ -102,6 +102,8 @@ def emit_subscription_event(unit: Unit, action: str, sub: dict[str, Any], *, mod
 
 
 def list_published_modules(unit: Unit) -> list[Module]:
+    """The published catalogue (403 for a client user: the marketplace is the agencies')."""
+    require_catalogue_access(unit)
     rows = unit.fetchall(
         f"SELECT {MODULE_COLUMNS} FROM public.modules_v2 m WHERE m.status = 'published' ORDER BY m.name, m.slug"
     )
@@ -120,8 +122,8 @@ def get_published_module(unit: Unit, module_id: uuid.UUID) -> Module:
 
 def subscribe_to_free_module(unit: Unit, agency_id: uuid.UUID, module_id: uuid.UUID) -> tuple[Subscription, bool]:
     """Subscribe an agency to a free module. Returns the subscription and whether it became active
-    now (False: it already was, and nothing changed)."""
-    require_agency_access(unit, agency_id, manage=True)
+    now (False: it already was, and nothing changed). Billing: the agency's owners only."""
+    require_agency_access(unit, agency_id, action=Action.BILL)
     module = get_published_module(unit, module_id)
     if not module.is_free:
         raise PaymentRequired(

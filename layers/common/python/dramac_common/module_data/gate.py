@@ -2,7 +2,10 @@
 
 One round trip through ``private.module_data_target`` (migration 0031): the module, the site's
 installation and the module's registry row, returned only when the caller may read the site (a
-member, a super admin, or a site API key / worker scope for that very site).
+member, a client user of the site's client, a super admin, or a site API key / worker scope for that
+very site). The module-level part of the role matrix is applied here, once the module is known
+(``core.tenancy.require_module_data_role``: a module's ``clientAccess`` for client users), and a super
+admin's read is recorded in the audit log (``module_data.read``), in the request's transaction.
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from ..core import audit
 from ..core.db import Unit
 from ..core.errors import Conflict, Forbidden, NotFound
 from ..core.jsonbody import unstorable
+from ..core.tenancy import Role, require_module_data_role
 
 
 @dataclass(frozen=True)
@@ -55,13 +60,16 @@ def _names_no_module(slug: str | None) -> bool:
     return slug is not None and unstorable(slug) is not None
 
 
-def require_enabled_module(unit: Unit, site_id: uuid.UUID, module: uuid.UUID | str) -> ModuleTarget:
+def require_enabled_module(unit: Unit, site_id: uuid.UUID, module: uuid.UUID | str, *,
+                           write: bool = False) -> ModuleTarget:
     """The module (by id or slug) if it is installed, enabled and active on the site.
 
     404 when the site or module is not visible, the module is not installed or it is disabled;
     409 while its database is still being provisioned (poll the installation) or provisioning failed;
     403 ``api_key_scope`` for a site API key whose ``modules`` do not include it (every route that
-    reaches module data or widget storage comes through here; the database's policies agree).
+    reaches module data or widget storage comes through here; the database's policies agree);
+    for a client user, 404 when the module's ``clientAccess`` is ``none`` and 403 on a ``write``
+    unless it is ``write``.
     """
     module_id, slug = _module_ref(module)
     if _names_no_module(slug):
@@ -71,6 +79,8 @@ def require_enabled_module(unit: Unit, site_id: uuid.UUID, module: uuid.UUID | s
         require_key_module(unit, row["slug"])
     if row is None or row["installation_status"] is None:
         raise NotFound("This module is not installed on the site", code="module_not_installed")
+    require_module_data_role(row["caller_role"], row["manifest"] if isinstance(row["manifest"], dict) else {},
+                             write=write)
     status, enabled = row["installation_status"], row["is_enabled"]
     if status == "disabled" or not enabled:
         raise NotFound("This module is disabled on the site", code="module_disabled")
@@ -80,6 +90,9 @@ def require_enabled_module(unit: Unit, site_id: uuid.UUID, module: uuid.UUID | s
     if status == "failed":
         raise Conflict("Provisioning this module's database failed; reinstall it to retry",
                        code="module_provisioning_failed")
+    if row["caller_role"] == Role.SUPER_ADMIN and not write:
+        audit.record(unit, "module_data.read", agency_id=row["agency_id"], site_id=site_id,
+                     target_type="module", target_id=row["module_id"], details={"module": row["slug"]})
     return ModuleTarget(
         module_id=row["module_id"], slug=row["slug"], module_type=row["module_type"],
         manifest=row["manifest"] if isinstance(row["manifest"], dict) else {},

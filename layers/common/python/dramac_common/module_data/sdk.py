@@ -133,11 +133,13 @@ class ModuleDatabaseSDK:
     # -- construction ------------------------------------------------------------------------
 
     @classmethod
-    def for_request(cls, unit: Unit, *, site_id: uuid.UUID, module: uuid.UUID | str) -> ModuleDatabaseSDK:
-        """Inside a unit that already runs as ``authenticated`` with the caller's (or API key's) claims."""
+    def for_request(cls, unit: Unit, *, site_id: uuid.UUID, module: uuid.UUID | str,
+                    write: bool = False) -> ModuleDatabaseSDK:
+        """Inside a unit that already runs as ``authenticated`` with the caller's (or API key's) claims;
+        ``write``: the request changes data (the module's ``clientAccess`` decides for client users)."""
         if unit.claims is None:
             raise RuntimeError("for_request needs a user unit; workers use ModuleDatabaseSDK.for_service")
-        target = require_enabled_module(unit, site_id, module)
+        target = require_enabled_module(unit, site_id, module, write=write)
         return cls(unit, target, cls._schema(unit, target), site_id)
 
     @classmethod

@@ -41,9 +41,11 @@ class WidgetStorage:
         self.site_id = site_id
 
     @classmethod
-    def for_request(cls, unit: Unit, *, site_id: uuid.UUID, module: uuid.UUID | str) -> WidgetStorage:
-        """Inside a user's or site API key's unit; the module must be enabled and active on the site."""
-        return cls(unit, require_enabled_module(unit, site_id, module), site_id)
+    def for_request(cls, unit: Unit, *, site_id: uuid.UUID, module: uuid.UUID | str,
+                    write: bool = False) -> WidgetStorage:
+        """Inside a user's or site API key's unit; the module must be enabled and active on the site
+        (``write``: the request changes values; the module's ``clientAccess`` decides for client users)."""
+        return cls(unit, require_enabled_module(unit, site_id, module, write=write), site_id)
 
     def get(self, key: str, default: Any = None) -> Any:
         rows = fetch_exact(

@@ -22,7 +22,7 @@ from typing import Any
 from ..core import db
 from ..core.db import Unit
 from ..core.errors import ApiError, Conflict, NotFound
-from ..core.tenancy import require_agency_access
+from ..core.tenancy import Action, require_agency_access
 from .config import PaymentConfig
 from .signature import sign
 
@@ -42,7 +42,7 @@ class SandboxNotConfigured(ApiError):
 
 
 def load_checkout(unit: Unit, checkout_id: uuid.UUID) -> dict[str, Any]:
-    """The caller's sandbox checkout, with what the notification needs; managers only."""
+    """The caller's sandbox checkout, with what the notification needs; the agency's owners only."""
     row = unit.fetchone(
         """
         SELECT c.id, c.agency_id, c.subscription_id, c.module_id, c.provider, c.provider_checkout_id, c.status,
@@ -54,7 +54,7 @@ def load_checkout(unit: Unit, checkout_id: uuid.UUID) -> dict[str, Any]:
     )
     if row is None or row["provider"] != "sandbox":
         raise NotFound("Checkout not found", code="checkout_not_found")
-    require_agency_access(unit, row["agency_id"], manage=True)
+    require_agency_access(unit, row["agency_id"], action=Action.BILL)
     if row["status"] == "completed":
         raise Conflict("This checkout is already completed", code="checkout_completed")
     if row["status"] == "superseded":

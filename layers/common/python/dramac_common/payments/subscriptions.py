@@ -11,7 +11,7 @@ from typing import Any
 
 from ..core.db import Unit
 from ..core.errors import BadRequest, Conflict, NotFound, ValidationFailed
-from ..core.tenancy import require_agency_access
+from ..core.tenancy import Action, require_agency_access
 from ..core.wire import CamelModel
 from ..marketplace import catalog as marketplace
 from .markup import Markup, retail_price_cents
@@ -90,8 +90,9 @@ def purchase_module(unit: Unit, *, user_id: uuid.UUID, agency_id: uuid.UUID, mod
     price and the markup, and a checkout from the payment provider for the wholesale price.
 
     Nothing is written when the provider fails (the provider is called before this transaction commits).
+    Billing: the agency's owners only.
     """
-    require_agency_access(unit, agency_id, manage=True)
+    require_agency_access(unit, agency_id, action=Action.BILL)
     module = marketplace.get_published_module(unit, module_id)
     if module.is_free:
         raise BadRequest(f"'{module.name}' is free: use POST /api/modules/subscribe", code="use_subscribe")
@@ -112,7 +113,7 @@ def purchase_module(unit: Unit, *, user_id: uuid.UUID, agency_id: uuid.UUID, mod
 
 
 def list_agency_subscriptions(unit: Unit, agency_id: uuid.UUID) -> list[BilledSubscription]:
-    require_agency_access(unit, agency_id)
+    require_agency_access(unit, agency_id, action=Action.VIEW_SUBSCRIPTIONS)
     rows = unit.fetchall(
         f"""
         SELECT {SUBSCRIPTION_COLUMNS}, m.slug AS module_slug, m.name AS module_name
@@ -127,8 +128,8 @@ def list_agency_subscriptions(unit: Unit, agency_id: uuid.UUID) -> list[BilledSu
 
 
 def update_markup(unit: Unit, agency_id: uuid.UUID, subscription_id: uuid.UUID, markup: Markup) -> BilledSubscription:
-    """Change the agency's markup; the retail price is recomputed from the wholesale snapshot."""
-    require_agency_access(unit, agency_id, manage=True)
+    """Change the agency's markup (its owners only); the retail price is recomputed from the wholesale snapshot."""
+    require_agency_access(unit, agency_id, action=Action.BILL)
     current = unit.fetchone(
         "SELECT wholesale_price_cents FROM public.agency_module_subscriptions WHERE id = %s AND agency_id = %s",
         (subscription_id, agency_id),

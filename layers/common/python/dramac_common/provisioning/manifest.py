@@ -13,7 +13,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
@@ -111,6 +111,9 @@ class Manifest(BaseModel):
     dependencies: list[str] = Field(default_factory=list)
     permissions: list[Any] = Field(default_factory=list)
     database: DatabaseSpec | None = None
+    # What client users of a site's client may do with the module's data (docs/roles.md); the
+    # database's policies read the same key (private.module_client_access, migration 0120).
+    client_access: Literal["none", "read", "write"] = "read"
 
     @property
     def tables(self) -> list[TableSpec]:

@@ -1,0 +1,1 @@
+"""Agencies: their team (owners, admins, members) and client users (docs/roles.md)."""
