@@ -53,7 +53,7 @@ def install_site_module(site_id: SiteId, module_id: ModuleId, caller: CallerDep,
 @app.delete("/api/sites/{siteId}/modules/{moduleId}", response_model=Envelope[Installation])
 def disable_site_module(site_id: SiteId, module_id: ModuleId, caller: CallerDep) -> JSONResponse:
     with db.user_unit(caller.db_claims) as unit:
-        return envelope(site_modules.disable_module(unit, site_id, module_id))
+        return envelope(site_modules.disable_module(unit, site_id, module_id, actor_id=caller.user_id))
 
 
 handler = lambda_handler(app, service="install")

@@ -16,7 +16,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 from pydantic import computed_field
 
-from ..core import queues
+from ..core import audit, queues
 from ..core.db import Unit
 from ..core.errors import Conflict, NotFound, PaymentRequired
 from ..core.tenancy import require_site_access
@@ -24,6 +24,7 @@ from ..core.wire import CamelModel
 from ..marketplace import catalog as marketplace
 from ..provisioning.errors import ManifestError
 from ..provisioning.manifest import validate_manifest
+from . import lifecycle
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,15 @@ def install_module(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID, *, inst
         )
     previous = row.pop("previous_status")
     installation = Installation.model_validate(row)
+    if installation.status == "active" and previous != "active":
+        lifecycle.emit(unit, "installed", row, module_slug=module.slug, version=manifest.version,
+                       actor_id=installed_by, previous_status=previous)
+    if previous != installation.status or previous is None:
+        audit.record(unit, "installation.enabled" if previous else "installation.created",
+                     agency_id=installation.agency_id, site_id=site_id, target_type="installation",
+                     target_id=installation.id, details={"module_id": str(module_id), "module_slug": module.slug,
+                                                          "version": manifest.version, "status": installation.status,
+                                                          "previous_status": previous})
     if installation.status == "provisioning":
         job = {"action": "provision", "moduleId": str(module_id), "siteId": str(site_id),
                "installationId": str(installation.id)}
@@ -141,8 +151,10 @@ def _install_state(unit: Unit, agency_id: uuid.UUID, site_id: uuid.UUID, module_
     )
 
 
-def disable_module(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID) -> Installation:
-    """Disable a module on a site; its data is kept, and installing it again re-enables it."""
+def disable_module(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID, *,
+                   actor_id: uuid.UUID | None = None) -> Installation:
+    """Disable a module on a site; its data is kept, and installing it again re-enables it.
+    The request that disables it emits ``marketplace.module.disabled``; a repeat changes nothing."""
     require_site_access(unit, site_id, manage=True)
     dependents = unit.fetchall(
         """
@@ -162,7 +174,26 @@ def disable_module(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID) -> Inst
     row = unit.call_write_path("disable_module", site_id, module_id)
     if row is None:
         raise NotFound("The module is not installed on this site", code="installation_not_found")
-    return Installation.model_validate(row)
+    previous = row.pop("previous_status")
+    installation = Installation.model_validate(row)
+    if previous != "disabled":
+        version = installed_version(unit, site_id, module_id)
+        lifecycle.emit(unit, "disabled", row, module_slug=installation.slug, version=version, actor_id=actor_id,
+                       previous_status=previous)
+        audit.record(unit, "installation.disabled", agency_id=installation.agency_id, site_id=site_id,
+                     target_type="installation", target_id=installation.id,
+                     details={"module_id": str(module_id), "module_slug": installation.slug, "version": version,
+                              "previous_status": previous})
+    return installation
+
+
+def installed_version(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID) -> str | None:
+    """The module version the site's installation runs."""
+    row = unit.fetchone(
+        "SELECT m.manifest ->> 'version' AS version FROM public.site_module_installations i "
+        "JOIN public.modules_v2 m ON m.id = i.module_id WHERE i.site_id = %s AND i.module_id = %s",
+        (site_id, module_id))
+    return row["version"] if row else None
 
 
 def get_site_enabled_modules(unit: Unit, site_id: uuid.UUID) -> set[str]:

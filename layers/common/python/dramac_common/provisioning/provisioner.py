@@ -22,6 +22,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from ..automation import outbox
 from ..core import db
 from ..core.naming import generate_module_short_id, get_module_schema_name
 from . import ddl, registry
@@ -91,10 +92,23 @@ def _lock_and_read(unit: db.Unit, module_id: uuid.UUID, short_id: str, schema: s
 
 
 def _activate_statement(module_id: uuid.UUID) -> sql.Composed:
+    """Activate the module's waiting installations and, in the same statement, write one
+    ``marketplace.module.installed`` event per installation activated (the payload of
+    ``installations.lifecycle``; the actor is the user who asked for the installation)."""
     return sql.SQL(
         "WITH done AS (UPDATE public.site_module_installations SET status = 'active', error = NULL "
-        "WHERE module_id = {} AND status = 'provisioning' RETURNING 1) SELECT count(*) AS activated FROM done"
-    ).format(sql.Literal(module_id))
+        "WHERE module_id = {module} AND status = 'provisioning' "
+        "RETURNING id, site_id, agency_id, module_id, status, coalesce(updated_by, installed_by) AS actor), "
+        "m AS (SELECT slug, manifest ->> 'version' AS version FROM public.modules_v2 WHERE id = {module}), "
+        "ev AS (INSERT INTO public.automation_events_log "
+        "(site_id, event_type, payload, source_module, source_entity_type, source_entity_id) "
+        "SELECT d.site_id, 'marketplace.module.installed', jsonb_build_object("
+        "'site_id', d.site_id, 'agency_id', d.agency_id, 'module_id', d.module_id, 'module_slug', m.slug, "
+        "'installation_id', d.id, 'version', m.version, 'actor_id', d.actor, 'status', d.status, "
+        "'previous_status', 'provisioning'), 'marketplace', 'installation', d.id::text "
+        "FROM done d CROSS JOIN m RETURNING id) "
+        "SELECT (SELECT count(*) FROM done) AS activated, ARRAY(SELECT id FROM ev) AS event_ids"
+    ).format(module=sql.Literal(module_id))
 
 
 def _run_script(unit: db.Unit, parts: list[tuple[str | None, sql.Composable]]) -> dict[str, Any] | None:
@@ -141,21 +155,23 @@ def provision_module(module_id: uuid.UUID | str) -> ProvisionResult:
             _, definition = validate_manifest(module["manifest"])
             if not needs_schema(module["module_type"], definition):
                 row = _run_script(unit, [(None, _activate_statement(module_id))])
-                return ProvisionResult(module_id, "no_schema", definition.version, activated=_activated(row))
+                return ProvisionResult(module_id, "no_schema", definition.version, activated=_activated(unit, row))
             entries = [registry.RegistryEntry.from_json(e) for e in state["registry"]]
             action, parts = _plan(module_id, short_id, schema, definition, entries, ddl.CatalogState.from_row(state))
             parts.append((None, _activate_statement(module_id)))
             row = _run_script(unit, parts)
             return ProvisionResult(module_id, action, definition.version, schema, definition.table_names,
-                                   _activated(row))
+                                   _activated(unit, row))
     except psycopg.OperationalError as exc:
         raise TransientProvisioningError(f"the database was unavailable ({str(exc).strip()[:200]})") from exc
 
 
-def _activated(row: dict[str, Any] | None) -> int:
-    """How many installations the activation statement (the script's last) made active."""
+def _activated(unit: db.Unit, row: dict[str, Any] | None) -> int:
+    """How many installations the activation statement (the script's last) made active; their
+    events go to the events queue once the job's transaction commits."""
     if row is None:
         raise LookupError("the activation statement returned no row")
+    outbox.dispatch_after_commit(unit, list(row["event_ids"]))
     return int(row["activated"])
 
 
