@@ -57,6 +57,7 @@ _HTTP = {"timeout_s": 20, "memory_mb": 512}
 # writes module data, installations or subscriptions may send to it.
 FUNCTION_SETTINGS: dict[str, FunctionSettings] = {
     "subscribe": FunctionSettings(**_HTTP, why="HTTP: catalogue, free subscriptions, health"),
+    "catalog": FunctionSettings(**_HTTP, why="HTTP: the catalogue's admin side; a dry run's DDL is rolled back"),
     "purchase": FunctionSettings(
         **_HTTP, why="HTTP: checkout and the Paddle webhook (signature checked in-process)",
         sends_to=(EVENTS_QUEUE,), secrets=(PADDLE_WEBHOOK_SECRET,),

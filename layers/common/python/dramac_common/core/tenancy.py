@@ -85,6 +85,13 @@ def require_site_access(unit: Unit, site_id: uuid.UUID, *, manage: bool = False)
     return SiteAccess(site_id=row["id"], agency_id=row["agency_id"], role=role)
 
 
+def require_super_admin(unit: Unit) -> None:
+    """The platform's own operations (the module catalogue): super admins only, 403 for anyone else."""
+    row = unit.fetchone("SELECT (SELECT private.is_super_admin()) AS is_super_admin")
+    if row is None or not row["is_super_admin"]:
+        raise Forbidden("Only a platform super admin may manage the module catalogue", code="super_admin_required")
+
+
 @contextmanager
 def site_unit(principal: Principal, site_id: uuid.UUID, *, manage: bool) -> Iterator[Unit]:
     """A unit of work on one site: a user must be a member (and a manager when ``manage``); a site
