@@ -97,6 +97,10 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/sites/{siteId}/modules/{moduleId}", "install", JWT, "one installation (poll while provisioning)"),
     Route("POST", "/api/sites/{siteId}/modules/{moduleId}", "install", JWT, "install or re-enable a module on a site"),
     Route("DELETE", "/api/sites/{siteId}/modules/{moduleId}", "install", JWT, "disable a module on a site"),
+    Route("GET", "/api/sites/{siteId}/modules/{moduleId}/upgrade", "install", JWT,
+          "what upgrading the site's module would do"),
+    Route("POST", "/api/sites/{siteId}/modules/{moduleId}/upgrade", "install", JWT,
+          "upgrade the site's module to a newer version"),
     # module data API (contract section 5) and site API keys: functions/module_api
     Route("GET", "/api/sites/{siteId}/modules/{moduleId}/data/{table}", "module_api", JWT_OR_API_KEY,
           "a module table's rows, PostgREST-style filters"),

@@ -122,6 +122,10 @@ INSTALL = [
     http("install_unsubscribed_402", "POST", f"{SITE_API}/modules/{BOOKING}"),
     http("install_bad_site_400", "POST", f"/api/sites/not-a-uuid/modules/{CRM}"),
     http("disable_crm", "DELETE", f"{SITE_API}/modules/{CRM}"),
+    http("preview_upgrade_crm", "GET", f"{SITE_API}/modules/{CRM}/upgrade"),
+    http("upgrade_crm_current_409", "POST", f"{SITE_API}/modules/{CRM}/upgrade"),
+    http("upgrade_crm_member_403", "POST", f"{SITE_API}/modules/{CRM}/upgrade", user=MEMBER,
+         body={"toVersion": "1.1.0"}),
 ]
 
 ADMIN_MODULES = "/api/admin/modules"

@@ -12,52 +12,13 @@ from dramac_common.core.naming import get_module_schema_name
 from dramac_common.installations import site_modules
 from support.aws import emulated_aws
 from support.handlers import claims_for
+from support.provision import ProvisionQueue
 
 from dramac_dev.seed import CRM_MANIFEST
 
 INSTALL_KEYS = {"id", "siteId", "agencyId", "moduleId", "slug", "moduleName", "status", "isEnabled", "is_enabled",
-                "config", "error", "installedAt", "updatedAt"}
-
-
-class ProvisionQueue:
-    """The moto provision queue: what the install handler sent, and running it through the worker."""
-
-    def __init__(self, client, url, arn):
-        self.client, self.url, self.arn = client, url, arn
-
-    def receive(self):
-        messages = []
-        while True:
-            batch = self.client.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10,
-                                                AttributeNames=["All"]).get("Messages", [])
-            if not batch:
-                return messages
-            messages += batch
-
-    def drain(self, concurrent=False):
-        """Run every queued job through the provision handler (one record per invocation)."""
-        from dramac_dev.events import LocalContext, call_handler, sqs_event, sqs_record
-        from dramac_dev.functions_loader import get_handler
-
-        handler = get_handler("provision")
-        messages = self.receive()
-        results = []
-
-        def run(m):
-            record = sqs_record(m["Body"], queue_arn=self.arn, message_id=m["MessageId"], receipt_handle=m["ReceiptHandle"])
-            results.append(call_handler(handler, sqs_event([record]), LocalContext("provision")))
-
-        if concurrent:
-            threads = [threading.Thread(target=run, args=(m,)) for m in messages]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-        else:
-            for m in messages:
-                run(m)
-        assert all(r["batchItemFailures"] == [] for r in results)
-        return len(messages)
+                "config", "error", "installedAt", "updatedAt", "installedVersion", "targetVersion", "latestVersion",
+                "upgradeAvailable"}
 
 
 @pytest.fixture

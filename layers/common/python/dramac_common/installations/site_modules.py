@@ -23,14 +23,15 @@ from ..core.tenancy import require_site_access
 from ..core.wire import CamelModel
 from ..marketplace import catalog as marketplace
 from ..provisioning.errors import ManifestError
-from ..provisioning.manifest import validate_manifest
+from ..provisioning.manifest import parse_version, validate_manifest
 from . import lifecycle
 
 log = logging.getLogger(__name__)
 
 INSTALLATION_COLUMNS = """
     i.id, i.site_id, i.agency_id, i.module_id, m.slug, m.name AS module_name, i.status, i.is_enabled,
-    i.config, i.error, i.installed_at, i.updated_at
+    i.config, i.error, i.installed_at, i.updated_at, i.installed_version, i.target_version,
+    m.current_version AS latest_version
 """
 # A deprecated module stays visible as an installation (its slug is hidden from non-admins by RLS).
 JOIN_MODULE = "LEFT JOIN public.modules_v2 m ON m.id = i.module_id"
@@ -50,6 +51,20 @@ class Installation(CamelModel):
     error: str | None
     installed_at: datetime
     updated_at: datetime
+    installed_version: str | None = None  # the version the site runs
+    target_version: str | None = None  # an upgrade waiting for the provisioner
+    latest_version: str | None = None  # the module's current version in the catalogue
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def upgrade_available(self) -> bool:
+        """A newer version than the site runs is published (owners and admins may upgrade to it)."""
+        if not self.latest_version or not self.installed_version:
+            return False
+        try:
+            return parse_version(self.latest_version) > parse_version(self.installed_version)
+        except ValueError:
+            return False
 
     # the contract's spelling, next to the API's camelCase (mypy cannot see through pydantic's documented pattern)
     @computed_field(alias="is_enabled")  # type: ignore[prop-decorator]
@@ -111,7 +126,7 @@ def install_module(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID, *, inst
     previous = row.pop("previous_status")
     installation = Installation.model_validate(row)
     if installation.status == "active" and previous != "active":
-        lifecycle.emit(unit, "installed", row, module_slug=module.slug, version=manifest.version,
+        lifecycle.emit(unit, "installed", row, module_slug=module.slug, version=installation.installed_version,
                        actor_id=installed_by, previous_status=previous)
     if previous != installation.status or previous is None:
         audit.record(unit, "installation.enabled" if previous else "installation.created",
@@ -177,7 +192,7 @@ def disable_module(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID, *,
     previous = row.pop("previous_status")
     installation = Installation.model_validate(row)
     if previous != "disabled":
-        version = installed_version(unit, site_id, module_id)
+        version = installation.installed_version
         lifecycle.emit(unit, "disabled", row, module_slug=installation.slug, version=version, actor_id=actor_id,
                        previous_status=previous)
         audit.record(unit, "installation.disabled", agency_id=installation.agency_id, site_id=site_id,
@@ -185,15 +200,6 @@ def disable_module(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID, *,
                      details={"module_id": str(module_id), "module_slug": installation.slug, "version": version,
                               "previous_status": previous})
     return installation
-
-
-def installed_version(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID) -> str | None:
-    """The module version the site's installation runs."""
-    row = unit.fetchone(
-        "SELECT m.manifest ->> 'version' AS version FROM public.site_module_installations i "
-        "JOIN public.modules_v2 m ON m.id = i.module_id WHERE i.site_id = %s AND i.module_id = %s",
-        (site_id, module_id))
-    return row["version"] if row else None
 
 
 def get_site_enabled_modules(unit: Unit, site_id: uuid.UUID) -> set[str]:
