@@ -24,6 +24,7 @@ from psycopg.types.json import Jsonb
 
 DEMO_USER_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
 DEMO_MEMBER_ID = uuid.UUID("00000000-0000-4000-8000-000000000002")
+DEMO_SUPER_ADMIN_ID = uuid.UUID("00000000-0000-4000-8000-0000000000ad")  # the platform's operator
 DEMO_AGENCY_ID = uuid.UUID("00000000-0000-4000-8000-00000000a001")
 DEMO_CLIENT_ID = uuid.UUID("00000000-0000-4000-8000-00000000c001")
 DEMO_SITE_ID = uuid.UUID("00000000-0000-4000-8000-00000000e001")
@@ -190,6 +191,8 @@ def seed_demo(conninfo: str, *, documented_credentials: bool | None = None) -> d
     with psycopg.connect(conninfo, autocommit=False, row_factory=dict_row) as conn:
         create_user(conn, user_id=DEMO_USER_ID, email="owner@demo.test", full_name="Demo Owner")
         create_user(conn, user_id=DEMO_MEMBER_ID, email="member@demo.test", full_name="Demo Member")
+        create_user(conn, user_id=DEMO_SUPER_ADMIN_ID, email="admin@demo.test", full_name="Demo Super Admin",
+                    super_admin=True)
         create_agency(conn, agency_id=DEMO_AGENCY_ID, name="Demo Agency", owner=DEMO_USER_ID)
         add_member(conn, DEMO_AGENCY_ID, DEMO_MEMBER_ID, "member")
         create_client(conn, DEMO_AGENCY_ID, client_id=DEMO_CLIENT_ID, name="Demo Client")
@@ -225,7 +228,8 @@ def seed_demo(conninfo: str, *, documented_credentials: bool | None = None) -> d
     with psycopg.connect(conninfo, autocommit=True) as conn:
         _demo_contact(conn)
     ids = {
-        "user": str(DEMO_USER_ID), "member": str(DEMO_MEMBER_ID), "agency": str(DEMO_AGENCY_ID),
+        "user": str(DEMO_USER_ID), "member": str(DEMO_MEMBER_ID), "super_admin": str(DEMO_SUPER_ADMIN_ID),
+        "agency": str(DEMO_AGENCY_ID),
         "client": str(DEMO_CLIENT_ID), "site": str(DEMO_SITE_ID), "free_module": str(DEMO_FREE_MODULE_ID),
         "paid_module": str(DEMO_PAID_MODULE_ID), "widget_module": str(DEMO_WIDGET_MODULE_ID),
         "contact": str(DEMO_CONTACT_ID), "pending_subscription": str(DEMO_PENDING_SUBSCRIPTION_ID),

@@ -24,7 +24,7 @@ from dramac_dev.events import http_event, sqs_event, sqs_record
 
 ROOT = Path(__file__).resolve().parent
 FIXED_EPOCH = 1700000000  # 2023-11-14T22:13:20Z
-OWNER, MEMBER = seed.DEMO_USER_ID, seed.DEMO_MEMBER_ID
+OWNER, MEMBER, SUPER_ADMIN = seed.DEMO_USER_ID, seed.DEMO_MEMBER_ID, seed.DEMO_SUPER_ADMIN_ID
 AGENCY, SITE = seed.DEMO_AGENCY_ID, seed.DEMO_SITE_ID
 CRM, BOOKING, WIDGET = seed.DEMO_FREE_MODULE_ID, seed.DEMO_PAID_MODULE_ID, seed.DEMO_WIDGET_MODULE_ID
 MISSING = "00000000-0000-4000-8000-00000000dead"  # an id nothing has
@@ -133,6 +133,33 @@ INSTALL = [
     http("install_unsubscribed_402", "POST", f"{SITE_API}/modules/{BOOKING}"),
     http("install_bad_site_400", "POST", f"/api/sites/not-a-uuid/modules/{CRM}"),
     http("disable_crm", "DELETE", f"{SITE_API}/modules/{CRM}"),
+    http("preview_upgrade_crm", "GET", f"{SITE_API}/modules/{CRM}/upgrade"),
+    http("upgrade_crm_current_409", "POST", f"{SITE_API}/modules/{CRM}/upgrade"),
+    http("upgrade_crm_member_403", "POST", f"{SITE_API}/modules/{CRM}/upgrade", user=MEMBER,
+         body={"toVersion": "1.1.0"}),
+]
+
+ADMIN_MODULES = "/api/admin/modules"
+CRM_1_1 = {**seed.CRM_MANIFEST, "version": "1.1.0", "database": {"tables": [
+    *seed.CRM_MANIFEST["database"]["tables"][:-1],
+    {**seed.CRM_MANIFEST["database"]["tables"][-1],
+     "columns": [*seed.CRM_MANIFEST["database"]["tables"][-1]["columns"], {"name": "source", "type": "text"}]}]}}
+CATALOG = [
+    http("create_module", "POST", ADMIN_MODULES, user=SUPER_ADMIN,
+         body={"slug": "newsletter", "name": "Newsletter", "moduleType": "app", "pricingType": "free"}),
+    http("create_module_owner_403", "POST", ADMIN_MODULES, body={"slug": "x", "name": "X", "moduleType": "widget"}),
+    http("list_admin_modules", "GET", ADMIN_MODULES, user=SUPER_ADMIN),
+    http("get_admin_module", "GET", f"{ADMIN_MODULES}/{CRM}", user=SUPER_ADMIN),
+    http("add_version", "POST", f"{ADMIN_MODULES}/{CRM}/versions", user=SUPER_ADMIN,
+         body={"manifest": CRM_1_1, "changelog": "contacts get a source"}),
+    http("add_version_invalid_400", "POST", f"{ADMIN_MODULES}/{CRM}/versions", user=SUPER_ADMIN,
+         body={"manifest": {"version": "1.2.0", "database": {"tables": [{"name": "bad name", "columns": []}]}}}),
+    http("get_version", "GET", f"{ADMIN_MODULES}/{CRM}/versions/1.0.0", user=SUPER_ADMIN),
+    http("dry_run_version", "POST", f"{ADMIN_MODULES}/{CRM}/versions/1.0.0/dry-run", user=SUPER_ADMIN),
+    http("publish_version", "POST", f"{ADMIN_MODULES}/{CRM}/versions/1.0.0/publish", user=SUPER_ADMIN),
+    http("deprecate_version", "POST", f"{ADMIN_MODULES}/{WIDGET}/versions/1.0.0/deprecate", user=SUPER_ADMIN),
+    http("unpublish_unknown_version_404", "POST", f"{ADMIN_MODULES}/{CRM}/versions/9.9.9/unpublish",
+         user=SUPER_ADMIN),
 ]
 
 MODULE_API = [
@@ -264,7 +291,7 @@ DOMAIN_ROUTER = {
 def samples() -> dict[Path, dict[str, Any]]:
     """Every sample: its path and its event."""
     out: dict[Path, dict[str, Any]] = {}
-    for folder, items in (("subscribe", SUBSCRIBE), ("agencies", AGENCIES), ("purchase", PURCHASE), ("install", INSTALL),
+    for folder, items in (("subscribe", SUBSCRIBE), ("agencies", AGENCIES), ("purchase", PURCHASE), ("install", INSTALL), ("catalog", CATALOG),
                           ("module_api", MODULE_API), ("automation", AUTOMATION_SAMPLES)):
         for name, event in items:
             out[ROOT / folder / f"{name}.json"] = event

@@ -76,6 +76,11 @@ FUNCTION_SETTINGS: dict[str, FunctionSettings] = {
         reserved_concurrency=5,
         concurrency_why="member management is an owner's occasional action",
     ),
+    "catalog": FunctionSettings(
+        **_HTTP, why="HTTP: the catalogue's admin side; a dry run's DDL is rolled back",
+        reserved_concurrency=5,
+        concurrency_why="super admins only: a handful of people publishing modules",
+    ),
     "purchase": FunctionSettings(
         **_HTTP, why="HTTP: checkout and the Paddle webhook (signature checked in-process)",
         sends_to=(EVENTS_QUEUE,), secrets=(PADDLE_WEBHOOK_SECRET,),

@@ -7,25 +7,39 @@ Routes:
   POST   /api/sites/{siteId}/modules/{moduleId}   install or re-enable {"config"?} (manage): 201 active,
                                                   200 already active, 202 provisioning (a job is queued)
   DELETE /api/sites/{siteId}/modules/{moduleId}   disable; the site's module data is kept (manage)
+  GET    /api/sites/{siteId}/modules/{moduleId}/upgrade?toVersion=   what an upgrade would do: versions
+                                                  above the site's, the DDL, allowed or why not (manage)
+  POST   /api/sites/{siteId}/modules/{moduleId}/upgrade {"toVersion"?}   upgrade (manage; default: the
+                                                  latest): 200 done, 202 queued for the provisioner, 409 refused
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from dramac_common.core import db
 from dramac_common.core.api import ModuleId, SiteId, create_app, envelope, lambda_handler
 from dramac_common.core.auth import CallerDep
 from dramac_common.core.wire import CamelModel, Envelope
-from dramac_common.installations import site_modules
+from dramac_common.installations import site_modules, upgrades
 from dramac_common.installations.site_modules import Installation
+from dramac_common.installations.upgrades import UpgradePreview
+from fastapi import Query
 from fastapi.responses import JSONResponse
+from pydantic import Field
 
 app = create_app("DRAMAC: site module installations")
 
 
+SEMVER = r"^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})$"
+
+
 class InstallRequest(CamelModel):
     config: dict[str, Any] | None = None
+
+
+class UpgradeRequest(CamelModel):
+    to_version: str | None = Field(default=None, pattern=SEMVER)
 
 
 @app.get("/api/sites/{siteId}/modules", response_model=Envelope[list[Installation]])
@@ -53,7 +67,24 @@ def install_site_module(site_id: SiteId, module_id: ModuleId, caller: CallerDep,
 @app.delete("/api/sites/{siteId}/modules/{moduleId}", response_model=Envelope[Installation])
 def disable_site_module(site_id: SiteId, module_id: ModuleId, caller: CallerDep) -> JSONResponse:
     with db.user_unit(caller.db_claims) as unit:
-        return envelope(site_modules.disable_module(unit, site_id, module_id))
+        return envelope(site_modules.disable_module(unit, site_id, module_id, actor_id=caller.user_id))
+
+
+@app.get("/api/sites/{siteId}/modules/{moduleId}/upgrade", response_model=Envelope[UpgradePreview])
+def preview_upgrade(site_id: SiteId, module_id: ModuleId, caller: CallerDep,
+                    to_version: Annotated[str | None, Query(alias="toVersion", pattern=SEMVER)] = None) -> JSONResponse:
+    with db.user_unit(caller.db_claims) as unit:
+        return envelope(upgrades.preview_upgrade(unit, site_id, module_id, to_version))
+
+
+@app.post("/api/sites/{siteId}/modules/{moduleId}/upgrade", response_model=Envelope[Installation])
+def upgrade_site_module(site_id: SiteId, module_id: ModuleId, caller: CallerDep,
+                        body: UpgradeRequest | None = None) -> JSONResponse:
+    with db.user_unit(caller.db_claims) as unit:
+        installation, status = upgrades.upgrade_module(unit, site_id, module_id,
+                                                       to_version=body.to_version if body else None,
+                                                       actor_id=caller.user_id)
+    return envelope(installation, status_code=status)
 
 
 handler = lambda_handler(app, service="install")

@@ -1,8 +1,9 @@
 """Provisioning worker, fed by the ``provision`` queue (SQS, partial batch responses).
 Capability: ``dramac_common.provisioning``.
 
-Messages (JSON): ``{"action": "provision", "moduleId": ..., "siteId"?, "installationId"?}`` — create
-or upgrade the module's schema and activate its waiting installations; ``{"action": "deprovision",
+Messages (JSON): ``{"action": "provision", "moduleId": ..., "siteId"?, "installationId"?, "version"?}`` —
+create or upgrade the module's schema (to ``version``, a published version a site upgrades to, or the
+current one), activate its waiting installations and finish the upgrades waiting for it; ``{"action": "deprovision",
 "moduleId"}`` — an operator drops the module's schema; ``{"action": "purge_site", "moduleId",
 "siteId"}`` — an operator deletes one site's rows of the module.
 
@@ -40,6 +41,7 @@ class ProvisionJob(CamelModel):
     module_id: uuid.UUID
     site_id: uuid.UUID | None = None
     installation_id: uuid.UUID | None = None
+    version: str | None = None  # provision this published version (a site's upgrade), not the current one
 
 
 def max_receives() -> int:
@@ -55,7 +57,8 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
                                                                    "errors": exc.errors(include_url=False)})
         return {"status": "dropped"}
     receive_count = int(record.attributes.approximate_receive_count or 1)
-    outcome = provisioner.run_job(job.action, job.module_id, site_id=job.site_id, receive_count=receive_count,
+    outcome = provisioner.run_job(job.action, job.module_id, site_id=job.site_id, version=job.version,
+                                  receive_count=receive_count,
                                   max_receives=max_receives())
     logger.info("provision job finished", extra={"action": job.action, "module_id": str(job.module_id),
                                                  "status": outcome.status, **outcome.detail})

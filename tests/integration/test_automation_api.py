@@ -109,7 +109,7 @@ def test_module_events_are_known_once_the_module_is_installed(api, tenant, make_
     types = {e["eventType"] for e in api.get(f"{base(tenant)}/event-types", user=tenant.member).data}
     assert before.status == 400 and before.body["code"] == "unknown_event_type"
     assert after.status == 201
-    assert {"sales_crm.contact.created", "sales_crm.company.deleted", "crm.deal.won", "form.submitted"} <= types
+    assert {"sales_crm.contact.created", "sales_crm.company.deleted", "crm.deal.created", "form.submitted"} <= types
 
 
 def test_member_cannot_create_and_another_agency_sees_nothing(api, tenant, other_tenant):
@@ -266,7 +266,7 @@ def test_a_key_for_every_module_emits_the_installed_modules_events_and_nothing_e
                                 body={"eventType": event, "payload": {}}).status
                 for event in (f"{two_installed[0].replace('-', '_')}.contact.created",
                               f"{two_installed[1].replace('-', '_')}.company.created", "form.submitted",
-                              "crm.deal.won")}
+                              "crm.deal.created")}
     assert list(statuses.values()) == [202, 202, 403, 403]
 
 

@@ -12,52 +12,13 @@ from dramac_common.core.naming import get_module_schema_name
 from dramac_common.installations import site_modules
 from support.aws import emulated_aws
 from support.handlers import claims_for
+from support.provision import ProvisionQueue
 
 from dramac_dev.seed import CRM_MANIFEST
 
 INSTALL_KEYS = {"id", "siteId", "agencyId", "moduleId", "slug", "moduleName", "status", "isEnabled", "is_enabled",
-                "config", "error", "installedAt", "updatedAt"}
-
-
-class ProvisionQueue:
-    """The moto provision queue: what the install handler sent, and running it through the worker."""
-
-    def __init__(self, client, url, arn):
-        self.client, self.url, self.arn = client, url, arn
-
-    def receive(self):
-        messages = []
-        while True:
-            batch = self.client.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10,
-                                                AttributeNames=["All"]).get("Messages", [])
-            if not batch:
-                return messages
-            messages += batch
-
-    def drain(self, concurrent=False):
-        """Run every queued job through the provision handler (one record per invocation)."""
-        from dramac_dev.events import LocalContext, call_handler, sqs_event, sqs_record
-        from dramac_dev.functions_loader import get_handler
-
-        handler = get_handler("provision")
-        messages = self.receive()
-        results = []
-
-        def run(m):
-            record = sqs_record(m["Body"], queue_arn=self.arn, message_id=m["MessageId"], receipt_handle=m["ReceiptHandle"])
-            results.append(call_handler(handler, sqs_event([record]), LocalContext("provision")))
-
-        if concurrent:
-            threads = [threading.Thread(target=run, args=(m,)) for m in messages]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-        else:
-            for m in messages:
-                run(m)
-        assert all(r["batchItemFailures"] == [] for r in results)
-        return len(messages)
+                "config", "error", "installedAt", "updatedAt", "installedVersion", "targetVersion", "latestVersion",
+                "upgradeAvailable"}
 
 
 @pytest.fixture
@@ -324,3 +285,62 @@ def test_guards_report_enabled_modules_of_a_site(api, tenant, other_tenant, crm,
     api.delete(path(tenant.site_id, module), user=tenant.owner)
     with db.user_unit(claims_for(tenant.member)) as unit:
         assert not site_modules.is_module_enabled_for_site(unit, tenant.site_id, slug)
+
+
+# Lifecycle events (marketplace.module.*) and the audit trail -----------------------------------------
+
+def lifecycle_events(owner_conn, site_id, module_id):
+    return owner_conn.execute(
+        "SELECT event_type, payload, source_entity_id FROM automation_events_log "
+        "WHERE site_id = %s AND event_type LIKE 'marketplace.module.%%' AND payload ->> 'module_id' = %s "
+        "ORDER BY created_at, event_type", (site_id, str(module_id))).fetchall()
+
+
+def audit_actions(owner_conn, site_id):
+    return [r["action"] for r in owner_conn.execute(
+        "SELECT action FROM audit_log WHERE site_id = %s ORDER BY id", (site_id,)).fetchall()]
+
+
+def test_install_disable_and_re_enable_emit_one_event_each_with_site_module_version_and_actor(
+        api, tenant, crm, owner_conn):
+    from dramac_common.installations.lifecycle import PAYLOAD_KEYS
+
+    module = crm(module_type="widget")
+    installed = api.post(path(tenant.site_id, module), user=tenant.admin)
+    api.post(path(tenant.site_id, module), user=tenant.admin)  # already active: no event
+    api.delete(path(tenant.site_id, module), user=tenant.owner)
+    api.delete(path(tenant.site_id, module), user=tenant.owner)  # already disabled: no event
+    api.post(path(tenant.site_id, module), user=tenant.owner)
+    events = lifecycle_events(owner_conn, tenant.site_id, module)
+    assert [e["event_type"] for e in events] == ["marketplace.module.installed", "marketplace.module.disabled",
+                                                  "marketplace.module.installed"]
+    first = events[0]["payload"]
+    assert set(first) == PAYLOAD_KEYS
+    assert (first["site_id"], first["module_id"], first["version"], first["actor_id"], first["installation_id"],
+            first["previous_status"]) == (str(tenant.site_id), str(module), "1.0.0", str(tenant.admin),
+                                          installed.data["id"], None)
+    assert [(e["payload"]["actor_id"], e["payload"]["previous_status"]) for e in events[1:]] == [
+        (str(tenant.owner), "active"), (str(tenant.owner), "disabled")]
+    assert audit_actions(owner_conn, tenant.site_id) == ["installation.created", "installation.disabled",
+                                                          "installation.enabled"]
+
+
+def test_a_provisioned_installation_emits_installed_when_the_provisioner_activates_it(
+        api, tenant, crm, provision_queue, owner_conn):
+    module = crm()
+    api.post(path(tenant.site_id, module), user=tenant.admin)
+    assert lifecycle_events(owner_conn, tenant.site_id, module) == []  # provisioning: not installed yet
+    provision_queue.drain()
+    provision_queue.drain()  # a redelivered job activates nothing and emits nothing
+    events = lifecycle_events(owner_conn, tenant.site_id, module)
+    assert [e["event_type"] for e in events] == ["marketplace.module.installed"]
+    assert (events[0]["payload"]["actor_id"], events[0]["payload"]["version"],
+            events[0]["payload"]["previous_status"]) == (str(tenant.admin), "1.0.0", "provisioning")
+
+
+def test_a_refused_install_emits_nothing_and_audits_nothing(api, tenant, crm, owner_conn):
+    module = crm(module_type="widget", subscribed=False)
+    assert api.post(path(tenant.site_id, module), user=tenant.owner).status == 402
+    assert api.post(path(tenant.site_id, module), user=tenant.member).status == 403
+    assert lifecycle_events(owner_conn, tenant.site_id, module) == []
+    assert audit_actions(owner_conn, tenant.site_id) == []

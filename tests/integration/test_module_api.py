@@ -228,7 +228,7 @@ def test_events_are_emitted_over_http(api, crm, tenant, owner_conn):
     row = api.post(data_path(tenant, module_id, "contacts"), user=tenant.owner, body={"email": "e@x"}).data
     api.patch(data_path(tenant, module_id, "contacts", row["id"]), user=tenant.owner, body={"lead_score": 3})
     events = owner_conn.execute("SELECT event_type, payload FROM automation_events_log WHERE site_id = %s "
-                                "ORDER BY created_at", (tenant.site_id,)).fetchall()
+                                "AND source_module = %s ORDER BY created_at", (tenant.site_id, slug)).fetchall()
     assert [e["event_type"] for e in events] == [f"{slug}.contact.created", f"{slug}.contact.updated"]
     assert events[1]["payload"]["previous"]["lead_score"] == 0 and events[1]["payload"]["lead_score"] == 3
 

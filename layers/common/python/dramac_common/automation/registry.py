@@ -2,7 +2,8 @@
 
 Two sources:
 - ``DOCUMENTED_EVENTS``: the platform's documented events (CRM, booking, e-commerce, forms,
-  marketplace, automation), always known.
+  marketplace, automation), always known. Only events something emits are listed: a stage change,
+  won or lost deal is the manifest's to declare (``manifest.events``), not the platform's.
 - Installed modules: a module's manifest may declare ``"events": ["contact.created", ...]`` (or
   objects ``{"name": "contact.created", "payload": {"id": "uuid"}}``), and every table of
   ``manifest.database.tables`` gets ``<entity>.created|updated|deleted`` (entity from the manifest,
@@ -67,6 +68,10 @@ _SUBSCRIPTION = {"subscription_id": "uuid", "agency_id": "uuid", "module_id": "u
                  "status": "string", "previous_status": "string", "billing_cycle": "string",
                  "wholesale_price_cents": "integer", "markup_type": "string", "markup_value": "integer",
                  "retail_price_cents": "integer", "currency": "string"}
+# marketplace.module.*: the payload of installations.lifecycle (and of the provisioner's activation).
+_LIFECYCLE = {"site_id": "uuid", "agency_id": "uuid", "module_id": "uuid", "module_slug": "string",
+              "installation_id": "uuid", "version": "string", "actor_id": "uuid", "status": "string",
+              "previous_status": "string"}
 _ORDER = {"id": "uuid", "order_number": "string", "customer_email": "string", "total": "number",
           "currency": "string", "status": "string", "items": "array"}
 
@@ -103,10 +108,6 @@ DOCUMENTED_EVENTS: dict[str, EventDefinition] = {
         _event("crm.deal.updated", "CRM", "Deal updated", "A deal was updated (payload carries `previous`)",
                {**_DEAL, "previous": "object"}),
         _event("crm.deal.deleted", "CRM", "Deal deleted", "A deal was deleted", _DEAL),
-        _event("crm.deal.stage_changed", "CRM", "Deal stage changed", "A deal moved to another pipeline stage",
-               {**_DEAL, "previous_stage": "string"}),
-        _event("crm.deal.won", "CRM", "Deal won", "A deal was marked won", _DEAL),
-        _event("crm.deal.lost", "CRM", "Deal lost", "A deal was marked lost", {**_DEAL, "lost_reason": "string"}),
         _event("booking.appointment.created", "Booking", "Appointment created", "An appointment was booked",
                _APPOINTMENT),
         _event("booking.appointment.confirmed", "Booking", "Appointment confirmed", "An appointment was confirmed",
@@ -125,10 +126,20 @@ DOCUMENTED_EVENTS: dict[str, EventDefinition] = {
                {"form_id": "string", "form_name": "string", "data": "object", "page_url": "string"}),
         _event("form.field_updated", "Forms", "Form field updated", "A form's field definition changed",
                {"form_id": "string", "field": "string"}),
-        _event("marketplace.module.installed", "Marketplace", "Module installed", "A module was installed on the site",
-               {"module_id": "uuid", "module_slug": "string", "installation_id": "uuid"}),
-        _event("marketplace.module.disabled", "Marketplace", "Module disabled", "A module was disabled on the site",
-               {"module_id": "uuid", "module_slug": "string", "installation_id": "uuid"}),
+        *(
+            _event(f"marketplace.module.{action}", "Marketplace", f"Module {action}", description,
+                   {**_LIFECYCLE, **extra})
+            for action, description, extra in (
+                ("installed", "A module became active on the site (installed or re-enabled)", {}),
+                ("disabled", "A module was disabled on the site; its data is kept", {}),
+                ("upgraded", "The site moved to a newer version of a module",
+                 {"from_version": "string", "to_version": "string"}),
+                ("uninstalled", "An owner asked to purge a module's data from the site; it is deleted after "
+                 "the grace period unless undone", {"purge_after": "datetime"}),
+                ("purged", "A module's data was deleted from the site after the grace period",
+                 {"deleted": "object"}),
+            )
+        ),
         *(
             _event(f"marketplace.subscription.{action}", "Marketplace", f"Subscription {action.replace('_', ' ')}",
                    description, _SUBSCRIPTION)

@@ -42,6 +42,8 @@ logger = Logger(service="dramac")
 AgencyId = Annotated[uuid.UUID, Path(alias="agencyId")]
 SiteId = Annotated[uuid.UUID, Path(alias="siteId")]
 ModuleId = Annotated[uuid.UUID, Path(alias="moduleId")]
+# MAJOR.MINOR.PATCH, as module manifests and module_versions spell versions
+ModuleVersion = Annotated[str, Path(alias="version", pattern=r"^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})$")]
 # the module data API names a module by its id or its slug
 ModuleRef = Annotated[str, Path(alias="moduleId", min_length=1, max_length=64)]
 SubscriptionId = Annotated[uuid.UUID, Path(alias="subscriptionId")]

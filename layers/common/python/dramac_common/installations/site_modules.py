@@ -16,20 +16,22 @@ from typing import Any
 from psycopg.types.json import Jsonb
 from pydantic import computed_field
 
-from ..core import queues
+from ..core import audit, queues
 from ..core.db import Unit
 from ..core.errors import Conflict, NotFound, PaymentRequired
 from ..core.tenancy import require_site_access
 from ..core.wire import CamelModel
 from ..marketplace import catalog as marketplace
 from ..provisioning.errors import ManifestError
-from ..provisioning.manifest import validate_manifest
+from ..provisioning.manifest import parse_version, validate_manifest
+from . import lifecycle
 
 log = logging.getLogger(__name__)
 
 INSTALLATION_COLUMNS = """
     i.id, i.site_id, i.agency_id, i.module_id, m.slug, m.name AS module_name, i.status, i.is_enabled,
-    i.config, i.error, i.installed_at, i.updated_at
+    i.config, i.error, i.installed_at, i.updated_at, i.installed_version, i.target_version,
+    m.current_version AS latest_version
 """
 # A deprecated module stays visible as an installation (its slug is hidden from non-admins by RLS).
 JOIN_MODULE = "LEFT JOIN public.modules_v2 m ON m.id = i.module_id"
@@ -49,6 +51,20 @@ class Installation(CamelModel):
     error: str | None
     installed_at: datetime
     updated_at: datetime
+    installed_version: str | None = None  # the version the site runs
+    target_version: str | None = None  # an upgrade waiting for the provisioner
+    latest_version: str | None = None  # the module's current version in the catalogue
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def upgrade_available(self) -> bool:
+        """A newer version than the site runs is published (owners and admins may upgrade to it)."""
+        if not self.latest_version or not self.installed_version:
+            return False
+        try:
+            return parse_version(self.latest_version) > parse_version(self.installed_version)
+        except ValueError:
+            return False
 
     # the contract's spelling, next to the API's camelCase (mypy cannot see through pydantic's documented pattern)
     @computed_field(alias="is_enabled")  # type: ignore[prop-decorator]
@@ -109,6 +125,15 @@ def install_module(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID, *, inst
         )
     previous = row.pop("previous_status")
     installation = Installation.model_validate(row)
+    if installation.status == "active" and previous != "active":
+        lifecycle.emit(unit, "installed", row, module_slug=module.slug, version=installation.installed_version,
+                       actor_id=installed_by, previous_status=previous)
+    if previous != installation.status or previous is None:
+        audit.record(unit, "installation.enabled" if previous else "installation.created",
+                     agency_id=installation.agency_id, site_id=site_id, target_type="installation",
+                     target_id=installation.id, details={"module_id": str(module_id), "module_slug": module.slug,
+                                                          "version": manifest.version, "status": installation.status,
+                                                          "previous_status": previous})
     if installation.status == "provisioning":
         job = {"action": "provision", "moduleId": str(module_id), "siteId": str(site_id),
                "installationId": str(installation.id)}
@@ -141,8 +166,10 @@ def _install_state(unit: Unit, agency_id: uuid.UUID, site_id: uuid.UUID, module_
     )
 
 
-def disable_module(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID) -> Installation:
-    """Disable a module on a site; its data is kept, and installing it again re-enables it."""
+def disable_module(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID, *,
+                   actor_id: uuid.UUID | None = None) -> Installation:
+    """Disable a module on a site; its data is kept, and installing it again re-enables it.
+    The request that disables it emits ``marketplace.module.disabled``; a repeat changes nothing."""
     require_site_access(unit, site_id, manage=True)
     dependents = unit.fetchall(
         """
@@ -162,7 +189,17 @@ def disable_module(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID) -> Inst
     row = unit.call_write_path("disable_module", site_id, module_id)
     if row is None:
         raise NotFound("The module is not installed on this site", code="installation_not_found")
-    return Installation.model_validate(row)
+    previous = row.pop("previous_status")
+    installation = Installation.model_validate(row)
+    if previous != "disabled":
+        version = installation.installed_version
+        lifecycle.emit(unit, "disabled", row, module_slug=installation.slug, version=version, actor_id=actor_id,
+                       previous_status=previous)
+        audit.record(unit, "installation.disabled", agency_id=installation.agency_id, site_id=site_id,
+                     target_type="installation", target_id=installation.id,
+                     details={"module_id": str(module_id), "module_slug": installation.slug, "version": version,
+                              "previous_status": previous})
+    return installation
 
 
 def get_site_enabled_modules(unit: Unit, site_id: uuid.UUID) -> set[str]:

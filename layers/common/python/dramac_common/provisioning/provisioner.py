@@ -22,6 +22,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from ..automation import outbox
 from ..core import db
 from ..core.naming import generate_module_short_id, get_module_schema_name
 from . import ddl, registry
@@ -70,19 +71,25 @@ class ProvisionResult:
     activated: int = 0
 
 
-def _state_query(module_id: uuid.UUID, short_id: str, schema: str) -> sql.Composed:
+def _state_query(module_id: uuid.UUID, short_id: str, schema: str, version: str | None = None) -> sql.Composed:
+    """The module (its manifest: the current version's, or ``version``'s when one is named), its
+    registry rows and its schema's catalog state."""
     return sql.SQL(
         "SELECT c.*, ({registry}) AS registry, "
         "(SELECT to_jsonb(m) FROM (SELECT id, slug, module_type, manifest FROM public.modules_v2 "
-        "WHERE id = {module}) m) AS module FROM ({catalog}) c"
+        "WHERE id = {module}) m) AS module, "
+        "(SELECT v.manifest FROM public.module_versions v WHERE v.module_id = {module} AND v.version = {version} "
+        "AND v.status IN ('published', 'deprecated')) AS version_manifest FROM ({catalog}) c"
     ).format(registry=registry.entries_query(module_id, short_id), module=sql.Literal(module_id),
-             catalog=ddl.catalog_query(schema))
+             version=sql.Literal(version), catalog=ddl.catalog_query(schema))
 
 
-def _lock_and_read(unit: db.Unit, module_id: uuid.UUID, short_id: str, schema: str) -> dict[str, Any]:
+def _lock_and_read(unit: db.Unit, module_id: uuid.UUID, short_id: str, schema: str,
+                   version: str | None = None) -> dict[str, Any]:
     """Take the module's lock, then read its state: two statements, one round trip. Each statement
     gets its own snapshot, so the read sees whatever the previous lock holder committed."""
-    cur = unit.execute(sql.SQL("{}; {}").format(lock_statement(short_id), _state_query(module_id, short_id, schema)))
+    cur = unit.execute(sql.SQL("{}; {}").format(lock_statement(short_id),
+                                                _state_query(module_id, short_id, schema, version)))
     cur.nextset()
     row = cur.fetchone()
     if row is None:
@@ -90,11 +97,42 @@ def _lock_and_read(unit: db.Unit, module_id: uuid.UUID, short_id: str, schema: s
     return row
 
 
-def _activate_statement(module_id: uuid.UUID) -> sql.Composed:
+_LIFECYCLE_PAYLOAD = (
+    "jsonb_build_object('site_id', d.site_id, 'agency_id', d.agency_id, 'module_id', d.module_id, "
+    "'module_slug', m.slug, 'installation_id', d.id, 'version', d.version, 'actor_id', d.actor, "
+    "'status', d.status, 'previous_status', d.previous_status)")
+
+
+def _activate_statement(module_id: uuid.UUID, schema_version: str | None) -> sql.Composed:
+    """Activate the module's waiting installations and finish the upgrades waiting for the schema
+    (``target_version`` at or below ``schema_version``), and in the same statement write one
+    ``marketplace.module.installed`` or ``.upgraded`` event per installation (the payload of
+    ``installations.lifecycle``; the actor is the user who asked)."""
     return sql.SQL(
         "WITH done AS (UPDATE public.site_module_installations SET status = 'active', error = NULL "
-        "WHERE module_id = {} AND status = 'provisioning' RETURNING 1) SELECT count(*) AS activated FROM done"
-    ).format(sql.Literal(module_id))
+        "WHERE module_id = {module} AND status = 'provisioning' "
+        "RETURNING id, site_id, agency_id, module_id, status, 'provisioning'::text AS previous_status, "
+        "installed_version AS version, coalesce(updated_by, installed_by) AS actor), "
+        "waiting AS (SELECT id, installed_version AS from_version FROM public.site_module_installations "
+        "WHERE module_id = {module} AND target_version IS NOT NULL AND status <> 'provisioning' "
+        "AND {schema_version}::text IS NOT NULL "
+        "AND private.semver_key(target_version) <= private.semver_key({schema_version}) FOR UPDATE), "
+        "up AS (UPDATE public.site_module_installations i SET installed_version = i.target_version, "
+        "target_version = NULL FROM waiting w WHERE i.id = w.id "
+        "RETURNING i.id, i.site_id, i.agency_id, i.module_id, i.status, i.status AS previous_status, "
+        "i.installed_version AS version, coalesce(i.updated_by, i.installed_by) AS actor, w.from_version), "
+        "m AS (SELECT slug FROM public.modules_v2 WHERE id = {module}), "
+        "ev AS (INSERT INTO public.automation_events_log "
+        "(site_id, event_type, payload, source_module, source_entity_type, source_entity_id) "
+        "SELECT d.site_id, 'marketplace.module.installed', {payload}, 'marketplace', 'installation', d.id::text "
+        "FROM done d CROSS JOIN m "
+        "UNION ALL SELECT d.site_id, 'marketplace.module.upgraded', {payload} || jsonb_build_object("
+        "'from_version', d.from_version, 'to_version', d.version), 'marketplace', 'installation', d.id::text "
+        "FROM up d CROSS JOIN m RETURNING id) "
+        "SELECT (SELECT count(*) FROM done) AS activated, (SELECT count(*) FROM up) AS upgraded, "
+        "ARRAY(SELECT id FROM ev) AS event_ids"
+    ).format(module=sql.Literal(module_id), schema_version=sql.Literal(schema_version),
+             payload=sql.SQL(_LIFECYCLE_PAYLOAD))
 
 
 def _run_script(unit: db.Unit, parts: list[tuple[str | None, sql.Composable]]) -> dict[str, Any] | None:
@@ -127,40 +165,51 @@ def _classify(exc: psycopg.Error, texts: list[tuple[str | None, str]]) -> Except
     return ProvisioningRefused(f"table {table}: {message}" if table else message)
 
 
-def provision_module(module_id: uuid.UUID | str) -> ProvisionResult:
-    """Create or upgrade the module's schema and activate its waiting installations. Idempotent."""
+def provision_module(module_id: uuid.UUID | str, version: str | None = None) -> ProvisionResult:
+    """Create or upgrade the module's schema, activate its waiting installations and finish the
+    upgrades waiting for it. Idempotent. ``version``: provision that published version's manifest (a
+    site's upgrade) instead of the current one; a schema already at or above it is left as it is."""
     module_id = uuid.UUID(str(module_id))
     short_id = generate_module_short_id(module_id)
     schema = get_module_schema_name(short_id)
     try:
         with db.service_unit() as unit:
-            state = _lock_and_read(unit, module_id, short_id, schema)
+            state = _lock_and_read(unit, module_id, short_id, schema, version)
             module = state["module"]
             if module is None:
                 raise ProvisioningRefused("the module no longer exists")
-            _, definition = validate_manifest(module["manifest"])
+            if version is not None and state["version_manifest"] is None:
+                raise ProvisioningRefused(f"version {version} of the module is not published")
+            _, definition = validate_manifest(state["version_manifest"] if version else module["manifest"])
             if not needs_schema(module["module_type"], definition):
-                row = _run_script(unit, [(None, _activate_statement(module_id))])
-                return ProvisionResult(module_id, "no_schema", definition.version, activated=_activated(row))
+                row = _run_script(unit, [(None, _activate_statement(module_id, definition.version))])
+                return ProvisionResult(module_id, "no_schema", definition.version, activated=_activated(unit, row))
             entries = [registry.RegistryEntry.from_json(e) for e in state["registry"]]
-            action, parts = _plan(module_id, short_id, schema, definition, entries, ddl.CatalogState.from_row(state))
-            parts.append((None, _activate_statement(module_id)))
+            action, parts, schema_version = _plan(module_id, short_id, schema, definition, entries,
+                                                  ddl.CatalogState.from_row(state), keep_newer=version is not None)
+            parts.append((None, _activate_statement(module_id, schema_version)))
             row = _run_script(unit, parts)
             return ProvisionResult(module_id, action, definition.version, schema, definition.table_names,
-                                   _activated(row))
+                                   _activated(unit, row))
     except psycopg.OperationalError as exc:
         raise TransientProvisioningError(f"the database was unavailable ({str(exc).strip()[:200]})") from exc
 
 
-def _activated(row: dict[str, Any] | None) -> int:
-    """How many installations the activation statement (the script's last) made active."""
+def _activated(unit: db.Unit, row: dict[str, Any] | None) -> int:
+    """How many installations the activation statement (the script's last) made active; its events
+    go to the events queue once the job's transaction commits."""
     if row is None:
         raise LookupError("the activation statement returned no row")
+    outbox.dispatch_after_commit(unit, list(row["event_ids"]))
     return int(row["activated"])
 
 
 def _plan(module_id: uuid.UUID, short_id: str, schema: str, definition: SchemaDefinition,
-          entries: list[registry.RegistryEntry], catalog: ddl.CatalogState) -> tuple[str, list[tuple[str | None, sql.Composable]]]:
+          entries: list[registry.RegistryEntry], catalog: ddl.CatalogState, *, keep_newer: bool = False
+          ) -> tuple[str, list[tuple[str | None, sql.Composable]], str]:
+    """The action, its statements and the schema's version once they ran. ``keep_newer``: a schema
+    above the manifest's version is left as it is (a site upgrading to a version others passed)
+    instead of being refused as a downgrade."""
     owner = next((e for e in entries if e.module_short_id == short_id), None)
     if owner is not None and owner.module_id != module_id:
         raise ProvisioningRefused(
@@ -171,19 +220,21 @@ def _plan(module_id: uuid.UUID, short_id: str, schema: str, definition: SchemaDe
         raise ProvisioningRefused(f"schema {schema} exists but is not registered to this module; refusing to use it")
     if owner is not None:
         if parse_version(owner.version) > parse_version(definition.version):
+            if keep_newer:
+                return "unchanged", [], owner.version
             raise ProvisioningRefused(
                 f"the schema is at version {owner.version}, newer than the manifest's {definition.version}; "
                 "downgrades are not supported"
             )
         if owner.version == definition.version:
-            return "unchanged", []
+            return "unchanged", [], owner.version
     plan = ddl.plan_schema(schema, definition, catalog, module_id)
     parts: list[tuple[str | None, sql.Composable]] = [(None, sql.SQL("SET LOCAL lock_timeout = {}").format(
         sql.Literal(LOCK_TIMEOUT)))]
     parts += plan.statements
     parts.append((None, registry.upsert_statement(module_id, short_id, schema, definition.table_names,
                                                   definition.version)))
-    return ("created" if owner is None else "upgraded"), parts
+    return ("created" if owner is None else "upgraded"), parts, definition.version
 
 
 def mark_installations_failed(module_id: uuid.UUID | str, error: str) -> int:
@@ -194,6 +245,17 @@ def mark_installations_failed(module_id: uuid.UUID | str, error: str) -> int:
             "WHERE module_id = %s AND status = 'provisioning'",
             (error[:2000], uuid.UUID(str(module_id))),
         )
+        return int(cur.rowcount)
+
+
+def abandon_upgrades(module_id: uuid.UUID | str, version: str, error: str) -> int:
+    """An upgrade the provisioner refused: the sites waiting for it stay on the version they run,
+    with the reason in ``error``."""
+    with db.service_unit() as unit:
+        cur = unit.execute(
+            "UPDATE public.site_module_installations SET target_version = NULL, error = %s "
+            "WHERE module_id = %s AND target_version = %s",
+            (f"Upgrade to {version} failed: {error}"[:2000], uuid.UUID(str(module_id)), version))
         return int(cur.rowcount)
 
 
@@ -284,14 +346,14 @@ class JobOutcome:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-def run_job(action: str, module_id: uuid.UUID, *, site_id: uuid.UUID | None = None, receive_count: int = 1,
-            max_receives: int = 5) -> JobOutcome:
+def run_job(action: str, module_id: uuid.UUID, *, site_id: uuid.UUID | None = None, version: str | None = None,
+            receive_count: int = 1, max_receives: int = 5) -> JobOutcome:
     """Run one queue job. Permanent errors fail the installations at once and consume the message;
     other errors propagate (the message is retried) and, on the last allowed receive, fail the
     installations first, so the message lands in the dead-letter queue with its outcome recorded."""
     try:
         if action == "provision":
-            result = provision_module(module_id)
+            result = provision_module(module_id, version)
             return JobOutcome(action, module_id, "done", {"result": result.action, "activated": result.activated,
                                                           "version": result.version, "schema": result.schema_name})
         if action == "deprovision":
@@ -306,6 +368,8 @@ def run_job(action: str, module_id: uuid.UUID, *, site_id: uuid.UUID | None = No
                                                         "error": str(exc)})
         if action == "provision":
             mark_installations_failed(module_id, str(exc))
+            if version is not None:
+                abandon_upgrades(module_id, version, str(exc))
         return JobOutcome(action, module_id, "failed", {"error": str(exc)})
     except Exception as exc:
         if action == "provision" and receive_count >= max_receives:

@@ -1,0 +1,46 @@
+"""Lifecycle events of a module on a site: ``marketplace.module.installed|disabled|upgraded|uninstalled|purged``.
+
+Each is written to the automation outbox in the transaction of the change it reports (so an event
+exists exactly when the change committed) and reaches the events queue after commit. The payload
+names the site, the module, the version the site runs and the actor (the user whose request made the
+change; for an installation the provisioner activates later, the user who asked for it).
+
+The provisioner activates installations in a statement of its own and writes the same payload there
+(``provisioning.provisioner``); ``PAYLOAD_KEYS`` is the shape both produce.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from ..automation.outbox import log_automation_event
+from ..core.db import Unit
+
+LifecycleAction = Literal["installed", "disabled", "upgraded", "uninstalled", "purged"]
+
+PAYLOAD_KEYS = frozenset({"site_id", "agency_id", "module_id", "module_slug", "installation_id", "version",
+                          "actor_id", "status", "previous_status"})
+
+
+def emit(unit: Unit, action: LifecycleAction, installation: Mapping[str, Any], *, module_slug: str | None,
+         version: str | None, actor_id: uuid.UUID | None, previous_status: str | None,
+         extra: Mapping[str, Any] | None = None) -> uuid.UUID:
+    """Write ``marketplace.module.<action>`` for ``installation`` (a row of site_module_installations)."""
+    payload: dict[str, Any] = {
+        "site_id": str(installation["site_id"]),
+        "agency_id": str(installation["agency_id"]),
+        "module_id": str(installation["module_id"]),
+        "module_slug": module_slug,
+        "installation_id": str(installation["id"]),
+        "version": version,
+        "actor_id": str(actor_id) if actor_id is not None else None,
+        "status": installation["status"],
+        "previous_status": previous_status,
+        **(extra or {}),
+    }
+    return log_automation_event(
+        unit, installation["site_id"], f"marketplace.module.{action}", payload,
+        source_module="marketplace", source_entity_type="installation", source_entity_id=installation["id"],
+    )
