@@ -26,6 +26,7 @@ class Receiver:
     url: str = ""
     requests: list[ReceivedRequest] = field(default_factory=list)
     script: list[int] = field(default_factory=list)
+    echo_headers: bool = False  # answer the request's headers too (a receiver echoing credentials back)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -45,7 +46,10 @@ class Receiver:
                                                              {k.lower(): v for k, v in self.headers.items()}, body))
                     status = receiver.script.pop(0) if receiver.script else 200
                     count = len(receiver.requests)
-                reply = json.dumps({"ok": status < 400, "received": count, "echo": body}).encode()
+                answer: dict[str, Any] = {"ok": status < 400, "received": count, "echo": body}
+                if receiver.echo_headers:
+                    answer["headers"] = dict(self.headers.items())
+                reply = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(reply)))

@@ -46,6 +46,9 @@ class FunctionSettings:
     secrets: tuple[str, ...] = ()
     schedule_minutes: int | None = None  # run on an EventBridge schedule
     sends_email: bool = False
+    # The automation secrets key: "seal" = kms:GenerateDataKey (store new secrets; the API), "open" =
+    # kms:Decrypt (use them; the workflow worker). Nothing else may touch the key.
+    automation_secrets: str | None = None
 
 
 # HTTP functions: API Gateway's integration timeout is 30 s; 20 s lets the 15 s statement timeout
@@ -67,7 +70,7 @@ FUNCTION_SETTINGS: dict[str, FunctionSettings] = {
     ),
     "module_api": FunctionSettings(**_HTTP, why="HTTP: module data CRUD and batches", sends_to=(EVENTS_QUEUE,)),
     "automation": FunctionSettings(**_HTTP, why="HTTP: workflows, executions, event ingestion",
-                                   sends_to=(EVENTS_QUEUE,)),
+                                   sends_to=(EVENTS_QUEUE,), automation_secrets="seal"),
     # Queue consumers: 30 s is ample for one batch (DDL for a module schema takes well under a
     # second per table); the queue's 180 s visibility timeout is 6x this, as AWS recommends.
     "provision": FunctionSettings(
@@ -76,7 +79,7 @@ FUNCTION_SETTINGS: dict[str, FunctionSettings] = {
         reserved_concurrency=2,
     ),
     "event_processor": FunctionSettings(
-        timeout_s=30, memory_mb=512, sends_to=(EVENTS_QUEUE,), sends_email=True,
+        timeout_s=30, memory_mb=512, sends_to=(EVENTS_QUEUE,), sends_email=True, automation_secrets="open",
         why="SQS: runs workflow steps (HTTP calls with backoff, SES); delays re-enqueue themselves",
     ),
     # The outbox relay: sends events whose after-commit dispatch failed. Small and frequent.
