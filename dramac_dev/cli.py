@@ -103,12 +103,15 @@ def _cmd_invoke(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def local_aws():
-    """In-process moto for ``invoke``: queue sends land in emulated queues, never in AWS."""
+    """In-process moto for ``invoke``: queue sends land in emulated queues, never in AWS; secrets are
+    sealed with a key of this emulation."""
+    from dramac_common.automation import vault
     from dramac_common.core import queues
     from dramac_common.core.settings import reset_settings
     from moto import mock_aws
 
     from .sqs_local import create_queues
+    from .stack import create_automation_key
 
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
@@ -116,11 +119,16 @@ def local_aws():
     with mock_aws():
         reset_settings()
         queues.reset_client()
+        vault.reset_client()
         try:
             create_queues(queues.sqs_client(), os.environ.get("DRAMAC_QUEUE_PREFIX", "dramac"))
+            if not os.environ.get("AUTOMATION_KMS_KEY_ID"):
+                os.environ["AUTOMATION_KMS_KEY_ID"] = create_automation_key(vault.kms_client())
+                reset_settings()
             yield
         finally:
             queues.reset_client()  # the client belongs to this mock; nothing may use it after
+            vault.reset_client()
             reset_settings()
 
 

@@ -28,6 +28,7 @@ class Receiver:
     requests: list[ReceivedRequest] = field(default_factory=list)
     script: list[int] = field(default_factory=list)
     delay_s: float = 0.0  # how long each answer takes (a slow remote service)
+    echo_headers: bool = False  # answer the request's headers too (a receiver echoing credentials back)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -52,7 +53,10 @@ class Receiver:
                     count = len(receiver.requests)
                 if receiver.delay_s:
                     time.sleep(receiver.delay_s)
-                reply = json.dumps({"ok": status < 400, "received": count, "echo": body}).encode()
+                answer: dict[str, Any] = {"ok": status < 400, "received": count, "echo": body}
+                if receiver.echo_headers:
+                    answer["headers"] = dict(self.headers.items())
+                reply = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(reply)))

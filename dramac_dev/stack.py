@@ -76,6 +76,22 @@ def configure_local_ses(endpoint: str) -> None:
     ses.verify_email_identity(EmailAddress=os.environ["AUTOMATION_EMAIL_FROM"])
 
 
+def configure_local_kms(endpoint: str) -> None:
+    """moto's server also speaks KMS: the key that wraps the data keys of automation secrets."""
+    import boto3
+
+    os.environ["KMS_ENDPOINT_URL"] = endpoint
+    kms = boto3.client("kms", endpoint_url=endpoint, region_name=os.environ.get("AWS_REGION", "us-east-1"))
+    os.environ["AUTOMATION_KMS_KEY_ID"] = create_automation_key(kms)
+
+
+def create_automation_key(kms: object) -> str:
+    """A symmetric key as the CDK app creates it (a customer managed key for automation secrets)."""
+    key = kms.create_key(Description="DRAMAC automation secrets (local)",  # type: ignore[attr-defined]
+                         KeyUsage="ENCRYPT_DECRYPT", KeySpec="SYMMETRIC_DEFAULT")
+    return str(key["KeyMetadata"]["Arn"])
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
@@ -109,6 +125,7 @@ def run_dev(host: str, port: int) -> int:
     for logical, url in queue_urls.items():
         os.environ[f"{logical.upper()}_QUEUE_URL"] = url
     configure_local_ses(endpoint)
+    configure_local_kms(endpoint)
 
     present = set(available_functions())
     handlers = {name: get_handler(name) for name in routes.functions() if name in present}

@@ -97,6 +97,7 @@ class BackendStack(Stack):
         self.vpc = self._network()
         self._database()
         self._secrets()
+        self.automation_key = self._automation_key()
         self.layer = self._layer()
         self._queues()
         for name in catalog.regional_functions(functions_dir):
@@ -203,6 +204,22 @@ class BackendStack(Stack):
                 generate_secret_string=secretsmanager.SecretStringGenerator(exclude_punctuation=True),
             )
 
+    def _automation_key(self) -> kms.Key:
+        """The key that wraps the data keys of automation secrets (connections, typed-in step headers):
+        envelope encryption, docs/automation.md. Rotated yearly by KMS; old versions still open old data keys."""
+        return kms.Key(self, "AutomationSecretsKey", enable_key_rotation=True,
+                       description="Wraps the data keys of DRAMAC automation secrets",
+                       removal_policy=RemovalPolicy.RETAIN)
+
+    def _grant_automation_secrets(self, function: lambda_.Function, use: str) -> None:
+        # Least privilege: one action each, on this key only, and only for automation-secret envelopes
+        # (the encryption context every envelope carries).
+        action = {"seal": "kms:GenerateDataKey", "open": "kms:Decrypt"}[use]
+        function.add_to_role_policy(iam.PolicyStatement(
+            actions=[action], resources=[self.automation_key.key_arn],
+            conditions={"StringEquals": {"kms:EncryptionContext:dramac:purpose": "automation-secret"}},
+        ))
+
     # --- code ----------------------------------------------------------------------------------
 
     def _layer(self) -> lambda_.LayerVersion:
@@ -242,6 +259,8 @@ class BackendStack(Stack):
             issuer = str(self.config.jwt_issuer).rstrip("/")
             env.update({"DRAMAC_JWT_ISSUER": issuer, "DRAMAC_JWT_AUDIENCE": str(next(iter(self.config.jwt_audience))),
                         "DRAMAC_JWT_JWKS_URL": f"{issuer}/.well-known/jwks.json"})
+        if settings.automation_secrets:
+            env["AUTOMATION_KMS_KEY_ID"] = self.automation_key.key_arn
         if catalog.PADDLE_WEBHOOK_SECRET in settings.secrets:
             # The contract's PADDLE_WEBHOOK_SECRET, resolved by CloudFormation at deploy time (a dynamic
             # reference: the value is not in the template); rotating it means a redeploy.
@@ -274,6 +293,8 @@ class BackendStack(Stack):
             self.database_secret.grant_read(function)
         for queue in settings.sends_to:
             self.queues[queue].grant_send_messages(function)
+        if settings.automation_secrets:
+            self._grant_automation_secrets(function, settings.automation_secrets)
         if settings.sends_email:
             function.add_to_role_policy(iam.PolicyStatement(
                 actions=["ses:SendEmail", "ses:SendRawEmail"],

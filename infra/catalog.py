@@ -50,6 +50,9 @@ class FunctionSettings:
     secrets: tuple[str, ...] = ()
     schedule_minutes: int | None = None  # run on an EventBridge schedule
     sends_email: bool = False
+    # The automation secrets key: "seal" = kms:GenerateDataKey (store new secrets; the API), "open" =
+    # kms:Decrypt (use them; the workflow worker). Nothing else may touch the key.
+    automation_secrets: str | None = None
 
 
 # HTTP functions: API Gateway's integration timeout is 30 s; 20 s lets the 15 s statement timeout
@@ -100,6 +103,7 @@ FUNCTION_SETTINGS: dict[str, FunctionSettings] = {
     ),
     "automation": FunctionSettings(
         **_HTTP, why="HTTP: workflows, executions, event ingestion", sends_to=(EVENTS_QUEUE,),
+        automation_secrets="seal",
         reserved_concurrency=20,
         concurrency_why="event ingestion from sites arrives in bursts; workflow edits are rare",
     ),
@@ -112,7 +116,7 @@ FUNCTION_SETTINGS: dict[str, FunctionSettings] = {
         concurrency_why="DDL takes catalogue locks, so at most 2 run at once (the SQS pollers match it)",
     ),
     "event_processor": FunctionSettings(
-        timeout_s=30, memory_mb=512, sends_to=(EVENTS_QUEUE,), sends_email=True,
+        timeout_s=30, memory_mb=512, sends_to=(EVENTS_QUEUE,), sends_email=True, automation_secrets="open",
         why="SQS: runs workflow steps (HTTP calls with backoff, SES); delays re-enqueue themselves",
         reserved_concurrency=10,
         concurrency_why="workflow steps wait on outside HTTP and SES; 10 pollers drain bursts without "

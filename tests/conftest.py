@@ -155,7 +155,7 @@ def aws(database_url: str, env: SettingsEnv) -> Iterator[EmulatedAws]:
     env.set("AUTOMATION_EMAIL_FROM", EMAIL_FROM)
     env.set("AUTOMATION_HTTP_BACKOFF_BASE_S", "0.01")
     env.set("AUTOMATION_ALLOW_PRIVATE_HTTP", "1")
-    for name in ("SQS_ENDPOINT_URL", "SES_ENDPOINT_URL", "EVENTS_QUEUE_URL", "PROVISION_QUEUE_URL"):
+    for name in ("SQS_ENDPOINT_URL", "SES_ENDPOINT_URL", "KMS_ENDPOINT_URL", "EVENTS_QUEUE_URL", "PROVISION_QUEUE_URL"):
         env.unset(name)
     with emulated_aws() as emulated:
         yield emulated

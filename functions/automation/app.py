@@ -12,6 +12,8 @@ Routes under /api/sites/{siteId}/automation (JWT; read = any member, manage = ow
   POST   events                    emit an event from outside (manage role or the site's API key) → 202
   GET    event-types               the events a workflow may be triggered by on this site
   POST   webhooks, GET webhooks, DELETE webhooks/{webhookId}   incoming webhooks (manage to change)
+  POST   connections, GET connections, GET|DELETE connections/{connectionId},
+  POST   connections/{connectionId}/rotate   credentials for steps, answered masked (manage to change)
 And, without an authorizer (the secret token is the credential):
   POST   /api/webhooks/automation/{token}   turns the request into an event → 202
 
@@ -24,7 +26,8 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from dramac_common.automation import workflows
+from dramac_common.automation import connections, workflows
+from dramac_common.automation.connections import Connection
 from dramac_common.automation.workflows import (
     CreatedWebhook,
     EmittedEvent,
@@ -36,6 +39,7 @@ from dramac_common.automation.workflows import (
 )
 from dramac_common.core import db
 from dramac_common.core.api import (
+    ConnectionId,
     ExecutionId,
     SiteId,
     WebhookId,
@@ -150,6 +154,43 @@ def list_webhooks(site_id: SiteId, caller: CallerDep) -> JSONResponse:
 def delete_webhook(site_id: SiteId, webhook_id: WebhookId, caller: CallerDep) -> JSONResponse:
     with db.user_unit(caller.db_claims) as unit:
         return envelope(workflows.delete_webhook(unit, site_id, webhook_id))
+
+
+@app.post(f"{BASE}/connections", response_model=Envelope[Connection], status_code=201)
+def create_connection(site_id: SiteId, body: connections.ConnectionCreate, request: Request, caller: CallerDep,
+                      idempotency_key: IdempotencyKey = None) -> Response:
+    def act() -> tuple[int, Any]:
+        with db.user_unit(caller.db_claims) as unit:
+            return 201, connections.create_connection(unit, site_id, body, caller.user_id)
+
+    # the fingerprint is stored as a hash only; the stored answer is the masked connection
+    return idempotent_response(request, scope="connection-create", principal=str(caller.user_id),
+                               fingerprint={"siteId": str(site_id), "body": _fingerprint(body)}, action=act)
+
+
+@app.get(f"{BASE}/connections", response_model=Envelope[list[Connection]])
+def list_connections(site_id: SiteId, caller: CallerDep) -> JSONResponse:
+    with db.user_unit(caller.db_claims) as unit:
+        return envelope(connections.list_connections(unit, site_id))
+
+
+@app.get(f"{BASE}/connections/{{connectionId}}", response_model=Envelope[Connection])
+def get_connection(site_id: SiteId, connection_id: ConnectionId, caller: CallerDep) -> JSONResponse:
+    with db.user_unit(caller.db_claims) as unit:
+        return envelope(connections.get_connection(unit, site_id, connection_id))
+
+
+@app.post(f"{BASE}/connections/{{connectionId}}/rotate", response_model=Envelope[Connection])
+def rotate_connection(site_id: SiteId, connection_id: ConnectionId, body: connections.ConnectionRotate,
+                      caller: CallerDep) -> JSONResponse:
+    with db.user_unit(caller.db_claims) as unit:
+        return envelope(connections.rotate_connection(unit, site_id, connection_id, body))
+
+
+@app.delete(f"{BASE}/connections/{{connectionId}}", response_model=Envelope[Deleted])
+def delete_connection(site_id: SiteId, connection_id: ConnectionId, caller: CallerDep) -> JSONResponse:
+    with db.user_unit(caller.db_claims) as unit:
+        return envelope(connections.delete_connection(unit, site_id, connection_id))
 
 
 @app.post("/api/webhooks/automation/{token}", response_model=Envelope[EmittedEvent], status_code=202)

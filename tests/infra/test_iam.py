@@ -77,3 +77,23 @@ def test_only_the_event_processor_may_send_email_and_only_from_its_identity(synt
             assert ":identity/dramac.app" in str(statement["Resource"])
         else:
             assert not ses, name
+
+
+def test_automation_secrets_key_is_used_by_two_functions_one_action_each(synth):
+    key = synth.logical_id(synth.backend.automation_key)
+    expected = {"automation": "kms:GenerateDataKey", "event_processor": "kms:Decrypt"}
+    for name, statements in _role_policies(synth).items():
+        on_key = [s for s in statements if {"Fn::GetAtt": [key, "Arn"]} in _listify(s["Resource"])]
+        if name in expected:
+            (statement,) = on_key
+            assert _listify(statement["Action"]) == [expected[name]], name
+            assert statement["Condition"] == {
+                "StringEquals": {"kms:EncryptionContext:dramac:purpose": "automation-secret"}}
+        else:
+            assert not on_key, name
+
+
+def test_automation_secrets_key_rotates_and_is_kept(synth):
+    key = synth.backend_template["Resources"][synth.logical_id(synth.backend.automation_key)]
+    assert key["Properties"]["EnableKeyRotation"] is True
+    assert key["DeletionPolicy"] == "Retain"

@@ -16,9 +16,11 @@ EMAIL_FROM = "automation@example.test"
 class EmulatedAws:
     """moto's SQS (the project's queues) and SES: what the layer sent, and feeding it to the workers."""
 
-    def __init__(self, sqs: Any, ses: Any, urls: dict[str, str]):
+    def __init__(self, sqs: Any, ses: Any, urls: dict[str, str], kms: Any = None, kms_key_id: str = ""):
         self.sqs = sqs
         self.ses = ses
+        self.kms = kms
+        self.kms_key_id = kms_key_id  # AUTOMATION_KMS_KEY_ID inside the emulation
         self.urls = urls
         self.events_url = urls["events"]
         self.queue_arn = self.arn("events")
@@ -80,25 +82,37 @@ class EmulatedAws:
 def emulated_aws() -> Iterator[EmulatedAws]:
     """Inside it, every queue send and e-mail of the layer lands in moto, never in AWS. The layer's
     clients are made anew inside and forgotten after (they belong to this emulation)."""
-    from dramac_common.automation import outbound, steps
+    import os
+
+    from dramac_common.automation import outbound, steps, vault
     from dramac_common.core import queues
     from dramac_common.core.settings import get_settings, reset_settings
     from moto import mock_aws
 
     from dramac_dev.sqs_local import create_queues
+    from dramac_dev.stack import create_automation_key
 
     def forget_clients() -> None:
         reset_settings()
         queues.reset_client()
         steps.reset_clients()
         outbound.reset_client()
+        vault.reset_client()
 
+    previous_key = os.environ.get("AUTOMATION_KMS_KEY_ID")
     with mock_aws():
         forget_clients()
         try:
             urls = create_queues(queues.sqs_client(), get_settings().queue_prefix)
             ses = steps.ses_client()
             ses.verify_email_identity(EmailAddress=EMAIL_FROM)
-            yield EmulatedAws(queues.sqs_client(), ses, urls)
+            key_id = create_automation_key(vault.kms_client())
+            os.environ["AUTOMATION_KMS_KEY_ID"] = key_id  # secrets sealed inside open inside only
+            forget_clients()
+            yield EmulatedAws(queues.sqs_client(), ses, urls, vault.kms_client(), key_id)
         finally:
+            if previous_key is None:
+                os.environ.pop("AUTOMATION_KMS_KEY_ID", None)
+            else:
+                os.environ["AUTOMATION_KMS_KEY_ID"] = previous_key
             forget_clients()

@@ -120,7 +120,7 @@ def execution_status(unit: Unit, execution_id: uuid.UUID | str) -> dict[str, Any
 
 def workflow_steps(unit: Unit, workflow_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
     rows = unit.fetchall(
-        """SELECT id, workflow_id, position, step_type, config FROM public.workflow_steps
+        """SELECT id, workflow_id, position, step_type, config, secret_envelopes FROM public.workflow_steps
            WHERE workflow_id = ANY(%s) ORDER BY workflow_id, position""",
         (list(workflow_ids),),
     )
@@ -337,9 +337,10 @@ def insert_workflow(unit: Unit, *, site_id: uuid.UUID, name: str, description: s
                   %(by)s)
           RETURNING id, site_id, is_active
         ), st AS (
-          INSERT INTO public.workflow_steps (workflow_id, site_id, position, step_type, config)
-          SELECT wf.id, wf.site_id, s.position, s.step_type, s.config
-          FROM wf, jsonb_to_recordset(%(steps)s) AS s(position integer, step_type text, config jsonb)
+          INSERT INTO public.workflow_steps (workflow_id, site_id, position, step_type, config, secret_envelopes)
+          SELECT wf.id, wf.site_id, s.position, s.step_type, s.config, coalesce(s.secret_envelopes, '{}')
+          FROM wf, jsonb_to_recordset(%(steps)s)
+            AS s(position integer, step_type text, config jsonb, secret_envelopes jsonb)
         ), sub AS (
           INSERT INTO public.automation_event_subscriptions (workflow_id, site_id, event_type, filter, is_active)
           SELECT wf.id, wf.site_id, %(event_type)s, %(filter)s, wf.is_active FROM wf
@@ -397,9 +398,10 @@ def update_workflow(unit: Unit, site_id: uuid.UUID, workflow_id: uuid.UUID, *, n
     if steps is not None:
         unit.execute("DELETE FROM public.workflow_steps WHERE workflow_id = %s", (workflow_id,))
         unit.execute(
-            """INSERT INTO public.workflow_steps (workflow_id, site_id, position, step_type, config)
-               SELECT %s, %s, s.position, s.step_type, s.config
-               FROM jsonb_to_recordset(%s) AS s(position integer, step_type text, config jsonb)""",
+            """INSERT INTO public.workflow_steps (workflow_id, site_id, position, step_type, config, secret_envelopes)
+               SELECT %s, %s, s.position, s.step_type, s.config, coalesce(s.secret_envelopes, '{}')
+               FROM jsonb_to_recordset(%s)
+                 AS s(position integer, step_type text, config jsonb, secret_envelopes jsonb)""",
             (workflow_id, site_id, _json(steps)),
         )
     return True

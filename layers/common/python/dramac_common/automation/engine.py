@@ -36,7 +36,7 @@ import psycopg
 from ..core import db, queues
 from ..core.errors import database_error, is_unavailable
 from ..core.settings import get_settings
-from . import dal, filters
+from . import connections, dal, filters, vault
 from .steps import STEP_TYPES, Outcome, StepFailed, StepResult, StepRuntime
 from .templates import render
 
@@ -195,36 +195,66 @@ class Engine:
 
     def run_step(self, execution: Execution, step: dict[str, Any], next_position: int, *, is_last: bool) -> bool:
         """Run one step and record it; False when the execution stops here (failed, waiting, stopped)."""
-        definition = STEP_TYPES.get(step["step_type"])
         started = time.monotonic()
-        context = execution.template_context()
-        raw = step["config"] or {}
+        try:
+            secrets = self._open_secrets(execution, step)
+        except StepFailed as failure:
+            self._fail(execution, step, {}, failure, started)
+            return False
+        with vault.redacting(secrets.hidden + list(secrets.headers.values())) as hidden:
+            return self._run_step(execution, step, next_position, is_last, started, secrets, hidden)
+
+    def _open_secrets(self, execution: Execution, step: dict[str, Any]) -> connections.StepSecrets:
+        """The step's connections and typed-in header values, opened just before it runs (most steps have none)."""
+        if not connections.needs_secrets(step):
+            return connections.StepSecrets()
+        try:
+            with db.service_unit() as unit:
+                return connections.resolve_step_secrets(unit, execution.site_id, step)
+        except connections.SecretsMissing as exc:
+            raise StepFailed(str(exc)) from exc
+
+    def _run_step(self, execution: Execution, step: dict[str, Any], next_position: int, is_last: bool,
+                  started: float, secrets: connections.StepSecrets, hidden: list[str]) -> bool:
+        definition = STEP_TYPES.get(step["step_type"])
+        context = {**execution.template_context(), "connections": secrets.connections}
+        raw = dict(step["config"] or {})
+        if secrets.headers:
+            raw["headers"] = {**(raw.get("headers") or {}), **secrets.headers}
         rendered = {k: (v if k in definition.raw_keys else render(v, context)) for k, v in raw.items()} if definition else {}
+        if secrets.headers:  # a typed-in value may hold templates: what it renders to is the secret
+            hidden = vault.secret_strings([*hidden, *(str(rendered["headers"].get(h)) for h in secrets.headers)])
+        logged = vault.redact(rendered, hidden)
         runtime = StepRuntime(execution.id, execution.workflow_id, execution.site_id, step["position"], context,
-                              execution.variables, budget_s=max(1.0, min(60.0, self._seconds_left() - 15)))
+                              execution.variables, budget_s=max(1.0, min(60.0, self._seconds_left() - 15)),
+                              auth=secrets.auth, hidden=hidden)
         try:
             if definition is None:
                 raise StepFailed(f"unknown step type {step['step_type']!r}")
             if definition.kind == "delay":
-                return self._run_delay(execution, step, rendered, next_position, is_last)
+                return self._run_delay(execution, step, logged, next_position, is_last)
             if definition.kind == "database":
                 result = self._run_in_transaction(execution, step, definition, runtime, rendered, raw, next_position,
-                                                  is_last, started)
+                                                  is_last, started, logged)
                 return result.outcome is Outcome.CONTINUE and not is_last
             if definition.kind == "external":
-                result = self._run_external(execution, step, definition, runtime, rendered, raw)
+                result = self._run_external(execution, step, definition, runtime, rendered, raw, logged)
             else:
                 result = self._call(definition, runtime, rendered, raw)
         except StepFailed as failure:
-            self._fail(execution, step, rendered, failure, started)
+            failure.message = vault.redact_text(failure.message, hidden)
+            self._fail(execution, step, logged, failure, started)
             return False
-        self._record(execution, step, rendered, result, next_position, is_last, started)
+        self._record(execution, step, logged, result, next_position, is_last, started)
         return result.outcome is Outcome.CONTINUE and not is_last
 
     @staticmethod
     def _call(definition: Any, runtime: StepRuntime, rendered: dict[str, Any], raw: dict[str, Any]) -> StepResult:
+        """Run the step's executor; its output is written with every secret it used redacted (a receiver
+        echoing a token back never puts it into the step log, the execution or a later step's templates)."""
         try:
             result: StepResult = definition.execute(runtime, rendered, raw)
+            result.output = vault.redact(result.output, runtime.hidden)
             return result
         except StepFailed:
             raise
@@ -251,7 +281,7 @@ class Engine:
 
     def _run_in_transaction(self, execution: Execution, step: dict[str, Any], definition: Any, runtime: StepRuntime,
                             rendered: dict[str, Any], raw: dict[str, Any], next_position: int, is_last: bool,
-                            started: float) -> StepResult:
+                            started: float, logged: dict[str, Any]) -> StepResult:
         """A database step: its effect, its log row and the execution's advance commit together."""
         with db.service_unit() as unit:
             # Events the step's writes emit are one level deeper than the event that started it.
@@ -261,17 +291,17 @@ class Engine:
             extra = self._finish_args(execution, result, next_position, is_last)
             if not dal.finish_step(unit, execution_id=execution.id, workflow_id=execution.workflow_id, owner=self.owner,
                                    lease_s=self.lease_s, step=step, next_position=next_position,
-                                   log_status="completed", input_=rendered, output=result.output, error=None,
+                                   log_status="completed", input_=logged, output=result.output, error=None,
                                    attempts=result.attempts, duration_ms=_ms(started), **extra):
                 raise LeaseLost()
         execution.context.setdefault("steps", {})[str(step["position"])] = {"output": result.output}
         return result
 
     def _run_external(self, execution: Execution, step: dict[str, Any], definition: Any, runtime: StepRuntime,
-                      rendered: dict[str, Any], raw: dict[str, Any]) -> StepResult:
+                      rendered: dict[str, Any], raw: dict[str, Any], logged: dict[str, Any]) -> StepResult:
         with db.service_unit() as unit:
             attempt = dal.record_attempt(unit, execution_id=execution.id, owner=self.owner, lease_s=self.lease_s,
-                                         position=step["position"], step=step, input_=rendered)
+                                         position=step["position"], step=step, input_=logged)
         if attempt is None:
             raise LeaseLost()
         runtime.previous_attempts = attempt["attempts"]

@@ -14,9 +14,13 @@ by the engine just before a step runs.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,6 +78,8 @@ class StepRuntime:
     unit: Unit | None = None
     budget_s: float = 60.0
     previous_attempts: int = 0
+    auth: dict[str, str] | None = None  # the step's connection (http_request ``connection``), opened
+    hidden: list[str] = field(default_factory=list)  # secret values: redacted from whatever the step returns
 
     def database(self) -> Unit:
         """The step's transaction (the engine gives one to the step types that write)."""
@@ -111,6 +117,7 @@ class HttpRequestConfig(_Config):
     body: Any = None
     timeout_seconds: float = Field(default=10.0, gt=0, le=30, alias="timeoutSeconds")
     max_attempts: int = Field(default=3, ge=1, le=5, alias="maxAttempts")
+    connection: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{0,62}$")  # authenticates the request
 
     @field_validator("method", mode="before")
     @classmethod
@@ -248,9 +255,12 @@ def run_http_request(rt: StepRuntime, config: dict[str, Any], raw: dict[str, Any
     # Receivers may deduplicate on this key: a retried delivery after a crash sends the same one.
     headers.setdefault("Idempotency-Key", f"{rt.execution_id}:{rt.position}")
     headers.setdefault("User-Agent", "DRAMAC-Automation/1.0")
+    body = config.get("body")
+    if rt.auth is not None:
+        body = authenticate(rt.auth, headers, body, message_id=f"{rt.execution_id}:{rt.position}")
     try:
         response = outbound.request(
-            config.get("method", "POST").upper(), url, headers=headers, body=config.get("body"),
+            config.get("method", "POST").upper(), url, headers=headers, body=body,
             timeout_s=float(config.get("timeoutSeconds", 10)), max_attempts=int(config.get("maxAttempts", 3)),
             budget_s=rt.budget_s)
     except outbound.OutboundRefused as exc:
@@ -261,6 +271,37 @@ def run_http_request(rt: StepRuntime, config: dict[str, Any], raw: dict[str, Any
     output = {"status": response.status, "headers": {k: v for k, v in response.headers.items() if k in keep},
               "body": response.body}
     return StepResult(_jsonable(output), attempts=response.attempts)
+
+
+def authenticate(connection: dict[str, str], headers: dict[str, str], body: Any, *, message_id: str) -> Any:
+    """Add the connection's credentials to a request (``headers`` in place); returns the body to send
+    (a webhook signature covers the exact bytes sent, so the body is serialized here)."""
+    kind = connection.get("type")
+    if kind == "bearer":
+        headers["Authorization"] = f"Bearer {connection['token']}"
+    elif kind == "api_key":
+        headers[connection.get("header") or "X-Api-Key"] = connection["token"]
+    elif kind == "basic":
+        pair = f"{connection.get('username', '')}:{connection['password']}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+    elif kind == "webhook_signing":
+        # Standard Webhooks: v1 = base64(HMAC-SHA256(key, "<id>.<timestamp>.<body>")); a "whsec_" secret
+        # carries its key in base64
+        if body is None:
+            content = ""
+        elif isinstance(body, (dict, list, int, float, bool)):
+            content = json.dumps(body, default=str)
+            headers.setdefault("Content-Type", "application/json")
+        else:
+            content = str(body)
+        secret = connection["secret"]
+        key = base64.b64decode(secret[6:]) if secret.startswith("whsec_") else secret.encode()
+        timestamp = str(int(time.time()))
+        digest = hmac.new(key, f"{message_id}.{timestamp}.{content}".encode(), hashlib.sha256).digest()
+        headers.update({"webhook-id": message_id, "webhook-timestamp": timestamp,
+                        "webhook-signature": "v1," + base64.b64encode(digest).decode()})
+        return content if body is not None else None
+    return body
 
 
 _ses = None

@@ -7,7 +7,8 @@ lists as JSON, a missing value as the empty string). Paths are dotted; list item
 index (``event.payload.items.0.sku``).
 
 Roots: ``event`` (``id``, ``type``, ``siteId``, ``payload``), ``steps`` (``<position>.output`` of an
-earlier step), ``variables`` (the workflow's variables), ``execution`` (``id``), ``workflow`` (``id``).
+earlier step), ``variables`` (the workflow's variables), ``execution`` (``id``), ``workflow`` (``id``),
+``connections`` (``<name>.<field>`` of a connection of the site: opened only when the step runs).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 TEMPLATE_RE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 PATH_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)*$")
-ROOTS = ("event", "steps", "variables", "execution", "workflow")
+ROOTS = ("event", "steps", "variables", "execution", "workflow", "connections")
 EVENT_FIELDS = ("id", "type", "siteId", "payload", "createdAt")
 
 _MISSING = object()
@@ -61,6 +62,8 @@ def validate_path(path: str, *, position: int | None = None) -> None:
             raise TemplateError(f"step templates read '{{{{steps.<position>.output...}}}}', got {path!r}")
         if position is not None and int(parts[1]) >= position:
             raise TemplateError(f"{path!r} refers to step {parts[1]}, which does not run before step {position}")
+    if root == "connections" and len(parts) != 3:
+        raise TemplateError(f"connection templates read '{{{{connections.<name>.<field>}}}}', got {path!r}")
     if root == "variables" and len(parts) < 2:
         raise TemplateError(f"name the variable: '{{{{variables.<name>}}}}', got {path!r}")
 

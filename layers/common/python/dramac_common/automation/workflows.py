@@ -22,7 +22,7 @@ from ..core.db import Unit
 from ..core.errors import NotFound, ValidationFailed
 from ..core.tenancy import require_site_access
 from ..core.wire import CamelModel
-from . import dal
+from . import connections, dal
 from .filters import FilterError, validate_filter
 from .outbox import log_automation_event
 from .registry import PLATFORM_EVENT_PREFIXES, require_known_event, site_events, validate_payload
@@ -173,7 +173,8 @@ class CreatedWebhook(Webhook):
     path: str | None = None
 
 
-def validated_steps(unit: Unit, site_id: uuid.UUID, steps: list[StepInput]) -> list[dict[str, Any]]:
+def validated_steps(unit: Unit, site_id: uuid.UUID, steps: list[StepInput],
+                    workflow_id: uuid.UUID | None = None) -> list[dict[str, Any]]:
     """Steps as rows (position 1…n); ``ValidationFailed`` listing every problem. Record steps must name a
     module installed on the site and a table of its manifest, as written (templates are refused)."""
     problems: list[dict[str, Any]] = []
@@ -183,12 +184,17 @@ def validated_steps(unit: Unit, site_id: uuid.UUID, steps: list[StepInput]) -> l
         step_problems = validate_step(step.type, step.config, position=position, where=f"steps.{index}")
         if not step_problems and step.type in RECORD_STEPS:
             step_problems = _record_target_problems(unit, site_id, step.config, where=f"steps.{index}.config")
+        if not step_problems:
+            step_problems = connections.connection_problems(unit, site_id, step.type, step.config,
+                                                            where=f"steps.{index}")
         problems += step_problems
         rows.append({"position": position, "step_type": step.type, "config": step.config})
     if problems:
         first = problems[0]
         raise ValidationFailed(f"Invalid workflow: {first['field']}: {first['message']}", code="validation_error",
                                details=problems)
+    # Header values typed into a step are stored encrypted and answered masked from now on.
+    connections.seal_step_headers(unit, site_id, workflow_id, rows)
     return rows
 
 
@@ -261,7 +267,7 @@ def update_workflow(unit: Unit, site_id: uuid.UUID, workflow_id: uuid.UUID, body
     filter_ = _filter(body.filter) if "filter" in body.model_fields_set else None
     if "filter" in body.model_fields_set and body.filter is None:
         filter_ = {}
-    steps = validated_steps(unit, site_id, body.steps) if body.steps is not None else None
+    steps = validated_steps(unit, site_id, body.steps, workflow_id) if body.steps is not None else None
     if not dal.update_workflow(unit, site_id, workflow_id, name=body.name, description=body.description,
                                is_active=body.is_active, event_type=body.trigger_event_type, filter_=filter_,
                                steps=steps):

@@ -51,6 +51,7 @@ CheckoutId = Annotated[uuid.UUID, Path(alias="checkoutId")]
 WorkflowId = Annotated[uuid.UUID, Path(alias="workflowId")]
 ExecutionId = Annotated[uuid.UUID, Path(alias="executionId")]
 WebhookId = Annotated[uuid.UUID, Path(alias="webhookId")]
+ConnectionId = Annotated[uuid.UUID, Path(alias="connectionId")]
 KeyId = Annotated[uuid.UUID, Path(alias="keyId")]
 
 

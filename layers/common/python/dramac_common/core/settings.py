@@ -71,6 +71,8 @@ class Settings:
     ses_endpoint_url: str | None  # SES_ENDPOINT_URL (the local stack's moto)
     automation_allow_private_http: bool  # AUTOMATION_ALLOW_PRIVATE_HTTP: http_request may call private addresses
     automation_http_backoff_base_s: float  # AUTOMATION_HTTP_BACKOFF_BASE_S (0.5)
+    automation_kms_key_id: str | None  # AUTOMATION_KMS_KEY_ID: the KMS key wrapping connection data keys
+    kms_endpoint_url: str | None  # KMS_ENDPOINT_URL (the local stack's moto)
 
 
 def _text(env: Mapping[str, str], name: str) -> str | None:
@@ -133,6 +135,8 @@ def read_settings(env: Mapping[str, str]) -> Settings:
         ses_endpoint_url=_text(env, "SES_ENDPOINT_URL"),
         automation_allow_private_http=_flag(env, "AUTOMATION_ALLOW_PRIVATE_HTTP", ("1", "true", "yes")),
         automation_http_backoff_base_s=_float(env, "AUTOMATION_HTTP_BACKOFF_BASE_S", 0.5),
+        automation_kms_key_id=_text(env, "AUTOMATION_KMS_KEY_ID"),
+        kms_endpoint_url=_text(env, "KMS_ENDPOINT_URL"),
     )
 
 
