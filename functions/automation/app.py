@@ -9,6 +9,9 @@ Routes under /api/sites/{siteId}/automation (JWT; read = any member, manage = ow
   DELETE workflows/{workflowId}    delete it with its executions (manage)
   GET    executions                newest first; ?workflowId=&status=&limit=&offset=
   GET    executions/{executionId}  the execution with its step logs in order
+  POST   executions/{executionId}/cancel  stop a pending, running or waiting execution (manage)
+  POST   executions/{executionId}/rerun   {"from": "failed_step"|"start"}: a failed or cancelled one again,
+                                          as a new execution linked to it (manage) → 201
   POST   events                    emit an event from outside (manage role or the site's API key) → 202
   GET    event-types               the events a workflow may be triggered by on this site
   POST   webhooks, GET webhooks, DELETE webhooks/{webhookId}   incoming webhooks (manage to change)
@@ -112,6 +115,20 @@ def list_executions(site_id: SiteId, caller: CallerDep,
 def get_execution(site_id: SiteId, execution_id: ExecutionId, caller: CallerDep) -> JSONResponse:
     with db.user_unit(caller.db_claims) as unit:
         return envelope(workflows.get_execution(unit, site_id, execution_id))
+
+
+@app.post(f"{BASE}/executions/{{executionId}}/cancel", response_model=Envelope[ExecutionWithSteps])
+def cancel_execution(site_id: SiteId, execution_id: ExecutionId, caller: CallerDep) -> JSONResponse:
+    with db.user_unit(caller.db_claims) as unit:
+        return envelope(workflows.cancel_execution(unit, site_id, execution_id))
+
+
+@app.post(f"{BASE}/executions/{{executionId}}/rerun", response_model=Envelope[ExecutionWithSteps], status_code=201)
+def rerun_execution(site_id: SiteId, execution_id: ExecutionId, caller: CallerDep,
+                    body: workflows.ExecutionRerun | None = None) -> JSONResponse:
+    with db.user_unit(caller.db_claims) as unit:
+        return envelope(workflows.rerun_execution(unit, site_id, execution_id, body or workflows.ExecutionRerun()),
+                        status_code=201)
 
 
 @app.post(f"{BASE}/events", response_model=Envelope[EmittedEvent], status_code=202)

@@ -274,8 +274,8 @@ def test_crash_between_commit_and_send_is_recovered_by_the_relay(api, tenant, aw
     assert owner_conn.execute("SELECT dispatched_at FROM automation_events_log WHERE id = %s",
                               (event_id,)).fetchone()["dispatched_at"] is None
     assert aws.drain() == []  # nothing reached the queue
-    assert relay.run_relay(grace_s=0) == {"eventsSent": 1, "executionsResumed": 0}
-    assert relay.run_relay(grace_s=0) == {"eventsSent": 0, "executionsResumed": 0}
+    assert relay.run_relay(grace_s=0) == {"eventsSent": 1, "executionsResumed": 0, "executionsFailed": 0}
+    assert relay.run_relay(grace_s=0) == {"eventsSent": 0, "executionsResumed": 0, "executionsFailed": 0}
     aws.drain()
     [execution] = executions(owner_conn, workflow["id"])
     assert execution["status"] == "completed"

@@ -83,7 +83,7 @@ def start_executions(unit: Unit, event: dict[str, Any], workflow_ids: list[uuid.
         SELECT w.id, w.site_id, %(event)s, 'running', now(), %(owner)s, now() + make_interval(secs => %(lease)s),
                coalesce((SELECT min(s.position) FROM public.workflow_steps s WHERE s.workflow_id = w.id), 0)
         FROM public.automation_workflows w WHERE w.id = ANY(%(workflows)s::uuid[])
-        ON CONFLICT (event_id, workflow_id) DO UPDATE
+        ON CONFLICT (event_id, workflow_id) WHERE rerun_of IS NULL DO UPDATE
           SET status = 'running', lease_owner = EXCLUDED.lease_owner, lease_expires_at = EXCLUDED.lease_expires_at,
               started_at = coalesce(e.started_at, now()), updated_at = now()
           WHERE e.status IN ('pending', 'running') AND (e.lease_expires_at IS NULL OR e.lease_expires_at < now())
@@ -274,23 +274,74 @@ def release_lease(unit: Unit, execution_id: uuid.UUID, owner: uuid.UUID) -> None
     )
 
 
-def executions_to_resume(unit: Unit, grace_s: float, limit: int) -> list[uuid.UUID]:
+def executions_to_resume(unit: Unit, grace_s: float, limit: int) -> list[dict[str, Any]]:
     """Executions whose queue message must have been lost: waiting past their resume time, or
-    unfinished with an expired lease (their worker crashed and the message went to the DLQ)."""
-    rows = unit.fetchall(
+    unfinished with an expired lease (their worker crashed and the message went to the DLQ). Each is
+    locked (``SKIP LOCKED``: two relays never take the same one) and its count of relay resumes at
+    the same step is bumped (reset when it moved on since the last): ``relay_resumes``, ``position``."""
+    return unit.fetchall(
         """
-        (SELECT id FROM public.workflow_executions
-         WHERE status = 'waiting' AND resume_at < now() - make_interval(secs => %(grace)s)
-         ORDER BY resume_at LIMIT %(limit)s)
-        UNION ALL
-        (SELECT id FROM public.workflow_executions
-         WHERE status IN ('pending', 'running')
-           AND coalesce(lease_expires_at, updated_at) < now() - make_interval(secs => %(grace)s)
-         ORDER BY lease_expires_at LIMIT %(limit)s)
+        WITH waiting AS (
+          SELECT id FROM public.workflow_executions
+          WHERE status = 'waiting' AND resume_at < now() - make_interval(secs => %(grace)s)
+          ORDER BY resume_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+        ), abandoned AS (
+          SELECT id FROM public.workflow_executions
+          WHERE status IN ('pending', 'running')
+            AND coalesce(lease_expires_at, updated_at) < now() - make_interval(secs => %(grace)s)
+          ORDER BY lease_expires_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+        )
+        UPDATE public.workflow_executions e SET
+          relay_resumes = CASE WHEN e.relay_resume_position = e.next_position THEN e.relay_resumes + 1 ELSE 1 END,
+          relay_resume_position = e.next_position
+        WHERE e.id IN (SELECT id FROM waiting UNION ALL SELECT id FROM abandoned)
+        RETURNING e.id, e.site_id, e.workflow_id, e.next_position AS position, e.relay_resumes
         """,
         {"grace": grace_s, "limit": limit},
     )
-    return [r["id"] for r in rows]
+
+
+def fail_stalled_executions(unit: Unit, execution_ids: list[uuid.UUID], max_resumes: int) -> list[dict[str, Any]]:
+    """Give up on executions the relay resumed ``max_resumes`` times at the same step: failed, with the
+    reason (and the step's last error, if it logged one); the stuck step's log row failed too, the
+    later steps skipped."""
+    if not execution_ids:
+        return []
+    return unit.fetchall(
+        """
+        WITH stuck AS (
+          SELECT e.id, e.site_id, e.workflow_id, e.next_position, s.step_type, l.error AS last_error
+          FROM public.workflow_executions e
+          LEFT JOIN public.workflow_steps s ON s.workflow_id = e.workflow_id AND s.position = e.next_position
+          LEFT JOIN public.step_execution_logs l ON l.execution_id = e.id AND l.position = e.next_position
+          WHERE e.id = ANY(%(ids)s::uuid[]) AND e.status IN ('pending', 'running', 'waiting')
+        ), failed AS (
+          UPDATE public.workflow_executions e SET
+            status = 'failed', completed_at = now(), resume_at = NULL, lease_owner = NULL, lease_expires_at = NULL,
+            updated_at = now(),
+            error = format('stalled: the relay resumed it %%s times and it never got past step %%s (%%s)%%s; '
+                           'gave up (AUTOMATION_MAX_RELAY_RESUMES)', %(max)s, stuck.next_position,
+                           coalesce(stuck.step_type, 'no such step'),
+                           coalesce(': last error: ' || stuck.last_error, ''))
+          FROM stuck WHERE e.id = stuck.id
+          RETURNING e.id, e.site_id, e.error
+        ), step_failed AS (
+          UPDATE public.step_execution_logs l SET status = 'failed', completed_at = now(),
+                 error = coalesce(l.error, 'the execution stalled at this step')
+          FROM stuck WHERE l.execution_id = stuck.id AND l.position = stuck.next_position AND l.status = 'running'
+        ), skipped AS (
+          INSERT INTO public.step_execution_logs
+            (execution_id, step_id, site_id, position, step_type, status, attempts, started_at, completed_at,
+             duration_ms)
+          SELECT stuck.id, s.id, stuck.site_id, s.position, s.step_type, 'skipped', 0, now(), now(), 0
+          FROM stuck JOIN public.workflow_steps s ON s.workflow_id = stuck.workflow_id
+                                                  AND s.position > stuck.next_position
+          ON CONFLICT (execution_id, position) DO NOTHING
+        )
+        SELECT id, site_id, error FROM failed
+        """,
+        {"ids": list(execution_ids), "max": max_resumes},
+    )
 
 
 # Variables ---------------------------------------------------------------------------------------
@@ -420,7 +471,8 @@ _EXECUTION_JSON = """
   jsonb_build_object(
     'id', e.id, 'workflowId', e.workflow_id, 'siteId', e.site_id, 'eventId', e.event_id, 'status', e.status,
     'startedAt', e.started_at, 'completedAt', e.completed_at, 'resumeAt', e.resume_at, 'error', e.error,
-    'createdAt', e.created_at)
+    'createdAt', e.created_at, 'rerunOf', e.rerun_of, 'rerunFrom', e.rerun_from, 'cancelledBy', e.cancelled_by,
+    'rerunId', (SELECT r.id FROM public.workflow_executions r WHERE r.rerun_of = e.id))
 """
 
 
@@ -452,6 +504,19 @@ def get_execution(unit: Unit, site_id: uuid.UUID, execution_id: uuid.UUID) -> di
         (site_id, execution_id),
     )
     return row["execution"] if row else None
+
+
+def cancel_execution(unit: Unit, site_id: uuid.UUID, execution_id: uuid.UUID) -> dict[str, Any]:
+    """``private.cancel_execution`` (migration 0150): ``{"outcome": cancelled|not_found|finished, "status"}``."""
+    result: dict[str, Any] = unit.call_write_path("cancel_execution", site_id, execution_id)
+    return result
+
+
+def rerun_execution(unit: Unit, site_id: uuid.UUID, execution_id: uuid.UUID, from_: str) -> dict[str, Any]:
+    """``private.rerun_execution`` (migration 0150): ``{"outcome": created|not_found|not_rerunnable|
+    already_rerun|no_steps, ...}``; created: ``id`` of the new pending execution."""
+    result: dict[str, Any] = unit.call_write_path("rerun_execution", site_id, execution_id, from_)
+    return result
 
 
 # Webhooks ------------------------------------------------------------------------------------------

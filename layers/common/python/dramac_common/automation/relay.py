@@ -6,7 +6,9 @@
   the send, the events go again next time; the processor's unique (event, workflow) execution makes
   that harmless.
 - Executions whose message was lost: waiting past their resume time, or unfinished with an expired
-  lease (their worker died and the message was dead-lettered): a resume message is sent.
+  lease (their worker died and the message was dead-lettered): a resume message is sent. An execution
+  that keeps stalling at the same step (it kills its worker, or times out, every time) is not resumed
+  forever: past ``AUTOMATION_MAX_RELAY_RESUMES`` resumes at one step it is marked failed with the reason.
 
 Only rows older than a grace period are touched, so the normal after-commit send is not raced.
 """
@@ -41,18 +43,30 @@ def relay_undispatched_events(grace_s: float | None = None, batch: int = BATCH) 
             return sent
 
 
-def resume_lost_executions(grace_s: float | None = None, limit: int = BATCH) -> int:
+def max_resumes() -> int:
+    return get_settings().automation_max_relay_resumes
+
+
+def resume_lost_executions(grace_s: float | None = None, limit: int = BATCH) -> dict[str, int]:
+    """Resume messages for stalled executions; those resumed too often at one step fail instead."""
     grace_s = grace_seconds() if grace_s is None else grace_s
+    cap = max_resumes()
     with db.service_unit() as unit:
-        execution_ids = dal.executions_to_resume(unit, grace_s, limit)
-    if execution_ids:
-        queues.send_messages(queues.EVENTS, [{"executionId": str(e)} for e in execution_ids])
-    return len(execution_ids)
+        due = dal.executions_to_resume(unit, grace_s, limit)
+        exhausted = [r["id"] for r in due if r["relay_resumes"] > cap]
+        failed = dal.fail_stalled_executions(unit, exhausted, cap)
+        for row in failed:
+            log.error("execution %s failed: %s", row["id"], row["error"])
+        resume = [r["id"] for r in due if r["relay_resumes"] <= cap]
+        # sent inside the transaction: if the send fails, the counts roll back with it
+        if resume:
+            queues.send_messages(queues.EVENTS, [{"executionId": str(e)} for e in resume])
+    return {"resumed": len(resume), "failed": len(failed)}
 
 
 def run_relay(grace_s: float | None = None) -> dict[str, int]:
     events = relay_undispatched_events(grace_s)
     executions = resume_lost_executions(grace_s)
-    if events or executions:
-        log.warning("relay sent %d undispatched event(s) and %d resume message(s)", events, executions)
-    return {"eventsSent": events, "executionsResumed": executions}
+    if events or executions["resumed"]:
+        log.warning("relay sent %d undispatched event(s) and %d resume message(s)", events, executions["resumed"])
+    return {"eventsSent": events, "executionsResumed": executions["resumed"], "executionsFailed": executions["failed"]}

@@ -12,17 +12,18 @@ import hashlib
 import secrets
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from ..core import jsonbody
+from ..core import audit, jsonbody
 from ..core.auth import Caller
 from ..core.db import Unit
-from ..core.errors import NotFound, ValidationFailed
+from ..core.errors import Conflict, NotFound, ValidationFailed
 from ..core.tenancy import require_site_access
 from ..core.wire import CamelModel
 from . import connections, dal
+from .engine import send_resume_after_commit
 from .filters import FilterError, validate_filter
 from .outbox import log_automation_event
 from .registry import PLATFORM_EVENT_PREFIXES, require_known_event, site_events, validate_payload
@@ -114,6 +115,14 @@ class Execution(CamelModel):
     resume_at: datetime | None
     error: str | None
     created_at: datetime
+    rerun_of: uuid.UUID | None = None  # the execution this one re-runs
+    rerun_from: str | None = None  # start | failed_step
+    rerun_id: uuid.UUID | None = None  # the execution that re-ran this one
+    cancelled_by: uuid.UUID | None = None
+
+
+class ExecutionRerun(_Body):
+    from_: Literal["failed_step", "start"] = Field(default="failed_step", alias="from")
 
 
 class ExecutionEvent(CamelModel):
@@ -296,6 +305,45 @@ def get_execution(unit: Unit, site_id: uuid.UUID, execution_id: uuid.UUID) -> di
     if execution is None:
         raise NotFound("Execution not found", code="execution_not_found")
     return execution
+
+
+def cancel_execution(unit: Unit, site_id: uuid.UUID, execution_id: uuid.UUID) -> dict[str, Any]:
+    """Stop a pending, running or waiting execution: it turns ``cancelled``, its remaining steps are
+    logged skipped, and no worker writes to it again (manage role)."""
+    access = require_site_access(unit, site_id, manage=True)
+    result = dal.cancel_execution(unit, site_id, execution_id)
+    if result["outcome"] == "not_found":
+        raise NotFound("Execution not found", code="execution_not_found")
+    if result["outcome"] == "finished":
+        raise Conflict(f"The execution has already finished ({result['status']}); only a pending, running or "
+                       "waiting execution can be cancelled", code="execution_finished")
+    audit.record(unit, "execution.cancelled", agency_id=access.agency_id, site_id=site_id,
+                 target_type="execution", target_id=execution_id)
+    return get_execution(unit, site_id, execution_id)
+
+
+def rerun_execution(unit: Unit, site_id: uuid.UUID, execution_id: uuid.UUID, body: ExecutionRerun) -> dict[str, Any]:
+    """A failed or cancelled execution again, as a new execution linked to it (``rerunOf``): from the
+    step it stopped at (the earlier steps' outputs carried over) or from the start (manage role). It is
+    queued after commit; the relay's sweep sends it if that send is lost. Once per execution."""
+    access = require_site_access(unit, site_id, manage=True)
+    result = dal.rerun_execution(unit, site_id, execution_id, body.from_)
+    outcome = result["outcome"]
+    if outcome == "not_found":
+        raise NotFound("Execution not found", code="execution_not_found")
+    if outcome == "not_rerunnable":
+        raise Conflict(f"Only a failed or cancelled execution can be re-run (this one is {result['status']})",
+                       code="execution_not_rerunnable")
+    if outcome == "already_rerun":
+        raise Conflict(f"The execution was already re-run as {result['rerunId']}; re-run that one instead",
+                       code="execution_already_rerun", details=[{"rerunId": result["rerunId"]}])
+    if outcome == "no_steps":
+        raise Conflict("The workflow has no steps left to run", code="workflow_has_no_steps")
+    new_id = uuid.UUID(result["id"])
+    audit.record(unit, "execution.rerun", agency_id=access.agency_id, site_id=site_id, target_type="execution",
+                 target_id=new_id, details={"rerunOf": str(execution_id), "from": body.from_})
+    unit.after_commit(lambda: send_resume_after_commit(new_id))
+    return get_execution(unit, site_id, new_id)
 
 
 def list_event_types(unit: Unit, site_id: uuid.UUID) -> list[dict[str, Any]]:

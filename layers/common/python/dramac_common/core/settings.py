@@ -67,6 +67,7 @@ class Settings:
     # automation
     automation_lease_seconds: float  # AUTOMATION_LEASE_SECONDS (120): a running execution's lease
     automation_relay_grace_seconds: float  # AUTOMATION_RELAY_GRACE_SECONDS (60)
+    automation_max_relay_resumes: int  # AUTOMATION_MAX_RELAY_RESUMES (5): then a stalled execution fails
     automation_email_from: str | None  # AUTOMATION_EMAIL_FROM: the verified SES sender of send_email
     ses_endpoint_url: str | None  # SES_ENDPOINT_URL (the local stack's moto)
     automation_allow_private_http: bool  # AUTOMATION_ALLOW_PRIVATE_HTTP: http_request may call private addresses
@@ -131,6 +132,7 @@ def read_settings(env: Mapping[str, str]) -> Settings:
         sandbox_webhook_url=_text(env, "SANDBOX_WEBHOOK_URL"),
         automation_lease_seconds=_float(env, "AUTOMATION_LEASE_SECONDS", 120),
         automation_relay_grace_seconds=_float(env, "AUTOMATION_RELAY_GRACE_SECONDS", 60),
+        automation_max_relay_resumes=_int(env, "AUTOMATION_MAX_RELAY_RESUMES", 5),
         automation_email_from=_text(env, "AUTOMATION_EMAIL_FROM"),
         ses_endpoint_url=_text(env, "SES_ENDPOINT_URL"),
         automation_allow_private_http=_flag(env, "AUTOMATION_ALLOW_PRIVATE_HTTP", ("1", "true", "yes")),
