@@ -185,13 +185,6 @@ def require_module_data_role(role: str | None, manifest: dict[str, Any] | None, 
         raise _refuse(Action.WRITE_MODULE_DATA)
 
 
-def require_super_admin(unit: Unit) -> None:
-    """The platform's own operations (the module catalogue): super admins only, 403 for anyone else."""
-    row = unit.fetchone("SELECT (SELECT private.is_super_admin()) AS is_super_admin")
-    if row is None or not row["is_super_admin"]:
-        raise Forbidden("Only a platform super admin may manage the module catalogue", code="super_admin_required")
-
-
 @contextmanager
 def site_unit(principal: Principal, site_id: uuid.UUID, *, manage: bool = False,
               action: Action | None = None) -> Iterator[Unit]:
