@@ -105,6 +105,7 @@ def _bind(host: str, port: int) -> socket.socket:
 def run_dev(host: str, port: int) -> int:
     import boto3
     import uvicorn
+    from dramac_common.core import queues
     from dramac_common.core.settings import reset_settings
 
     local_runtime_defaults()
@@ -116,16 +117,19 @@ def run_dev(host: str, port: int) -> int:
     # handler never takes a delivery target from the request it serves.
     loopback = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - comparing, not binding
     os.environ.setdefault("SANDBOX_WEBHOOK_URL", f"http://{loopback}:{port}/api/webhooks/paddle")
-    database_url = prepare_environment()
+    # The emulated AWS first: seeding records events (installs emit them) and sends them after commit,
+    # so the queues must exist by then; the pollers started below pick them up.
     moto_server, endpoint = start_moto_server(host)
     configure_local_aws_env(endpoint)
     reset_settings()
+    queues.reset_client()
     sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
     queue_urls = create_queues(sqs, os.environ.get("DRAMAC_QUEUE_PREFIX", "dramac"))
     for logical, url in queue_urls.items():
         os.environ[f"{logical.upper()}_QUEUE_URL"] = url
     configure_local_ses(endpoint)
     configure_local_kms(endpoint)
+    database_url = prepare_environment()
 
     present = set(available_functions())
     handlers = {name: get_handler(name) for name in routes.functions() if name in present}

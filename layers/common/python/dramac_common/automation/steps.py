@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..core import jsonbody
+from ..core import aws, jsonbody
 from ..core.db import Unit
 from ..core.errors import ApiError
 from ..core.settings import get_settings
@@ -313,9 +313,7 @@ def ses_client() -> Any:
     if _ses is None:
         with _ses_lock:
             if _ses is None:
-                import boto3
-
-                _ses = boto3.client("ses", region_name=get_settings().aws_region,
+                _ses = aws.client("ses", region_name=get_settings().aws_region,
                                     endpoint_url=get_settings().ses_endpoint_url)
     return _ses
 

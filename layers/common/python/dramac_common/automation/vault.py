@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ..core import aws
 from ..core.errors import ServiceUnavailable
 from ..core.settings import get_settings
 
@@ -48,10 +49,8 @@ def kms_client() -> Any:
     if _kms is None:
         with _kms_lock:
             if _kms is None:
-                import boto3
-
                 settings = get_settings()
-                _kms = boto3.client("kms", region_name=settings.aws_region, endpoint_url=settings.kms_endpoint_url)
+                _kms = aws.client("kms", region_name=settings.aws_region, endpoint_url=settings.kms_endpoint_url)
     return _kms
 
 

@@ -21,7 +21,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import set_json_dumps
 from psycopg_pool import ConnectionPool
 
-from . import jsonbody
+from . import aws, jsonbody
 from .settings import get_settings
 
 # jsonb parameters keep Decimal numbers exact (the module data API parses numbers as Decimal)
@@ -49,12 +49,11 @@ def database_url() -> str:
 
 
 def _url_from_secret(secret_arn: str) -> str:
-    import boto3  # imported here: only functions that use the database in AWS pay for it
     from psycopg.conninfo import make_conninfo
 
     settings = get_settings()
     secret = json.loads(
-        boto3.client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"]
+        aws.client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"]
     )
     return make_conninfo(
         host=settings.database_proxy_host or secret["host"],

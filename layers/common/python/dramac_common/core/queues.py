@@ -10,6 +10,7 @@ import json
 import threading
 from typing import Any
 
+from . import aws
 from .settings import get_settings
 
 PROVISION = "provision"
@@ -26,10 +27,8 @@ def sqs_client() -> Any:
     if _client is None:
         with _client_lock:
             if _client is None:
-                import boto3  # lazily: boto3 costs ~100 ms of import
-
                 settings = get_settings()
-                _client = boto3.client("sqs", endpoint_url=settings.sqs_endpoint_url, region_name=settings.aws_region)
+                _client = aws.client("sqs", endpoint_url=settings.sqs_endpoint_url, region_name=settings.aws_region)
     return _client
 
 
