@@ -2,28 +2,47 @@
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+TOOLS := $(VENV)/tools
 ARGS ?=
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: dev test install migrate lint typecheck bench clean layer synth
+.PHONY: dev test install tools migrate lint typecheck bench clean layer synth openapi
 
 # Byte-compiling was half of an install: pip compiles one file at a time, and aws-cdk-lib alone ships
 # 180 MB of Python of which the CDK app imports a few dozen modules. So pip installs without
 # compiling, compileall compiles everything else on every core, and the CDK modules the app uses are
 # compiled when first imported. (The pip that comes with Python 3.11+ does all this; no upgrade step.)
-$(STAMP): pyproject.toml
+#
+# Two stamps: `make dev` installs only the local stack's extra ([dev]: no CDK, no test tools), so a
+# fresh clone reaches `ready` quickly; `make test`, `make synth` and `make install` add the rest ([test]).
+$(DEV_STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --no-compile -e '.[dev]'
 	$(VENV)/bin/python -m compileall -q -j 0 -x '/aws_cdk/' $(VENV)/lib
-	touch $(STAMP)
+	touch $(DEV_STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --no-compile -e '.[test]'
+	$(VENV)/bin/python -m compileall -q -j 0 -x '/aws_cdk/' $(VENV)/lib
+	touch $(STAMP) $(DEV_STAMP)
+
+# Tools whose pins clash with the project's get a venv each: .venv/tools/<name> from tools/<name>.txt
+$(TOOLS)/%/.installed: tools/%.txt
+	test -x $(TOOLS)/$*/bin/python || $(PYTHON) -m venv $(TOOLS)/$*
+	$(TOOLS)/$*/bin/python -m pip install --quiet -r tools/$*.txt
+	touch $@
 
 install: $(STAMP)
 
-dev: $(STAMP)
+tools: $(TOOLS)/checkov/.installed $(TOOLS)/sam/.installed
+
+dev: $(DEV_STAMP)
 	$(VENV)/bin/dramac dev $(ARGS)
 
 # The whole check: lint, types, then every test (CI runs .ci/run, which runs this).
-test: lint typecheck
+test: lint typecheck tools
 	$(VENV)/bin/python -m pytest $(ARGS)
 
 migrate: $(STAMP)
