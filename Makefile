@@ -60,6 +60,11 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy -p dramac_common -p dramac_dev -p edge_router
 	for f in functions/*/app.py functions/domain_router/bundle.py; do $(VENV)/bin/mypy "$$f" || exit 1; done
 
+# The merged OpenAPI 3.1 document of every HTTP function (checked in; tests/unit/test_openapi.py fails
+# when it is stale). `dramac dev` serves it with Swagger UI at /api/docs.
+openapi: $(DEV_STAMP)
+	$(VENV)/bin/dramac openapi
+
 # The Lambda layer for deployment: dramac_common + runtime wheels for arm64 Lambda (docs/deploy.md).
 layer: $(STAMP)
 	$(VENV)/bin/python layers/common/build.py
