@@ -24,6 +24,8 @@ CONTEXT = {
     "dramac:jwtIssuer": "https://issuer.example.test/auth/v1",
     "dramac:jwtAudience": ["authenticated"],
     "dramac:corsAllowOrigins": ["https://app.example.test"],
+    # What the CDK CLI sets: each asset's path in the resource's Metadata (SAM builds from it)
+    "aws:cdk:enable-asset-metadata": True,
 }
 
 @dataclass
