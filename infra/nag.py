@@ -123,16 +123,17 @@ def suppress_backend(stack: BackendStack) -> None:
     for resource in lambda_functions(stack):
         ignore_cfn_lint(resource, "W3005", REDUNDANT_DEPENDS_ON)
     for resource in _generated_by_cdk(stack, ours):
-        _skip_generated_function(resource, "the CDK triggers provider, which CloudFormation invokes once per "
-                                           "deploy to start the migration function")
+        _skip_generated_function(resource, "a custom resource provider (the triggers provider, which starts "
+                                           "the migration function), invoked by CloudFormation during a deploy")
     for queue in [*stack.queues.values(), *stack.dead_letter_queues.values()]:
         skip_checkov(queue, "CKV_AWS_27",
                      "Encrypted with SQS-managed keys (SqsManagedSseEnabled: true); the check only "
                      "recognises KmsMasterKeyId.")
     proxy_targets = stack.proxy.node.find_child("ProxyTargetGroup")
     ignore_cfn_lint(proxy_targets, "W3005",
-                    "CDK makes the proxy's target group depend on the cluster's writer instance, not only on "
-                    "the cluster it names: the proxy can register the cluster once an instance exists.")
+                    "CDK lists the cluster and its writer instance in the target group's DependsOn, so the "
+                    "proxy registers the cluster only once an instance exists; the cluster half is also "
+                    "implied by the Ref, which is all W3005 reports.")
     for http_route, route in stack.unauthenticated_routes:
         acknowledge(http_route, "AwsSolutions-APIG4",
                     f"{route.route_key} has no authorizer by contract ({route.summary or 'public'}); "
