@@ -138,6 +138,16 @@ def _cmd_dev(args: argparse.Namespace) -> int:
     return run_dev(args.host, args.port)
 
 
+def _cmd_openapi(args: argparse.Namespace) -> int:
+    from .localdb import project_root
+    from .openapi import DOCUMENT, merged_document, render
+
+    out = Path(args.out) if args.out else project_root() / DOCUMENT
+    out.write_text(render(merged_document()), encoding="utf-8")
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import main as run_demo
 
@@ -170,6 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 3000))
     p.set_defaults(func=_cmd_dev)
+
+    p = sub.add_parser("openapi", help="write the merged OpenAPI 3.1 document of every HTTP function")
+    p.add_argument("--out", default=None, help="where to write it (default docs/openapi.json)")
+    p.set_defaults(func=_cmd_openapi)
 
     p = sub.add_parser("demo", help="walk the whole story (install, workflow, contact, execution) over HTTP")
     p.add_argument("--url", default=f"http://127.0.0.1:{os.environ.get('PORT') or 3000}",

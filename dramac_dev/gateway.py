@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount
 from starlette.routing import Route as StarletteRoute
 
 from . import routes
@@ -133,7 +134,42 @@ def build_gateway(handlers: dict[str, Handler], domain_router: Handler | None = 
         return await site(request)
 
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]
-    return Starlette(routes=[StarletteRoute("/{path:path}", dispatch, methods=methods)])
+    return Starlette(routes=[*docs_routes(handlers), StarletteRoute("/{path:path}", dispatch, methods=methods)])
+
+
+DOCS_PATH = "/api/docs"
+
+
+def docs_routes(handlers: dict[str, Handler]) -> list[BaseRoute]:
+    """Swagger UI at /api/docs on the merged OpenAPI document of the functions this stack runs, its files
+    from the swagger-ui-bundle-v2 package (no CDN: the page works offline). Local only: API Gateway
+    has no such route."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from starlette.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    from .openapi import TITLE, merged_document
+
+    document: dict[str, Any] = {}
+
+    async def openapi(_: Request) -> Response:
+        if not document:  # built once, on first use: the handlers are already loaded
+            document.update(await run_in_threadpool(merged_document, sorted(handlers)))
+        return JSONResponse(document)
+
+    async def page(_: Request) -> Response:
+        return get_swagger_ui_html(
+            openapi_url=f"{DOCS_PATH}/openapi.json", title=f"{TITLE} (local)",
+            swagger_js_url=f"{DOCS_PATH}/assets/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_PATH}/assets/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_PATH}/assets/favicon-32x32.png",
+        )
+
+    return [
+        StarletteRoute(DOCS_PATH, page, methods=["GET"]),
+        StarletteRoute(f"{DOCS_PATH}/openapi.json", openapi, methods=["GET"]),
+        Mount(f"{DOCS_PATH}/assets", app=StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui"),
+    ]
 
 
 def dumps(result: Any) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from aws_cdk import (
     Annotations,
+    ArnFormat,
     CfnOutput,
     Duration,
     RemovalPolicy,
@@ -93,6 +94,7 @@ class BackendStack(Stack):
         self.dead_letter_queues: dict[str, sqs.Queue] = {}
         self.unauthenticated_routes: list[tuple[apigwv2.HttpRoute, Route]] = []
 
+        self.data_key = self._data_key()
         self.alarm_topic = self._alarm_topic()
         self.vpc = self._network()
         self._database()
@@ -105,6 +107,24 @@ class BackendStack(Stack):
         self._consumers_and_schedules()
         self.api, self.stage = self._http_api()
         self.migration = self._migration()
+
+    # --- encryption ----------------------------------------------------------------------------
+
+    def _data_key(self) -> kms.Key:
+        """One customer managed key for what the stack writes at rest besides Aurora: log groups, the
+        functions' environment variables and the secrets (one key: $1 a month, docs/deploy.md)."""
+        key = kms.Key(self, "DataKey", enable_key_rotation=True, removal_policy=RemovalPolicy.RETAIN,
+                      description="Encrypts the DRAMAC log groups, function environments and secrets")
+        # CloudWatch Logs encrypts with the key only for this account's and region's log groups.
+        key.add_to_resource_policy(iam.PolicyStatement(
+            principals=[iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com")],
+            actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+            resources=["*"],
+            conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": self.format_arn(
+                service="logs", resource="log-group", resource_name="*",
+                arn_format=ArnFormat.COLON_RESOURCE_NAME)}},
+        ))
+        return key
 
     # --- observability -------------------------------------------------------------------------
 
@@ -128,7 +148,7 @@ class BackendStack(Stack):
 
     def _log_group(self, construct_id: str) -> logs.LogGroup:
         return logs.LogGroup(self, construct_id, retention=retention(self.config.log_retention_days),
-                             removal_policy=RemovalPolicy.RETAIN)
+                             encryption_key=self.data_key, removal_policy=RemovalPolicy.RETAIN)
 
     # --- network and data ----------------------------------------------------------------------
 
@@ -162,7 +182,11 @@ class BackendStack(Stack):
             serverless_v2_min_capacity=float(self.config.db_min_capacity),
             serverless_v2_max_capacity=float(self.config.db_max_capacity),
             vpc=self.vpc, vpc_subnets=data_subnets, security_groups=[self.database_security_group],
-            credentials=rds.Credentials.from_generated_secret("dramac_admin"),
+            credentials=rds.Credentials.from_generated_secret("dramac_admin", encryption_key=self.data_key),
+            # Allowed, not required: functions log in through the RDS Proxy with the secret.
+            iam_authentication=True,
+            # OS metrics (CPU, memory, connections per process) every minute, beside CloudWatch's own.
+            monitoring_interval=Duration.seconds(60),
             default_database_name=DATABASE_NAME,
             storage_encrypted=True,
             deletion_protection=bool(self.config.db_deletion_protection),
@@ -202,6 +226,7 @@ class BackendStack(Stack):
             self.secrets[catalog.PADDLE_WEBHOOK_SECRET] = secretsmanager.Secret(
                 self, "PaddleWebhookSecret", description="Paddle notification destination secret (h1 HMAC key)",
                 generate_secret_string=secretsmanager.SecretStringGenerator(exclude_punctuation=True),
+                encryption_key=self.data_key,
             )
 
     def _automation_key(self) -> kms.Key:
@@ -284,7 +309,7 @@ class BackendStack(Stack):
             timeout=Duration.seconds(settings.timeout_s), memory_size=settings.memory_mb,
             reserved_concurrent_executions=settings.reserved_concurrency,
             tracing=lambda_.Tracing.ACTIVE,
-            environment=self._environment(name, settings),
+            environment=self._environment(name, settings), environment_encryption=self.data_key,
             vpc=self.vpc, vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
             security_groups=[self.function_security_group],
             log_group=self._log_group(f"{cid}LogGroup"),
@@ -434,7 +459,7 @@ class BackendStack(Stack):
             layers=[self.layer],
             timeout=Duration.seconds(settings.timeout_s), memory_size=settings.memory_mb,
             reserved_concurrent_executions=settings.reserved_concurrency,
-            tracing=lambda_.Tracing.ACTIVE, environment=environment,
+            tracing=lambda_.Tracing.ACTIVE, environment=environment, environment_encryption=self.data_key,
             vpc=self.vpc, vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
             security_groups=[security_group], log_group=self._log_group("MigrateLogGroup"),
             # The function's code holds the migrations, so a new migration is a new version, which

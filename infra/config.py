@@ -44,8 +44,12 @@ class DeployConfig:
     force_migrate: str = ""  # any new value re-runs the migration trigger even if migrations are unchanged
     # Edge (us-east-1): CloudFront in front of the dashboard with the domain router.
     dashboard_origin_domain: str = "dashboard-origin.dramac.app"
-    edge_domain_names: list[str] = field(default_factory=list)  # alternate domain names (need edge_certificate_arn)
-    edge_certificate_arn: str = ""
+    # Alternate domain names: with them, a certificate (edge_certificate_arn, or one the stack requests
+    # from ACM with DNS validation) and TLSv1.2_2021 as the minimum viewer protocol.
+    edge_domain_names: list[str] = field(default_factory=list)
+    edge_certificate_arn: str = ""  # an ACM certificate in us-east-1 covering every edge_domain_names entry
+    # AWS WAF on the distribution: requests one IP may make in 5 minutes before it is blocked.
+    waf_rate_limit: int = 2000
     domain_router_config: dict[str, Any] = field(default_factory=dict)  # config_overrides for bundle.py (snake_case)
     domain_router_jwks_file: str = ""  # the issuer's public JWK set (jwks.json) the router verifies sessions with
 

@@ -21,6 +21,7 @@ from aws_cdk import aws_cloudfront_origins as origins
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from .config import DeployConfig
@@ -38,6 +39,43 @@ CACHED_ASSET_PREFIXES = ("/_next/static/",)
 
 class EdgeConfigError(ValueError):
     """The edge stack's behaviours and the router's configuration disagree."""
+
+
+# AWS managed rule groups on every request the distribution serves, in this order (WAF rule priority).
+MANAGED_RULE_GROUPS = ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet")
+# The common rule set blocks request bodies over 8 KB; the dashboard's forms (site pages, module
+# settings) post more than that, so that one rule only counts. Its other rules stay blocking.
+COUNTED_MANAGED_RULES = {"AWSManagedRulesCommonRuleSet": ("SizeRestrictions_BODY",)}
+
+
+def _visibility(metric: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+    return wafv2.CfnWebACL.VisibilityConfigProperty(
+        cloud_watch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True)
+
+
+def web_acl_rules(rate_limit: int) -> list[wafv2.CfnWebACL.RuleProperty]:
+    rules = [
+        wafv2.CfnWebACL.RuleProperty(
+            name=group, priority=priority, override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+            statement=wafv2.CfnWebACL.StatementProperty(
+                managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                    vendor_name="AWS", name=group,
+                    rule_action_overrides=[
+                        wafv2.CfnWebACL.RuleActionOverrideProperty(
+                            name=rule, action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={}))
+                        for rule in COUNTED_MANAGED_RULES.get(group, ())
+                    ] or None)),
+            visibility_config=_visibility(group),
+        )
+        for priority, group in enumerate(MANAGED_RULE_GROUPS)
+    ]
+    rules.append(wafv2.CfnWebACL.RuleProperty(
+        name="RatePerIp", priority=len(rules), action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+        statement=wafv2.CfnWebACL.StatementProperty(rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+            limit=int(rate_limit), aggregate_key_type="IP", evaluation_window_sec=300)),
+        visibility_config=_visibility("RatePerIp"),
+    ))
+    return rules
 
 
 def check_cached_prefixes_are_public(bundle_dir: Path, prefixes: tuple[str, ...] = CACHED_ASSET_PREFIXES) -> None:
@@ -111,9 +149,26 @@ class EdgeStack(Stack):
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(90))],
             removal_policy=RemovalPolicy.RETAIN,
         )
-        self.has_custom_certificate = bool(config.edge_certificate_arn)
-        certificate = (acm.Certificate.from_certificate_arn(self, "Certificate", config.edge_certificate_arn)
-                       if config.edge_certificate_arn else None)
+        self.domain_names = domain_names = [str(name) for name in config.edge_domain_names]
+        if config.edge_certificate_arn and not domain_names:
+            raise EdgeConfigError("dramac:edgeCertificateArn is set without dramac:edgeDomainNames: CloudFront "
+                                  "serves a certificate only for alternate domain names")
+        certificate: acm.ICertificate | None = None
+        self.requested_certificate: acm.Certificate | None = None
+        if config.edge_certificate_arn:
+            certificate = acm.Certificate.from_certificate_arn(self, "Certificate", config.edge_certificate_arn)
+        elif domain_names:
+            # Requested here (us-east-1, where CloudFront reads certificates), validated by DNS: the deploy
+            # waits until the CNAME records ACM shows are published (docs/deploy.md).
+            certificate = self.requested_certificate = acm.Certificate(
+                self, "Certificate", domain_name=domain_names[0], subject_alternative_names=domain_names[1:] or None,
+                validation=acm.CertificateValidation.from_dns())
+        self.has_custom_certificate = certificate is not None
+        self.web_acl = wafv2.CfnWebACL(
+            self, "WebAcl", scope="CLOUDFRONT", default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+            description="DRAMAC edge: AWS managed common and known-bad-inputs rules, a rate limit per IP",
+            visibility_config=_visibility("DramacEdge"), rules=web_acl_rules(config.waf_rate_limit),
+        )
         check_cached_prefixes_are_public(bundle_dir)
         origin = origins.HttpOrigin(str(config.dashboard_origin_domain),
                                     protocol_policy=cloudfront.OriginProtocolPolicy.HTTPS_ONLY,
@@ -147,8 +202,9 @@ class EdgeStack(Stack):
                 )
                 for prefix in CACHED_ASSET_PREFIXES
             },
-            domain_names=list(config.edge_domain_names) or None,
+            domain_names=domain_names or None,
             certificate=certificate,
+            web_acl_id=self.web_acl.attr_arn,
             # Only a custom certificate lets CloudFront enforce TLS 1.2 (the default one is fixed at TLSv1).
             minimum_protocol_version=cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021 if certificate else None,
             enable_logging=True, log_bucket=log_bucket, log_file_prefix="cloudfront/",

@@ -24,6 +24,8 @@ CONTEXT = {
     "dramac:jwtIssuer": "https://issuer.example.test/auth/v1",
     "dramac:jwtAudience": ["authenticated"],
     "dramac:corsAllowOrigins": ["https://app.example.test"],
+    # What the CDK CLI sets: each asset's path in the resource's Metadata (SAM builds from it)
+    "aws:cdk:enable-asset-metadata": True,
 }
 
 @dataclass
@@ -124,3 +126,42 @@ def any_synth(request: pytest.FixtureRequest) -> Synth:
 def real_edge(synth: Synth) -> Synth:
     assert synth.edge is not None, "the edge stack was not synthesized"
     return synth
+
+
+DOMAIN_NAMES = ["app.example.test", "*.sites.example.test"]
+
+
+def edge_only(outdir: Path, context: dict[str, Any]) -> Synth:
+    """The edge stack alone (with cdk-nag), as infra.app builds it: for edge settings the backend ignores."""
+    import aws_cdk as cdk
+    from cdk_nag import AwsSolutionsChecks
+
+    from infra import catalog
+    from infra.config import DeployConfig
+    from infra.edge_stack import EDGE_REGION, EdgeStack, build_domain_router_bundle, router_overrides
+    from infra.nag import suppress_edge
+
+    bundler = catalog.domain_router_bundler()
+    assert bundler is not None, "functions/domain_router/bundle.py is missing"
+    app = cdk.App(context=context, outdir=str(outdir))
+    config = DeployConfig.from_node(app.node)
+    bundle_dir, has_keys = build_domain_router_bundle(bundler, outdir / ".dramac-staging" / "domain_router",
+                                                      router_overrides(config))
+    edge = EdgeStack(app, "DramacEdge", config=config, bundle_dir=bundle_dir, bundle_has_keys=has_keys,
+                     env=cdk.Environment(region=EDGE_REGION))
+    suppress_edge(edge)
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
+    assembly = app.synth()
+    synth = Synth(app, None, edge, outdir)
+    for stack in assembly.stacks:
+        synth.templates[stack.stack_name] = stack.template
+    return synth
+
+
+@pytest.fixture(scope="session")
+def domain_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """The edge stack with alternate domain names and no certificate ARN: the stack requests one."""
+    router = {"jwks": public_jwks()}
+    context = {**CONTEXT, "dramac:domainRouterConfig": json.dumps(router),
+               "dramac:edgeDomainNames": DOMAIN_NAMES}
+    return edge_only(tmp_path_factory.mktemp("cdk-out-domain"), context)

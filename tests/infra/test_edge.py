@@ -127,3 +127,60 @@ def test_a_cached_prefix_the_router_keeps_private_refuses_to_synthesize(tmp_path
     for prefix in ("/dashboard/", "*.js", "/_next/"):
         with pytest.raises(EdgeConfigError):
             check_cached_prefixes_are_public(tmp_path, (prefix,))
+
+
+def _distribution_config(synth) -> dict:
+    (distribution,) = synth.resources("AWS::CloudFront::Distribution", "edge").values()
+    return distribution["Properties"]["DistributionConfig"]
+
+
+def test_waf_guards_the_distribution(edge):
+    (acl_id, acl), = edge.resources("AWS::WAFv2::WebACL", "edge").items()
+    props = acl["Properties"]
+    assert props["Scope"] == "CLOUDFRONT" and props["DefaultAction"] == {"Allow": {}}
+    assert _distribution_config(edge)["WebACLId"] == {"Fn::GetAtt": [acl_id, "Arn"]}
+    rules = {r["Name"]: r for r in props["Rules"]}
+    for group in ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet"):
+        statement = rules[group]["Statement"]["ManagedRuleGroupStatement"]
+        assert statement["VendorName"] == "AWS" and statement["Name"] == group
+        assert rules[group]["OverrideAction"] == {"None": {}}  # the group's own actions: block
+    rate = rules["RatePerIp"]
+    assert rate["Action"] == {"Block": {}}
+    assert rate["Statement"]["RateBasedStatement"] == {"Limit": 2000, "AggregateKeyType": "IP",
+                                                       "EvaluationWindowSec": 300}
+    assert len({r["Priority"] for r in props["Rules"]}) == len(props["Rules"])
+
+
+def test_without_a_domain_the_default_certificate_is_documented(edge):
+    viewer = _distribution_config(edge).get("ViewerCertificate", {"CloudFrontDefaultCertificate": True})
+    assert viewer.get("CloudFrontDefaultCertificate", True) is True
+    assert not edge.resources("AWS::CertificateManager::Certificate", "edge")
+
+
+DOMAIN_NAMES = ["app.example.test", "*.sites.example.test"]  # tests/infra/conftest.py domain_synth
+
+
+def test_a_configured_domain_gets_an_acm_certificate_and_tls_1_2(domain_synth):
+    config = _distribution_config(domain_synth)
+    assert config["Aliases"] == DOMAIN_NAMES
+    (cert_id, cert), = domain_synth.resources("AWS::CertificateManager::Certificate", "edge").items()
+    assert cert["Properties"]["DomainName"] == DOMAIN_NAMES[0]
+    assert cert["Properties"]["SubjectAlternativeNames"] == DOMAIN_NAMES[1:]
+    assert cert["Properties"]["ValidationMethod"] == "DNS"
+    viewer = config["ViewerCertificate"]
+    assert viewer["AcmCertificateArn"] == {"Ref": cert_id}
+    assert viewer["MinimumProtocolVersion"] == "TLSv1.2_2021"
+    assert viewer["SslSupportMethod"] == "sni-only"
+
+
+def test_a_certificate_without_a_domain_name_refuses_to_synthesize(tmp_path):
+    import aws_cdk as cdk
+
+    from infra.config import DeployConfig
+    from infra.edge_stack import EdgeConfigError, EdgeStack
+
+    (tmp_path / "config.json").write_text(json.dumps({"public_prefixes": ["/_next/static"]}))
+    (tmp_path / "app.py").write_text("def handler(event, context): ...\n")
+    config = DeployConfig(edge_certificate_arn="arn:aws:acm:us-east-1:123456789012:certificate/abc")
+    with pytest.raises(EdgeConfigError, match="edgeDomainNames"):
+        EdgeStack(cdk.App(), "Edge", config=config, bundle_dir=tmp_path)
