@@ -186,12 +186,13 @@ def delete_row(table: str, row_id: str, site_id: SiteId, module: ModuleRef,
 
 @app.api_route(REST + "/{table}", methods=["GET", "HEAD", "POST", "PATCH", "DELETE"], include_in_schema=True,
                response_model=list[dict[str, Any]], summary="PostgREST's protocol over a module table")
-@app.api_route(REST + "/v1/{table}", methods=["GET", "HEAD", "POST", "PATCH", "DELETE"], include_in_schema=True,
-               response_model=list[dict[str, Any]], summary="the same, where supabase-js looks for it")
+@app.api_route(REST + "/v1/{table}", methods=["GET", "HEAD", "POST", "PATCH", "DELETE"], include_in_schema=False)
 async def rest_table(request: Request, table: str, site_ref: Annotated[str, Path(alias="siteId")],
-                     module: ModuleRef) -> Response:
-    """supabase-js, postgrest-js and postgrest-py work here unchanged (docs/module_data_rest.md).
-    Errors are PostgREST's ``{"code", "message", "details", "hint"}``, never the envelope."""
+                     module: Annotated[str, Path(alias="moduleId")]) -> Response:
+    """supabase-js, postgrest-js and postgrest-py work here unchanged (docs/module_data_rest.md); the
+    ``/rest/v1/{table}`` alias is where supabase-js looks. Every answer, refusals included, is PostgREST's
+    (``{"code", "message", "details", "hint"}``), never the envelope; the site and module are checked by
+    the same gate as the envelope API's, so their refusals come in PostgREST's shape too."""
     body = await request.body()
     event = request.scope.get("aws.event") or {}
     headers = {k.lower(): v for k, v in request.headers.items()}
