@@ -15,7 +15,8 @@ from typing import Any
 
 from .common import ROOT, machine
 
-BENCHMARKS = ["cold_start", "warm_latency", "provisioning", "rls_read", "automation_throughput", "domain_router"]
+BENCHMARKS = ["cold_start", "warm_latency", "provisioning", "rls_read", "automation_throughput", "domain_router",
+              "rest_read"]
 
 
 def main(argv: list[str]) -> int:

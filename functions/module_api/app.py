@@ -189,14 +189,12 @@ def delete_row(table: str, row_id: str, site_id: SiteId, module: ModuleRef,
 
 # -- the PostgREST surface ------------------------------------------------------------------------
 
-@app.api_route(REST + "/{table}", methods=["GET", "HEAD", "POST", "PATCH", "DELETE"], include_in_schema=True,
-               response_model=list[dict[str, Any]], summary="PostgREST's protocol over a module table")
-@app.api_route(REST + "/v1/{table}", methods=["GET", "HEAD", "POST", "PATCH", "DELETE"], include_in_schema=True,
-               response_model=list[dict[str, Any]], summary="the same, where supabase-js looks for it")
 async def rest_table(request: Request, table: str, site_ref: Annotated[str, Path(alias="siteId")],
-                     module: ModuleRef) -> Response:
-    """supabase-js, postgrest-js and postgrest-py work here unchanged (docs/module_data_rest.md).
-    Errors are PostgREST's ``{"code", "message", "details", "hint"}``, never the envelope."""
+                     module: Annotated[str, Path(alias="moduleId")]) -> Response:
+    """supabase-js, postgrest-js and postgrest-py work here unchanged (docs/module_data_rest.md); the
+    ``/rest/v1/{table}`` alias is where supabase-js looks. Every answer, refusals included, is PostgREST's
+    (``{"code", "message", "details", "hint"}``), never the envelope; the site and module are checked by
+    the same gate as the envelope API's, so their refusals come in PostgREST's shape too."""
     body = await request.body()
     event = request.scope.get("aws.event") or {}
     headers = {k.lower(): v for k, v in request.headers.items()}
@@ -216,6 +214,12 @@ async def rest_table(request: Request, table: str, site_ref: Annotated[str, Path
     text = "" if result.body is None or request.method == "HEAD" else exact_json(result.body)
     return Response(text, status_code=result.status, headers=result.headers,
                     media_type=f"{media}; charset=utf-8" if result.body is not None else None)
+
+
+for _method in ("GET", "HEAD", "POST", "PATCH", "DELETE"):  # one operation (and operation id) per method
+    app.add_api_route(REST + "/{table}", rest_table, methods=[_method], operation_id=f"rest_{_method.lower()}",
+                      response_model=list[dict[str, Any]], summary=f"{_method}: PostgREST's protocol over a module table")
+    app.add_api_route(REST + "/v1/{table}", rest_table, methods=[_method], include_in_schema=False)
 
 
 # -- widget storage ------------------------------------------------------------------------------
