@@ -22,6 +22,9 @@ POLICIES = {
     "any_array_or_super_admin": (
         "site_id = ANY ((SELECT private.readable_site_ids())::uuid[]) OR (SELECT private.is_super_admin())"
     ),
+    # a module table's site_read (0073's policy; 0120's helper: agency users, its clients' users as its
+    # clientAccess says, a key in scope, every site for a super admin)
+    "module_site_read": "site_id = ANY ((SELECT private.module_readable_site_ids('{module}'::uuid))::uuid[])",
     "em11_join": """site_id IN (
         SELECT s.id FROM public.sites s
         JOIN public.clients c ON s.client_id = c.id
@@ -59,6 +62,7 @@ def main() -> None:
                 client = seed.create_client(conn, agency)
                 sites += [seed.create_site(conn, agency, client_id=client) for _ in range(2)]
             mine = sites[0]
+            module = seed.create_module(conn)
             conn.execute("CREATE SCHEMA bench; GRANT USAGE ON SCHEMA bench TO authenticated")
             for policy, using in POLICIES.items():
                 t = sql.Identifier("bench", policy)
@@ -70,7 +74,8 @@ def main() -> None:
                     "ALTER TABLE {t} ENABLE ROW LEVEL SECURITY;"
                     "CREATE POLICY p ON {t} FOR SELECT TO authenticated USING ({using});"
                     "GRANT SELECT ON {t} TO authenticated; ANALYZE {t}"
-                ).format(t=t, sites=sql.Literal(sites), n=sql.Literal(args.rows_per_site), using=sql.SQL(using)))
+                ).format(t=t, sites=sql.Literal(sites), n=sql.Literal(args.rows_per_site),
+                         using=sql.SQL(using.replace("{module}", str(module)))))
             row = conn.execute(sql.SQL("SELECT id FROM bench.any_array WHERE site_id = %s LIMIT 1"), (mine,)).fetchone()[0]
             claims = json.dumps({"sub": str(user), "role": "authenticated"})
             print(f"{args.sites} sites x {args.rows_per_site} rows per table; the user reads 2 sites; "

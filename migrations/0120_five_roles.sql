@@ -88,6 +88,15 @@ CREATE OR REPLACE FUNCTION private.module_client_access(p_module_id uuid) RETURN
     FROM public.modules_v2 m WHERE m.id = p_module_id
   $$;
 
+-- The modules whose data client users may read (p_write false: clientAccess read or write) or write.
+CREATE OR REPLACE FUNCTION private.client_module_ids(p_write boolean) RETURNS uuid[]
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = ''
+  AS $$
+    SELECT coalesce(array_agg(m.id), '{}') FROM public.modules_v2 m
+    WHERE CASE WHEN p_write THEN m.manifest ->> 'clientAccess' = 'write'
+               ELSE coalesce(m.manifest ->> 'clientAccess', 'read') IN ('read', 'write') END
+  $$;
+
 -- Event-type prefixes a client user may emit (by writing module data): modules clients may write.
 CREATE OR REPLACE FUNCTION private.client_event_prefixes() RETURNS text[]
   LANGUAGE sql STABLE SECURITY DEFINER SET search_path = ''
@@ -117,6 +126,9 @@ CREATE OR REPLACE FUNCTION private.module_readable_site_ids(p_module_id uuid) RE
       WHEN (SELECT private.api_key_module_ids()) IS NOT NULL
            AND NOT p_module_id = ANY ((SELECT private.api_key_module_ids())::uuid[]) THEN '{}'::uuid[]
       WHEN auth.jwt() ->> 'role' = 'site_api_key' THEN private.readable_site_ids()
+      -- support: every site (an array rather than "OR is_super_admin()" in the policy, which would cost
+      -- every other caller its index scans: bench/rls_policy.py)
+      WHEN private.is_super_admin() THEN (SELECT coalesce(array_agg(s.id), '{}') FROM public.sites s)
       WHEN private.module_client_access(p_module_id) IN ('read', 'write')
         THEN private.readable_site_ids() || private.client_site_ids()
       ELSE private.readable_site_ids()
@@ -137,10 +149,11 @@ CREATE OR REPLACE FUNCTION private.module_writable_site_ids(p_module_id uuid) RE
   $$;
 
 REVOKE ALL ON FUNCTION private.agency_role(uuid), private.site_role(uuid), private.client_site_ids(),
-  private.can_own_agency(uuid), private.module_client_access(uuid), private.client_event_prefixes() FROM PUBLIC;
+  private.can_own_agency(uuid), private.module_client_access(uuid), private.client_module_ids(boolean),
+  private.client_event_prefixes() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION private.agency_role(uuid), private.site_role(uuid), private.client_site_ids(),
-  private.can_own_agency(uuid), private.module_client_access(uuid), private.client_event_prefixes()
-  TO authenticated, service_role;
+  private.can_own_agency(uuid), private.module_client_access(uuid), private.client_module_ids(boolean),
+  private.client_event_prefixes() TO authenticated, service_role;
 
 DROP POLICY IF EXISTS client_users_select ON public.client_users;
 CREATE POLICY client_users_select ON public.client_users FOR SELECT TO authenticated
@@ -186,12 +199,19 @@ CREATE FUNCTION private.module_data_target(p_site_id uuid, p_module_id uuid, p_m
 REVOKE ALL ON FUNCTION private.module_data_target(uuid, uuid, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION private.module_data_target(uuid, uuid, text) TO authenticated, service_role;
 
--- Widget storage: the module's readers and writers (as its tables'); super admins read every site's.
+-- Widget storage: as before (0071) for agency users, keys and super admins (who no longer write), plus
+-- client users of the site's client as the module's clientAccess says.
 DO $$
 DECLARE
-  readers constant text := 'site_id = ANY ((SELECT private.module_readable_site_ids(module_id))::uuid[]) '
-                           'OR (SELECT private.is_super_admin())';
-  writers constant text := 'site_id = ANY ((SELECT private.module_writable_site_ids(module_id))::uuid[])';
+  key_scope constant text := '((SELECT private.api_key_module_ids()) IS NULL '
+                             'OR module_id = ANY ((SELECT private.api_key_module_ids())::uuid[]))';
+  readers text := format('(site_id = ANY ((SELECT private.readable_site_ids())::uuid[]) AND %s) '
+                         'OR (site_id = ANY ((SELECT private.client_site_ids())::uuid[]) '
+                         '    AND module_id = ANY ((SELECT private.client_module_ids(false))::uuid[])) '
+                         'OR (SELECT private.is_super_admin())', key_scope);
+  writers text := format('(site_id = ANY ((SELECT private.writable_site_ids())::uuid[]) AND %s) '
+                         'OR (site_id = ANY ((SELECT private.client_site_ids())::uuid[]) '
+                         '    AND module_id = ANY ((SELECT private.client_module_ids(true))::uuid[]))', key_scope);
 BEGIN
   DROP POLICY IF EXISTS module_data_select ON public.module_data;
   EXECUTE format('CREATE POLICY module_data_select ON public.module_data FOR SELECT TO authenticated USING (%s)', readers);
@@ -243,61 +263,9 @@ CREATE POLICY modules_v2_select ON public.modules_v2 FOR SELECT TO authenticated
                OR NOT EXISTS (SELECT 1 FROM public.client_users c WHERE c.user_id = (SELECT auth.uid()))))
          OR (SELECT private.is_super_admin()));
 
--- Module tables: super admins read every site's rows (the API records each such read in the audit
--- log); the policies are otherwise 0073's.
-CREATE OR REPLACE FUNCTION private.secure_module_table(p_schema text, p_table text, p_module_id uuid)
-  RETURNS void
-  LANGUAGE plpgsql SET search_path = ''
-  AS $$
-DECLARE
-  qualified text;
-  policy record;
-  readers text := format('site_id = ANY ((SELECT private.module_readable_site_ids(%L::uuid))::uuid[]) '
-                         'OR (SELECT private.is_super_admin())', p_module_id);
-  writers text := format('site_id = ANY ((SELECT private.module_writable_site_ids(%L::uuid))::uuid[])', p_module_id);
-BEGIN
-  IF p_schema IS NULL OR p_schema !~ '^mod_[a-f0-9]{8}$' THEN
-    RAISE EXCEPTION 'not a module schema: %', p_schema USING ERRCODE = '22023';
-  END IF;
-  IF p_module_id IS NULL THEN
-    RAISE EXCEPTION 'a module table needs its module id' USING ERRCODE = '22023';
-  END IF;
-  qualified := format('%I.%I', p_schema, p_table);
-  EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', qualified);
-  EXECUTE format('REVOKE ALL ON %s FROM PUBLIC, anon, authenticated', qualified);
-  EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO authenticated', qualified);
-  FOR policy IN SELECT p.polname FROM pg_catalog.pg_policy p WHERE p.polrelid = qualified::regclass LOOP
-    EXECUTE format('DROP POLICY %I ON %s', policy.polname, qualified);
-  END LOOP;
-  EXECUTE format('CREATE POLICY site_read ON %s AS PERMISSIVE FOR SELECT TO authenticated USING (%s)',
-                 qualified, readers);
-  EXECUTE format('CREATE POLICY site_insert ON %s AS PERMISSIVE FOR INSERT TO authenticated WITH CHECK (%s)',
-                 qualified, writers);
-  EXECUTE format('CREATE POLICY site_update ON %s AS PERMISSIVE FOR UPDATE TO authenticated USING (%s) WITH CHECK (%s)',
-                 qualified, writers, writers);
-  EXECUTE format('CREATE POLICY site_delete ON %s AS PERMISSIVE FOR DELETE TO authenticated USING (%s)',
-                 qualified, writers);
-END
-$$;
-
-REVOKE ALL ON FUNCTION private.secure_module_table(text, text, uuid) FROM PUBLIC;
-
-DO $$
-DECLARE
-  target record;
-BEGIN
-  FOR target IN
-    SELECT r.module_id, r.schema_name, c.relname AS table_name
-    FROM public.module_database_registry r
-    JOIN pg_catalog.pg_namespace n ON n.nspname = r.schema_name
-    JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'p')
-    WHERE r.schema_name ~ '^mod_[a-f0-9]{8}$'
-    ORDER BY r.schema_name, c.relname
-  LOOP
-    PERFORM private.secure_module_table(target.schema_name, target.table_name, target.module_id);
-  END LOOP;
-END
-$$;
+-- Module tables keep 0073's policies (private.secure_module_table): they call
+-- private.module_readable_site_ids / module_writable_site_ids by name, so the definitions above apply
+-- to every module table, provisioned or to come, at once.
 
 -- Billing is the owner's ----------------------------------------------------------------------------
 

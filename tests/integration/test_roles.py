@@ -198,6 +198,15 @@ def test_two_owners_demoting_each_other_at_once_leave_one_owner(fn, tenant, owne
     assert owners == 1
 
 
+def test_twin_additions_add_once(fn, tenant, make_user, owner_conn, parallel_pool):
+    newcomer = make_user()
+    replies = fire(2, lambda _: fn("agencies").post(members_path(tenant), user=tenant.owner,
+                                                    body={"userId": str(newcomer), "role": "member"}))
+    assert sorted(r.status for r in replies) == [200, 201], [r.body for r in replies]
+    assert owner_conn.execute("SELECT count(*) AS n FROM audit_log WHERE action = 'member.added' AND target_id = %s",
+                              (str(newcomer),)).fetchone()["n"] == 1
+
+
 def test_an_admin_cannot_write_members_directly_and_the_last_owner_holds_in_sql(tenant):
     with db.user_unit(claims_for(tenant.admin)) as unit:
         changed = unit.execute("UPDATE public.agency_members SET role = 'owner' WHERE user_id = %s",
@@ -351,3 +360,19 @@ def test_an_agency_users_reads_are_not_audited(fn, tenant, crm, owner_conn):
     fn("module_api").get(contacts(tenant.site_id, crm[1]), user=tenant.member)
     assert owner_conn.execute("SELECT count(*) AS n FROM audit_log WHERE action = 'module_data.read' AND site_id = %s",
                               (tenant.site_id,)).fetchone()["n"] == 0
+
+
+@pytest.mark.parametrize("access, read, write", [(None, 200, 403), ("write", 200, 200), ("none", 404, 404)])
+def test_widget_storage_follows_client_access(fn, owner_conn, make_module, tenant, access, read, write):
+    module_id = make_module(module_type="widget", manifest={"clientAccess": access} if access else {})
+    install_module(owner_conn, site_id=tenant.site_id, agency_id=tenant.agency_id, module_id=module_id)
+    base = f"/api/sites/{tenant.site_id}/modules/{module_id}/storage"
+    assert fn("module_api").request("PUT", f"{base}/title", user=tenant.owner, body={"value": "Hi"}).status == 200
+    got = fn("module_api").get(f"{base}/title", user=tenant.client_user)
+    put = fn("module_api").request("PUT", f"{base}/title", user=tenant.client_user, body={"value": "Client"})
+    assert (got.status, put.status) == (read, write), (got.body, put.body)
+    with db.user_unit(claims_for(tenant.client_user)) as unit:
+        visible = unit.fetchall("SELECT value FROM public.module_data WHERE module_id = %s", (module_id,))
+        changed = unit.execute("UPDATE public.module_data SET value = '\"sql\"' WHERE module_id = %s",
+                               (module_id,)).rowcount
+    assert (len(visible), changed) == ((0 if access == "none" else 1), (1 if access == "write" else 0))
