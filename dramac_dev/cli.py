@@ -103,9 +103,10 @@ def _cmd_invoke(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def local_aws():
-    """In-process moto for ``invoke``: queue sends land in emulated queues, never in AWS."""
-    from dramac_common.core import queues
-    from dramac_common.core.settings import reset_settings
+    """In-process moto for ``invoke``: queue sends land in emulated queues and exports in an emulated
+    bucket, never in AWS."""
+    from dramac_common.core import queues, storage
+    from dramac_common.core.settings import get_settings, reset_settings
     from moto import mock_aws
 
     from .sqs_local import create_queues
@@ -116,11 +117,14 @@ def local_aws():
     with mock_aws():
         reset_settings()
         queues.reset_client()
+        storage.reset_client()
         try:
             create_queues(queues.sqs_client(), os.environ.get("DRAMAC_QUEUE_PREFIX", "dramac"))
+            storage.s3_client().create_bucket(Bucket=get_settings().exports_bucket)
             yield
         finally:
-            queues.reset_client()  # the client belongs to this mock; nothing may use it after
+            queues.reset_client()  # the clients belong to this mock; nothing may use them after
+            storage.reset_client()
             reset_settings()
 
 

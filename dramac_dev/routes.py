@@ -101,6 +101,12 @@ ROUTES: tuple[Route, ...] = (
           "what upgrading the site's module would do"),
     Route("POST", "/api/sites/{siteId}/modules/{moduleId}/upgrade", "install", JWT,
           "upgrade the site's module to a newer version"),
+    Route("POST", "/api/sites/{siteId}/modules/{moduleId}/export", "install", JWT,
+          "export the site's data of the module (NDJSON per table, zip, presigned URL)"),
+    Route("POST", "/api/sites/{siteId}/modules/{moduleId}/purge", "install", JWT,
+          "schedule purging the site's data of the module (owner, confirmed, grace period)"),
+    Route("DELETE", "/api/sites/{siteId}/modules/{moduleId}/purge", "install", JWT,
+          "undo a pending purge during its grace period"),
     # module data API (contract section 5) and site API keys: functions/module_api
     Route("GET", "/api/sites/{siteId}/modules/{moduleId}/data/{table}", "module_api", JWT_OR_API_KEY,
           "a module table's rows, PostgREST-style filters"),

@@ -46,6 +46,7 @@ class FunctionSettings:
     secrets: tuple[str, ...] = ()
     schedule_minutes: int | None = None  # run on an EventBridge schedule
     sends_email: bool = False
+    writes_exports: bool = False  # s3:PutObject/GetObject on the exports bucket's exports/ + DRAMAC_EXPORTS_BUCKET
 
 
 # HTTP functions: API Gateway's integration timeout is 30 s; 20 s lets the 15 s statement timeout
@@ -63,8 +64,8 @@ FUNCTION_SETTINGS: dict[str, FunctionSettings] = {
         sends_to=(EVENTS_QUEUE,), secrets=(PADDLE_WEBHOOK_SECRET,),
     ),
     "install": FunctionSettings(
-        **_HTTP, why="HTTP: installs; hands schema provisioning to the provision queue",
-        sends_to=(PROVISION_QUEUE, EVENTS_QUEUE),
+        **_HTTP, why="HTTP: installs, upgrades, exports, purges; hands schema provisioning to the provision queue",
+        sends_to=(PROVISION_QUEUE, EVENTS_QUEUE), writes_exports=True,
     ),
     "module_api": FunctionSettings(**_HTTP, why="HTTP: module data CRUD and batches", sends_to=(EVENTS_QUEUE,)),
     "automation": FunctionSettings(**_HTTP, why="HTTP: workflows, executions, event ingestion",
@@ -84,6 +85,11 @@ FUNCTION_SETTINGS: dict[str, FunctionSettings] = {
     "relay": FunctionSettings(
         timeout_s=60, memory_mb=256, sends_to=(EVENTS_QUEUE,), schedule_minutes=1,
         why="schedule: re-sends undispatched outbox rows once a minute",
+    ),
+    # Purges whose grace period is over: a few a run, each in its own transaction.
+    "purger": FunctionSettings(
+        timeout_s=300, memory_mb=256, sends_to=(EVENTS_QUEUE,), schedule_minutes=5,
+        why="schedule: deletes site data of modules purged by their owners once the grace period ends",
     ),
     # Migrations run once per deploy; a long DDL migration may take minutes.
     MIGRATE_FUNCTION: FunctionSettings(timeout_s=600, memory_mb=512, why="deploy trigger: applies migrations/"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from aws_cdk import Acknowledgment, Validations
 from constructs import IConstruct
 
+from . import catalog
 from .backend_stack import BackendStack
 from .edge_stack import EdgeStack
 
@@ -45,6 +46,14 @@ def suppress_backend(stack: BackendStack) -> None:
         acknowledge(function, "AwsSolutions-L1",
                     "Python 3.13 is the runtime the layer's binary wheels (psycopg-binary, pydantic-core) are "
                     "built for (layers/common/build.py); moving to 3.14 is a deliberate, tested upgrade.")
+    acknowledge(stack.exports_log_bucket, "AwsSolutions-S1",
+                "This is the exports bucket's access-log bucket itself; logging it would log the logs.")
+    bucket_id = stack.resolve(stack.get_logical_id(stack.exports_bucket.node.default_child))
+    for name, function in stack.functions.items():
+        if catalog.settings_for(name).writes_exports:
+            acknowledge(function, f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/exports/*]",
+                        "Each export is a new object (exports/<agency>/<site>/<module>/<export id>.zip): the "
+                        "function writes and presigns objects under that prefix of its one bucket, nothing else.")
     for http_route, route in stack.unauthenticated_routes:
         acknowledge(http_route, "AwsSolutions-APIG4",
                     f"{route.route_key} has no authorizer by contract ({route.summary or 'public'}); "

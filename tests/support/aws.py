@@ -81,7 +81,7 @@ def emulated_aws() -> Iterator[EmulatedAws]:
     """Inside it, every queue send and e-mail of the layer lands in moto, never in AWS. The layer's
     clients are made anew inside and forgotten after (they belong to this emulation)."""
     from dramac_common.automation import outbound, steps
-    from dramac_common.core import queues
+    from dramac_common.core import queues, storage
     from dramac_common.core.settings import get_settings, reset_settings
     from moto import mock_aws
 
@@ -90,6 +90,7 @@ def emulated_aws() -> Iterator[EmulatedAws]:
     def forget_clients() -> None:
         reset_settings()
         queues.reset_client()
+        storage.reset_client()
         steps.reset_clients()
         outbound.reset_client()
 
@@ -99,6 +100,7 @@ def emulated_aws() -> Iterator[EmulatedAws]:
             urls = create_queues(queues.sqs_client(), get_settings().queue_prefix)
             ses = steps.ses_client()
             ses.verify_email_identity(EmailAddress=EMAIL_FROM)
+            storage.s3_client().create_bucket(Bucket=get_settings().exports_bucket)
             yield EmulatedAws(queues.sqs_client(), ses, urls)
         finally:
             forget_clients()

@@ -71,6 +71,11 @@ class Settings:
     ses_endpoint_url: str | None  # SES_ENDPOINT_URL (the local stack's moto)
     automation_allow_private_http: bool  # AUTOMATION_ALLOW_PRIVATE_HTTP: http_request may call private addresses
     automation_http_backoff_base_s: float  # AUTOMATION_HTTP_BACKOFF_BASE_S (0.5)
+    # a module's life on a site: exports and purges
+    exports_bucket: str  # DRAMAC_EXPORTS_BUCKET (dramac-exports): where module data exports are stored
+    s3_endpoint_url: str | None  # S3_ENDPOINT_URL (the local stack's moto)
+    export_url_ttl_seconds: int  # DRAMAC_EXPORT_URL_TTL_SECONDS (3600): how long a download link works
+    purge_grace_seconds: int  # DRAMAC_PURGE_GRACE_SECONDS (7 days): how long a purge can be undone
 
 
 def _text(env: Mapping[str, str], name: str) -> str | None:
@@ -133,6 +138,10 @@ def read_settings(env: Mapping[str, str]) -> Settings:
         ses_endpoint_url=_text(env, "SES_ENDPOINT_URL"),
         automation_allow_private_http=_flag(env, "AUTOMATION_ALLOW_PRIVATE_HTTP", ("1", "true", "yes")),
         automation_http_backoff_base_s=_float(env, "AUTOMATION_HTTP_BACKOFF_BASE_S", 0.5),
+        exports_bucket=env.get("DRAMAC_EXPORTS_BUCKET") or "dramac-exports",
+        s3_endpoint_url=_text(env, "S3_ENDPOINT_URL"),
+        export_url_ttl_seconds=_int(env, "DRAMAC_EXPORT_URL_TTL_SECONDS", 3600),
+        purge_grace_seconds=_int(env, "DRAMAC_PURGE_GRACE_SECONDS", 7 * 24 * 3600),
     )
 
 

@@ -19,6 +19,7 @@ from .db import Unit
 from .errors import Forbidden, NotFound
 
 MANAGE_ROLES = frozenset({"owner", "admin", "super_admin"})
+OWNER_ROLES = frozenset({"owner", "super_admin"})  # billing and destroying data
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,23 @@ def require_site_access(unit: Unit, site_id: uuid.UUID, *, manage: bool = False)
     role = _role(row)
     _check_manage(role, manage, "sites")
     return SiteAccess(site_id=row["id"], agency_id=row["agency_id"], role=role)
+
+
+def require_site_owner(unit: Unit, site_id: uuid.UUID) -> SiteAccess:
+    """A site of an agency the caller owns (or any, for a super admin): 404 for another agency's, 403
+    for its admins and members."""
+    access = require_site_access(unit, site_id)
+    if access.role not in OWNER_ROLES:
+        raise Forbidden("Only an owner of the agency may do this", code="owner_required")
+    return access
+
+
+def require_agency_owner(unit: Unit, agency_id: uuid.UUID) -> AgencyAccess:
+    """An agency the caller owns (or any, for a super admin): 404 otherwise, 403 for admins and members."""
+    access = require_agency_access(unit, agency_id)
+    if access.role not in OWNER_ROLES:
+        raise Forbidden("Only an owner of the agency may do this", code="owner_required")
+    return access
 
 
 def require_super_admin(unit: Unit) -> None:
