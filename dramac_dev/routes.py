@@ -61,6 +61,10 @@ ROUTES: tuple[Route, ...] = (
           "change a subscription's markup"),
     Route("POST", "/api/sandbox/checkouts/{checkoutId}/complete", "purchase", JWT,
           "complete a sandbox checkout (PAYMENT_PROVIDER=sandbox only)"),
+    Route("POST", "/api/agencies/{agencyId}/subscriptions/{subscriptionId}/cancel", "purchase", JWT,
+          "cancel a subscription (owner): free at once, paid at the end of the billing period"),
+    Route("POST", "/api/sandbox/subscriptions/{subscriptionId}/end-period", "purchase", JWT,
+          "end a sandbox subscription's billing period: delivers its scheduled subscription.canceled"),
     # The catalogue's admin side (super admins): functions/catalog
     Route("POST", "/api/admin/modules", "catalog", JWT, "create a draft module"),
     Route("GET", "/api/admin/modules", "catalog", JWT, "every module, whatever its status"),

@@ -110,6 +110,12 @@ PURCHASE = [
     http("update_markup_unknown_404", "PATCH", f"/api/agencies/{AGENCY}/subscriptions/{MISSING}",
          body={"markupType": "percentage", "markupValue": 30}),
     http("sandbox_complete_unknown_404", "POST", f"/api/sandbox/checkouts/{MISSING}/complete"),
+    http("cancel_pending_subscription_409", "POST",
+         f"/api/agencies/{AGENCY}/subscriptions/{seed.DEMO_PENDING_SUBSCRIPTION_ID}/cancel"),
+    http("cancel_subscription_member_403", "POST",
+         f"/api/agencies/{AGENCY}/subscriptions/{seed.DEMO_PENDING_SUBSCRIPTION_ID}/cancel", user=MEMBER),
+    http("sandbox_end_period_nothing_scheduled_409", "POST",
+         f"/api/sandbox/subscriptions/{seed.DEMO_PENDING_SUBSCRIPTION_ID}/end-period"),
     paddle_webhook("webhook_transaction_completed", resign=True),
     paddle_webhook("webhook_bad_signature_401", signature=f"ts={FIXED_EPOCH};h1={'0' * 64}"),
 ]
