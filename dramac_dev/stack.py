@@ -103,6 +103,7 @@ def _bind(host: str, port: int) -> socket.socket:
 def run_dev(host: str, port: int) -> int:
     import boto3
     import uvicorn
+    from dramac_common.core import queues
     from dramac_common.core.settings import reset_settings
 
     local_runtime_defaults()
@@ -118,6 +119,9 @@ def run_dev(host: str, port: int) -> int:
     moto_server, endpoint = start_moto_server(host)
     configure_local_aws_env(endpoint)
     reset_settings()
+    # A client made before the endpoint was known (seeding provisions modules, whose events try the
+    # events queue) would talk to AWS: the stack's clients are made from here on.
+    queues.reset_client()
     sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
     queue_urls = create_queues(sqs, os.environ.get("DRAMAC_QUEUE_PREFIX", "dramac"))
     for logical, url in queue_urls.items():
