@@ -103,11 +103,11 @@ def _cmd_invoke(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def local_aws():
-    """In-process moto for ``invoke``: queue sends land in emulated queues, never in AWS; secrets are
-    sealed with a key of this emulation."""
+    """In-process moto for ``invoke``: queue sends land in emulated queues and exports in an emulated
+    bucket, never in AWS; secrets are sealed with a key of this emulation."""
     from dramac_common.automation import vault
-    from dramac_common.core import queues
-    from dramac_common.core.settings import reset_settings
+    from dramac_common.core import queues, storage
+    from dramac_common.core.settings import get_settings, reset_settings
     from moto import mock_aws
 
     from .sqs_local import create_queues
@@ -120,15 +120,18 @@ def local_aws():
         reset_settings()
         queues.reset_client()
         vault.reset_client()
+        storage.reset_client()
         try:
             create_queues(queues.sqs_client(), os.environ.get("DRAMAC_QUEUE_PREFIX", "dramac"))
+            storage.s3_client().create_bucket(Bucket=get_settings().exports_bucket)
             if not os.environ.get("AUTOMATION_KMS_KEY_ID"):
                 os.environ["AUTOMATION_KMS_KEY_ID"] = create_automation_key(vault.kms_client())
                 reset_settings()
             yield
         finally:
-            queues.reset_client()  # the client belongs to this mock; nothing may use it after
+            queues.reset_client()  # the clients belong to this mock; nothing may use them after
             vault.reset_client()
+            storage.reset_client()
             reset_settings()
 
 

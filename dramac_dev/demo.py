@@ -5,8 +5,10 @@ owner); from then on everything goes through the API as that owner: subscribe th
 ``crm`` module, install it on the site and poll until its database is provisioned, create a
 workflow on ``crm.contact.created`` (a condition ``lead_score >= 50``, an ``http_request`` to a
 receiver this process runs, an ``update_record`` on the contact), create a contact over the module
-data API, then poll the execution and print it with its step logs. ``run_story`` is what the e2e test
-runs too; ``main`` adds starting a stack when none answers.
+data API, then poll the execution and print it with its step logs. Then a module's life: a super
+admin publishes a new module, the owner installs it, 1.1.0 is published, the owner upgrades the site
+and exports its data (``module_lifecycle``). ``run_story`` is what the e2e test runs too; ``main``
+adds starting a stack when none answers.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class StoryResult:
     execution: dict[str, Any]
     contact_after: dict[str, Any]
     received: list[Any] = field(default_factory=list)
+    lifecycle: dict[str, Any] = field(default_factory=dict)  # publish → install → upgrade → export
 
     @property
     def ok(self) -> bool:
@@ -56,7 +59,10 @@ class StoryResult:
         return (self.execution.get("status") == "completed"
                 and steps == [("condition", "completed"), ("http_request", "completed"),
                               ("update_record", "completed")]
-                and len(self.received) == 1 and self.contact_after.get("status") == "qualified")
+                and len(self.received) == 1 and self.contact_after.get("status") == "qualified"
+                and self.lifecycle.get("installed_version") == "1.0.0"
+                and self.lifecycle.get("upgraded_version") == "1.1.0"
+                and self.lifecycle.get("exported_rows") == 1)
 
 
 def create_tenant(conninfo: str) -> Tenant:
@@ -164,7 +170,81 @@ def run_story(base_url: str, conninfo: str, receiver_url: str, received: Callabl
         contact_after = _data(http.get(f"{contacts}/{contact['id']}"), (200,), "read contact")
     result = StoryResult(tenant, module_id, workflow["id"], contact, execution, contact_after, received())
     say(describe_execution(result))
+    result.lifecycle = module_lifecycle(base_url, conninfo, tenant, say=say, timeout_s=timeout_s)
     return result
+
+
+NOTES_V1: dict[str, Any] = {"version": "1.0.0", "database": {"tables": [
+    {"name": "notes", "entity": "note", "columns": [{"name": "body", "type": "text", "nullable": False}]}]}}
+NOTES_V2: dict[str, Any] = {"version": "1.1.0", "database": {"tables": [
+    {"name": "notes", "entity": "note", "columns": [{"name": "body", "type": "text", "nullable": False},
+                                                    {"name": "pinned", "type": "boolean", "default": "false"}]}]}}
+
+
+def module_lifecycle(base_url: str, conninfo: str, tenant: Tenant, *, say: Callable[[str], None],
+                     timeout_s: float) -> dict[str, Any]:
+    """A module's life: a super admin publishes it, the owner installs it, the admin publishes 1.1.0,
+    the owner upgrades the site to it and exports the site's data (downloaded through its URL)."""
+    import io
+    import json
+    import zipfile
+
+    import psycopg
+
+    from . import seed
+    from .tokens import issue_token
+
+    with psycopg.connect(conninfo) as conn:
+        operator = seed.create_user(conn, email=f"demo-operator-{uuid.uuid4().hex[:6]}@demo.test",
+                                    full_name="Demo story operator", super_admin=True)
+        conn.commit()
+    slug = f"notes-{uuid.uuid4().hex[:6]}"
+    site = f"/api/sites/{tenant.site_id}"
+    with httpx.Client(base_url=base_url, headers={"authorization": f"Bearer {issue_token(operator)}"},
+                      timeout=30) as admin, \
+            httpx.Client(base_url=base_url, headers={"authorization": f"Bearer {issue_token(tenant.owner_id)}"},
+                         timeout=30) as owner:
+        say(f"7. super admin: creating the module {slug}, adding 1.0.0 (dry run), publishing it")
+        module = _data(admin.post("/api/admin/modules", json={"slug": slug, "name": "Notes", "moduleType": "app"}),
+                       (201,), "create module")
+        added = _data(admin.post(f"/api/admin/modules/{module['id']}/versions", json={"manifest": NOTES_V1}),
+                      (201,), "add version 1.0.0")
+        say(f"   dry run on a fresh site: {len(added['dryRun']['fresh']['statements'])} statements, "
+            f"can provision: {added['dryRun']['canProvision']}")
+        _data(admin.post(f"/api/admin/modules/{module['id']}/versions/1.0.0/publish"), (200,), "publish 1.0.0")
+
+        say("8. owner: subscribing and installing it; waiting for its schema")
+        _data(owner.post("/api/modules/subscribe", json={"agencyId": str(tenant.agency_id), "moduleId": module["id"]}),
+              (200, 201), "subscribe")
+        _data(owner.post(f"{site}/modules/{module['id']}", json={}), (201, 202), "install")
+        installed = _poll(lambda: _data(owner.get(f"{site}/modules/{module['id']}"), (200,), "read installation"),
+                          lambda i: i["status"] != "provisioning", timeout_s, "provisioning")
+        if installed["status"] != "active":
+            raise DemoFailed(f"installation {installed['status']}: {installed.get('error')}")
+        _data(owner.post(f"{site}/modules/{slug}/data/notes", json={"body": "Call Ada back"}), (201,), "create note")
+
+        say("9. super admin: publishing 1.1.0 (adds notes.pinned); owner: previewing and upgrading the site")
+        _data(admin.post(f"/api/admin/modules/{module['id']}/versions", json={"manifest": NOTES_V2}), (201,),
+              "add version 1.1.0")
+        _data(admin.post(f"/api/admin/modules/{module['id']}/versions/1.1.0/publish"), (200,), "publish 1.1.0")
+        preview = _data(owner.get(f"{site}/modules/{module['id']}/upgrade"), (200,), "preview the upgrade")
+        for statement in preview["statements"]:
+            say(f"   plan: {statement}")
+        _data(owner.post(f"{site}/modules/{module['id']}/upgrade", json={}), (200, 202), "upgrade")
+        upgraded = _poll(lambda: _data(owner.get(f"{site}/modules/{module['id']}"), (200,), "read installation"),
+                         lambda i: i["installedVersion"] == "1.1.0" or i["error"], timeout_s, "the upgrade")
+        say(f"   the site runs {upgraded['installedVersion']}")
+
+        say("10. owner: exporting the site's data of the module and downloading it")
+        export = _data(owner.post(f"{site}/modules/{module['id']}/export"), (201,), "export")
+        download = httpx.get(export["url"], timeout=30)
+        if download.status_code != 200:
+            raise DemoFailed(f"download of the export: HTTP {download.status_code}")
+        lines = zipfile.ZipFile(io.BytesIO(download.content)).read("notes.ndjson").decode().splitlines()
+        say(f"   {export['key']}: {export['tables']}; first note: {json.loads(lines[0])['body'] if lines else None}")
+    return {"module_id": module["id"], "installed_version": installed["installedVersion"],
+            "upgraded_version": upgraded["installedVersion"], "exported_rows": len(lines),
+            "export_tables": export["tables"]}
 
 
 def describe_execution(result: StoryResult) -> str:
@@ -274,5 +354,6 @@ def main(base_url: str, *, database_url: str | None = None, timeout_s: float = 6
     if not result.ok:
         print("demo failed: the execution did not complete as expected (see above)", file=sys.stderr)
         return 1
-    print("demo completed: contact created → workflow ran → receiver called → contact qualified")
+    print("demo completed: contact created → workflow ran → receiver called → contact qualified; "
+          "module published → installed → upgraded → exported")
     return 0

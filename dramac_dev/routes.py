@@ -66,6 +66,10 @@ ROUTES: tuple[Route, ...] = (
     Route("DELETE", "/api/agencies/{agencyId}/members/{userId}", "agencies", JWT, "remove a user (owners)"),
     Route("POST", "/api/sandbox/checkouts/{checkoutId}/complete", "purchase", JWT,
           "complete a sandbox checkout (PAYMENT_PROVIDER=sandbox only)"),
+    Route("POST", "/api/agencies/{agencyId}/subscriptions/{subscriptionId}/cancel", "purchase", JWT,
+          "cancel a subscription (owner): free at once, paid at the end of the billing period"),
+    Route("POST", "/api/sandbox/subscriptions/{subscriptionId}/end-period", "purchase", JWT,
+          "end a sandbox subscription's billing period: delivers its scheduled subscription.canceled"),
     # The catalogue's admin side (super admins): functions/catalog
     Route("POST", "/api/admin/modules", "catalog", JWT, "create a draft module"),
     Route("GET", "/api/admin/modules", "catalog", JWT, "every module, whatever its status"),
@@ -119,6 +123,12 @@ ROUTES: tuple[Route, ...] = (
           "what upgrading the site's module would do"),
     Route("POST", "/api/sites/{siteId}/modules/{moduleId}/upgrade", "install", JWT,
           "upgrade the site's module to a newer version"),
+    Route("POST", "/api/sites/{siteId}/modules/{moduleId}/export", "install", JWT,
+          "export the site's data of the module (NDJSON per table, zip, presigned URL)"),
+    Route("POST", "/api/sites/{siteId}/modules/{moduleId}/purge", "install", JWT,
+          "schedule purging the site's data of the module (owner, confirmed, grace period)"),
+    Route("DELETE", "/api/sites/{siteId}/modules/{moduleId}/purge", "install", JWT,
+          "undo a pending purge during its grace period"),
     # module data API (contract section 5) and site API keys: functions/module_api
     Route("GET", "/api/sites/{siteId}/modules/{moduleId}/data/{table}", "module_api", JWT_OR_API_KEY,
           "a module table's rows, PostgREST-style filters"),

@@ -92,6 +92,20 @@ def create_automation_key(kms: object) -> str:
     return str(key["KeyMetadata"]["Arn"])
 
 
+def configure_local_s3(endpoint: str) -> None:
+    """moto's server also speaks S3: exports are stored there and their presigned URLs point at it,
+    so the local stack serves the downloads."""
+    import boto3
+    from dramac_common.core import storage
+    from dramac_common.core.settings import get_settings, reset_settings
+
+    os.environ["S3_ENDPOINT_URL"] = endpoint
+    reset_settings()
+    storage.reset_client()
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=os.environ.get("AWS_REGION", "us-east-1"))
+    s3.create_bucket(Bucket=get_settings().exports_bucket)
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
@@ -129,6 +143,7 @@ def run_dev(host: str, port: int) -> int:
         os.environ[f"{logical.upper()}_QUEUE_URL"] = url
     configure_local_ses(endpoint)
     configure_local_kms(endpoint)
+    configure_local_s3(endpoint)
     database_url = prepare_environment()
 
     present = set(available_functions())
@@ -147,6 +162,11 @@ def run_dev(host: str, port: int) -> int:
                                  stop)
         relay.start()
         pollers.append(relay)
+    if "purger" in present:
+        purger = ScheduledInvoker("purger", get_handler("purger"),
+                                  float(os.environ.get("DRAMAC_PURGE_INTERVAL_S") or 10), stop)
+        purger.start()
+        pollers.append(purger)
 
     from .gateway import build_gateway
 

@@ -121,6 +121,12 @@ PURCHASE = [
     http("update_markup_unknown_404", "PATCH", f"/api/agencies/{AGENCY}/subscriptions/{MISSING}",
          body={"markupType": "percentage", "markupValue": 30}),
     http("sandbox_complete_unknown_404", "POST", f"/api/sandbox/checkouts/{MISSING}/complete"),
+    http("cancel_pending_subscription_409", "POST",
+         f"/api/agencies/{AGENCY}/subscriptions/{seed.DEMO_PENDING_SUBSCRIPTION_ID}/cancel"),
+    http("cancel_subscription_member_403", "POST",
+         f"/api/agencies/{AGENCY}/subscriptions/{seed.DEMO_PENDING_SUBSCRIPTION_ID}/cancel", user=MEMBER),
+    http("sandbox_end_period_nothing_scheduled_409", "POST",
+         f"/api/sandbox/subscriptions/{seed.DEMO_PENDING_SUBSCRIPTION_ID}/end-period"),
     paddle_webhook("webhook_transaction_completed", resign=True),
     paddle_webhook("webhook_bad_signature_401", signature=f"ts={FIXED_EPOCH};h1={'0' * 64}"),
 ]
@@ -137,6 +143,10 @@ INSTALL = [
     http("upgrade_crm_current_409", "POST", f"{SITE_API}/modules/{CRM}/upgrade"),
     http("upgrade_crm_member_403", "POST", f"{SITE_API}/modules/{CRM}/upgrade", user=MEMBER,
          body={"toVersion": "1.1.0"}),
+    http("export_crm", "POST", f"{SITE_API}/modules/{CRM}/export"),
+    http("purge_crm", "POST", f"{SITE_API}/modules/{CRM}/purge", body={"confirm": "crm"}),
+    http("purge_crm_unconfirmed_400", "POST", f"{SITE_API}/modules/{CRM}/purge", body={"confirm": "yes"}),
+    http("cancel_purge_none_pending_409", "DELETE", f"{SITE_API}/modules/{CRM}/purge"),
 ]
 
 ADMIN_MODULES = "/api/admin/modules"
@@ -268,6 +278,13 @@ RELAY = {
 }
 
 
+PURGER = {
+    "scheduled": {"version": "0", "id": "sample-purger", "detail-type": "Scheduled Event", "source": "aws.events",
+                  "account": "000000000000", "time": "2023-11-14T22:13:20Z", "region": "us-east-1",
+                  "resources": ["arn:aws:events:us-east-1:000000000000:rule/dramac-purger"], "detail": {}},
+}
+
+
 # A CDK Trigger invokes the function with no payload, which Lambda hands over as an empty object.
 MIGRATE = {"deploy_trigger": {}}
 
@@ -302,7 +319,7 @@ def samples() -> dict[Path, dict[str, Any]]:
                           ("module_api", MODULE_API), ("automation", AUTOMATION_SAMPLES)):
         for name, event in items:
             out[ROOT / folder / f"{name}.json"] = event
-    for folder, named in (("provision", PROVISION), ("event_processor", EVENT_PROCESSOR), ("relay", RELAY),
+    for folder, named in (("provision", PROVISION), ("event_processor", EVENT_PROCESSOR), ("relay", RELAY), ("purger", PURGER),
                           ("migrate", MIGRATE), ("domain_router", DOMAIN_ROUTER)):
         for name, event in named.items():
             out[ROOT / folder / f"{name}.json"] = event

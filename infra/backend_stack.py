@@ -34,6 +34,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as sns_subscriptions
@@ -102,6 +103,7 @@ class BackendStack(Stack):
         self.automation_key = self._automation_key()
         self.layer = self._layer()
         self._queues()
+        self.exports_bucket = self._exports_bucket()
         for name in catalog.regional_functions(functions_dir):
             self.functions[name] = self._function(name)
         self._consumers_and_schedules()
@@ -286,6 +288,8 @@ class BackendStack(Stack):
                         "DRAMAC_JWT_JWKS_URL": f"{issuer}/.well-known/jwks.json"})
         if settings.automation_secrets:
             env["AUTOMATION_KMS_KEY_ID"] = self.automation_key.key_arn
+        if settings.writes_exports:
+            env["DRAMAC_EXPORTS_BUCKET"] = self.exports_bucket.bucket_name
         if catalog.PADDLE_WEBHOOK_SECRET in settings.secrets:
             # The contract's PADDLE_WEBHOOK_SECRET, resolved by CloudFormation at deploy time (a dynamic
             # reference: the value is not in the template); rotating it means a redeploy.
@@ -320,6 +324,11 @@ class BackendStack(Stack):
             self.queues[queue].grant_send_messages(function)
         if settings.automation_secrets:
             self._grant_automation_secrets(function, settings.automation_secrets)
+        if settings.writes_exports:
+            function.add_to_role_policy(iam.PolicyStatement(
+                actions=["s3:PutObject", "s3:GetObject"],
+                resources=[self.exports_bucket.arn_for_objects("exports/*")],
+            ))
         if settings.sends_email:
             function.add_to_role_policy(iam.PolicyStatement(
                 actions=["ses:SendEmail", "ses:SendRawEmail"],
@@ -329,6 +338,23 @@ class BackendStack(Stack):
         self._alarm(f"{cid}ErrorsAlarm", function.metric_errors(period=Duration.minutes(5)), 1,
                     f"{name} raised errors")
         return function
+
+    # --- exports -------------------------------------------------------------------------------
+
+    def _exports_bucket(self) -> s3.Bucket:
+        """Module data exports: private, encrypted, TLS only, deleted after 7 days (a download link
+        lives an hour); its access log goes to a bucket of its own."""
+        self.exports_log_bucket = s3.Bucket(
+            self, "ExportsAccessLogBucket", encryption=s3.BucketEncryption.S3_MANAGED, enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(90))], removal_policy=RemovalPolicy.RETAIN,
+        )
+        return s3.Bucket(
+            self, "ExportsBucket", encryption=s3.BucketEncryption.S3_MANAGED, enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            server_access_logs_bucket=self.exports_log_bucket, server_access_logs_prefix="exports-bucket/",
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(7))], removal_policy=RemovalPolicy.RETAIN,
+        )
 
     # --- queues --------------------------------------------------------------------------------
 

@@ -53,6 +53,7 @@ class FunctionSettings:
     # The automation secrets key: "seal" = kms:GenerateDataKey (store new secrets; the API), "open" =
     # kms:Decrypt (use them; the workflow worker). Nothing else may touch the key.
     automation_secrets: str | None = None
+    writes_exports: bool = False  # s3:PutObject/GetObject on the exports bucket's exports/ + DRAMAC_EXPORTS_BUCKET
 
 
 # HTTP functions: API Gateway's integration timeout is 30 s; 20 s lets the 15 s statement timeout
@@ -91,8 +92,8 @@ FUNCTION_SETTINGS: dict[str, FunctionSettings] = {
         concurrency_why="checkouts are rare and Paddle retries a throttled webhook with backoff",
     ),
     "install": FunctionSettings(
-        **_HTTP, why="HTTP: installs; hands schema provisioning to the provision queue",
-        sends_to=(PROVISION_QUEUE, EVENTS_QUEUE),
+        **_HTTP, why="HTTP: installs, upgrades, exports, purges; hands schema provisioning to the provision queue",
+        sends_to=(PROVISION_QUEUE, EVENTS_QUEUE), writes_exports=True,
         reserved_concurrency=10,
         concurrency_why="installs are agency admin actions; the slow part (DDL) runs in provision",
     ),
@@ -128,6 +129,13 @@ FUNCTION_SETTINGS: dict[str, FunctionSettings] = {
         why="schedule: re-sends undispatched outbox rows once a minute",
         reserved_concurrency=1,
         concurrency_why="one scheduled run a minute; a second copy would only contend for the same rows",
+    ),
+    # Purges whose grace period is over: a few a run, each in its own transaction.
+    "purger": FunctionSettings(
+        timeout_s=300, memory_mb=256, sends_to=(EVENTS_QUEUE,), schedule_minutes=5,
+        why="schedule: deletes site data of modules purged by their owners once the grace period ends",
+        reserved_concurrency=1,
+        concurrency_why="one scheduled run every 5 minutes; a second copy would only contend for the same rows",
     ),
     # Migrations run once per deploy; a long DDL migration may take minutes.
     MIGRATE_FUNCTION: FunctionSettings(

@@ -134,6 +134,14 @@ def suppress_backend(stack: BackendStack) -> None:
                     "CDK lists the cluster and its writer instance in the target group's DependsOn, so the "
                     "proxy registers the cluster only once an instance exists; the cluster half is also "
                     "implied by the Ref, which is all W3005 reports.")
+    acknowledge(stack.exports_log_bucket, "AwsSolutions-S1",
+                "This is the exports bucket's access-log bucket itself; logging it would log the logs.")
+    bucket_id = stack.resolve(stack.get_logical_id(stack.exports_bucket.node.default_child))
+    for name, function in stack.functions.items():
+        if catalog.settings_for(name).writes_exports:
+            acknowledge(function, f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/exports/*]",
+                        "Each export is a new object (exports/<agency>/<site>/<module>/<export id>.zip): the "
+                        "function writes and presigns objects under that prefix of its one bucket, nothing else.")
     for http_route, route in stack.unauthenticated_routes:
         acknowledge(http_route, "AwsSolutions-APIG4",
                     f"{route.route_key} has no authorizer by contract ({route.summary or 'public'}); "

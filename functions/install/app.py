@@ -11,6 +11,11 @@ Routes:
                                                   above the site's, the DDL, allowed or why not (manage)
   POST   /api/sites/{siteId}/modules/{moduleId}/upgrade {"toVersion"?}   upgrade (manage; default: the
                                                   latest): 200 done, 202 queued for the provisioner, 409 refused
+  POST   /api/sites/{siteId}/modules/{moduleId}/export   the site's data of the module as NDJSON per table in a
+                                                  zip in S3, with a presigned download URL (manage): 201
+  POST   /api/sites/{siteId}/modules/{moduleId}/purge {"confirm": "<slug>"}   schedule deleting the site's data of
+                                                  the module after the grace period (owner): 202
+  DELETE /api/sites/{siteId}/modules/{moduleId}/purge   undo a pending purge during the grace period (owner)
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from dramac_common.core import db
 from dramac_common.core.api import ModuleId, SiteId, create_app, envelope, lambda_handler
 from dramac_common.core.auth import CallerDep
 from dramac_common.core.wire import CamelModel, Envelope
-from dramac_common.installations import site_modules, upgrades
+from dramac_common.installations import data_export, purge, site_modules, upgrades
+from dramac_common.installations.data_export import ExportResult
 from dramac_common.installations.site_modules import Installation
 from dramac_common.installations.upgrades import UpgradePreview
 from fastapi import Query
@@ -36,6 +42,10 @@ SEMVER = r"^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})$"
 
 class InstallRequest(CamelModel):
     config: dict[str, Any] | None = None
+
+
+class PurgeRequest(CamelModel):
+    confirm: str | None = Field(default=None, max_length=200)
 
 
 class UpgradeRequest(CamelModel):
@@ -85,6 +95,27 @@ def upgrade_site_module(site_id: SiteId, module_id: ModuleId, caller: CallerDep,
                                                        to_version=body.to_version if body else None,
                                                        actor_id=caller.user_id)
     return envelope(installation, status_code=status)
+
+
+@app.post("/api/sites/{siteId}/modules/{moduleId}/export", response_model=Envelope[ExportResult], status_code=201)
+def export_site_module_data(site_id: SiteId, module_id: ModuleId, caller: CallerDep) -> JSONResponse:
+    with db.user_unit(caller.db_claims) as unit:
+        return envelope(data_export.export_module_data(unit, site_id, module_id), status_code=201)
+
+
+@app.post("/api/sites/{siteId}/modules/{moduleId}/purge", response_model=Envelope[Installation], status_code=202)
+def purge_site_module_data(site_id: SiteId, module_id: ModuleId, caller: CallerDep,
+                           body: PurgeRequest | None = None) -> JSONResponse:
+    with db.user_unit(caller.db_claims) as unit:
+        installation, status = purge.request_purge(unit, site_id, module_id, confirm=body.confirm if body else None,
+                                                   actor_id=caller.user_id)
+    return envelope(installation, status_code=status)
+
+
+@app.delete("/api/sites/{siteId}/modules/{moduleId}/purge", response_model=Envelope[Installation])
+def cancel_site_module_purge(site_id: SiteId, module_id: ModuleId, caller: CallerDep) -> JSONResponse:
+    with db.user_unit(caller.db_claims) as unit:
+        return envelope(purge.cancel_purge(unit, site_id, module_id))
 
 
 handler = lambda_handler(app, service="install")

@@ -29,7 +29,8 @@ from dramac_common.core.auth import CallerDep
 from dramac_common.core.errors import NotFound, ServiceUnavailable, Unauthorized
 from dramac_common.core.idempotency import IdempotencyKey, idempotent_response
 from dramac_common.core.wire import CamelModel, Envelope
-from dramac_common.payments import sandbox, subscriptions, webhooks
+from dramac_common.payments import cancel, sandbox, subscriptions, webhooks
+from dramac_common.payments.cancel import CanceledSubscription
 from dramac_common.payments.config import get_payment_config
 from dramac_common.payments.markup import validate_markup
 from dramac_common.payments.providers import get_provider
@@ -129,6 +130,22 @@ def complete_sandbox_checkout(checkout_id: CheckoutId, caller: CallerDep) -> JSO
     if not config.is_sandbox:
         raise NotFound("No such route", code="route_not_found")
     return envelope(sandbox.complete_checkout(config, caller.db_claims, checkout_id))
+
+
+@app.post("/api/agencies/{agencyId}/subscriptions/{subscriptionId}/cancel",
+          response_model=Envelope[CanceledSubscription])
+def cancel_subscription(agency_id: AgencyId, subscription_id: SubscriptionId, caller: CallerDep) -> JSONResponse:
+    with db.user_unit(caller.db_claims) as unit:
+        canceled, status = cancel.cancel_subscription(unit, agency_id, subscription_id, provider=get_provider())
+    return envelope(canceled, status_code=status)
+
+
+@app.post("/api/sandbox/subscriptions/{subscriptionId}/end-period", response_model=Envelope[dict[str, Any]])
+def end_sandbox_period(subscription_id: SubscriptionId, caller: CallerDep) -> JSONResponse:
+    config = get_payment_config()
+    if not config.is_sandbox:
+        raise NotFound("No such route", code="route_not_found")
+    return envelope(sandbox.end_period(config, caller.db_claims, subscription_id))
 
 
 handler = lambda_handler(app, service="purchase")

@@ -18,7 +18,7 @@ from dramac_dev.seed import CRM_MANIFEST
 
 INSTALL_KEYS = {"id", "siteId", "agencyId", "moduleId", "slug", "moduleName", "status", "isEnabled", "is_enabled",
                 "config", "error", "installedAt", "updatedAt", "installedVersion", "targetVersion", "latestVersion",
-                "upgradeAvailable"}
+                "upgradeAvailable", "purgeAfter"}
 
 
 @pytest.fixture

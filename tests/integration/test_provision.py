@@ -237,6 +237,7 @@ def test_short_id_collision_fails_clearly_and_never_shares_the_schema(crm, tenan
     assert "short id collision" in failed["error"] and str(first) in failed["error"]
     owners = owner_conn.execute("SELECT module_id FROM module_database_registry WHERE module_short_id = 'abcdef01'")
     assert [r["module_id"] for r in owners] == [first]
+    owner_conn.execute("DELETE FROM site_module_installations WHERE module_id = %s", (first,))
     provisioner.deprovision_module(first)
 
 
@@ -404,15 +405,20 @@ def test_destructive_upgrade_is_refused_with_a_clear_error(crm, tenant, owner_co
                               (module,)).fetchone()["version"] == "1.0.0"
 
 
-def test_deprovision_drops_schema_and_registry_and_disables_installations(crm, tenant, owner_conn):
+def test_deprovision_is_refused_while_a_site_has_the_module_then_drops_schema_and_registry(crm, tenant, owner_conn):
     module = crm()
     install_row(owner_conn, tenant, module)
     provisioner.provision_module(module)
+    owner_conn.execute("UPDATE site_module_installations SET status = 'disabled', is_enabled = false "
+                       "WHERE module_id = %s", (module,))
+    outcome = provisioner.run_job("deprovision", module)
+    assert outcome.status == "failed" and "1 site(s) still have the module installed" in outcome.detail["error"]
+    assert relations(owner_conn, schema_of(module))  # a disabled site's data is still there
+    owner_conn.execute("DELETE FROM site_module_installations WHERE module_id = %s", (module,))  # purged
     assert invoke({"action": "deprovision", "moduleId": str(module)}) == [False]
     assert not relations(owner_conn, schema_of(module))
     assert owner_conn.execute("SELECT count(*) AS n FROM module_database_registry WHERE module_id = %s",
                               (module,)).fetchone()["n"] == 0
-    assert installation(owner_conn, tenant, module)["status"] == "disabled"
     assert provisioner.deprovision_module(module) is False
 
 

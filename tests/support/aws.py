@@ -85,7 +85,7 @@ def emulated_aws() -> Iterator[EmulatedAws]:
     import os
 
     from dramac_common.automation import outbound, steps, vault
-    from dramac_common.core import queues
+    from dramac_common.core import queues, storage
     from dramac_common.core.settings import get_settings, reset_settings
     from moto import mock_aws
 
@@ -95,6 +95,7 @@ def emulated_aws() -> Iterator[EmulatedAws]:
     def forget_clients() -> None:
         reset_settings()
         queues.reset_client()
+        storage.reset_client()
         steps.reset_clients()
         outbound.reset_client()
         vault.reset_client()
@@ -106,6 +107,7 @@ def emulated_aws() -> Iterator[EmulatedAws]:
             urls = create_queues(queues.sqs_client(), get_settings().queue_prefix)
             ses = steps.ses_client()
             ses.verify_email_identity(EmailAddress=EMAIL_FROM)
+            storage.s3_client().create_bucket(Bucket=get_settings().exports_bucket)
             key_id = create_automation_key(vault.kms_client())
             os.environ["AUTOMATION_KMS_KEY_ID"] = key_id  # secrets sealed inside open inside only
             forget_clients()

@@ -74,6 +74,11 @@ class Settings:
     automation_http_backoff_base_s: float  # AUTOMATION_HTTP_BACKOFF_BASE_S (0.5)
     automation_kms_key_id: str | None  # AUTOMATION_KMS_KEY_ID: the KMS key wrapping connection data keys
     kms_endpoint_url: str | None  # KMS_ENDPOINT_URL (the local stack's moto)
+    # a module's life on a site: exports and purges
+    exports_bucket: str  # DRAMAC_EXPORTS_BUCKET (dramac-exports): where module data exports are stored
+    s3_endpoint_url: str | None  # S3_ENDPOINT_URL (the local stack's moto)
+    export_url_ttl_seconds: int  # DRAMAC_EXPORT_URL_TTL_SECONDS (3600): how long a download link works
+    purge_grace_seconds: int  # DRAMAC_PURGE_GRACE_SECONDS (7 days): how long a purge can be undone
 
 
 def _text(env: Mapping[str, str], name: str) -> str | None:
@@ -139,6 +144,10 @@ def read_settings(env: Mapping[str, str]) -> Settings:
         automation_http_backoff_base_s=_float(env, "AUTOMATION_HTTP_BACKOFF_BASE_S", 0.5),
         automation_kms_key_id=_text(env, "AUTOMATION_KMS_KEY_ID"),
         kms_endpoint_url=_text(env, "KMS_ENDPOINT_URL"),
+        exports_bucket=env.get("DRAMAC_EXPORTS_BUCKET") or "dramac-exports",
+        s3_endpoint_url=_text(env, "S3_ENDPOINT_URL"),
+        export_url_ttl_seconds=_int(env, "DRAMAC_EXPORT_URL_TTL_SECONDS", 3600),
+        purge_grace_seconds=_int(env, "DRAMAC_PURGE_GRACE_SECONDS", 7 * 24 * 3600),
     )
 
 

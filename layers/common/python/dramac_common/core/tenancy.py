@@ -88,6 +88,7 @@ def _action(manage: bool, action: Action | None, read: Action) -> Action:
 
 def _refuse(action: Action) -> Forbidden:
     return Forbidden(_REFUSALS.get(action, "Your role may not do this"), code="forbidden")
+OWNER_ROLES = frozenset({Role.OWNER.value, Role.SUPER_ADMIN.value})  # billing and destroying data
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,23 @@ def require_site_access(unit: Unit, site_id: uuid.UUID, *, manage: bool = False,
     if not allows(row["role"], wanted):
         raise _refuse(wanted)
     return SiteAccess(site_id=row["id"], agency_id=row["agency_id"], role=row["role"])
+
+
+def require_site_owner(unit: Unit, site_id: uuid.UUID) -> SiteAccess:
+    """A site of an agency the caller owns (or any, for a super admin): 404 for another agency's, 403
+    for its admins and members."""
+    access = require_site_access(unit, site_id)
+    if access.role not in OWNER_ROLES:
+        raise Forbidden("Only an owner of the agency may do this", code="owner_required")
+    return access
+
+
+def require_agency_owner(unit: Unit, agency_id: uuid.UUID) -> AgencyAccess:
+    """An agency the caller owns (or any, for a super admin): 404 otherwise, 403 for admins and members."""
+    access = require_agency_access(unit, agency_id)
+    if access.role not in OWNER_ROLES:
+        raise Forbidden("Only an owner of the agency may do this", code="owner_required")
+    return access
 
 
 def require_super_admin(unit: Unit) -> None:

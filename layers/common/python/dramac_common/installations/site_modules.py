@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 INSTALLATION_COLUMNS = """
     i.id, i.site_id, i.agency_id, i.module_id, m.slug, m.name AS module_name, i.status, i.is_enabled,
     i.config, i.error, i.installed_at, i.updated_at, i.installed_version, i.target_version,
-    m.current_version AS latest_version
+    m.current_version AS latest_version, i.purge_after
 """
 # A deprecated module stays visible as an installation (its slug is hidden from non-admins by RLS).
 JOIN_MODULE = "LEFT JOIN public.modules_v2 m ON m.id = i.module_id"
@@ -54,6 +54,7 @@ class Installation(CamelModel):
     installed_version: str | None = None  # the version the site runs
     target_version: str | None = None  # an upgrade waiting for the provisioner
     latest_version: str | None = None  # the module's current version in the catalogue
+    purge_after: datetime | None = None  # a pending purge deletes the site's data then (undoable until)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -114,6 +115,11 @@ def install_module(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID, *, inst
             f"'{module.name}' needs {', '.join(missing)} installed and enabled on this site first",
             code="missing_dependencies", details=[{"slug": slug} for slug in missing],
         )
+    pending = unit.fetchone("SELECT purge_after FROM public.site_module_installations "
+                            "WHERE site_id = %s AND module_id = %s AND purge_after IS NOT NULL", (site_id, module_id))
+    if pending is not None:
+        raise Conflict(f"'{module.name}' is scheduled to be purged from this site at {pending['purge_after']}: "
+                       "undo the purge (DELETE …/purge) before installing it again", code="purge_pending")
     # private.install_module is the only write path (authenticated may not write installations): it
     # checks the subscription again and decides the status (provisioning until the module's schema is
     # at the manifest's version); a twin that inserted first is re-enabled, never inserted twice.

@@ -14,6 +14,7 @@ import logging
 import threading
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from ..core.errors import ApiError
@@ -70,6 +71,10 @@ class PaymentProvider(Protocol):
 
     def create_checkout(self, request: CheckoutRequest) -> ProviderCheckout: ...
 
+    def cancel_subscription(self, provider_subscription_id: str, *, period_end: datetime) -> datetime:
+        """Schedule the provider's subscription to cancel at the end of its billing period; returns when."""
+        ...
+
 
 def sandbox_complete_path(checkout_id: uuid.UUID) -> str:
     return f"/api/sandbox/checkouts/{checkout_id}/complete"
@@ -86,6 +91,11 @@ class SandboxProvider:
             provider_checkout_id=f"txn_sandbox_{request.checkout_id.hex}",
             url=sandbox_complete_path(request.checkout_id),
         )
+
+    def cancel_subscription(self, provider_subscription_id: str, *, period_end: datetime) -> datetime:
+        """The sandbox's period ends when ``POST /api/sandbox/subscriptions/{id}/end-period`` says so;
+        until then the cancel is scheduled for the period's end as the subscription's dates give it."""
+        return period_end
 
 
 _http_client: Any = None
@@ -173,6 +183,36 @@ class PaddleProvider:
             raise PaymentProviderError("The payment provider answered unexpectedly; try again later")
         url = (data.get("checkout") or {}).get("url") if isinstance(data, dict) else None
         return ProviderCheckout(provider=self.name, provider_checkout_id=transaction_id, url=url)
+
+
+    def cancel_subscription(self, provider_subscription_id: str, *, period_end: datetime) -> datetime:
+        """Paddle Billing: ``POST /subscriptions/{id}/cancel`` with ``effective_from: next_billing_period``;
+        Paddle answers the scheduled change and sends ``subscription.canceled`` when it takes effect."""
+        import httpx
+
+        if not self.config.paddle_api_key:
+            log.error("PADDLE_API_KEY is not set")
+            raise PaymentProviderError("Payments are not configured; try again later")
+        try:
+            response = _paddle_http(self.config).post(
+                f"{self.config.paddle_api_url}/subscriptions/{provider_subscription_id}/cancel",
+                json={"effective_from": "next_billing_period"},
+                headers={"authorization": f"Bearer {self.config.paddle_api_key}"},
+            )
+        except httpx.HTTPError as exc:
+            log.warning("Paddle unreachable: %s", type(exc).__name__)
+            raise PaymentProviderError("The payment provider is unavailable; try again shortly") from exc
+        if response.status_code >= 300:
+            log.warning("Paddle refused the cancel", extra={"status": response.status_code,
+                                                             "paddle_error": _paddle_error(response)})
+            raise PaymentProviderError("The payment provider refused to cancel; try again later")
+        try:
+            data = response.json()["data"]
+            change = data.get("scheduled_change") or {}
+            when = change.get("effective_at") or data.get("current_billing_period", {}).get("ends_at")
+            return datetime.fromisoformat(str(when).replace("Z", "+00:00")) if when else period_end
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise PaymentProviderError("The payment provider answered unexpectedly; try again later") from exc
 
 
 def _paddle_error(response: Any) -> Any:

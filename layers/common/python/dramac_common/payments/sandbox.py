@@ -22,7 +22,7 @@ from typing import Any
 from ..core import db
 from ..core.db import Unit
 from ..core.errors import ApiError, Conflict, NotFound
-from ..core.tenancy import Action, require_agency_access
+from ..core.tenancy import Action, require_agency_access, require_agency_owner
 from .config import PaymentConfig
 from .signature import sign
 
@@ -156,3 +156,40 @@ def _outcome(delivery: dict[str, Any]) -> str | None:
     body = delivery.get("body")
     data = body.get("data") if isinstance(body, dict) else None
     return data.get("outcome") if isinstance(data, dict) else None
+
+
+def subscription_canceled_event(sub: dict[str, Any], *, now: datetime | None = None) -> dict[str, Any]:
+    """A Paddle Billing ``subscription.canceled`` notification: the sandbox subscription's period ended."""
+    now = now or datetime.now(UTC)
+    return {
+        "event_id": f"evt_sandbox_cancel_{sub['id'].hex}",
+        "event_type": "subscription.canceled",
+        "occurred_at": _rfc3339(now),
+        "notification_id": f"ntf_sandbox_{uuid.uuid4().hex}",
+        "data": {
+            "id": sub["provider_subscription_id"],
+            "status": "canceled",
+            "canceled_at": _rfc3339(now),
+            "scheduled_change": None,
+            "custom_data": {"subscription_id": str(sub["id"]), "agency_id": str(sub["agency_id"]),
+                            "module_id": str(sub["module_id"])},
+        },
+    }
+
+
+def end_period(config: PaymentConfig, claims: dict[str, Any], subscription_id: uuid.UUID) -> dict[str, Any]:
+    """The sandbox's stand-in for a billing period ending: a subscription whose cancel is scheduled gets
+    Paddle's ``subscription.canceled``, signed and delivered to our webhook (owners of its agency)."""
+    with db.user_unit(claims) as unit:
+        sub = unit.fetchone(
+            "SELECT s.id, s.agency_id, s.module_id, s.provider_subscription_id, s.cancel_requested_at, s.status "
+            "FROM public.agency_module_subscriptions s WHERE s.id = %s", (subscription_id,))
+        if sub is None:
+            raise NotFound("Subscription not found", code="subscription_not_found")
+        require_agency_owner(unit, sub["agency_id"])
+    if sub["cancel_requested_at"] is None or sub["status"] == "canceled":
+        raise Conflict("No cancel is scheduled for this subscription", code="no_cancel_scheduled")
+    event = subscription_canceled_event(sub)
+    delivery = deliver(config, webhook_url(config), event)
+    return {"subscriptionId": str(subscription_id), "eventId": event["event_id"], "eventType": event["event_type"],
+            "webhook": delivery}

@@ -28,10 +28,11 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from ..core import jsonbody
+from ..core import audit, jsonbody
 from ..core.db import Unit
 from ..core.errors import ValidationFailed
 from ..marketplace import catalog as marketplace
+from .cancel import disable_installations
 
 log = logging.getLogger(__name__)
 
@@ -302,4 +303,11 @@ def apply_event(unit: Unit, event: PaddleEvent) -> WebhookOutcome:
         return _finish(unit, event, "unchanged", updated, checkout_id=checkout_id)
     marketplace.emit_subscription_event(unit, STATUS_EVENT[target], updated, module_slug=sub["module_slug"],
                                         previous_status=previous)
+    if target == "canceled":
+        # the end of the billing period (or a cancel in Paddle): the module's installations are disabled
+        disabled = disable_installations(unit, updated["agency_id"], updated["module_id"], sub["module_slug"])
+        audit.record(unit, "subscription.canceled", agency_id=updated["agency_id"], target_type="subscription",
+                     target_id=updated["id"], details={"module_id": str(updated["module_id"]),
+                                                       "previous_status": previous, "event_id": event.event_id,
+                                                       "installations_disabled": disabled})
     return _finish(unit, event, "applied", updated, checkout_id=checkout_id)

@@ -7,8 +7,9 @@ does. The advisory lock is keyed by the module's short id, so concurrent or rede
 module run one after the other, and each later job finds nothing left to do; two modules whose ids
 share a short id serialise too, and the second is refused instead of sharing the first's schema.
 
-``deprovision_module`` (operators only) drops the schema and the registry row; ``purge_site_data``
-deletes one site's rows from every table of the module, as that site, under row-level security.
+``deprovision_module`` (operators only) drops the schema and the registry row once no site uses the
+module; ``purge_site_data`` deletes one site's rows from every table of the module, as that site,
+under row-level security (``installations.purge`` runs it for an owner's purge after its grace period).
 """
 
 from __future__ import annotations
@@ -260,8 +261,9 @@ def abandon_upgrades(module_id: uuid.UUID | str, version: str, error: str) -> in
 
 
 def deprovision_module(module_id: uuid.UUID | str) -> bool:
-    """Drop the module's schema and registry row (an operator's action, never a site's uninstall).
-    Installations still using it are disabled. Returns False when nothing was provisioned."""
+    """Drop the module's schema and registry row: an operator's action, never a site's uninstall, and
+    only when no site uses the module any more (every installation purged); refused otherwise.
+    Returns False when nothing was provisioned."""
     module_id = uuid.UUID(str(module_id))
     short_id = generate_module_short_id(module_id)
     schema = get_module_schema_name(short_id)
@@ -271,49 +273,57 @@ def deprovision_module(module_id: uuid.UUID | str) -> bool:
         own = next((e for e in entries if e.module_id == module_id), None)
         if own is None:
             return False
+        users = unit.fetchrow("SELECT count(*) AS n FROM public.site_module_installations WHERE module_id = %s",
+                              (module_id,))["n"]
+        if users:
+            raise ProvisioningRefused(
+                f"{users} site(s) still have the module installed (disabled ones keep their data): purge them first")
         _run_script(unit, [
             (None, sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))),
             (None, registry.delete_statement(module_id)),
-            (None, sql.SQL(
-                "UPDATE public.site_module_installations SET status = 'disabled', is_enabled = false, "
-                "error = 'The module''s database was removed by an operator; install the module again' "
-                "WHERE module_id = {} AND status IN ('active', 'provisioning')").format(sql.Literal(module_id))),
         ])
     return True
 
 
 def purge_site_data(module_id: uuid.UUID | str, site_id: uuid.UUID | str) -> dict[str, int]:
-    """Delete one site's rows from every table of the module; returns the rows deleted per table.
-
-    The deletes run as ``authenticated`` scoped to that one site (the claims of a site API key), so
-    row-level security guarantees no other site's row is touched, whatever the statements say."""
+    """Delete one site's rows from every table of the module; returns the rows deleted per table."""
     module_id, site_id = uuid.UUID(str(module_id)), uuid.UUID(str(site_id))
+    with db.service_unit() as unit:
+        return delete_site_rows(unit, module_id, site_id)
+
+
+def delete_site_rows(unit: db.Unit, module_id: uuid.UUID, site_id: uuid.UUID) -> dict[str, int]:
+    """In ``unit`` (a service unit), under the module's lock: delete one site's rows from every table of
+    the module. The deletes run as ``authenticated`` scoped to that one site (the claims of a site API
+    key), so row-level security guarantees no other site's row is touched, whatever the statements
+    say; the unit's role and claims are restored afterwards."""
     short_id = generate_module_short_id(module_id)
     schema = get_module_schema_name(short_id)
-    with db.service_unit() as unit:
-        state = _lock_and_read(unit, module_id, short_id, schema)
-        own = next((e for e in map(registry.RegistryEntry.from_json, state["registry"]) if e.module_id == module_id),
-                   None)
-        if own is None or not state["schema_exists"]:
-            return {}
-        tables = _children_first(unit, schema, list(state["tables"]))
-        claims = json.dumps({"role": "site_api_key", "site_id": str(site_id)})
-        parts: list[tuple[str | None, sql.Composable]] = [(None, sql.SQL(
-            "SELECT set_config('request.jwt.claims', {}, true), set_config('role', 'authenticated', true)"
-        ).format(sql.Literal(claims)))]
-        parts += [(t, sql.SQL("WITH d AS (DELETE FROM {} WHERE site_id = {} RETURNING 1) SELECT {} AS t, count(*) AS n "
-                              "FROM d").format(sql.Identifier(schema, t), sql.Literal(site_id), sql.Literal(t)))
-                  for t in tables]
-        texts = ";\n".join(p.as_string(unit.conn) for _, p in parts)
-        cur = unit.execute(texts)
-        deleted: dict[str, int] = {}
-        while True:
-            if cur.description and cur.description[0].name == "t":
-                row = cur.fetchone()
+    state = _lock_and_read(unit, module_id, short_id, schema)
+    own = next((e for e in map(registry.RegistryEntry.from_json, state["registry"]) if e.module_id == module_id),
+               None)
+    if own is None or not state["schema_exists"]:
+        return {}
+    tables = _children_first(unit, schema, list(state["tables"]))
+    claims = json.dumps({"role": "site_api_key", "site_id": str(site_id)})
+    parts: list[tuple[str | None, sql.Composable]] = [(None, sql.SQL(
+        "SELECT set_config('request.jwt.claims', {}, true), set_config('role', 'authenticated', true)"
+    ).format(sql.Literal(claims)))]
+    parts += [(t, sql.SQL("WITH d AS (DELETE FROM {} WHERE site_id = {} RETURNING 1) SELECT {} AS t, count(*) AS n "
+                          "FROM d").format(sql.Identifier(schema, t), sql.Literal(site_id), sql.Literal(t)))
+              for t in tables]
+    parts.append((None, sql.SQL("RESET ROLE; SELECT set_config('request.jwt.claims', '', true)")))
+    texts = ";\n".join(p.as_string(unit.conn) for _, p in parts)
+    cur = unit.execute(texts)
+    deleted: dict[str, int] = {}
+    while True:
+        if cur.description and cur.description[0].name == "t":
+            row = cur.fetchone()
+            if row is not None:
                 deleted[row["t"]] = row["n"]
-            if not cur.nextset():
-                break
-        return deleted
+        if not cur.nextset():
+            break
+    return deleted
 
 
 def _children_first(unit: db.Unit, schema: str, tables: list[str]) -> list[str]:
