@@ -17,6 +17,7 @@ from . import db
 from .auth import Principal, SiteApiKey
 from .db import Unit
 from .errors import Forbidden, NotFound
+from .ratelimit import RateLimit
 
 MANAGE_ROLES = frozenset({"owner", "admin", "super_admin"})
 
@@ -88,12 +89,13 @@ def require_site_access(unit: Unit, site_id: uuid.UUID, *, manage: bool = False)
 @contextmanager
 def site_unit(principal: Principal, site_id: uuid.UUID, *, manage: bool) -> Iterator[Unit]:
     """A unit of work on one site: a user must be a member (and a manager when ``manage``); a site
-    API key must be the site's own (keys may write: that is what they are for)."""
+    API key must be the site's own (keys may write: that is what they are for). The unit of the data
+    and events routes: the site's rate limit, and the key's, apply (``core.ratelimit``; 429)."""
     if isinstance(principal, SiteApiKey):
         principal.require_site(site_id)
-        with db.user_unit(principal.db_claims) as unit:
+        with db.user_unit(principal.db_claims, RateLimit(site_id, principal.key_id)) as unit:
             yield unit
         return
-    with db.user_unit(principal.db_claims) as unit:
+    with db.user_unit(principal.db_claims, RateLimit(site_id, user_id=principal.user_id)) as unit:
         require_site_access(unit, site_id, manage=manage)
         yield unit
