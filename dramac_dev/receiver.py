@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -27,6 +28,9 @@ class Receiver:
     requests: list[ReceivedRequest] = field(default_factory=list)
     script: list[int] = field(default_factory=list)
     echo_headers: bool = False  # answer the request's headers too (a receiver echoing credentials back)
+    delay_s: float = 0.0  # how long each answer takes
+    max_in_flight: int = 0  # the most requests it was answering at once
+    _in_flight: int = 0
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -35,6 +39,18 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             def _handle(self) -> None:
+                with receiver._lock:
+                    receiver._in_flight += 1
+                    receiver.max_in_flight = max(receiver.max_in_flight, receiver._in_flight)
+                try:
+                    self._answer()
+                finally:
+                    with receiver._lock:
+                        receiver._in_flight -= 1
+
+            def _answer(self) -> None:
+                if receiver.delay_s:
+                    time.sleep(receiver.delay_s)
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 try:

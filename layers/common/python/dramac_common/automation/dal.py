@@ -420,7 +420,7 @@ _EXECUTION_JSON = """
   jsonb_build_object(
     'id', e.id, 'workflowId', e.workflow_id, 'siteId', e.site_id, 'eventId', e.event_id, 'status', e.status,
     'startedAt', e.started_at, 'completedAt', e.completed_at, 'resumeAt', e.resume_at, 'error', e.error,
-    'createdAt', e.created_at)
+    'createdAt', e.created_at, 'stopReason', e.stop_reason)
 """
 
 

@@ -114,6 +114,7 @@ class Execution(CamelModel):
     resume_at: datetime | None
     error: str | None
     created_at: datetime
+    stop_reason: str | None = None  # not run: loop_detected, volume_limit (docs/limits.md)
 
 
 class ExecutionEvent(CamelModel):
