@@ -144,7 +144,9 @@ class Unit:
 def _opening_statement(claims: Mapping[str, Any] | None, timeout_ms: int,
                        rate_limit: RateLimit | None = None) -> sql.Composed:
     # A rate limit's token is taken first, in the same message, and committed on its own (ratelimit.py).
-    parts = [rate_limit.statement() + sql.SQL("; COMMIT")] if rate_limit is not None else []
+    # Its commit need not wait for a WAL flush: a bucket lost in a crash starts full again.
+    parts = [rate_limit.statement() + sql.SQL("; SET LOCAL synchronous_commit = off; COMMIT")] \
+        if rate_limit is not None else []
     parts.append(sql.SQL("BEGIN; SET LOCAL statement_timeout = {}").format(sql.Literal(timeout_ms)))
     if claims is not None:
         parts.append(
