@@ -29,6 +29,9 @@ class Receiver:
     script: list[int] = field(default_factory=list)
     delay_s: float = 0.0  # how long each answer takes (a slow remote service)
     echo_headers: bool = False  # answer the request's headers too (a receiver echoing credentials back)
+    delay_s: float = 0.0  # how long each answer takes
+    max_in_flight: int = 0  # the most requests it was answering at once
+    _in_flight: int = 0
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -40,6 +43,18 @@ class Receiver:
             disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms delayed-ACK stall
 
             def _handle(self) -> None:
+                with receiver._lock:
+                    receiver._in_flight += 1
+                    receiver.max_in_flight = max(receiver.max_in_flight, receiver._in_flight)
+                try:
+                    self._answer()
+                finally:
+                    with receiver._lock:
+                        receiver._in_flight -= 1
+
+            def _answer(self) -> None:
+                if receiver.delay_s:
+                    time.sleep(receiver.delay_s)
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 try:

@@ -307,7 +307,9 @@ def test_events_caused_by_workflows_stop_at_the_chain_limit(api, tenant, aws, re
         "INSERT INTO automation_events_log (site_id, event_type, payload, chain_depth) VALUES (%s, %s, %s, %s) "
         "RETURNING id", (tenant.site_id, "crm.contact.created", '{"lead_score": 90}', MAX_CHAIN_DEPTH)).fetchone()
     handle_message({"eventId": str(event["id"])})
-    assert executions(owner_conn, workflow["id"]) == []
+    [stopped] = executions(owner_conn, workflow["id"])  # recorded as stopped, not silently skipped
+    assert stopped["status"] == "failed" and stopped["error"].startswith("stopped: trigger loop detected")
+    assert step_logs(owner_conn, stopped["id"]) == [] and receiver.requests == []
 
 
 def test_partial_batch_failure_reports_only_the_bad_message(aws):

@@ -472,7 +472,8 @@ _EXECUTION_JSON = """
     'id', e.id, 'workflowId', e.workflow_id, 'siteId', e.site_id, 'eventId', e.event_id, 'status', e.status,
     'startedAt', e.started_at, 'completedAt', e.completed_at, 'resumeAt', e.resume_at, 'error', e.error,
     'createdAt', e.created_at, 'rerunOf', e.rerun_of, 'rerunFrom', e.rerun_from, 'cancelledBy', e.cancelled_by,
-    'rerunId', (SELECT r.id FROM public.workflow_executions r WHERE r.rerun_of = e.id))
+    'rerunId', (SELECT r.id FROM public.workflow_executions r WHERE r.rerun_of = e.id),
+    'stopReason', e.stop_reason)
 """
 
 

@@ -22,6 +22,7 @@ re-sends resume messages that were lost.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -36,14 +37,18 @@ import psycopg
 from ..core import db, queues
 from ..core.errors import database_error, is_unavailable
 from ..core.settings import get_settings
-from . import connections, dal, filters, vault
+from . import admission, connections, dal, filters, vault
 from .steps import STEP_TYPES, Outcome, StepFailed, StepResult, StepRuntime
 from .templates import render
 
 log = logging.getLogger(__name__)
 
 MAX_QUEUE_DELAY_S = 900
-MAX_CHAIN_DEPTH = 5  # events caused by workflows causing events…: stop here
+MAX_CHAIN_DEPTH = 5  # the default of AUTOMATION_MAX_CHAIN_DEPTH: events caused by workflows causing events… stop here
+
+
+def max_chain_depth() -> int:
+    return get_settings().automation_max_chain_depth
 
 
 def lease_seconds() -> float:
@@ -118,11 +123,11 @@ class Engine:
             if event is None:
                 log.warning("event %s not found (deleted with its site?); nothing to run", event_id)
                 return summary
-            if event["chain_depth"] >= MAX_CHAIN_DEPTH:
-                log.warning("event %s is %d workflow steps deep; not starting workflows", event_id, event["chain_depth"])
+            matching = [s for s in dal.active_subscriptions(unit, event) if self._matches(s, event)]
+            if event["chain_depth"] >= max_chain_depth():
+                self._stop_loop(unit, event, matching)
                 return summary
-            workflow_ids = [s["workflow_id"] for s in dal.active_subscriptions(unit, event)
-                            if self._matches(s, event)]
+            workflow_ids = self._admit(unit, event, matching, summary)
             claimed = dal.start_executions(unit, event, workflow_ids, self.owner, self.lease_s)
             executions = self._load(unit, claimed, event)
         for execution in executions:
@@ -130,9 +135,52 @@ class Engine:
             summary.add(execution)
         return summary
 
+    @staticmethod
+    def _stop_loop(unit: db.Unit, event: dict[str, Any], matching: list[dict[str, Any]]) -> None:
+        """An event this deep was caused by workflows triggering workflows: each workflow it would start
+        gets an execution that says so, and nothing runs."""
+        depth, limit = event["chain_depth"], max_chain_depth()
+        error = (f"stopped: trigger loop detected: this {event['event_type']} event was caused by {depth} chained "
+                 f"workflow steps (limit {limit}); a step of a workflow writes what triggers workflows again")
+        stopped = admission.record_stopped(unit, event, [s["workflow_id"] for s in matching],
+                                           reason="loop_detected", error=error)
+        if stopped:
+            log.warning("event %s is %d workflow steps deep: %d workflow(s) stopped as a trigger loop",
+                        event["id"], depth, stopped)
+
+    @staticmethod
+    def _admit(unit: db.Unit, event: dict[str, Any], matching: list[dict[str, Any]], summary: Summary) -> list[Any]:
+        """The workflows to start now. New executions pass their site's limits (``admission``): over the
+        concurrency limit they are queued, over the hourly volume recorded as not run. Executions this
+        event already has (a redelivery) go on as before."""
+        started = admission.started_workflows(unit, event["id"])
+        run = [s["workflow_id"] for s in matching if s["workflow_id"] in started["running"]]
+        by_site: dict[Any, list[Any]] = {}
+        for s in matching:
+            if s["workflow_id"] not in started["all"]:
+                by_site.setdefault(s["site_id"], []).append(s["workflow_id"])
+        for site_id, workflow_ids in by_site.items():
+            decided = admission.admit(unit, site_id, workflow_ids)
+            run += decided.run
+            for execution_id in admission.queue_executions(unit, event, decided.queue):
+                unit.after_commit(functools.partial(send_resume_after_commit, execution_id, admission.QUEUED_RETRY_S))
+                summary.executions.append({"id": str(execution_id), "status": "queued"})
+            if decided.refuse:
+                hourly = decided.limits.max_executions_per_hour
+                admission.record_stopped(
+                    unit, event, decided.refuse, reason="volume_limit",
+                    error=f"not run: the site started {hourly} executions in the last hour, its plan's limit")
+                log.warning("site %s is over its hourly execution volume: %d not run", site_id, len(decided.refuse))
+        return run
+
     def resume_execution(self, execution_id: uuid.UUID | str) -> Summary:
         summary = Summary()
         with db.service_unit() as unit:
+            if not admission.may_continue(unit, execution_id):
+                # every running slot of its site is taken: ask again a little later
+                unit.after_commit(lambda: send_resume_after_commit(execution_id, admission.QUEUED_RETRY_S))
+                summary.executions.append({"id": str(execution_id), "status": "queued"})
+                return summary
             row = dal.claim_execution(unit, execution_id, self.owner, self.lease_s)
             if row is None:
                 state = dal.execution_status(unit, execution_id)

@@ -119,6 +119,7 @@ class Execution(CamelModel):
     rerun_from: str | None = None  # start | failed_step
     rerun_id: uuid.UUID | None = None  # the execution that re-ran this one
     cancelled_by: uuid.UUID | None = None
+    stop_reason: str | None = None  # not run: loop_detected, volume_limit (docs/limits.md)
 
 
 class ExecutionRerun(_Body):

@@ -22,6 +22,7 @@ from psycopg.types.json import set_json_dumps
 from psycopg_pool import ConnectionPool
 
 from . import aws, jsonbody
+from .ratelimit import RateLimit
 from .settings import get_settings
 
 # jsonb parameters keep Decimal numbers exact (the module data API parses numbers as Decimal)
@@ -139,8 +140,13 @@ class Unit:
         return row["result"]
 
 
-def _opening_statement(claims: Mapping[str, Any] | None, timeout_ms: int) -> sql.Composed:
-    parts = [sql.SQL("BEGIN; SET LOCAL statement_timeout = {}").format(sql.Literal(timeout_ms))]
+def _opening_statement(claims: Mapping[str, Any] | None, timeout_ms: int,
+                       rate_limit: RateLimit | None = None) -> sql.Composed:
+    # A rate limit's token is taken first, in the same message, and committed on its own (ratelimit.py).
+    # Its commit need not wait for a WAL flush: a bucket lost in a crash starts full again.
+    parts = [rate_limit.statement() + sql.SQL("; SET LOCAL synchronous_commit = off; COMMIT")] \
+        if rate_limit is not None else []
+    parts.append(sql.SQL("BEGIN; SET LOCAL statement_timeout = {}").format(sql.Literal(timeout_ms)))
     if claims is not None:
         parts.append(
             sql.SQL(
@@ -150,14 +156,15 @@ def _opening_statement(claims: Mapping[str, Any] | None, timeout_ms: int) -> sql
     return sql.SQL("; ").join(parts)
 
 
-def _begin(pool: ConnectionPool[Any], opening: sql.Composed) -> psycopg.Connection[Row]:
+def _begin(pool: ConnectionPool[Any], opening: sql.Composed) -> tuple[psycopg.Connection[Row], Row | None]:
     """Check out a connection and open the transaction; a connection that died while idle
-    in the pool (server restart, proxy idle timeout) is replaced once, since nothing ran on it."""
+    in the pool (server restart, proxy idle timeout) is replaced once, since nothing ran on it.
+    Returns the connection and the first row the opening statements answered (a rate limit's)."""
     for attempt in range(2):
         conn: psycopg.Connection[Row] = pool.getconn()  # the pool's row_factory is dict_row
         try:
-            conn.execute(opening)
-            return conn
+            cursor = conn.execute(opening)
+            return conn, cursor.fetchone() if cursor.description else None
         except psycopg.OperationalError:
             pool.putconn(conn)
             if attempt:
@@ -166,9 +173,14 @@ def _begin(pool: ConnectionPool[Any], opening: sql.Composed) -> psycopg.Connecti
 
 
 @contextmanager
-def _unit(claims: Mapping[str, Any] | None) -> Iterator[Unit]:
+def _unit(claims: Mapping[str, Any] | None, rate_limit: RateLimit | None = None) -> Iterator[Unit]:
     pool = get_pool()
-    conn = _begin(pool, _opening_statement(claims, get_settings().statement_timeout_ms))
+    conn, first = _begin(pool, _opening_statement(claims, get_settings().statement_timeout_ms, rate_limit))
+    if rate_limit is not None and first is not None and first["wait"] > 0:
+        with suppress(psycopg.Error):
+            conn.execute("ROLLBACK")
+        pool.putconn(conn)
+        raise rate_limit.refuse(first["wait"])
     unit = Unit(conn, claims)
     try:
         yield unit
@@ -184,9 +196,10 @@ def _unit(claims: Mapping[str, Any] | None) -> Iterator[Unit]:
         callback()
 
 
-def user_unit(claims: Mapping[str, Any]) -> Any:
-    """A transaction as ``authenticated`` with these JWT claims (``sub`` is the user id)."""
-    return _unit(claims)
+def user_unit(claims: Mapping[str, Any], rate_limit: RateLimit | None = None) -> Any:
+    """A transaction as ``authenticated`` with these JWT claims (``sub`` is the user id); with
+    ``rate_limit``, a request over its limits is refused (429) before the transaction begins."""
+    return _unit(claims, rate_limit)
 
 
 def service_unit() -> Any:

@@ -20,12 +20,14 @@ class ApiError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None, details: list[Any] | None = None):
+    def __init__(self, message: str, *, code: str | None = None, details: list[Any] | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(message)
         self.message = message
         if code:
             self.code = code
         self.details = details
+        self.headers = headers  # sent with the error (429's Retry-After)
 
     def envelope(self) -> dict[str, Any]:
         return error_envelope(self.message, self.code, self.details)

@@ -26,6 +26,55 @@ QUEUE_NAMES = ("provision", "events")  # logical names: core.queues sends to <pr
 
 
 @dataclass(frozen=True)
+class PlanLimits:
+    """What one plan allows a site (docs/limits.md). Rates are token buckets: ``*_rate`` tokens per second
+    refill a bucket of ``*_burst``; a request on the data and events routes takes one from its site's
+    bucket and, with an API key, one from the key's."""
+
+    site_rate: float
+    site_burst: int
+    key_rate: float
+    key_burst: int
+    max_running_executions: int  # workflow executions of one site running at once; more wait, queued
+    max_executions_per_hour: int  # executions a site may start per rolling hour; more are not run
+
+
+DEFAULT_PLAN_LIMITS: dict[str, PlanLimits] = {
+    "free": PlanLimits(site_rate=5, site_burst=20, key_rate=2, key_burst=10, max_running_executions=2,
+                       max_executions_per_hour=500),
+    "standard": PlanLimits(site_rate=50, site_burst=200, key_rate=25, key_burst=100, max_running_executions=10,
+                           max_executions_per_hour=10_000),
+    "pro": PlanLimits(site_rate=200, site_burst=800, key_rate=100, key_burst=400, max_running_executions=50,
+                      max_executions_per_hour=100_000),
+}
+_PLAN_FIELDS = {"siteRate": "site_rate", "siteBurst": "site_burst", "keyRate": "key_rate", "keyBurst": "key_burst",
+                "maxRunningExecutions": "max_running_executions", "maxExecutionsPerHour": "max_executions_per_hour"}
+
+
+def _plan_limits(raw: str | None) -> dict[str, PlanLimits]:
+    """``DRAMAC_PLAN_LIMITS``: JSON ``{"<plan>": {"siteRate": 20, ...}}``; a plan's missing fields come from the
+    built-in plan of that name (else ``standard``). Refused at start when malformed: limits never fail open."""
+    import json
+
+    plans = dict(DEFAULT_PLAN_LIMITS)
+    if not raw:
+        return plans
+    given = json.loads(raw)
+    if not isinstance(given, dict):
+        raise ValueError("DRAMAC_PLAN_LIMITS must be a JSON object of plans")
+    for name, fields in given.items():
+        if not isinstance(fields, dict) or set(fields) - set(_PLAN_FIELDS):
+            raise ValueError(f"DRAMAC_PLAN_LIMITS.{name}: an object of {', '.join(_PLAN_FIELDS)}")
+        base = plans.get(name, DEFAULT_PLAN_LIMITS["standard"])
+        values = {**base.__dict__, **{_PLAN_FIELDS[k]: v for k, v in fields.items()}}
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values.values()) \
+                or values["site_burst"] < 1 or values["key_burst"] < 1:
+            raise ValueError(f"DRAMAC_PLAN_LIMITS.{name}: every limit is a positive number, bursts at least 1")
+        plans[name] = PlanLimits(**values)
+    return plans
+
+
+@dataclass(frozen=True)
 class Settings:
     # database
     database_url: str | None  # DATABASE_URL; else built from the secret below
@@ -79,6 +128,10 @@ class Settings:
     s3_endpoint_url: str | None  # S3_ENDPOINT_URL (the local stack's moto)
     export_url_ttl_seconds: int  # DRAMAC_EXPORT_URL_TTL_SECONDS (3600): how long a download link works
     purge_grace_seconds: int  # DRAMAC_PURGE_GRACE_SECONDS (7 days): how long a purge can be undone
+    # limits per plan (an agency's plan: private.agency_plans, else the default)
+    plan_limits: Mapping[str, PlanLimits]  # DRAMAC_PLAN_LIMITS (JSON) over DEFAULT_PLAN_LIMITS
+    default_plan: str  # DRAMAC_DEFAULT_PLAN (standard)
+    automation_max_chain_depth: int  # AUTOMATION_MAX_CHAIN_DEPTH (5): events this many steps deep start nothing
 
 
 def _text(env: Mapping[str, str], name: str) -> str | None:
@@ -148,7 +201,17 @@ def read_settings(env: Mapping[str, str]) -> Settings:
         s3_endpoint_url=_text(env, "S3_ENDPOINT_URL"),
         export_url_ttl_seconds=_int(env, "DRAMAC_EXPORT_URL_TTL_SECONDS", 3600),
         purge_grace_seconds=_int(env, "DRAMAC_PURGE_GRACE_SECONDS", 7 * 24 * 3600),
+        plan_limits=_plan_limits(_text(env, "DRAMAC_PLAN_LIMITS")),
+        default_plan=env.get("DRAMAC_DEFAULT_PLAN") or "standard",
+        automation_max_chain_depth=_int(env, "AUTOMATION_MAX_CHAIN_DEPTH", 5),
     )
+
+
+def plan_limits(plan: str | None) -> PlanLimits:
+    """The limits of ``plan`` (the default plan's when it is unknown or None)."""
+    settings = get_settings()
+    return settings.plan_limits.get(plan or settings.default_plan) or settings.plan_limits.get(
+        settings.default_plan, DEFAULT_PLAN_LIMITS["standard"])
 
 
 @lru_cache(maxsize=1)

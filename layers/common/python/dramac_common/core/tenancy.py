@@ -25,6 +25,7 @@ from . import db
 from .auth import Principal, SiteApiKey
 from .db import Unit
 from .errors import Forbidden, NotFound
+from .ratelimit import RateLimit
 
 
 class Role(StrEnum):
@@ -88,6 +89,8 @@ def _action(manage: bool, action: Action | None, read: Action) -> Action:
 
 def _refuse(action: Action) -> Forbidden:
     return Forbidden(_REFUSALS.get(action, "Your role may not do this"), code="forbidden")
+
+
 OWNER_ROLES = frozenset({Role.OWNER.value, Role.SUPER_ADMIN.value})  # billing and destroying data
 
 
@@ -208,12 +211,13 @@ def site_unit(principal: Principal, site_id: uuid.UUID, *, manage: bool = False,
               action: Action | None = None) -> Iterator[Unit]:
     """A unit of work on one site: a user must hold a role the matrix allows for ``action`` there
     (``manage``: OPERATE); a site API key must be the site's own (keys may read and write module data
-    and emit events: that is what they are for)."""
+    and emit events: that is what they are for). The unit of the data and events routes: the site's
+    rate limit, and the key's, apply (``core.ratelimit``; 429)."""
     if isinstance(principal, SiteApiKey):
         principal.require_site(site_id)
-        with db.user_unit(principal.db_claims) as unit:
+        with db.user_unit(principal.db_claims, RateLimit(site_id, principal.key_id)) as unit:
             yield unit
         return
-    with db.user_unit(principal.db_claims) as unit:
+    with db.user_unit(principal.db_claims, RateLimit(site_id, user_id=principal.user_id)) as unit:
         require_site_access(unit, site_id, manage=manage, action=action)
         yield unit

@@ -1,0 +1,119 @@
+"""Per-site execution limits: how many executions of one site run at once, and how many it may start
+per rolling hour (the site's plan, ``core.settings.PlanLimits``), so that one agency's burst (or a
+trigger loop) cannot take every worker from the others.
+
+Admission is decided under a per-site advisory lock held by the transaction that starts (or claims)
+the executions, so concurrent workers count the same running executions and never admit more than
+the limit between them. Over the concurrency limit an execution is created ``pending`` and queued: a
+delayed resume message (and the relay's sweep, as for any lost message) brings it back, and it runs
+when a slot is free. Over the hourly volume an execution is recorded ``failed`` with
+``stop_reason = 'volume_limit'`` and does not run: visible, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.db import Unit
+from ..core.settings import get_settings, plan_limits
+
+QUEUED_RETRY_S = 10  # a queued execution asks again after this long
+
+
+@dataclass
+class Admission:
+    run: list[uuid.UUID] = field(default_factory=list)  # start now
+    queue: list[uuid.UUID] = field(default_factory=list)  # start when a slot is free
+    refuse: list[uuid.UUID] = field(default_factory=list)  # over the hourly volume: recorded, not run
+    limits: Any = None
+
+
+def _lock_site(unit: Unit, site_id: uuid.UUID) -> None:
+    unit.execute("SELECT pg_advisory_xact_lock(hashtextextended('dramac.executions:' || %s::text, 0))", (site_id,))
+
+
+def _site_state(unit: Unit, site_id: uuid.UUID) -> dict[str, Any]:
+    """Running executions (live lease), executions admitted in the last hour (counted up to the largest
+    hourly limit of any plan: the count stays cheap), and the agency's plan."""
+    most = max(p.max_executions_per_hour for p in get_settings().plan_limits.values()) + 1
+    return unit.fetchrow(
+        """SELECT
+             (SELECT count(*) FROM public.workflow_executions
+              WHERE site_id = %(site)s AND status = 'running' AND lease_expires_at > now()) AS running,
+             (SELECT count(*) FROM (SELECT 1 FROM public.workflow_executions
+                                    WHERE site_id = %(site)s AND created_at > now() - interval '1 hour'
+                                      AND stop_reason IS DISTINCT FROM 'volume_limit' LIMIT %(most)s) recent) AS recent,
+             (SELECT p.plan FROM public.sites s JOIN private.agency_plans p ON p.agency_id = s.agency_id
+              WHERE s.id = %(site)s) AS plan""",
+        {"site": site_id, "most": most},
+    )
+
+
+def admit(unit: Unit, site_id: uuid.UUID, workflow_ids: list[uuid.UUID]) -> Admission:
+    """Which of the new executions of one site start now, wait for a slot, or exceed the hour's volume."""
+    admission = Admission()
+    if not workflow_ids:
+        return admission
+    _lock_site(unit, site_id)
+    state = _site_state(unit, site_id)
+    limits = plan_limits(state["plan"])
+    admission.limits = limits
+    volume_left = max(0, limits.max_executions_per_hour - state["recent"])
+    slots = max(0, limits.max_running_executions - state["running"])
+    admitted, admission.refuse = workflow_ids[:volume_left], workflow_ids[volume_left:]
+    admission.run, admission.queue = admitted[:slots], admitted[slots:]
+    return admission
+
+
+def may_continue(unit: Unit, execution_id: uuid.UUID | str) -> bool:
+    """Whether a pending, waiting or abandoned execution may take a running slot of its site now."""
+    row = unit.fetchone("SELECT site_id, status FROM public.workflow_executions WHERE id = %s", (execution_id,))
+    if row is None or row["status"] in ("completed", "failed", "cancelled"):
+        return True  # nothing to admit: claiming finds nothing to run
+    _lock_site(unit, row["site_id"])
+    state = _site_state(unit, row["site_id"])
+    return bool(state["running"] < plan_limits(state["plan"]).max_running_executions)
+
+
+def started_workflows(unit: Unit, event_id: uuid.UUID) -> dict[str, set[uuid.UUID]]:
+    """The workflows that already have an execution for this event (``all``), and those of them still
+    ``running`` (a redelivery takes over an execution whose worker died; queued ones wait their turn)."""
+    rows = unit.fetchall("SELECT workflow_id, status FROM public.workflow_executions WHERE event_id = %s",
+                         (event_id,))
+    return {"all": {r["workflow_id"] for r in rows},
+            "running": {r["workflow_id"] for r in rows if r["status"] == "running"}}
+
+
+def queue_executions(unit: Unit, event: dict[str, Any], workflow_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    """Create the event's executions of these workflows ``pending``, without a lease (new ones only)."""
+    if not workflow_ids:
+        return []
+    rows = unit.fetchall(
+        """INSERT INTO public.workflow_executions (workflow_id, site_id, event_id, status, next_position)
+           SELECT w.id, w.site_id, %(event)s, 'pending',
+                  coalesce((SELECT min(s.position) FROM public.workflow_steps s WHERE s.workflow_id = w.id), 0)
+           FROM public.automation_workflows w WHERE w.id = ANY(%(workflows)s::uuid[])
+           ON CONFLICT (event_id, workflow_id) DO NOTHING
+           RETURNING id""",
+        {"event": event["id"], "workflows": list(workflow_ids)},
+    )
+    return [r["id"] for r in rows]
+
+
+def record_stopped(unit: Unit, event: dict[str, Any], workflow_ids: list[uuid.UUID], *, reason: str,
+                   error: str) -> int:
+    """Executions that do not run, with why: ``failed``, ``stop_reason``, ``error`` (new ones only)."""
+    if not workflow_ids:
+        return 0
+    rows = unit.fetchall(
+        """INSERT INTO public.workflow_executions
+             (workflow_id, site_id, event_id, status, next_position, started_at, completed_at, error, stop_reason)
+           SELECT w.id, w.site_id, %(event)s, 'failed', 0, now(), now(), %(error)s, %(reason)s
+           FROM public.automation_workflows w WHERE w.id = ANY(%(workflows)s::uuid[])
+           ON CONFLICT (event_id, workflow_id) DO NOTHING
+           RETURNING id""",
+        {"event": event["id"], "workflows": list(workflow_ids), "error": error, "reason": reason},
+    )
+    return len(rows)
