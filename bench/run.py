@@ -11,7 +11,8 @@ import time
 
 from .common import ROOT, machine
 
-BENCHMARKS = ["cold_start", "warm_latency", "provisioning", "rls_read", "automation_throughput", "domain_router"]
+BENCHMARKS = ["cold_start", "warm_latency", "provisioning", "rls_read", "automation_throughput", "domain_router",
+              "retention"]
 
 
 def main(argv: list[str]) -> int:

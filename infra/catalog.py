@@ -84,6 +84,13 @@ FUNCTION_SETTINGS: dict[str, FunctionSettings] = {
         timeout_s=60, memory_mb=256, sends_to=(EVENTS_QUEUE,), schedule_minutes=1,
         why="schedule: re-sends undispatched outbox rows once a minute",
     ),
+    # Retention: deletes old executions, step logs and events in batches of 5000, once a day. 10 minutes
+    # bounds a run (it stops 20 s before the end; the next run continues); little memory, one connection.
+    "retention": FunctionSettings(
+        timeout_s=600, memory_mb=256, schedule_minutes=24 * 60,
+        why="schedule: prunes executions, step logs and events after their retention periods, daily",
+        reserved_concurrency=1,
+    ),
     # Migrations run once per deploy; a long DDL migration may take minutes.
     MIGRATE_FUNCTION: FunctionSettings(timeout_s=600, memory_mb=512, why="deploy trigger: applies migrations/"),
 }

@@ -72,6 +72,11 @@ class Settings:
     ses_endpoint_url: str | None  # SES_ENDPOINT_URL (the local stack's moto)
     automation_allow_private_http: bool  # AUTOMATION_ALLOW_PRIVATE_HTTP: http_request may call private addresses
     automation_http_backoff_base_s: float  # AUTOMATION_HTTP_BACKOFF_BASE_S (0.5)
+    # retention (functions/retention)
+    retention_executions_days: int  # RETENTION_EXECUTIONS_DAYS (30): finished executions, with their step logs
+    retention_step_logs_days: int  # RETENTION_STEP_LOGS_DAYS (0: as executions); shorter keeps executions longer
+    retention_events_days: int  # RETENTION_EVENTS_DAYS (30): the automation events log
+    retention_batch_size: int  # RETENTION_BATCH_SIZE (5000): rows per delete transaction
 
 
 def _text(env: Mapping[str, str], name: str) -> str | None:
@@ -135,6 +140,10 @@ def read_settings(env: Mapping[str, str]) -> Settings:
         ses_endpoint_url=_text(env, "SES_ENDPOINT_URL"),
         automation_allow_private_http=_flag(env, "AUTOMATION_ALLOW_PRIVATE_HTTP", ("1", "true", "yes")),
         automation_http_backoff_base_s=_float(env, "AUTOMATION_HTTP_BACKOFF_BASE_S", 0.5),
+        retention_executions_days=_int(env, "RETENTION_EXECUTIONS_DAYS", 30),
+        retention_step_logs_days=_int(env, "RETENTION_STEP_LOGS_DAYS", 0),
+        retention_events_days=_int(env, "RETENTION_EVENTS_DAYS", 30),
+        retention_batch_size=_int(env, "RETENTION_BATCH_SIZE", 5000),
     )
 
 
