@@ -182,3 +182,15 @@ def test_no_role_updates_or_deletes_audit_rows(database_url, owner_conn, automat
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute(statement, {"agency": tenant.agency_id})
     assert actions(owner_conn, tenant.agency_id) == ["workflow.created"]
+
+
+def test_revokes_at_the_same_moment_write_one_row(function_client, tenant, owner_conn):
+    from support.concurrency import fire
+
+    api = function_client("module_api")
+    keys = f"/api/sites/{tenant.site_id}/api-keys"
+    key = api.post(keys, user=tenant.owner, body={"name": "CI"}).data
+    replies = fire(4, lambda i: api.delete(f"{keys}/{key['id']}", user=tenant.owner))
+    assert [r.status for r in replies] == [200] * 4
+    assert len({r.data["revokedAt"] for r in replies}) == 1
+    assert actions(owner_conn, tenant.agency_id) == ["api_key.created", "api_key.revoked"]
