@@ -150,10 +150,16 @@ def test_filters_narrow_the_trail(subscribe_api, automation, tenant, three_workf
 
 @pytest.mark.parametrize("query", [{"action": "Workflow.Created"}, {"action": "x; DROP"}, {"limit": "0"},
                                    {"limit": "201"}, {"before": "-1"}, {"since": "yesterday"},
-                                   {"siteId": "not-a-uuid"}])
+                                   {"siteId": "not-a-uuid"}, {"targetId": "a\x00b"}])
 def test_bad_filters_are_400(subscribe_api, tenant, query):
     reply = subscribe_api.get(audit_path(tenant.agency_id), user=tenant.owner, query=query)
     assert reply.status == 400 and reply.body["success"] is False
+
+
+@pytest.mark.parametrize("query", [{"since": "0001-01-01T00:00:00"}, {"until": "9999-12-31T23:59:59+14:00"}])
+def test_valid_times_however_far_are_answered(subscribe_api, tenant, query):
+    reply = subscribe_api.get(audit_path(tenant.agency_id), user=tenant.owner, query=query)
+    assert reply.status == 200, reply.body
 
 
 def test_only_owners_read_and_other_agencies_see_nothing(subscribe_api, tenant, other_tenant, three_workflows):

@@ -17,6 +17,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from . import jsonbody
 from .db import Unit
 from .errors import Forbidden, ValidationFailed
 from .tenancy import require_agency_access
@@ -80,6 +81,7 @@ def list_entries(unit: Unit, agency_id: uuid.UUID, where: AuditFilter) -> AuditP
     if where.action is not None and not ACTION_FILTER.match(where.action):
         raise ValidationFailed("action must be an action (api_key.revoked) or a prefix (api_key.*)",
                                code="validation_error", details=[{"field": "action", "message": "not an action"}])
+    jsonbody.check_value({"targetType": where.target_type, "targetId": where.target_id}, where="query")
     prefix = where.action[:-1] if where.action and where.action.endswith(".*") else None
     rows = unit.fetchall(
         """
