@@ -16,7 +16,7 @@ from typing import Any
 from .common import ROOT, machine
 
 BENCHMARKS = ["cold_start", "warm_latency", "provisioning", "rls_read", "automation_throughput", "domain_router",
-              "rest_read"]
+              "rest_read", "retention"]
 
 
 def main(argv: list[str]) -> int:

@@ -1,4 +1,4 @@
-"""The ``dramac`` command: migrate, token, invoke, seed, dev and demo (see the README)."""
+"""The ``dramac`` command: migrate, token, invoke, seed, dev, demo, retention and dlq (see the README)."""
 
 from __future__ import annotations
 
@@ -157,6 +157,48 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.url, database_url=args.database_url, timeout_s=args.timeout)
 
 
+def _cmd_retention(args: argparse.Namespace) -> int:
+    from dramac_common.automation import retention
+    from dramac_common.core import db
+    from dramac_common.core.settings import reset_settings
+
+    from . import localdb
+
+    os.environ["DATABASE_URL"] = localdb.local_database_url()
+    for name, value in (("RETENTION_EXECUTIONS_DAYS", args.executions_days),
+                        ("RETENTION_STEP_LOGS_DAYS", args.step_logs_days), ("RETENTION_EVENTS_DAYS", args.events_days)):
+        if value is not None:
+            os.environ[name] = str(value)
+    reset_settings()
+    try:
+        print(json.dumps(retention.run_retention()))
+    finally:
+        db.close_pool()
+    return 0
+
+
+def _cmd_dlq(args: argparse.Namespace) -> int:
+    from . import dlq, stackfile
+
+    endpoint = args.endpoint_url or os.environ.get("SQS_ENDPOINT_URL") or None
+    if args.port is not None:
+        state = stackfile.read_state(args.port)
+        if state is None or not state.sqs_endpoint:
+            print(f"no local stack of this checkout serves on port {args.port} (is dramac dev running?)",
+                  file=sys.stderr)
+            return 2
+        endpoint = state.sqs_endpoint
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    try:
+        return dlq.run(args.action, args.queue, endpoint_url=endpoint, region=region, stack=args.stack,
+                       limit=args.limit, as_json=args.json, env=dict(os.environ))
+    except dlq.DlqError as exc:
+        print(f"dramac dlq: {exc}", file=sys.stderr)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dramac", description="DRAMAC backend developer tool")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -196,6 +238,25 @@ def build_parser() -> argparse.ArgumentParser:
                         "in .dramac/stacks/PORT.json when it started, else DATABASE_URL)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for provisioning and the execution")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("retention", help="delete executions, step logs and events past their retention periods")
+    p.add_argument("--executions-days", type=int, default=None, help="default RETENTION_EXECUTIONS_DAYS (30)")
+    p.add_argument("--step-logs-days", type=int, default=None, help="default RETENTION_STEP_LOGS_DAYS (as executions)")
+    p.add_argument("--events-days", type=int, default=None, help="default RETENTION_EVENTS_DAYS (30)")
+    p.set_defaults(func=_cmd_retention)
+
+    p = sub.add_parser("dlq", help="dead-letter queues: list them, show their messages, redrive them (boto3)")
+    p.add_argument("action", choices=("list", "show", "redrive"))
+    p.add_argument("queue", nargs="?", help="the logical queue: provision or events (show and redrive)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--port", type=int, default=None, help="the local stack on this port (its moto SQS)")
+    where.add_argument("--endpoint-url", default=None, help="an SQS endpoint (default: SQS_ENDPOINT_URL, else AWS)")
+    p.add_argument("--stack", default=None,
+                   help="a deployed stack: queue URLs from its CloudFormation outputs (<Name>QueueUrl)")
+    p.add_argument("--region", default=None, help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, us-east-1)")
+    p.add_argument("--limit", type=int, default=None, help="show: at most N (10); redrive: at most N (all)")
+    p.add_argument("--json", action="store_true", help="list: JSON instead of a table")
+    p.set_defaults(func=_cmd_dlq)
     return parser
 
 

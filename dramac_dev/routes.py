@@ -54,6 +54,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/health", "subscribe", NONE, "liveness and database reachability"),
     Route("GET", "/api/modules", "subscribe", JWT, "the published catalogue"),
     Route("POST", "/api/modules/subscribe", "subscribe", JWT, "subscribe an agency to a free module"),
+    Route("GET", "/api/agencies/{agencyId}/audit-log", "subscribe", JWT, "the agency's audit trail (owners)"),
     Route("POST", "/api/modules/{moduleId}/purchase", "purchase", JWT, "start buying a paid module"),
     Route("POST", "/api/webhooks/paddle", "purchase", NONE, "Paddle notifications (Paddle-Signature)"),
     Route("GET", "/api/agencies/{agencyId}/subscriptions", "purchase", JWT, "the agency's subscriptions and prices"),

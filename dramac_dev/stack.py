@@ -179,7 +179,7 @@ def run_dev(host: str, port: int) -> int:
             time.sleep(0.05)
         if server.started:
             # before `ready`: whoever waits for it (dramac demo) finds the stack's database at once
-            stackfile.write_state(port, f"http://{host}:{port}", database_url)
+            stackfile.write_state(port, f"http://{host}:{port}", database_url, sqs_endpoint=endpoint)
             print(f"ready http://{host}:{port}", flush=True)
 
     threading.Thread(target=announce, daemon=True).start()

@@ -1,8 +1,9 @@
 """Where a running ``dramac dev`` tells other commands of this checkout about itself.
 
-``dramac dev`` writes ``.dramac/stacks/<port>.json`` (its URL, process id and database URL, readable by
+``dramac dev`` writes ``.dramac/stacks/<port>.json`` (its URL, process id, database URL and SQS endpoint, readable by
 this user only) before it announces ``ready``, and removes it when it stops. ``dramac demo`` reads it to
-use the stack's own database, whatever ``DATABASE_URL`` the demo itself was started with. A file whose
+use the stack's own database, whatever ``DATABASE_URL`` the demo itself was started with; ``dramac dlq
+--port`` its SQS endpoint. A file whose
 process is gone is stale and ignored.
 """
 
@@ -21,19 +22,20 @@ class StackState:
     url: str
     pid: int
     database_url: str
+    sqs_endpoint: str | None = None
 
 
 def state_path(port: int) -> Path:
     return state_dir() / "stacks" / f"{int(port)}.json"
 
 
-def write_state(port: int, url: str, database_url: str) -> Path:
+def write_state(port: int, url: str, database_url: str, sqs_endpoint: str | None = None) -> Path:
     path = state_path(port)
     path.parent.mkdir(mode=0o700, exist_ok=True)
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds a database URL
     with os.fdopen(fd, "w", encoding="utf-8") as out:
-        json.dump({"url": url, "pid": os.getpid(), "databaseUrl": database_url}, out)
+        json.dump({"url": url, "pid": os.getpid(), "databaseUrl": database_url, "sqsEndpoint": sqs_endpoint}, out)
     temporary.replace(path)
     return path
 
@@ -52,7 +54,8 @@ def read_state(port: int) -> StackState | None:
     """The stack serving on ``port`` from this checkout, or None (no file, unreadable, or stale)."""
     try:
         raw = json.loads(state_path(port).read_text(encoding="utf-8"))
-        state = StackState(url=str(raw["url"]), pid=int(raw["pid"]), database_url=str(raw["databaseUrl"]))
+        state = StackState(url=str(raw["url"]), pid=int(raw["pid"]), database_url=str(raw["databaseUrl"]),
+                           sqs_endpoint=str(raw["sqsEndpoint"]) if raw.get("sqsEndpoint") else None)
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return state if _alive(state.pid) else None

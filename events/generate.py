@@ -91,6 +91,8 @@ SUBSCRIBE = [
     http("subscribe_paid_402", "POST", "/api/modules/subscribe", body={"agencyId": str(AGENCY), "moduleId": str(BOOKING)}),
     http("subscribe_malformed_400", "POST", "/api/modules/subscribe", raw_body='{"agencyId": ',
          headers={"content-type": "application/json"}),
+    http("audit_log", "GET", f"/api/agencies/{AGENCY}/audit-log", query={"action": "workflow.*", "limit": "20"}),
+    http("audit_log_member_403", "GET", f"/api/agencies/{AGENCY}/audit-log", user=MEMBER),
 ]
 
 MEMBERS = f"/api/agencies/{AGENCY}/members"
@@ -226,6 +228,8 @@ AUTOMATION_SAMPLES = [
     http("delete_workflow", "DELETE", f"{AUTOMATION}/workflows/{seed.DEMO_WORKFLOW_ID}"),
     http("list_executions", "GET", f"{AUTOMATION}/executions", query={"limit": "20"}),
     http("get_execution_404", "GET", f"{AUTOMATION}/executions/{MISSING}"),
+    http("cancel_execution_404", "POST", f"{AUTOMATION}/executions/{MISSING}/cancel"),
+    http("rerun_execution_404", "POST", f"{AUTOMATION}/executions/{MISSING}/rerun", body={"from": "start"}),
     http("emit_event", "POST", f"{AUTOMATION}/events",
          body={"eventType": "crm.contact.created",
                "payload": {"id": str(seed.DEMO_CONTACT_ID), "email": "ada@example.com", "lead_score": 72,
@@ -285,6 +289,13 @@ PURGER = {
 }
 
 
+RETENTION = {
+    "scheduled": {"version": "0", "id": "sample-retention", "detail-type": "Scheduled Event", "source": "aws.events",
+                  "account": "000000000000", "time": "2023-11-14T22:13:20Z", "region": "us-east-1",
+                  "resources": ["arn:aws:events:us-east-1:000000000000:rule/dramac-retention"], "detail": {}},
+}
+
+
 # A CDK Trigger invokes the function with no payload, which Lambda hands over as an empty object.
 MIGRATE = {"deploy_trigger": {}}
 
@@ -319,7 +330,7 @@ def samples() -> dict[Path, dict[str, Any]]:
                           ("module_api", MODULE_API), ("automation", AUTOMATION_SAMPLES)):
         for name, event in items:
             out[ROOT / folder / f"{name}.json"] = event
-    for folder, named in (("provision", PROVISION), ("event_processor", EVENT_PROCESSOR), ("relay", RELAY), ("purger", PURGER),
+    for folder, named in (("provision", PROVISION), ("event_processor", EVENT_PROCESSOR), ("relay", RELAY), ("purger", PURGER), ("retention", RETENTION),
                           ("migrate", MIGRATE), ("domain_router", DOMAIN_ROUTER)):
         for name, event in named.items():
             out[ROOT / folder / f"{name}.json"] = event

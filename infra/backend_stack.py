@@ -65,6 +65,8 @@ _RETENTION = {
 }
 
 
+RUNBOOKS = "docs/runbooks.md"  # one section per alarm, headed by the alarm's construct id
+
 def camel(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_"))
 
@@ -141,10 +143,12 @@ class BackendStack(Stack):
         return topic
 
     def _alarm(self, construct_id: str, metric: cloudwatch.IMetric, threshold: float, description: str) -> None:
+        # Every alarm has its runbook section, headed by the construct id (tests/infra/test_runbooks.py).
         alarm = cloudwatch.Alarm(
             self, construct_id, metric=metric, threshold=threshold, evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING, alarm_description=description,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description=f"{description}. Runbook: {RUNBOOKS}#{construct_id.lower()}",
         )
         alarm.add_alarm_action(cw_actions.SnsAction(self.alarm_topic))
 

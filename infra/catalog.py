@@ -137,6 +137,13 @@ FUNCTION_SETTINGS: dict[str, FunctionSettings] = {
         reserved_concurrency=1,
         concurrency_why="one scheduled run every 5 minutes; a second copy would only contend for the same rows",
     ),
+    # Retention: deletes old executions, step logs and events in batches of 5000, once a day. 10 minutes
+    # bounds a run (it stops 20 s before the end; the next run continues); little memory, one connection.
+    "retention": FunctionSettings(
+        timeout_s=600, memory_mb=256, schedule_minutes=24 * 60,
+        why="schedule: prunes executions, step logs and events after their retention periods, daily",
+        reserved_concurrency=1,
+    ),
     # Migrations run once per deploy; a long DDL migration may take minutes.
     MIGRATE_FUNCTION: FunctionSettings(
         timeout_s=600, memory_mb=512, why="deploy trigger: applies migrations/",

@@ -5,18 +5,24 @@ Routes:
   GET  /api/health              liveness and database reachability (no auth)
   GET  /api/modules             the published catalogue (any signed-in user but a client user)
   POST /api/modules/subscribe   subscribe an agency to a free module (owners: billing, docs/roles.md)
+  GET  /api/agencies/{agencyId}/audit-log   the agency's audit trail, newest first (owners), from
+       ``dramac_common.core.audit``: ?action=&siteId=&actorUserId=&targetType=&targetId=&since=&until=
+       &before=&limit=
 """
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from typing import Annotated
 
-from dramac_common.core import db
-from dramac_common.core.api import create_app, envelope, error_response, lambda_handler
+from dramac_common.core import audit, db
+from dramac_common.core.api import AgencyId, create_app, envelope, error_response, lambda_handler
 from dramac_common.core.auth import CallerDep
 from dramac_common.core.wire import CamelModel, Envelope
 from dramac_common.marketplace import catalog
 from dramac_common.marketplace.catalog import Module, Subscription
+from fastapi import Query
 from fastapi.responses import JSONResponse
 
 app = create_app("DRAMAC marketplace: subscribe")
@@ -53,6 +59,24 @@ def subscribe(body: SubscribeRequest, caller: CallerDep) -> JSONResponse:
     with db.user_unit(caller.db_claims) as unit:
         subscription, created = catalog.subscribe_to_free_module(unit, body.agency_id, body.module_id)
     return envelope(subscription, status_code=201 if created else 200)
+
+
+@app.get("/api/agencies/{agencyId}/audit-log", response_model=Envelope[audit.AuditPage])
+def read_audit_log(
+    agency_id: AgencyId, caller: CallerDep,
+    action: Annotated[str | None, Query(max_length=200)] = None,
+    site_id: Annotated[uuid.UUID | None, Query(alias="siteId")] = None,
+    actor_user_id: Annotated[uuid.UUID | None, Query(alias="actorUserId")] = None,
+    target_type: Annotated[str | None, Query(alias="targetType", max_length=100)] = None,
+    target_id: Annotated[str | None, Query(alias="targetId", max_length=200)] = None,
+    since: datetime | None = None, until: datetime | None = None,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    limit: Annotated[int, Query(ge=1, le=audit.MAX_PAGE)] = 50,
+) -> JSONResponse:
+    where = audit.AuditFilter(action=action, site_id=site_id, actor_user_id=actor_user_id, target_type=target_type,
+                              target_id=target_id, since=since, until=until, before=before, limit=limit)
+    with db.user_unit(caller.db_claims) as unit:
+        return envelope(audit.list_entries(unit, agency_id, where))
 
 
 handler = lambda_handler(app, service="subscribe")

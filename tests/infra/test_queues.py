@@ -1,4 +1,4 @@
-"""Queues from QUEUE_CONSUMERS: dead-letter queues, consumers, visibility, alarms, the relay schedule."""
+"""Queues from QUEUE_CONSUMERS: dead-letter queues, consumers, visibility, alarms, the relay and retention schedules."""
 
 from __future__ import annotations
 
@@ -117,3 +117,12 @@ def test_consumer_knows_its_queues_max_receives(synth, name):
     consumer, max_receives = QUEUE_CONSUMERS[name][0], QUEUE_CONSUMERS[name][3]
     env = synth.functions()[consumer]["Environment"]["Variables"]
     assert env[f"{name.upper()}_MAX_RECEIVES"] == str(max_receives)
+
+
+def test_retention_runs_daily_on_a_schedule_with_one_instance_at_most(synth):
+    retention = synth.logical_id(synth.backend.functions["retention"])
+    rules = [r["Properties"] for r in synth.resources("AWS::Events::Rule").values()]
+    (rule,) = [r for r in rules if r["Targets"][0]["Arn"] == {"Fn::GetAtt": [retention, "Arn"]}]
+    assert rule["ScheduleExpression"] == "rate(1 day)"
+    function = synth.functions()["retention"]
+    assert function["ReservedConcurrentExecutions"] == 1 and function["Timeout"] == 600

@@ -237,3 +237,16 @@ def test_an_execution_that_moves_on_starts_a_new_count(api, tenant, aws, receive
     assert relay.run_relay(grace_s=0)["executionsResumed"] == 1
     aws.drain()
     assert executions(owner_conn, stalled["workflow_id"])[0]["status"] == "completed"
+
+
+def test_cancels_at_the_same_moment_cancel_once(api, tenant, aws, owner_conn):
+    workflow = delayed_workflow(api, tenant)
+    emit(tenant.site_id, "crm.contact.created", CONTACT)
+    aws.drain()
+    [execution] = executions(owner_conn, workflow["id"])
+    replies = fire(4, lambda i: api.post(f"{base(tenant)}/executions/{execution['id']}/cancel", user=tenant.owner))
+    assert sorted(r.status for r in replies) == [200, 409, 409, 409]
+    assert {r.body["code"] for r in replies if r.status == 409} == {"execution_finished"}
+    audited = owner_conn.execute("SELECT count(*) AS n FROM audit_log WHERE action = 'execution.cancelled' "
+                                 "AND target_id = %s", (str(execution["id"]),)).fetchone()["n"]
+    assert audited == 1

@@ -247,13 +247,16 @@ def _found(workflow: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def create_workflow(unit: Unit, caller: Caller, site_id: uuid.UUID, body: WorkflowCreate) -> dict[str, Any]:
-    require_site_access(unit, site_id, manage=True)
+    access = require_site_access(unit, site_id, manage=True)
     require_known_event(unit, site_id, body.trigger_event_type)
     filter_ = _filter(body.filter)
     steps = validated_steps(unit, site_id, body.steps)
     workflow_id = dal.insert_workflow(unit, site_id=site_id, name=body.name, description=body.description,
                                       is_active=body.is_active, created_by=caller.user_id,
                                       event_type=body.trigger_event_type, filter_=filter_, steps=steps)
+    audit.record(unit, "workflow.created", agency_id=access.agency_id, site_id=site_id, target_type="workflow",
+                 target_id=workflow_id, details={"name": body.name, "triggerEventType": body.trigger_event_type,
+                                                 "isActive": body.is_active, "steps": len(steps)})
     return _found(dal.get_workflow(unit, site_id, workflow_id))
 
 
@@ -271,7 +274,7 @@ def get_workflow(unit: Unit, site_id: uuid.UUID, workflow_id: uuid.UUID) -> dict
 
 
 def update_workflow(unit: Unit, site_id: uuid.UUID, workflow_id: uuid.UUID, body: WorkflowUpdate) -> dict[str, Any]:
-    require_site_access(unit, site_id, manage=True)
+    access = require_site_access(unit, site_id, manage=True)
     if body.trigger_event_type is not None:
         require_known_event(unit, site_id, body.trigger_event_type)
     filter_ = _filter(body.filter) if "filter" in body.model_fields_set else None
@@ -282,13 +285,30 @@ def update_workflow(unit: Unit, site_id: uuid.UUID, workflow_id: uuid.UUID, body
                                is_active=body.is_active, event_type=body.trigger_event_type, filter_=filter_,
                                steps=steps):
         raise NotFound("Workflow not found", code="workflow_not_found")
+    _audit_update(unit, access.agency_id, site_id, workflow_id, body)
     return _found(dal.get_workflow(unit, site_id, workflow_id))
 
 
+def _audit_update(unit: Unit, agency_id: uuid.UUID, site_id: uuid.UUID, workflow_id: uuid.UUID,
+                  body: WorkflowUpdate) -> None:
+    """``workflow.enabled``/``workflow.disabled`` for ``isActive``, ``workflow.updated`` naming the other
+    fields changed (names only: step configs may hold credentials)."""
+    fields = sorted(body.model_dump(by_alias=True, exclude_unset=True))
+    if body.is_active is not None:
+        audit.record(unit, "workflow.enabled" if body.is_active else "workflow.disabled", agency_id=agency_id,
+                     site_id=site_id, target_type="workflow", target_id=workflow_id)
+    changed = [f for f in fields if f != "isActive"]
+    if changed:
+        audit.record(unit, "workflow.updated", agency_id=agency_id, site_id=site_id, target_type="workflow",
+                     target_id=workflow_id, details={"fields": changed})
+
+
 def delete_workflow(unit: Unit, site_id: uuid.UUID, workflow_id: uuid.UUID) -> dict[str, Any]:
-    require_site_access(unit, site_id, manage=True)
+    access = require_site_access(unit, site_id, manage=True)
     if not dal.delete_workflow(unit, site_id, workflow_id):
         raise NotFound("Workflow not found", code="workflow_not_found")
+    audit.record(unit, "workflow.deleted", agency_id=access.agency_id, site_id=site_id, target_type="workflow",
+                 target_id=workflow_id)
     return {"id": str(workflow_id), "deleted": True}
 
 
@@ -338,6 +358,9 @@ def rerun_execution(unit: Unit, site_id: uuid.UUID, execution_id: uuid.UUID, bod
     if outcome == "already_rerun":
         raise Conflict(f"The execution was already re-run as {result['rerunId']}; re-run that one instead",
                        code="execution_already_rerun", details=[{"rerunId": result["rerunId"]}])
+    if outcome == "event_pruned":
+        raise Conflict("The execution's event was deleted by retention; there is nothing to replay",
+                       code="event_pruned")
     if outcome == "no_steps":
         raise Conflict("The workflow has no steps left to run", code="workflow_has_no_steps")
     new_id = uuid.UUID(result["id"])

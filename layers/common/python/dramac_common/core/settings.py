@@ -132,6 +132,11 @@ class Settings:
     plan_limits: Mapping[str, PlanLimits]  # DRAMAC_PLAN_LIMITS (JSON) over DEFAULT_PLAN_LIMITS
     default_plan: str  # DRAMAC_DEFAULT_PLAN (standard)
     automation_max_chain_depth: int  # AUTOMATION_MAX_CHAIN_DEPTH (5): events this many steps deep start nothing
+    # retention (functions/retention)
+    retention_executions_days: int  # RETENTION_EXECUTIONS_DAYS (30): finished executions, with their step logs
+    retention_step_logs_days: int  # RETENTION_STEP_LOGS_DAYS (0: as executions); shorter keeps executions longer
+    retention_events_days: int  # RETENTION_EVENTS_DAYS (30): the automation events log
+    retention_batch_size: int  # RETENTION_BATCH_SIZE (5000): rows per delete transaction
 
 
 def _text(env: Mapping[str, str], name: str) -> str | None:
@@ -204,6 +209,10 @@ def read_settings(env: Mapping[str, str]) -> Settings:
         plan_limits=_plan_limits(_text(env, "DRAMAC_PLAN_LIMITS")),
         default_plan=env.get("DRAMAC_DEFAULT_PLAN") or "standard",
         automation_max_chain_depth=_int(env, "AUTOMATION_MAX_CHAIN_DEPTH", 5),
+        retention_executions_days=_int(env, "RETENTION_EXECUTIONS_DAYS", 30),
+        retention_step_logs_days=_int(env, "RETENTION_STEP_LOGS_DAYS", 0),
+        retention_events_days=_int(env, "RETENTION_EVENTS_DAYS", 30),
+        retention_batch_size=_int(env, "RETENTION_BATCH_SIZE", 5000),
     )
 
 

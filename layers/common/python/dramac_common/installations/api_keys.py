@@ -12,6 +12,7 @@ import re
 import uuid
 from typing import Any
 
+from ..core import audit
 from ..core.auth import Caller, hash_key, key_prefix, new_key
 from ..core.db import Unit
 from ..core.errors import Conflict, NotFound, ValidationFailed
@@ -98,6 +99,11 @@ def create_api_key(unit: Unit, caller: Caller, site_id: uuid.UUID, *, name: str 
         )
     else:
         row = _rotate(unit, rotates_key_id, values, overlap_seconds)
+    audit.record(unit, "api_key.rotated" if rotates_key_id else "api_key.created", agency_id=site.agency_id,
+                 site_id=site_id, target_type="api_key", target_id=key_id,
+                 details={"name": row["name"], "prefix": row["key_prefix"], "modules": row["modules"],
+                          "expiresAt": row["expires_at"].isoformat() if row["expires_at"] else None,
+                          **({"rotatesKeyId": str(rotates_key_id)} if rotates_key_id else {})})
     return CreatedApiKey(key=key, **ApiKeyInfo.from_row(row).model_dump())
 
 
@@ -155,15 +161,18 @@ def list_api_keys(unit: Unit, site_id: uuid.UUID) -> list[ApiKeyInfo]:
 
 def revoke_api_key(unit: Unit, site_id: uuid.UUID, key_id: uuid.UUID) -> ApiKeyInfo:
     """Revoke at once (idempotent: revoking a revoked key returns it unchanged)."""
-    require_site_access(unit, site_id, manage=True)
+    site = require_site_access(unit, site_id, manage=True)
     row = unit.fetchone(
         f"""
         UPDATE public.site_api_keys SET revoked_at = coalesce(revoked_at, now())
         WHERE id = %s AND site_id = %s
-        RETURNING {_KEY_COLUMNS}
+        RETURNING {_KEY_COLUMNS}, revoked_at = now() AS revoked_now
         """,
         (key_id, site_id),
     )
     if row is None:
         raise NotFound("No API key with that id on this site", code="api_key_not_found")
+    if row.pop("revoked_now"):  # revoking a revoked key changes nothing and records nothing
+        audit.record(unit, "api_key.revoked", agency_id=site.agency_id, site_id=site_id, target_type="api_key",
+                     target_id=key_id, details={"name": row["name"], "prefix": row["key_prefix"]})
     return ApiKeyInfo.from_row(row)

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import Field
 
 from ..automation.outbox import log_automation_event
+from ..core import audit
 from ..core.db import Unit
 from ..core.errors import NotFound, PaymentRequired
 from ..core.tenancy import Action, require_agency_access, require_catalogue_access
@@ -138,6 +139,8 @@ def subscribe_to_free_module(unit: Unit, agency_id: uuid.UUID, module_id: uuid.U
         # a free subscription is created active: workflows on either event see it
         emit_subscription_event(unit, "created", row, module_slug=module.slug)
         emit_subscription_event(unit, "activated", row, module_slug=module.slug)
+        audit.record(unit, "subscription.subscribed", agency_id=agency_id, target_type="subscription",
+                     target_id=row["id"], details={"moduleId": str(module.id), "moduleSlug": module.slug})
     return Subscription.model_validate(row), changed
 
 

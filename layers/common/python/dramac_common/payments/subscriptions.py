@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from ..core import audit
 from ..core.db import Unit
 from ..core.errors import BadRequest, Conflict, NotFound, ValidationFailed
 from ..core.tenancy import Action, require_agency_access
@@ -108,6 +109,12 @@ def purchase_module(unit: Unit, *, user_id: uuid.UUID, agency_id: uuid.UUID, mod
     )
     if previous in (None, "canceled"):
         marketplace.emit_subscription_event(unit, "created", sub, module_slug=module.slug, previous_status=previous)
+    audit.record(unit, "subscription.purchase_started", agency_id=agency_id, target_type="subscription",
+                 target_id=sub["id"], details={
+                     "moduleId": str(module.id), "moduleSlug": module.slug, "billingCycle": cycle,
+                     "wholesalePriceCents": sub["wholesale_price_cents"], "currency": sub["currency"],
+                     "markupType": markup.type, "markupValue": markup.value, "checkoutId": str(checkout.id),
+                     "previousStatus": previous})
     subscription = BilledSubscription.model_validate({**sub, "module_slug": module.slug, "module_name": module.name})
     return Purchase(subscription_id=sub["id"], status=sub["status"], checkout=checkout, subscription=subscription)
 
@@ -131,7 +138,8 @@ def update_markup(unit: Unit, agency_id: uuid.UUID, subscription_id: uuid.UUID, 
     """Change the agency's markup (its owners only); the retail price is recomputed from the wholesale snapshot."""
     require_agency_access(unit, agency_id, action=Action.BILL)
     current = unit.fetchone(
-        "SELECT wholesale_price_cents FROM public.agency_module_subscriptions WHERE id = %s AND agency_id = %s",
+        "SELECT wholesale_price_cents, markup_type, markup_value, retail_price_cents "
+        "FROM public.agency_module_subscriptions WHERE id = %s AND agency_id = %s",
         (subscription_id, agency_id),
     )
     if current is None:
@@ -140,4 +148,10 @@ def update_markup(unit: Unit, agency_id: uuid.UUID, subscription_id: uuid.UUID, 
     row = unit.call_write_path("set_subscription_markup", agency_id, subscription_id, markup.type, markup.value)
     if row is None:
         raise NotFound("Subscription not found", code="subscription_not_found")
+    audit.record(unit, "subscription.markup_changed", agency_id=agency_id, target_type="subscription",
+                 target_id=subscription_id, details={
+                     "before": {"markupType": current["markup_type"], "markupValue": current["markup_value"],
+                                "retailPriceCents": current["retail_price_cents"]},
+                     "after": {"markupType": row["markup_type"], "markupValue": row["markup_value"],
+                               "retailPriceCents": row["retail_price_cents"]}})
     return BilledSubscription.model_validate(row)
