@@ -29,7 +29,6 @@ class Receiver:
     script: list[int] = field(default_factory=list)
     delay_s: float = 0.0  # how long each answer takes (a slow remote service)
     echo_headers: bool = False  # answer the request's headers too (a receiver echoing credentials back)
-    delay_s: float = 0.0  # how long each answer takes
     max_in_flight: int = 0  # the most requests it was answering at once
     _in_flight: int = 0
     _server: ThreadingHTTPServer | None = None
@@ -53,8 +52,6 @@ class Receiver:
                         receiver._in_flight -= 1
 
             def _answer(self) -> None:
-                if receiver.delay_s:
-                    time.sleep(receiver.delay_s)
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 try:
