@@ -108,13 +108,15 @@ def test_rls_isolates_sites_of_different_agencies(crm, tenant, other_tenant, own
             (other_tenant.site_id,))
     assert [r["email"] for r in as_user(tenant.member, f"SELECT email FROM {contacts}")] == ["a@x.test"]
     assert [r["email"] for r in as_user(other_tenant.owner, f"SELECT email FROM {contacts}")] == ["b@x.test"]
-    # another agency's site cannot be written, and a member may read but not write
-    for user, site in ((other_tenant.owner, tenant.site_id), (tenant.member, tenant.site_id)):
+    # another agency's site cannot be written, and a client user reads a module (clientAccess "read",
+    # the default) but does not write it (docs/roles.md)
+    assert [r["email"] for r in as_user(tenant.client_user, f"SELECT email FROM {contacts}")] == ["a@x.test"]
+    for user, site in ((other_tenant.owner, tenant.site_id), (tenant.client_user, tenant.site_id)):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             as_user(user, f"INSERT INTO {contacts} (site_id, email) VALUES (%s, 'c@x.test')", (site,))
     assert as_user(other_tenant.owner, f"UPDATE {contacts} SET email = 'hijack' WHERE site_id = %s",
                    (tenant.site_id,)) == 0
-    assert as_user(tenant.member, f"DELETE FROM {contacts}") == 0
+    assert as_user(tenant.client_user, f"DELETE FROM {contacts}") == 0
     # a site API key sees exactly its site
     with db.user_unit({"sub": str(uuid.uuid4()), "role": "site_api_key", "site_id": str(tenant.site_id)}) as unit:
         assert [r["email"] for r in unit.fetchall(f"SELECT email FROM {contacts}")] == ["a@x.test"]
