@@ -89,6 +89,9 @@ class BackendStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: DeployConfig,
                  functions_dir: Path = catalog.FUNCTIONS_DIR, staging_dir: Path, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        # S3 access logs are delivered under a bucket policy, not the legacy LogDeliveryWrite ACL (CDK's
+        # current default for new projects; set on the stack so `cdk synth` and the tests agree)
+        self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
         self.config = config
         self.functions_dir = functions_dir
         self.staging_dir = staging_dir
@@ -351,6 +354,8 @@ class BackendStack(Stack):
         self.exports_log_bucket = s3.Bucket(
             self, "ExportsAccessLogBucket", encryption=s3.BucketEncryption.S3_MANAGED, enforce_ssl=True,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            # the log delivery service is granted by a bucket policy, not the legacy LogDeliveryWrite ACL
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(90))], removal_policy=RemovalPolicy.RETAIN,
         )
         return s3.Bucket(

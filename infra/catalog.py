@@ -143,6 +143,7 @@ FUNCTION_SETTINGS: dict[str, FunctionSettings] = {
         timeout_s=600, memory_mb=256, schedule_minutes=24 * 60,
         why="schedule: prunes executions, step logs and events after their retention periods, daily",
         reserved_concurrency=1,
+        concurrency_why="one daily run; a second copy would only delete the same rows in competing batches",
     ),
     # Migrations run once per deploy; a long DDL migration may take minutes.
     MIGRATE_FUNCTION: FunctionSettings(

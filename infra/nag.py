@@ -134,6 +134,12 @@ def suppress_backend(stack: BackendStack) -> None:
                     "CDK lists the cluster and its writer instance in the target group's DependsOn, so the "
                     "proxy registers the cluster only once an instance exists; the cluster half is also "
                     "implied by the Ref, which is all W3005 reports.")
+    skip_checkov(stack.exports_log_bucket, "CKV_AWS_18", "This is the exports bucket's access-log bucket itself; "
+                 "logging it would log the logs.")
+    skip_checkov(stack.exports_log_bucket, "CKV_AWS_21", "S3 writes each access-log object once under a unique key "
+                 "and the bucket expires them after 90 days: there is no version to keep.")
+    skip_checkov(stack.exports_bucket, "CKV_AWS_21", "Each export is written once under a new key and expires "
+                 "after 7 days: nothing is overwritten, so versioning would only keep copies of deleted exports.")
     acknowledge(stack.exports_log_bucket, "AwsSolutions-S1",
                 "This is the exports bucket's access-log bucket itself; logging it would log the logs.")
     bucket_id = stack.resolve(stack.get_logical_id(stack.exports_bucket.node.default_child))
