@@ -219,7 +219,9 @@ async def rest_table(request: Request, table: str, site_ref: Annotated[str, Path
 for _method in ("GET", "HEAD", "POST", "PATCH", "DELETE"):  # one operation (and operation id) per method
     app.add_api_route(REST + "/{table}", rest_table, methods=[_method], operation_id=f"rest_{_method.lower()}",
                       response_model=list[dict[str, Any]], summary=f"{_method}: PostgREST's protocol over a module table")
-    app.add_api_route(REST + "/v1/{table}", rest_table, methods=[_method], include_in_schema=False)
+    app.add_api_route(REST + "/v1/{table}", rest_table, methods=[_method], operation_id=f"rest_v1_{_method.lower()}",
+                      response_model=list[dict[str, Any]],
+                      summary=f"{_method}: the same, where supabase-js looks (its URL + rest/v1)")
 
 
 # -- widget storage ------------------------------------------------------------------------------
