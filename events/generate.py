@@ -174,6 +174,33 @@ CATALOG = [
          user=SUPER_ADMIN),
 ]
 
+REST = f"{SITE_API}/modules/crm/rest"  # the PostgREST surface (docs/module_data_rest.md)
+KEY_AS_SUPABASE = {"apikey": seed.DEMO_API_KEY, "authorization": f"Bearer {seed.DEMO_API_KEY}"}
+CONTACT_FILTER = {"id": f"eq.{seed.DEMO_CONTACT_ID}"}
+
+MODULE_API_REST = [
+    http("rest_list_contacts", "GET", f"{REST}/contacts", user=MEMBER,
+         query={"select": "email,score:lead_score", "lead_score": "gte.50", "order": "lead_score.desc"},
+         headers={"prefer": "count=exact"}),
+    http("rest_count_contacts", "HEAD", f"{REST}/contacts", user=MEMBER, headers={"prefer": "count=exact"}),
+    http("rest_create_contact", "POST", f"{REST}/contacts", body={"email": "ada@example.com", "lead_score": 70},
+         headers={"prefer": "return=representation"}),
+    http("rest_update_contact", "PATCH", f"{REST}/contacts", query=CONTACT_FILTER, body={"status": "qualified"},
+         headers={"prefer": "return=representation"}),
+    http("rest_delete_contact", "DELETE", f"{REST}/contacts", query=CONTACT_FILTER),
+    http("rest_v1_list_contacts_api_key", "GET", f"{REST}/v1/contacts", user=None, headers=KEY_AS_SUPABASE,
+         query={"select": "email,companies(name)"}),
+    http("rest_v1_count_contacts_api_key", "HEAD", f"{REST}/v1/contacts", user=None,
+         headers={**KEY_AS_SUPABASE, "prefer": "count=exact"}),
+    http("rest_v1_upsert_contact_api_key", "POST", f"{REST}/v1/contacts", user=None, query={"on_conflict": "id"},
+         body={"id": str(seed.DEMO_CONTACT_ID), "email": "ada@example.com"},
+         headers={**KEY_AS_SUPABASE, "prefer": "resolution=merge-duplicates,return=representation"}),
+    http("rest_v1_update_contact_api_key", "PATCH", f"{REST}/v1/contacts", user=None, query=CONTACT_FILTER,
+         body={"lead_score": 90}, headers=KEY_AS_SUPABASE),
+    http("rest_v1_delete_contact_api_key", "DELETE", f"{REST}/v1/contacts", user=None, query=CONTACT_FILTER,
+         headers=KEY_AS_SUPABASE),
+]
+
 MODULE_API = [
     http("list_contacts", "GET", CONTACTS, user=MEMBER,
          query={"status": "eq.lead", "lead_score": "gte.50", "order": "created_at.desc", "limit": "20",
@@ -327,7 +354,7 @@ def samples() -> dict[Path, dict[str, Any]]:
     """Every sample: its path and its event."""
     out: dict[Path, dict[str, Any]] = {}
     for folder, items in (("subscribe", SUBSCRIBE), ("agencies", AGENCIES), ("purchase", PURCHASE), ("install", INSTALL), ("catalog", CATALOG),
-                          ("module_api", MODULE_API), ("automation", AUTOMATION_SAMPLES)):
+                          ("module_api", MODULE_API + MODULE_API_REST), ("automation", AUTOMATION_SAMPLES)):
         for name, event in items:
             out[ROOT / folder / f"{name}.json"] = event
     for folder, named in (("provision", PROVISION), ("event_processor", EVENT_PROCESSOR), ("relay", RELAY), ("purger", PURGER), ("retention", RETENTION),

@@ -68,7 +68,9 @@ def check_answer(path: str, status: int, text: str, described: str) -> None:
     except ValueError:
         pytest.fail(f"{described} -> {status}, not JSON: {text[:300]}")
     # a path no route matches (a mutated segment holding a "/") is the router's 404, in the envelope
-    unrouted = status in (404, 405) and is_envelope(body) and body["code"] in ("route_not_found", "method_not_allowed")
+    # (and the Lambda entry point's own refusals before any route runs: a bad Host, a body too large)
+    unrouted = is_envelope(body) and body.get("code") in ("route_not_found", "method_not_allowed", "invalid_host",
+                                                      "payload_too_large")
     shaped = (is_postgrest(body, status) or unrouted) if rest else is_envelope(body)
     assert shaped, f"{described} -> {status} {text[:300]}"
 
