@@ -121,14 +121,19 @@ def local_aws():
         queues.reset_client()
         vault.reset_client()
         storage.reset_client()
+        previous_key = os.environ.get("AUTOMATION_KMS_KEY_ID")
         try:
             create_queues(queues.sqs_client(), os.environ.get("DRAMAC_QUEUE_PREFIX", "dramac"))
             storage.s3_client().create_bucket(Bucket=get_settings().exports_bucket)
-            if not os.environ.get("AUTOMATION_KMS_KEY_ID"):
-                os.environ["AUTOMATION_KMS_KEY_ID"] = create_automation_key(vault.kms_client())
-                reset_settings()
+            # a key of this emulation (one from outside it would not exist in it), forgotten afterwards
+            os.environ["AUTOMATION_KMS_KEY_ID"] = create_automation_key(vault.kms_client())
+            reset_settings()
             yield
         finally:
+            if previous_key is None:
+                os.environ.pop("AUTOMATION_KMS_KEY_ID", None)
+            else:
+                os.environ["AUTOMATION_KMS_KEY_ID"] = previous_key
             queues.reset_client()  # the clients belong to this mock; nothing may use them after
             vault.reset_client()
             storage.reset_client()
