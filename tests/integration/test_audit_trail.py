@@ -86,7 +86,7 @@ def test_subscribe_purchase_and_markup_are_audited(function_client, subscribe_ap
     assert subscribe_api.post("/api/modules/subscribe", user=tenant.owner,
                               body={"agencyId": str(tenant.agency_id), "moduleId": str(free)}).status == 200
     purchase = function_client("purchase")
-    bought = purchase.post(f"/api/modules/{paid}/purchase", user=tenant.admin,
+    bought = purchase.post(f"/api/modules/{paid}/purchase", user=tenant.owner,
                            body={"agencyId": str(tenant.agency_id), "markupType": "fixed", "markupValue": 250})
     assert bought.status in (200, 201), bought.body
     sub_id = bought.data["subscriptionId"]
@@ -95,7 +95,7 @@ def test_subscribe_purchase_and_markup_are_audited(function_client, subscribe_ap
     rows = trail(owner_conn, tenant.agency_id)
     assert [r["action"] for r in rows] == ["subscription.subscribed", "subscription.purchase_started",
                                            "subscription.markup_changed"]
-    assert rows[1]["details"]["wholesalePriceCents"] == 1000 and rows[1]["actor_user_id"] == tenant.admin
+    assert rows[1]["details"]["wholesalePriceCents"] == 1000 and rows[1]["actor_user_id"] == tenant.owner
     assert rows[2]["details"] == {
         "before": {"markupType": "fixed", "markupValue": 250, "retailPriceCents": 1250},
         "after": {"markupType": "percentage", "markupValue": 50, "retailPriceCents": 1500}}

@@ -91,7 +91,7 @@ def test_a_paid_sandbox_subscription_is_canceled_at_the_end_of_the_period_by_the
     [disabled] = events(owner_conn, tenant, "marketplace.module.disabled")
     assert disabled["payload"]["actor_id"] is None  # the provider's webhook
     actions = [r["action"] for r in owner_conn.execute(
-        "SELECT action FROM audit_log WHERE agency_id = %s AND action LIKE 'subscription.%%' ORDER BY id",
+        "SELECT action FROM audit_log WHERE agency_id = %s AND action LIKE 'subscription.cancel%%' ORDER BY id",
         (tenant.agency_id,)).fetchall()]
     assert actions == ["subscription.cancel_scheduled", "subscription.canceled"]
 

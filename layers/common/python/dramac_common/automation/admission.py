@@ -95,7 +95,7 @@ def queue_executions(unit: Unit, event: dict[str, Any], workflow_ids: list[uuid.
            SELECT w.id, w.site_id, %(event)s, 'pending',
                   coalesce((SELECT min(s.position) FROM public.workflow_steps s WHERE s.workflow_id = w.id), 0)
            FROM public.automation_workflows w WHERE w.id = ANY(%(workflows)s::uuid[])
-           ON CONFLICT (event_id, workflow_id) DO NOTHING
+           ON CONFLICT (event_id, workflow_id) WHERE rerun_of IS NULL DO NOTHING
            RETURNING id""",
         {"event": event["id"], "workflows": list(workflow_ids)},
     )
@@ -112,7 +112,7 @@ def record_stopped(unit: Unit, event: dict[str, Any], workflow_ids: list[uuid.UU
              (workflow_id, site_id, event_id, status, next_position, started_at, completed_at, error, stop_reason)
            SELECT w.id, w.site_id, %(event)s, 'failed', 0, now(), now(), %(error)s, %(reason)s
            FROM public.automation_workflows w WHERE w.id = ANY(%(workflows)s::uuid[])
-           ON CONFLICT (event_id, workflow_id) DO NOTHING
+           ON CONFLICT (event_id, workflow_id) WHERE rerun_of IS NULL DO NOTHING
            RETURNING id""",
         {"event": event["id"], "workflows": list(workflow_ids), "error": error, "reason": reason},
     )

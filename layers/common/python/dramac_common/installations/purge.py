@@ -90,17 +90,21 @@ def cancel_purge(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID) -> Instal
 def purge_installation(module_id: uuid.UUID, site_id: uuid.UUID) -> dict[str, int] | None:
     """Run one due purge in its own transaction; None when it is no longer due (undone meanwhile)."""
     with db.service_unit() as unit:
+        # The rows first, counted, then the installation (whose deletion would purge them too, uncounted:
+        # migration 0090); the lock keeps an undo from slipping in between.
         row = unit.fetchone(
             """
-            DELETE FROM public.site_module_installations i
+            SELECT i.*, (SELECT m.slug FROM public.modules_v2 m WHERE m.id = i.module_id) AS module_slug
+            FROM public.site_module_installations i
             WHERE i.site_id = %s AND i.module_id = %s AND i.purge_after <= now()
-            RETURNING i.*, (SELECT m.slug FROM public.modules_v2 m WHERE m.id = i.module_id) AS module_slug
+            FOR UPDATE OF i
             """, (site_id, module_id))
         if row is None:
             return None
         storage = unit.execute("DELETE FROM public.module_data WHERE site_id = %s AND module_id = %s",
                                (site_id, module_id)).rowcount
         deleted = {**delete_site_rows(unit, module_id, site_id), "module_data": int(storage)}
+        unit.execute("DELETE FROM public.site_module_installations WHERE id = %s", (row["id"],))
         lifecycle.emit(unit, "purged", {**row, "status": "purged"}, module_slug=row["module_slug"],
                        version=row["installed_version"], actor_id=row["purge_requested_by"],
                        previous_status=row["status"], extra={"deleted": deleted})
