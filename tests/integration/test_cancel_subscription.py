@@ -101,14 +101,15 @@ def test_paddle_is_asked_to_cancel_at_the_next_billing_period(api, tenant, make_
 
     module = make_module(pricing_type="yearly", wholesale_price_cents=9900)
     subscription = uuid.uuid4()
+    paddle_id = f"sub_{uuid.uuid4().hex[:12]}"  # unique in the run's database
     owner_conn.execute(
         "INSERT INTO agency_module_subscriptions (id, agency_id, module_id, status, billing_cycle, "
         "wholesale_price_cents, retail_price_cents, provider_subscription_id, activated_at) "
-        "VALUES (%s, %s, %s, 'active', 'yearly', 9900, 9900, 'sub_01hv8x', now())",
-        (subscription, tenant.agency_id, module))
+        "VALUES (%s, %s, %s, 'active', 'yearly', 9900, 9900, %s, now())",
+        (subscription, tenant.agency_id, module, paddle_id))
 
     def paddle(method, path, headers, body):
-        return 200, {"data": {"id": "sub_01hv8x", "status": "active", "scheduled_change": {
+        return 200, {"data": {"id": paddle_id, "status": "active", "scheduled_change": {
             "action": "cancel", "effective_at": "2027-11-29T00:00:00Z", "resume_at": None}}}
 
     with loopback_server(paddle) as (url, calls):
@@ -123,7 +124,7 @@ def test_paddle_is_asked_to_cancel_at_the_next_billing_period(api, tenant, make_
             reset_http_client()
     assert (reply.status, reply.data["cancelEffectiveAt"]) == (202, "2027-11-29T00:00:00Z")
     [call] = calls.requests
-    assert (call["method"], call["path"]) == ("POST", "/subscriptions/sub_01hv8x/cancel")
+    assert (call["method"], call["path"]) == ("POST", f"/subscriptions/{paddle_id}/cancel")
     assert json.loads(call["body"]) == {"effective_from": "next_billing_period"}
     assert call["headers"]["authorization"] == "Bearer pdl_test_key"
 

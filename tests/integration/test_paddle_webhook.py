@@ -92,8 +92,9 @@ def test_subscription_past_due_marks_past_due(api, pending, owner_conn):
 
 
 def test_subscription_events_find_the_subscription_by_paddles_subscription_id(api, pending, owner_conn):
-    deliver(api, completed_event(owner_conn, pending, occurred_at=minutes_ago(5), paddle_subscription_id="sub_01hv8x"))
-    event = paddle_event("subscription.canceled", data={"id": "sub_01hv8x"})
+    paddle_id = f"sub_{uuid.uuid4().hex[:12]}"  # unique in the run's database: other tests make Paddle subscriptions
+    deliver(api, completed_event(owner_conn, pending, occurred_at=minutes_ago(5), paddle_subscription_id=paddle_id))
+    event = paddle_event("subscription.canceled", data={"id": paddle_id})
     reply = deliver(api, event)
     assert reply.data["outcome"] == "applied"
     assert status_of(owner_conn, pending) == "canceled"
