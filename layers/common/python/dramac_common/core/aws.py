@@ -1,9 +1,11 @@
-"""AWS clients, made one at a time.
+"""AWS clients, made one at a time from one session.
 
 boto3's default session is shared by every thread and is not safe while it creates clients: two
 threads creating their first SQS and KMS clients at the same moment can leave one of them without
 credentials for the rest of the container's life. Clients themselves are thread-safe once made, so
-each capability caches its own, and all of them are created here, under one lock.
+each capability caches its own, and all of them are created here, under one lock, from one session
+that keeps the service models it has loaded (S3's alone takes over half a second to load; a test
+emulation that resets boto3's default session would otherwise load it again every time).
 """
 
 from __future__ import annotations
@@ -12,11 +14,15 @@ import threading
 from typing import Any
 
 _lock = threading.Lock()
+_session: Any = None
 
 
 def client(service: str, **kwargs: Any) -> Any:
     """A boto3 client for ``service`` (``endpoint_url``, ``region_name`` as boto3 takes them)."""
+    global _session
     import boto3  # lazily: boto3 costs ~100 ms of import
 
     with _lock:
-        return boto3.client(service, **kwargs)
+        if _session is None:
+            _session = boto3.session.Session()
+        return _session.client(service, **kwargs)
