@@ -106,7 +106,7 @@ def local_aws():
     """In-process moto for ``invoke``: queue sends land in emulated queues and exports in an emulated
     bucket, never in AWS; secrets are sealed with a key of this emulation."""
     from dramac_common.automation import vault
-    from dramac_common.core import queues, storage
+    from dramac_common.core import aws, queues, storage
     from dramac_common.core.settings import get_settings, reset_settings
     from moto import mock_aws
 
@@ -117,6 +117,7 @@ def local_aws():
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     with mock_aws():
+        aws.reset_session()  # one made before moto was imported would not be stubbed
         reset_settings()
         queues.reset_client()
         vault.reset_client()

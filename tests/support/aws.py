@@ -10,6 +10,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+# moto registers its request stub among botocore's built-in handlers when it is imported, and a
+# botocore session takes those handlers when it is created: imported here, at the start of every test
+# run, it is in the one session the layer keeps (core.aws) whenever that session is made.
+import moto  # noqa: F401
+
 EMAIL_FROM = "automation@example.test"
 
 

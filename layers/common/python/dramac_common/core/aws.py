@@ -26,3 +26,11 @@ def client(service: str, **kwargs: Any) -> Any:
         if _session is None:
             _session = boto3.session.Session()
         return _session.client(service, **kwargs)
+
+
+def reset_session() -> None:
+    """Forget the session (and so its handlers): a caller that starts an in-process AWS emulation
+    (moto's ``mock_aws``) after clients were made needs a session created under the emulation."""
+    global _session
+    with _lock:
+        _session = None
