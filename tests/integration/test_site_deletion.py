@@ -12,6 +12,8 @@ import pytest
 from dramac_common.core import db
 from dramac_common.core.naming import get_module_schema_name
 from dramac_common.provisioning import ddl, provisioner
+from dramac_common.provisioning.errors import ProvisioningRefused
+from psycopg import sql
 from support.handlers import claims_for
 
 from dramac_dev.seed import CRM_MANIFEST
@@ -168,7 +170,11 @@ def test_a_site_deleted_by_its_owner_through_rls_takes_its_module_data(provision
 def test_a_deprovisioned_module_does_not_stop_a_site_being_deleted(provisioned, tenant, owner_conn):
     module, schema = provisioned()
     install(owner_conn, tenant, module)
-    assert provisioner.deprovision_module(module)
+    # the operator path refuses while a site has the module (issue 16); a schema dropped by hand anyway
+    # must still not stop the site's deletion
+    with pytest.raises(ProvisioningRefused):
+        provisioner.deprovision_module(module)
+    owner_conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
     owner_conn.execute("DELETE FROM sites WHERE id = %s", (tenant.site_id,))
     assert owner_conn.execute("SELECT count(*) AS n FROM site_module_installations WHERE site_id = %s",
                               (tenant.site_id,)).fetchone()["n"] == 0
