@@ -133,7 +133,7 @@ def list_rows(request: Request, table: str, site_id: SiteId, module: ModuleRef,
               principal: PrincipalDep) -> Response:
     query = parse_query_params(request.query_params.multi_items())
     with site_unit(principal, site_id, action=READ) as unit:
-        rows, count = open_sdk(unit, site_id, module).query(table, query)
+        rows, count = open_sdk(unit, site_id, module).query(table, query, last=True)
     return data_response(rows, count=count if query.count else None)
 
 

@@ -212,12 +212,17 @@ def site_unit(principal: Principal, site_id: uuid.UUID, *, manage: bool = False,
     """A unit of work on one site: a user must hold a role the matrix allows for ``action`` there
     (``manage``: OPERATE); a site API key must be the site's own (keys may read and write module data
     and emit events: that is what they are for). The unit of the data and events routes: the site's
-    rate limit, and the key's, apply (``core.ratelimit``; 429)."""
+    rate limit, and the key's, apply (``core.ratelimit``; 429).
+
+    Reading module data needs no site check of its own: every role may, and the module gate that such a
+    route runs first (``module_data.gate.require_enabled_module``) answers only for a site the caller
+    can read (404 ``site_not_found`` otherwise), in the same round trip as the unit's opening."""
     if isinstance(principal, SiteApiKey):
         principal.require_site(site_id)
         with db.user_unit(principal.db_claims, RateLimit(site_id, principal.key_id)) as unit:
             yield unit
         return
     with db.user_unit(principal.db_claims, RateLimit(site_id, user_id=principal.user_id)) as unit:
-        require_site_access(unit, site_id, manage=manage, action=action)
+        if action != Action.READ_MODULE_DATA:
+            require_site_access(unit, site_id, manage=manage, action=action)
         yield unit

@@ -60,6 +60,17 @@ def _names_no_module(slug: str | None) -> bool:
     return slug is not None and unstorable(slug) is not None
 
 
+def _not_installed(unit: Unit, site_id: uuid.UUID) -> NotFound:
+    """The 404 for a module the gate did not find: a user who cannot see the site is told so (the gate
+    stands in for the site check on reads; a key or a worker scope has had its site checked already)."""
+    claims = unit.claims or {}
+    if unit.claims is not None and claims.get("role") != "site_api_key":
+        row = unit.fetchrow("SELECT private.site_role(%s) AS role", (site_id,))
+        if row["role"] is None:
+            return NotFound("Site not found", code="site_not_found")
+    return NotFound("This module is not installed on the site", code="module_not_installed")
+
+
 def require_enabled_module(unit: Unit, site_id: uuid.UUID, module: uuid.UUID | str, *,
                            write: bool = False) -> ModuleTarget:
     """The module (by id or slug) if it is installed, enabled and active on the site.
@@ -73,11 +84,12 @@ def require_enabled_module(unit: Unit, site_id: uuid.UUID, module: uuid.UUID | s
     """
     module_id, slug = _module_ref(module)
     if _names_no_module(slug):
-        raise NotFound("This module is not installed on the site", code="module_not_installed")
+        raise _not_installed(unit, site_id)
     row = unit.fetchone("SELECT * FROM private.module_data_target(%s, %s, %s)", (site_id, module_id, slug))
-    if row is not None:
-        require_key_module(unit, row["slug"])
-    if row is None or row["installation_status"] is None:
+    if row is None:
+        raise _not_installed(unit, site_id)
+    require_key_module(unit, row["slug"])
+    if row["installation_status"] is None:
         raise NotFound("This module is not installed on the site", code="module_not_installed")
     require_module_data_role(row["caller_role"], row["manifest"] if isinstance(row["manifest"], dict) else {},
                              write=write)
