@@ -35,6 +35,7 @@ from ..core.errors import (
     ValidationFailed,
     database_error,
 )
+from ..core.tenancy import Action
 from .catalog import (
     READ_ONLY_COLUMNS,
     Column,
@@ -134,12 +135,13 @@ class ModuleDatabaseSDK:
 
     @classmethod
     def for_request(cls, unit: Unit, *, site_id: uuid.UUID, module: uuid.UUID | str,
-                    write: bool = False) -> ModuleDatabaseSDK:
+                    write: bool = False, action: Action | None = None) -> ModuleDatabaseSDK:
         """Inside a unit that already runs as ``authenticated`` with the caller's (or API key's) claims;
-        ``write``: the request changes data (the module's ``clientAccess`` decides for client users)."""
+        ``write``: the request changes data (the module's ``clientAccess`` decides for client users);
+        ``action``: the gate checks the caller's role on the site for it (``site_unit(gated=True)``)."""
         if unit.claims is None:
             raise RuntimeError("for_request needs a user unit; workers use ModuleDatabaseSDK.for_service")
-        target = require_enabled_module(unit, site_id, module, write=write)
+        target = require_enabled_module(unit, site_id, module, write=write, action=action)
         return cls(unit, target, cls._schema(unit, target), site_id)
 
     @classmethod
