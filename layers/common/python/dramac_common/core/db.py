@@ -160,18 +160,23 @@ class Unit:
         a user unit switches to it for this one statement and back to ``authenticated``, pipelined into
         one round trip (with the unit's opening, and ``commit``, when they are due); the request's
         claims stay set, and the function checks the caller from them."""
-        self._require_open()
         call = sql.SQL("SELECT {}({}) AS result").format(
             sql.Identifier("private", function), sql.SQL(", ").join(sql.Placeholder() * len(args)))
+        return self.write_path_row(call, args, commit=commit)["result"]
+
+    def write_path_row(self, query: Query, params: Params = None, *, commit: bool = False) -> Row:
+        """The one row of a statement that calls write paths (``private.<function>``, several in one
+        statement if need be), run as ``call_write_path`` runs one: as ``dramac_backend``, in one round trip."""
+        self._require_open()
         if self.claims is None:
-            return self.fetchrow(call, args, commit=commit)["result"]
+            return self.fetchrow(query, params, commit=commit)
         cursors = self._run([(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(WRITE_ROLE)), None, None),
-                             (call, args, None),
+                             (query, params, None),
                              ("SET LOCAL ROLE authenticated", None, None)], commit=commit)
         row = cursors[1].fetchone()
         if row is None:
             raise LookupError("the write path returned no row")
-        return row["result"]
+        return row
 
     # -- the transaction ---------------------------------------------------------------------------
 
