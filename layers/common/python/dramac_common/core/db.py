@@ -114,6 +114,7 @@ class Unit:
         self._opening = opening  # None once the transaction is open (or the caller opened it)
         self._pool = pool  # to replace a connection found dead when the opening first uses it
         self._over = False  # committed (or its transaction failed to open): no statement may follow
+        self._committed = False
 
     @property
     def conn(self) -> psycopg.Connection[Row]:
@@ -215,7 +216,7 @@ class Unit:
                 raise
             if opening is not None:
                 opening.check(rate)
-            self._over = commit
+            self._over = self._committed = commit
             return cursors
         raise AssertionError("unreachable")
 
@@ -224,11 +225,12 @@ class Unit:
         if self._opening is not None:
             if self._opening.rate_limit is None:
                 self._opening = None  # nothing ran: there is no transaction to commit
+                self._over = self._committed = True
                 return
             self._run([], commit=True)
         elif not self._over:
             self._conn.execute("COMMIT")
-        self._over = True
+        self._over = self._committed = True
 
     def _abort(self) -> None:
         """Roll back after an error; a unit whose body failed before any statement still answers 429
@@ -237,7 +239,7 @@ class Unit:
             if self._opening.rate_limit is not None:
                 with suppress(psycopg.Error):  # only its 429 may replace the body's error
                     self._run([], commit=True)
-            self._opening = None
+            self._opening, self._committed = None, False  # the body's work never ran
             return
         conn = self._conn
         if not self._over and not conn.closed \
@@ -303,15 +305,20 @@ def _unit(claims: Mapping[str, Any] | None, rate_limit: RateLimit | None = None)
     conn: psycopg.Connection[Row] = pool.getconn()  # the pool's row_factory is dict_row
     unit = Unit(conn, claims, opening=_Opening(claims, get_settings().statement_timeout_ms, rate_limit), pool=pool)
     try:
-        yield unit
-        unit._finish()
-    except BaseException:
-        unit._abort()
-        raise
+        try:
+            yield unit
+            unit._finish()
+        except BaseException:
+            unit._abort()
+            raise
+        finally:
+            pool.putconn(unit._conn)
     finally:
-        pool.putconn(unit._conn)
-    for callback in unit._after_commit:
-        callback()
+        # once the connection is back (a callback may need one): also when the body failed after its
+        # last statement committed, since what committed must reach the queues
+        if unit._committed:
+            for callback in unit._after_commit:
+                callback()
 
 
 def user_unit(claims: Mapping[str, Any], rate_limit: RateLimit | None = None) -> Any:

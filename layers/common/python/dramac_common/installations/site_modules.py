@@ -13,6 +13,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from psycopg import sql
 from psycopg.types.json import Jsonb
 from pydantic import computed_field
 
@@ -197,10 +198,10 @@ def _install_state(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID) -> dict
     published module, whether the agency has an active subscription to it, the slugs active and enabled
     on the site (its dependencies must be among them) and a pending purge of the module there. None
     when the caller cannot see the site."""
-    return unit.fetchone(
-        f"""
+    return unit.fetchone(sql.SQL(
+        """
         SELECT s.id AS site_id, s.agency_id AS site_agency_id, private.site_role(s.id) AS site_role,
-          {marketplace.MODULE_COLUMNS},
+          {module_columns},
           EXISTS (SELECT 1 FROM public.agency_module_subscriptions sub
                   WHERE sub.agency_id = s.agency_id AND sub.module_id = %(module)s AND sub.status = 'active')
             AS subscribed,
@@ -211,7 +212,7 @@ def _install_state(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID) -> dict
         FROM public.sites s
         LEFT JOIN public.modules_v2 m ON m.id = %(module)s AND m.status = 'published'
         WHERE s.id = %(site)s
-        """,
+        """).format(module_columns=sql.SQL(marketplace.MODULE_COLUMNS)),
         {"site": site_id, "module": module_id})
 
 
