@@ -277,8 +277,8 @@ class _Opening:
             # flush: a bucket lost in a crash starts full again. (Its own BEGIN: a COMMIT of a pipeline's
             # implicit transaction would warn, and the server flushes a warning at once, mid-pipeline.)
             conn.execute("BEGIN")
-            rate = conn.execute(self.rate_limit.statement())
-            conn.execute("SELECT set_config('synchronous_commit', 'off', true)")
+            rate = conn.execute(sql.SQL("SELECT t.wait, set_config('synchronous_commit', 'off', true) FROM ({}) AS t")
+                                .format(self.rate_limit.statement()))
             conn.execute("COMMIT")
         conn.execute("BEGIN")
         if self.claims is None:
