@@ -1,7 +1,8 @@
 """Counts network round trips between a psycopg connection and PostgreSQL, honestly: libpq's own
 protocol trace (``PQtrace``) logs every frontend (F) and backend (B) message in the order they
 cross the wire; every change from client messages to server messages is one wait for the server,
-i.e. one round trip, whether the client sent one statement, a multi-statement string or a pipeline.
+i.e. one round trip, whether the client sent one statement, a multi-statement string or a pipeline
+(only after a message that asks for answers: see ``_ASKS``).
 """
 
 from __future__ import annotations
@@ -15,15 +16,26 @@ import psycopg
 from psycopg import pq
 
 
+# The messages after which a client may wait for the server: it has asked for everything so far to be
+# answered (Sync, Flush) or sent a whole simple query. Until then the server answers only when its output
+# buffer fills (a large result), and a client that reads such early output while it is still sending
+# (psycopg's pipeline does) is not waiting for it: that is not a round trip.
+_ASKS = frozenset({"Query", "Sync", "Flush", "CopyDone", "CopyFail", "FunctionCall"})
+
+
 def count_turns(trace: str) -> int:
-    """Round trips in a libpq trace: the number of F→B direction changes."""
-    turns, last = 0, "B"
+    """Round trips in a libpq trace: the F→B direction changes that follow a message asking for answers."""
+    turns, last, asked = 0, "B", False
     for line in trace.splitlines():
         fields = line.split("\t")
-        direction = next((f for f in fields[:2] if f in ("F", "B")), None)
-        if direction is None:
+        at = next((i for i, f in enumerate(fields[:2]) if f in ("F", "B")), None)
+        if at is None:
             continue
-        if direction == "B" and last == "F":
+        direction = fields[at]
+        if direction == "F":
+            name = fields[at + 2].strip() if len(fields) > at + 2 else ""
+            asked = name in _ASKS
+        elif last == "F" and asked:
             turns += 1
         last = direction
     return turns
