@@ -15,7 +15,6 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import pq
 
-
 # The messages after which a client may wait for the server: it has asked for everything so far to be
 # answered (Sync, Flush) or sent a whole simple query. Until then the server answers only when its output
 # buffer fills (a large result), and a client that reads such early output while it is still sending
