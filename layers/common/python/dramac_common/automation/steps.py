@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import json
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -304,24 +303,9 @@ def authenticate(connection: dict[str, str], headers: dict[str, str], body: Any,
     return body
 
 
-_ses = None
-_ses_lock = threading.Lock()
-
-
-def ses_client() -> Any:
-    global _ses
-    if _ses is None:
-        with _ses_lock:
-            if _ses is None:
-                _ses = aws.client("ses", region_name=get_settings().aws_region,
-                                    endpoint_url=get_settings().ses_endpoint_url)
-    return _ses
-
-
-def reset_clients() -> None:
-    """Forget the container's SES client (tests and the local stack change endpoints)."""
-    global _ses
-    _ses = None
+ses_client = aws.LazyClient("ses", lambda: {"region_name": get_settings().aws_region,
+                                            "endpoint_url": get_settings().ses_endpoint_url})
+reset_clients = ses_client.reset  # tests and the local stack change endpoints
 
 
 def run_send_email(rt: StepRuntime, config: dict[str, Any], raw: dict[str, Any]) -> StepResult:
