@@ -126,13 +126,24 @@ def show(sqs: Any, pair: QueuePair, limit: int) -> list[dict[str, Any]]:
 
 
 def redrive(sqs: Any, pair: QueuePair, limit: int | None) -> int:
-    """Move dead-lettered messages back to their queue (send, then delete); returns how many moved."""
+    """Move dead-lettered messages back to their queue (send, then delete); returns how many moved.
+
+    Each message is moved once per run: one that fails again while the run lasts comes back to the
+    DLQ under the id its redriven copy got, and is left there (a poison message would otherwise
+    bounce between the queues for as long as the run goes on)."""
     moved = 0
+    redriven: set[str] = set()  # ids SQS gave the copies this run sent
     while limit is None or moved < limit:
         want = 10 if limit is None else min(10, limit - moved)
         got = sqs.receive_message(QueueUrl=pair.dlq_url, MaxNumberOfMessages=want,
                                   VisibilityTimeout=REDRIVE_VISIBILITY_S, MessageAttributeNames=["All"]
                                   ).get("Messages", [])
+        returned = [m for m in got if m["MessageId"] in redriven]
+        if returned:  # visible again for the operator's next look; nothing older is left behind them
+            sqs.change_message_visibility_batch(QueueUrl=pair.dlq_url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                for i, m in enumerate(returned)])
+        got = [m for m in got if m["MessageId"] not in redriven]
         if not got:
             return moved
         entries = []
@@ -142,7 +153,8 @@ def redrive(sqs: Any, pair: QueuePair, limit: int | None) -> int:
                 entry["MessageAttributes"] = message["MessageAttributes"]
             entries.append(entry)
         sent = sqs.send_message_batch(QueueUrl=pair.url, Entries=entries)
-        accepted = {s["Id"] for s in sent.get("Successful", [])}
+        accepted = {s["Id"]: s["MessageId"] for s in sent.get("Successful", [])}
+        redriven.update(accepted.values())
         done = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got) if str(i) in accepted]
         if done:
             sqs.delete_message_batch(QueueUrl=pair.dlq_url, Entries=done)
