@@ -3,7 +3,7 @@ AWS or the local stack's moto server.
 
 Which queues: the logical queues (``provision``, ``events``; ``dramac_dev.sqs_local.QUEUE_CONSUMERS``,
 the same the CDK app creates). A queue's URL is ``<NAME>_QUEUE_URL`` when set, else the CloudFormation
-output ``<Name>QueueUrl`` of ``--stack`` (the deployed stack, whose queue names CDK generates), else the
+output ``<Name>QueueUrl`` of ``--stack`` (``sqs_local.queue_url_output``) (the deployed stack, whose queue names CDK generates), else the
 queue named ``<DRAMAC_QUEUE_PREFIX>-<name>`` (the local stack). Its dead-letter queue is the one its
 ``RedrivePolicy`` names, so nothing here guesses a DLQ's name.
 
@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from .sqs_local import QUEUE_CONSUMERS
+from .sqs_local import QUEUE_CONSUMERS, queue_url_output
 
 SHOW_VISIBILITY_S = 0
 REDRIVE_VISIBILITY_S = 60
@@ -42,10 +42,6 @@ class QueuePair:
     max_receives: int
 
 
-def camel(name: str) -> str:
-    return "".join(part.capitalize() for part in name.split("_"))
-
-
 def stack_outputs(stack: str, region: str | None) -> dict[str, str]:
     import boto3
 
@@ -57,7 +53,7 @@ def queue_url(sqs: Any, name: str, *, env: dict[str, str], outputs: dict[str, st
     if env.get(f"{name.upper()}_QUEUE_URL"):
         return env[f"{name.upper()}_QUEUE_URL"]
     if outputs is not None:
-        key = f"{camel(name)}QueueUrl"
+        key = queue_url_output(name)
         if key not in outputs:
             raise DlqError(f"the stack has no output {key}: is the {name} queue deployed?")
         return outputs[key]
