@@ -59,6 +59,10 @@ def cancel_subscription(unit: Unit, agency_id: uuid.UUID, subscription_id: uuid.
                         provider: PaymentProvider) -> tuple[CanceledSubscription, int]:
     """200 canceled now (or already), 202 scheduled for the end of the billing period."""
     access = require_agency_access(unit, agency_id, action=Action.BILL)
+    # Twin cancels (a double click) queue here, so the provider is asked once: the second reads the
+    # subscription as the first committed it (its own statement, so its snapshot is taken after the lock).
+    unit.execute("SELECT pg_advisory_xact_lock(hashtextextended('subscription-cancel:' || %s, 0))",
+                 (str(subscription_id),))
     sub = _load(unit, agency_id, subscription_id)
     if sub["status"] == "canceled":
         return CanceledSubscription.model_validate(sub), 200
