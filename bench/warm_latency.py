@@ -22,6 +22,8 @@ REQUESTS = int(os.environ.get("BENCH_WARM_REQUESTS", "300"))
 WARMUP = 30
 TRACED = 10
 MANY_AGENCIES = 1000  # the separate many-agency case: one user in this many agencies
+# BENCH_WARM_ONLY=subscribe,purchase: only the requests of these functions (a quick look at one path)
+ONLY = {f.strip() for f in os.environ.get("BENCH_WARM_ONLY", "").split(",") if f.strip()}
 
 
 def _owner_setup(conn: Any, n: int) -> dict[str, Any]:
@@ -212,6 +214,8 @@ def run(env: dict[str, str]) -> Section:
             baseline_counter = RoundTripCounter(conn)
             with traced_pool_connection() as counter:
                 for label, (function, make_event) in _requests(setup).items():
+                    if ONLY and function not in ONLY:
+                        continue
                     handler = get_handler(function)
                     context = LocalContext(function)
                     events = [make_event(i) for i in range(total)]
