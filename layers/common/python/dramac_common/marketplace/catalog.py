@@ -12,11 +12,10 @@ from typing import Any
 
 from pydantic import Field
 
-from ..automation.outbox import log_automation_event
-from ..core import audit
+from ..automation.outbox import dispatch_after_commit, log_automation_event
 from ..core.db import Unit
 from ..core.errors import NotFound, PaymentRequired
-from ..core.tenancy import Action, require_agency_access, require_catalogue_access
+from ..core.tenancy import Action, require_agency_role, require_catalogue_access, roles_allowed
 from ..core.wire import CamelModel
 
 MODULE_COLUMNS = """
@@ -123,24 +122,24 @@ def get_published_module(unit: Unit, module_id: uuid.UUID) -> Module:
 
 def subscribe_to_free_module(unit: Unit, agency_id: uuid.UUID, module_id: uuid.UUID) -> tuple[Subscription, bool]:
     """Subscribe an agency to a free module. Returns the subscription and whether it became active
-    now (False: it already was, and nothing changed). Billing: the agency's owners only."""
-    require_agency_access(unit, agency_id, action=Action.BILL)
-    module = get_published_module(unit, module_id)
-    if not module.is_free:
-        raise PaymentRequired(
-            f"'{module.name}' is a paid module: purchase it instead", code="payment_required"
-        )
-    # private.subscribe_free_module is the only write path (authenticated may not write subscriptions):
-    # insert, or reactivate a canceled/pending subscription; an active one is returned unchanged, also
-    # when a twin request inserted it a moment ago.
-    row = unit.call_write_path("subscribe_free_module", agency_id, module_id)
+    now (False: it already was, and nothing changed). Billing: the agency's owners only.
+
+    One statement, ``private.subscribe_to_free_module`` (migration 0164): the caller's role in the agency,
+    the module, the write, its two events (created, activated) and its audit row, in the order the
+    checks below are answered. It writes nothing when the role or the module refuses, and returns what
+    it found: the refusal is this function's, from the same matrix as every agency check. The
+    subscription is inserted, or a canceled/pending one reactivated; an active one is returned
+    unchanged, also when a twin request inserted it a moment ago."""
+    result = unit.call_write_path("subscribe_to_free_module", agency_id, module_id, roles_allowed(Action.BILL))
+    require_agency_role(agency_id, result["role"], Action.BILL)
+    module = result["module"]
+    if module is None:
+        raise NotFound("Module not found", code="module_not_found")
+    if module["pricing_type"] != "free":
+        raise PaymentRequired(f"'{module['name']}' is a paid module: purchase it instead", code="payment_required")
+    row = result["subscription"]
     changed = bool(row.pop("changed"))
-    if changed:
-        # a free subscription is created active: workflows on either event see it
-        emit_subscription_event(unit, "created", row, module_slug=module.slug)
-        emit_subscription_event(unit, "activated", row, module_slug=module.slug)
-        audit.record(unit, "subscription.subscribed", agency_id=agency_id, target_type="subscription",
-                     target_id=row["id"], details={"moduleId": str(module.id), "moduleSlug": module.slug})
+    dispatch_after_commit(unit, [uuid.UUID(e) for e in result["event_ids"]])
     return Subscription.model_validate(row), changed
 
 
