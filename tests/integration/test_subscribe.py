@@ -203,7 +203,7 @@ def test_subscribe_events_carry_the_payload_of_every_subscription_event(api, ten
     payloads = [r["payload"] for r in owner_conn.execute(
         "SELECT payload FROM automation_events_log WHERE agency_id = %s", (tenant.agency_id,))]
     # written by the database (private.subscription_event_payload), the same as the webhook's and cancel's
-    expected = json.loads(json.dumps(catalog._subscription_event_payload(row, slug, None), default=str))
+    expected = json.loads(json.dumps(catalog.subscription_event_payload(row, slug, None), default=str))
     assert payloads == [expected, expected]
     audit = owner_conn.execute("SELECT action, actor_user_id, target_id, details FROM audit_log WHERE agency_id = %s",
                                (tenant.agency_id,)).fetchall()

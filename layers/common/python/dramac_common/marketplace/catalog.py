@@ -73,7 +73,9 @@ class Subscription(CamelModel):
     canceled_at: datetime | None
 
 
-def _subscription_event_payload(sub: dict[str, Any], module_slug: str | None, previous: str | None) -> dict[str, Any]:
+def subscription_event_payload(sub: dict[str, Any], module_slug: str | None, previous: str | None) -> dict[str, Any]:
+    """The payload of every ``marketplace.subscription.*`` event (the database builds the same one in
+    ``private.subscription_event_payload``, migration 0164)."""
     return {
         "subscription_id": str(sub["id"]),
         "agency_id": str(sub["agency_id"]),
@@ -95,7 +97,7 @@ def emit_subscription_event(unit: Unit, action: str, sub: dict[str, Any], *, mod
     """``marketplace.subscription.<action>``: an agency-level automation event (no site)."""
     log_automation_event(
         unit, None, f"marketplace.subscription.{action}",
-        _subscription_event_payload(sub, module_slug, previous_status),
+        subscription_event_payload(sub, module_slug, previous_status),
         agency_id=sub["agency_id"], source_module="marketplace", source_entity_type="subscription",
         source_entity_id=sub["id"],
     )
