@@ -249,8 +249,11 @@ def principal_from_event(event: dict[str, Any]) -> Principal:
     raise Unauthorized("Sign in, or send a site API key in X-Api-Key", code="unauthorized")
 
 
-def current_caller(request: Request) -> Caller:
-    """FastAPI dependency of JWT routes."""
+async def current_caller(request: Request) -> Caller:
+    """FastAPI dependency of JWT routes. A coroutine, though it never awaits: FastAPI would run a sync
+    dependency in its thread pool, and under Mangum that starts a new OS thread on every request
+    (``core.api._without_thread_hop``). It only reads the claims the authorizer verified, so it never
+    blocks a shared event loop either."""
     return caller_from_event(request.scope.get("aws.event") or {})
 
 

@@ -127,11 +127,23 @@ def require_agency_access(unit: Unit, agency_id: uuid.UUID, *, manage: bool = Fa
     wanted = _action(manage, action, Action.VIEW_OPERATIONS)
     row = unit.fetchone("SELECT a.id, private.agency_role(a.id) AS role FROM public.agencies a WHERE a.id = %s",
                         (agency_id,))
-    if row is None or row["role"] is None or row["role"] == Role.CLIENT:
+    return require_agency_role(agency_id, row["role"] if row is not None else None, wanted)
+
+
+def require_agency_role(agency_id: uuid.UUID, role: str | None, action: Action) -> AgencyAccess:
+    """``require_agency_access``'s verdict on a role already read (``private.agency_role``, e.g. by a
+    write path that checks and writes in one statement): 404 outside the agency's team, 403 for a team
+    role the matrix does not allow."""
+    if role is None or role == Role.CLIENT:
         raise NotFound("Agency not found", code="agency_not_found")
-    if not allows(row["role"], wanted):
-        raise _refuse(wanted)
-    return AgencyAccess(agency_id=row["id"], role=row["role"])
+    if not allows(role, action):
+        raise _refuse(action)
+    return AgencyAccess(agency_id=agency_id, role=role)
+
+
+def roles_allowed(action: Action) -> list[str]:
+    """The roles the matrix lets take ``action``, for a write path that checks them in the database."""
+    return sorted(role.value for role in MATRIX[action])
 
 
 def require_site_access(unit: Unit, site_id: uuid.UUID, *, manage: bool = False,
