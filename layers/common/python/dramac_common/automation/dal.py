@@ -50,6 +50,39 @@ def active_subscriptions(unit: Unit, event: dict[str, Any]) -> list[dict[str, An
     )
 
 
+def load_events(unit: Unit, event_ids: list[uuid.UUID]) -> Any:
+    """The events of a batch (a cursor: fetch after the pipeline's other statements are sent)."""
+    return unit.execute(
+        """SELECT id, site_id, agency_id, event_type, payload, source_module, source_entity_type,
+                  source_entity_id, chain_depth, created_at
+           FROM public.automation_events_log WHERE id = ANY(%s::uuid[])""",
+        (event_ids,),
+    )
+
+
+def batch_subscriptions(unit: Unit, event_ids: list[uuid.UUID]) -> Any:
+    """``active_subscriptions`` of every event of a batch at once, each row naming its ``event_id``."""
+    return unit.execute(
+        """SELECT ev.id AS event_id, s.workflow_id, s.filter, s.site_id
+           FROM public.automation_events_log ev
+           JOIN public.automation_event_subscriptions s ON s.event_type = ev.event_type AND s.is_active
+             AND (s.site_id = ev.site_id
+                  OR (ev.site_id IS NULL
+                      AND s.site_id IN (SELECT id FROM public.sites WHERE agency_id = ev.agency_id)))
+           JOIN public.automation_workflows w ON w.id = s.workflow_id AND w.is_active
+           WHERE ev.id = ANY(%s::uuid[])""",
+        (event_ids,),
+    )
+
+
+def batch_started(unit: Unit, event_ids: list[uuid.UUID]) -> Any:
+    """The executions the events of a batch already have (a redelivery): ``event_id, workflow_id, status``."""
+    return unit.execute(
+        "SELECT event_id, workflow_id, status FROM public.workflow_executions WHERE event_id = ANY(%s::uuid[])",
+        (event_ids,),
+    )
+
+
 def undispatched_events(unit: Unit, older_than_s: float, limit: int) -> list[uuid.UUID]:
     """Committed events never handed to the queue (locked until the relay's transaction ends)."""
     rows = unit.fetchall(
@@ -90,6 +123,33 @@ def start_executions(unit: Unit, event: dict[str, Any], workflow_ids: list[uuid.
         RETURNING {EXECUTION_STATE}
         """,
         {"event": event["id"], "owner": owner, "lease": lease_s, "workflows": list(workflow_ids)},
+    )
+
+
+def start_batch_executions(unit: Unit, pairs: list[tuple[uuid.UUID, uuid.UUID]], owner: uuid.UUID,
+                           lease_s: float) -> list[dict[str, Any]]:
+    """``start_executions`` for the (event, workflow) pairs of a batch in one statement. Rows are
+    inserted in (event, workflow) order, so two workers given the same events in other orders wait
+    on each other's rows in one order and never deadlock."""
+    if not pairs:
+        return []
+    ordered = sorted(set(pairs))
+    return unit.fetchall(
+        f"""
+        INSERT INTO public.workflow_executions AS e
+          (workflow_id, site_id, event_id, status, started_at, lease_owner, lease_expires_at, next_position)
+        SELECT w.id, w.site_id, p.event_id, 'running', now(), %(owner)s, now() + make_interval(secs => %(lease)s),
+               coalesce((SELECT min(s.position) FROM public.workflow_steps s WHERE s.workflow_id = w.id), 0)
+        FROM unnest(%(events)s::uuid[], %(workflows)s::uuid[]) WITH ORDINALITY AS p(event_id, workflow_id, n)
+        JOIN public.automation_workflows w ON w.id = p.workflow_id
+        ORDER BY p.n
+        ON CONFLICT (event_id, workflow_id) WHERE rerun_of IS NULL DO UPDATE
+          SET status = 'running', lease_owner = EXCLUDED.lease_owner, lease_expires_at = EXCLUDED.lease_expires_at,
+              started_at = coalesce(e.started_at, now()), updated_at = now()
+          WHERE e.status IN ('pending', 'running') AND (e.lease_expires_at IS NULL OR e.lease_expires_at < now())
+        RETURNING {EXECUTION_STATE}
+        """,
+        {"owner": owner, "lease": lease_s, "events": [e for e, _ in ordered], "workflows": [w for _, w in ordered]},
     )
 
 
@@ -141,6 +201,29 @@ def workflow_variables(unit: Unit, workflow_ids: list[uuid.UUID]) -> dict[uuid.U
     return variables
 
 
+def workflow_definitions(unit: Unit, workflow_ids: list[uuid.UUID]) -> tuple[
+        dict[uuid.UUID, list[dict[str, Any]]], dict[uuid.UUID, dict[str, Any]]]:
+    """``workflow_steps`` and ``workflow_variables`` in one round trip."""
+    with unit.conn.pipeline():
+        steps = unit.execute(
+            """SELECT id, workflow_id, position, step_type, config, secret_envelopes FROM public.workflow_steps
+               WHERE workflow_id = ANY(%s) ORDER BY workflow_id, position""",
+            (list(workflow_ids),),
+        )
+        values = unit.execute(
+            "SELECT workflow_id, key, value FROM public.workflow_variables WHERE workflow_id = ANY(%s)",
+            (list(workflow_ids),),
+        )
+        step_rows, value_rows = steps.fetchall(), values.fetchall()
+    by_workflow: dict[uuid.UUID, list[dict[str, Any]]] = {w: [] for w in workflow_ids}
+    for row in step_rows:
+        by_workflow[row["workflow_id"]].append(row)
+    variables: dict[uuid.UUID, dict[str, Any]] = {w: {} for w in workflow_ids}
+    for row in value_rows:
+        variables[row["workflow_id"]][row["key"]] = row["value"]
+    return by_workflow, variables
+
+
 def step_log(unit: Unit, execution_id: uuid.UUID, position: int) -> dict[str, Any] | None:
     return unit.fetchone(
         """SELECT status, output, attempts, started_at,
@@ -155,7 +238,16 @@ def record_attempt(unit: Unit, *, execution_id: uuid.UUID, owner: uuid.UUID, lea
     """Before an external effect (HTTP, e-mail): the step's log row as ``running``, committed, so a
     crash during the call is visible to the next delivery. Returns the previous log status (None
     the first time) and attempts so far, or None when this worker no longer holds the execution."""
-    row = unit.fetchone(
+    row = record_attempt_later(unit, execution_id=execution_id, owner=owner, lease_s=lease_s, position=position,
+                               step=step, input_=input_).fetchone()
+    return row if row and row["owned"] else None
+
+
+def record_attempt_later(unit: Unit, *, execution_id: uuid.UUID, owner: uuid.UUID, lease_s: float, position: int,
+                         step: dict[str, Any], input_: Any) -> Any:
+    """``record_attempt`` sent without waiting for its answer (pipeline mode): a cursor whose one row
+    holds ``previous_status``, ``attempts`` and ``owned``."""
+    return unit.execute(
         """
         WITH ex AS (
           UPDATE public.workflow_executions SET lease_expires_at = now() + make_interval(secs => %(lease)s),
@@ -178,7 +270,6 @@ def record_attempt(unit: Unit, *, execution_id: uuid.UUID, owner: uuid.UUID, lea
         {"lease": lease_s, "execution": execution_id, "owner": owner, "position": position,
          "step_id": step["id"], "step_type": step["step_type"], "input": _json(input_)},
     )
-    return row if row and row["owned"] else None
 
 
 def finish_step(
@@ -204,10 +295,43 @@ def finish_step(
     """One statement: check the lease and position, advance the execution (and finish it when
     ``execution_status`` says so), write the step's log row, and mark later steps ``skipped`` when
     the execution stops early. False when this worker no longer holds the execution (nothing written)."""
+    row = unit.fetchone(*_finish_step_statement(
+        execution_id=execution_id, workflow_id=workflow_id, owner=owner, lease_s=lease_s, step=step,
+        next_position=next_position, log_status=log_status, input_=input_, output=output, error=error,
+        attempts=attempts, duration_ms=duration_ms, execution_status=execution_status,
+        execution_error=execution_error, resume_at=resume_at, skip_rest=skip_rest))
+    return bool(row and row["n"])
+
+
+def finish_step_later(unit: Unit, **kwargs: Any) -> Any:
+    """``finish_step`` sent without waiting for its answer (pipeline mode): a cursor whose one row's
+    ``n`` is 1 when this worker still held the execution."""
+    return unit.execute(*_finish_step_statement(**kwargs))
+
+
+def _finish_step_statement(
+    *,
+    execution_id: uuid.UUID,
+    workflow_id: uuid.UUID,
+    owner: uuid.UUID,
+    lease_s: float,
+    step: dict[str, Any],
+    next_position: int,
+    log_status: str,
+    input_: Any,
+    output: Any,
+    error: str | None,
+    attempts: int,
+    duration_ms: int,
+    execution_status: str | None = None,
+    execution_error: str | None = None,
+    resume_at: datetime | None = None,
+    skip_rest: bool = False,
+) -> tuple[str, dict[str, Any]]:
     position = step["position"]
     step_context = {str(position): {"output": output}} if log_status == "completed" else {}
     release = execution_status is not None
-    row = unit.fetchone(
+    return (
         """
         WITH ex AS (
           UPDATE public.workflow_executions e SET
@@ -253,7 +377,6 @@ def finish_step(
          "log_error": error, "attempts": attempts, "duration_ms": duration_ms, "workflow": workflow_id,
          "skip_rest": skip_rest},
     )
-    return bool(row and row["n"])
 
 
 def finish_empty_execution(unit: Unit, execution_id: uuid.UUID, owner: uuid.UUID) -> None:
