@@ -303,12 +303,6 @@ def finish_step(
     return bool(row and row["n"])
 
 
-def finish_step_later(unit: Unit, **kwargs: Any) -> Any:
-    """``finish_step`` sent without waiting for its answer (pipeline mode): a cursor whose one row's
-    ``n`` is 1 when this worker still held the execution."""
-    return unit.execute(*_finish_step_statement(**kwargs))
-
-
 def _finish_step_statement(
     *,
     execution_id: uuid.UUID,
@@ -376,6 +370,79 @@ def _finish_step_statement(
          "step_type": step["step_type"], "log_status": log_status, "input": _json(input_), "output": _json(output),
          "log_error": error, "attempts": attempts, "duration_ms": duration_ms, "workflow": workflow_id,
          "skip_rest": skip_rest},
+    )
+
+
+def finish_steps(unit: Unit, owner: uuid.UUID, lease_s: float, finished: list[dict[str, Any]]) -> Any:
+    """``finish_step`` for every step a batch's transaction ran, in one statement sent without waiting
+    (a cursor whose row's ``n`` counts the executions advanced: all of them, unless one was taken over).
+    ``finished`` holds ``finish_step``'s arguments, in the order the steps ran; each execution's first
+    step is checked against its lease and position, its last decides its state, and every step gets its
+    log row (and, stopping early, the later steps theirs as ``skipped``)."""
+    entries = [{"n": n, "execution_id": f["execution_id"], "workflow_id": f["workflow_id"], "step_id": f["step"]["id"],
+                "position": f["step"]["position"], "step_type": f["step"]["step_type"],
+                "next_position": f["next_position"], "log_status": f["log_status"], "input": f["input_"],
+                "output": f["output"], "log_error": f["error"], "attempts": f["attempts"],
+                "duration_ms": f["duration_ms"], "execution_status": f.get("execution_status"),
+                "execution_error": f.get("execution_error"), "resume_at": f.get("resume_at"),
+                "skip_rest": bool(f.get("skip_rest"))} for n, f in enumerate(finished)]
+    return unit.execute(
+        """
+        WITH entry AS (
+          SELECT * FROM jsonb_to_recordset(%(entries)s) AS x(
+            n integer, execution_id uuid, workflow_id uuid, step_id uuid, position integer, step_type text,
+            next_position integer, log_status text, input jsonb, output jsonb, log_error text, attempts integer,
+            duration_ms integer, execution_status text, execution_error text, resume_at timestamptz,
+            skip_rest boolean)
+        ), first AS (
+          SELECT DISTINCT ON (execution_id) execution_id, position FROM entry ORDER BY execution_id, n
+        ), last AS (
+          SELECT DISTINCT ON (execution_id) * FROM entry ORDER BY execution_id, n DESC
+        ), outputs AS (
+          SELECT execution_id, coalesce(jsonb_object_agg(position::text, jsonb_build_object('output', output))
+                                          FILTER (WHERE log_status = 'completed'), '{}'::jsonb) AS steps
+          FROM entry GROUP BY execution_id
+        ), ex AS (
+          UPDATE public.workflow_executions e SET
+            next_position = last.next_position,
+            context = jsonb_set(e.context, '{steps}', coalesce(e.context -> 'steps', '{}'::jsonb) || outputs.steps),
+            status = coalesce(last.execution_status, e.status),
+            completed_at = CASE WHEN last.execution_status IN ('completed', 'failed') THEN now() ELSE e.completed_at END,
+            error = coalesce(last.execution_error, e.error),
+            resume_at = last.resume_at,
+            lease_owner = CASE WHEN last.execution_status IS NOT NULL THEN NULL ELSE e.lease_owner END,
+            lease_expires_at = CASE WHEN last.execution_status IS NOT NULL THEN NULL
+                                    ELSE now() + make_interval(secs => %(lease)s) END,
+            updated_at = now()
+          FROM first JOIN last USING (execution_id) JOIN outputs USING (execution_id)
+          WHERE e.id = first.execution_id AND e.lease_owner = %(owner)s AND e.status = 'running'
+            AND e.next_position = first.position
+          RETURNING e.id, e.site_id
+        ), logged AS (
+          INSERT INTO public.step_execution_logs AS l
+            (execution_id, step_id, site_id, position, step_type, status, input, output, error, attempts,
+             started_at, completed_at, duration_ms)
+          SELECT ex.id, entry.step_id, ex.site_id, entry.position, entry.step_type, entry.log_status, entry.input,
+                 entry.output, entry.log_error, entry.attempts,
+                 now() - make_interval(secs => entry.duration_ms / 1000.0),
+                 CASE WHEN entry.log_status = 'running' THEN NULL ELSE now() END,
+                 CASE WHEN entry.log_status = 'running' THEN NULL ELSE entry.duration_ms END
+          FROM entry JOIN ex ON ex.id = entry.execution_id
+          ON CONFLICT (execution_id, position) DO UPDATE SET
+            status = EXCLUDED.status, input = EXCLUDED.input, output = EXCLUDED.output, error = EXCLUDED.error,
+            attempts = EXCLUDED.attempts, completed_at = EXCLUDED.completed_at, duration_ms = EXCLUDED.duration_ms
+        ), skipped AS (
+          INSERT INTO public.step_execution_logs
+            (execution_id, step_id, site_id, position, step_type, status, attempts, started_at, completed_at, duration_ms)
+          SELECT ex.id, s.id, ex.site_id, s.position, s.step_type, 'skipped', 0, now(), now(), 0
+          FROM entry JOIN ex ON ex.id = entry.execution_id
+          JOIN public.workflow_steps s ON s.workflow_id = entry.workflow_id AND s.position > entry.position
+          WHERE entry.skip_rest
+          ON CONFLICT (execution_id, position) DO NOTHING
+        )
+        SELECT count(*) AS n FROM ex
+        """,
+        {"entries": _json(entries), "owner": owner, "lease": lease_s},
     )
 
 

@@ -195,10 +195,13 @@ class Engine:
 
     # Batches -------------------------------------------------------------------------------------
 
-    def process_events(self, event_ids: list[uuid.UUID]) -> dict[uuid.UUID, Summary | BaseException]:
-        """The events of one SQS batch, together: admitted in one transaction, their steps run in a few
-        transactions shared by the batch (``run_batch``). Each event's outcome: its summary, or the
-        exception that sends its message back; one event's failure leaves the others' outcomes alone.
+    def process_events(self, event_ids: list[uuid.UUID], *,
+                       together: bool = True) -> dict[uuid.UUID, Summary | BaseException]:
+        """The events of one SQS batch, together: admitted, and their steps run up to their first external
+        call, in one transaction; the rest in a few transactions shared by the batch (``run_batch``). Each
+        event's outcome: its summary, or the exception that sends its message back; one event's failure
+        leaves the others' outcomes alone: when the first transaction fails, each event goes again alone,
+        admitted in a transaction of its own (``together=False``), its steps run as ``run_batch`` does.
 
         A site whose running slots this batch's own executions fill runs its other executions in a next
         wave, once the first are done (as a sequential worker would); slots other workers hold queue them."""
@@ -207,22 +210,22 @@ class Engine:
         waiting = list(event_ids)
         while waiting:
             try:
-                executions, deferred = self._admit_batch(waiting, summaries)
+                executions, deferred, calls = self._admit_batch(waiting, summaries, first_steps=together)
             except Exception as exc:
-                if len(waiting) == 1:
+                if len(waiting) == 1 and not together:
                     outcomes[waiting[0]] = exc
                     break
                 # Rolled back as a whole: each event alone, so that a bad one fails alone.
-                log.warning("admitting a batch of %d events failed; admitting them one by one", len(waiting),
+                log.warning("the first transaction of %d events failed; each goes again alone", len(waiting),
                             exc_info=True)
                 for event_id in waiting:
-                    [alone] = self.process_events([event_id]).values()
+                    [alone] = self.process_events([event_id], together=False).values()
                     if isinstance(alone, BaseException):
                         outcomes[event_id] = alone
                     else:
                         summaries[event_id].executions += alone.executions
                 break
-            failures = self.run_batch(executions)
+            failures = self.run_batch(executions, calls)
             for execution in executions:
                 event_id = execution.event["id"]
                 if execution.id in failures:
@@ -232,11 +235,13 @@ class Engine:
             waiting = [e for e in deferred if e not in outcomes]
         return {event_id: outcomes.get(event_id, summaries[event_id]) for event_id in event_ids}
 
-    def _admit_batch(self, event_ids: list[uuid.UUID],
-                     summaries: dict[uuid.UUID, Summary]) -> tuple[list[Execution], set[uuid.UUID]]:
-        """The first transaction of a batch: its events, their matching workflows, each
-        site's admission, and the executions started and loaded. Returns them with the events that have
-        executions left for a next wave."""
+    def _admit_batch(self, event_ids: list[uuid.UUID], summaries: dict[uuid.UUID, Summary], *,
+                     first_steps: bool) -> tuple[list[Execution], set[uuid.UUID], list[StepCall] | None]:
+        """The first transaction of a batch: its events, their matching workflows, each site's admission,
+        the executions started and loaded, and (``first_steps``) their steps up to their first external
+        call (``_steps_in``; the sites stay locked until it commits, a few milliseconds). Returns the
+        executions, the events that have executions left for a next wave, and the calls to make."""
+        queued: dict[uuid.UUID, list[dict[str, str]]] = {}
         deferred: set[uuid.UUID] = set()
         with db.service_unit() as unit:
             with unit.conn.pipeline():
@@ -273,21 +278,24 @@ class Engine:
                     if now:  # this batch's own executions hold the site's slots: the rest run after them
                         deferred |= {event_id for event_id, _ in later}
                     else:
-                        self._queue(unit, events, later, summaries)
+                        self._queue(unit, events, later, queued)
                     if refused:
                         self._refuse(unit, events, refused, capacity)
                         log.warning("site %s is over its hourly execution volume: %d not run", site_id, len(refused))
             rows = dal.start_batch_executions(unit, run, self.owner, self.lease_s)
             executions = self._load_batch(unit, rows, events)
-        return executions, deferred
+            calls = self._steps_in(unit, [(execution, None) for execution in executions]) if first_steps else None
+        for event_id, entries in queued.items():
+            summaries[event_id].executions += entries
+        return executions, deferred, calls
 
     @staticmethod
     def _queue(unit: db.Unit, events: dict[uuid.UUID, dict[str, Any]], pairs: list[tuple[uuid.UUID, uuid.UUID]],
-               summaries: dict[uuid.UUID, Summary]) -> None:
+               queued: dict[uuid.UUID, list[dict[str, str]]]) -> None:
         for event_id, workflow_ids in _by_event(pairs).items():
             for execution_id in admission.queue_executions(unit, events[event_id], workflow_ids):
                 unit.after_commit(functools.partial(send_resume_after_commit, execution_id, admission.QUEUED_RETRY_S))
-                summaries[event_id].executions.append({"id": str(execution_id), "status": "queued"})
+                queued.setdefault(event_id, []).append({"id": str(execution_id), "status": "queued"})
 
     @staticmethod
     def _refuse(unit: db.Unit, events: dict[uuid.UUID, dict[str, Any]], pairs: list[tuple[uuid.UUID, uuid.UUID]],
@@ -308,26 +316,29 @@ class Engine:
         return [Execution(r["id"], r["workflow_id"], r["site_id"], events[r["event_id"]], steps[r["workflow_id"]],
                           r["next_position"], r["context"] or {}, dict(variables[r["workflow_id"]])) for r in rows]
 
-    def run_batch(self, executions: list[Execution]) -> dict[uuid.UUID, BaseException]:
+    def run_batch(self, executions: list[Execution],
+                  calls: list[StepCall] | None = None) -> dict[uuid.UUID, BaseException]:
         """Run executions together: every step that stays in the database (conditions, database steps,
         delays, the attempt before an external call) in one transaction for all of them, then their
         external calls at once (each site's at most its running slots, as admitted), then one transaction
         recording those results and going on, until every execution stops. Each step's guard (lease and
-        position, ``dal.finish_step``) is checked before the shared transaction commits; if one fails or a
+        position, ``dal.finish_steps``) is checked before the shared transaction commits; if one fails or a
         statement is refused, that transaction is rolled back and its executions go on one at a time
-        (``run``), so one execution's trouble never undoes or repeats another's. Returns the executions
+        (``run``), so one execution's trouble never undoes or repeats another's. ``calls``: the first
+        transaction already ran (``_admit_batch``), these are the calls it left. Returns the executions
         whose message must come back, with why."""
         failures: dict[uuid.UUID, BaseException] = {}
-        active: list[tuple[Execution, StepCall | None]] = [(execution, None) for execution in executions]
-        while active:
-            calls = self._advance(active, failures)
+        if calls is None:
+            calls = self._advance([(execution, None) for execution in executions], failures)
+        while calls:
             self._call_all(calls)
-            active = []
+            active: list[tuple[Execution, StepCall | None]] = []
             for call in calls:
                 if call.error is not None:
                     failures[call.execution.id] = call.error
                 else:
                     active.append((call.execution, call))
+            calls = self._advance(active, failures) if active else []
         return failures
 
     def _advance(self, active: list[tuple[Execution, StepCall | None]],
@@ -336,23 +347,8 @@ class Engine:
         (whose attempt it records) or its end. Returns the calls to make."""
         saved = {execution.id: execution.snapshot() for execution, _ in active}
         try:
-            calls: list[StepCall] = []
             with db.service_unit() as unit:
-                checks: list[Any] = []
-                with _Pipeline(unit) as pipeline:
-                    for execution, made in active:
-                        call = self._segment(unit, pipeline, checks, execution, made)
-                        if call is not None:
-                            calls.append(call)
-                    for cursor in checks:
-                        row = cursor.fetchone()
-                        if not (row and row["n"]):
-                            raise BatchRetry("an execution of the batch was taken over")
-                    for call in calls:
-                        call.attempt = call.attempt.fetchone()
-                        if not (call.attempt and call.attempt["owned"]):
-                            raise BatchRetry("an execution of the batch was taken over")
-            return calls
+                return self._steps_in(unit, active)
         except Exception:
             log.warning("a batch's transaction was rolled back; its %d executions go on one at a time", len(active),
                         exc_info=True)
@@ -364,6 +360,33 @@ class Engine:
                 except Exception as exc:  # noqa: BLE001 - this execution's message comes back with it
                     failures[execution.id] = exc
             return []
+
+    def _steps_in(self, unit: db.Unit, active: list[tuple[Execution, StepCall | None]]) -> list[StepCall]:
+        """A batch's shared transaction (``_advance``): raises when it must not commit."""
+        calls: list[StepCall] = []
+        checks: list[dict[str, Any]] = []
+        with _Pipeline(unit) as pipeline:
+            for execution, made in active:
+                call = self._segment(unit, pipeline, checks, execution, made)
+                if call is not None:
+                    calls.append(call)
+            # Steps' rows first: the attempts and releases below check the positions they advance.
+            finished = dal.finish_steps(unit, self.owner, self.lease_s, checks) if checks else None
+            for call in calls:
+                call.attempt = dal.record_attempt_later(
+                    unit, execution_id=call.execution.id, owner=self.owner, lease_s=self.lease_s,
+                    position=call.step["position"], step=call.step, input_=call.logged)
+            for execution, _ in active:
+                if execution.outcome == "continued":  # too little time left: a fresh invocation goes on
+                    dal.release_lease(unit, execution.id, self.owner)
+                    unit.after_commit(functools.partial(send_resume_after_commit, execution.id))
+            if finished is not None and finished.fetchone()["n"] != len({c["execution_id"] for c in checks}):
+                raise BatchRetry("an execution of the batch was taken over")
+            for call in calls:
+                call.attempt = call.attempt.fetchone()
+                if not (call.attempt and call.attempt["owned"]):
+                    raise BatchRetry("an execution of the batch was taken over")
+        return calls
 
     def _go_on_alone(self, execution: Execution, made: StepCall | None) -> None:
         """An execution of a batch whose shared transaction failed: on its own, a transaction per step."""
@@ -383,7 +406,7 @@ class Engine:
             return
         self.run(execution)
 
-    def _segment(self, unit: db.Unit, pipeline: _Pipeline, checks: list[Any], execution: Execution,
+    def _segment(self, unit: db.Unit, pipeline: _Pipeline, checks: list[dict[str, Any]], execution: Execution,
                  made: StepCall | None) -> StepCall | None:
         """``run`` for one execution inside a batch's transaction, up to its next external call."""
         if made is not None:
@@ -402,9 +425,7 @@ class Engine:
             return None
         for index, step in enumerate(pending):
             if self._seconds_left() < 20:
-                # Hand the rest to a fresh invocation rather than be killed mid-step.
-                dal.release_lease(unit, execution.id, self.owner)
-                unit.after_commit(functools.partial(send_resume_after_commit, execution.id))
+                # Hand the rest to a fresh invocation rather than be killed mid-step (``_advance`` releases it).
                 execution.outcome = "continued"
                 return None
             is_last = index + 1 == len(pending)
@@ -416,7 +437,7 @@ class Engine:
                 return None
         return None
 
-    def _step_in_batch(self, unit: db.Unit, pipeline: _Pipeline, checks: list[Any], execution: Execution,
+    def _step_in_batch(self, unit: db.Unit, pipeline: _Pipeline, checks: list[dict[str, Any]], execution: Execution,
                        step: dict[str, Any], next_position: int, is_last: bool) -> bool | StepCall:
         """``run_step`` in a batch's transaction; an external step returns its call, to make after commit."""
         started = time.monotonic()
@@ -434,13 +455,11 @@ class Engine:
                 if definition.kind == "delay":
                     return self._run_delay(execution, step, call.logged, next_position, is_last, unit, checks)
                 if definition.kind == "external":
-                    call.attempt = dal.record_attempt_later(unit, execution_id=execution.id, owner=self.owner,
-                                                            lease_s=self.lease_s, position=step["position"],
-                                                            step=step, input_=call.logged)
-                    return call
+                    return call  # its attempt is recorded once the batch's steps are (``_advance``)
                 if definition.kind == "database":
-                    # Events the step's writes emit are one level deeper than the event that started it.
-                    dal.set_automation_depth(unit, int(execution.event.get("chain_depth") or 0) + 1)
+                    if definition.emits_events:
+                        # Events the step's writes emit are one level deeper than the event that started it.
+                        dal.set_automation_depth(unit, int(execution.event.get("chain_depth") or 0) + 1)
                     call.runtime.unit = unit
                     with pipeline.paused(not definition.pipelined):
                         result = self._call(definition, call.runtime, call.rendered, call.raw, shared=True)
@@ -659,21 +678,22 @@ class Engine:
         result.attempts += attempt["attempts"]
         return result
 
-    def _finish(self, unit: db.Unit, checks: list[Any] | None, execution: Execution, step: dict[str, Any],
+    def _finish(self, unit: db.Unit, checks: list[dict[str, Any]] | None, execution: Execution, step: dict[str, Any],
                 **values: Any) -> None:
         """Write the step's log row and advance the execution (``dal.finish_step``). ``checks`` (a batch's
-        transaction): sent without waiting, its answer checked before that transaction commits."""
+        transaction): kept, to be written with the batch's other steps (``dal.finish_steps``) and checked
+        before that transaction commits."""
         arguments = {"execution_id": execution.id, "workflow_id": execution.workflow_id, "owner": self.owner,
                      "lease_s": self.lease_s, "step": step, **values}
         if checks is not None:
-            checks.append(dal.finish_step_later(unit, **arguments))
+            checks.append(arguments)
         elif not dal.finish_step(unit, **arguments):
             raise LeaseLost()
         execution.next_position = values["next_position"]
 
     def _record(self, execution: Execution, step: dict[str, Any], rendered: dict[str, Any], result: StepResult,
                 next_position: int, is_last: bool, started: float, unit: db.Unit | None = None,
-                checks: list[Any] | None = None) -> None:
+                checks: list[dict[str, Any]] | None = None) -> None:
         extra = self._finish_args(execution, result, next_position, is_last)
         with _within(unit) as current:
             self._finish(current, checks, execution, step, next_position=next_position, log_status="completed",
@@ -682,7 +702,7 @@ class Engine:
         execution.context.setdefault("steps", {})[str(step["position"])] = {"output": result.output}
 
     def _fail(self, execution: Execution, step: dict[str, Any], rendered: dict[str, Any], failure: StepFailed,
-              started: float, unit: db.Unit | None = None, checks: list[Any] | None = None) -> None:
+              started: float, unit: db.Unit | None = None, checks: list[dict[str, Any]] | None = None) -> None:
         message = f"step {step['position']} ({step['step_type']}) failed: {failure.message}"
         with _within(unit) as current:
             self._finish(current, checks, execution, step, next_position=step["position"], log_status="failed",
@@ -692,7 +712,7 @@ class Engine:
         execution.outcome = "failed"
 
     def _run_delay(self, execution: Execution, step: dict[str, Any], rendered: dict[str, Any], next_position: int,
-                   is_last: bool, unit: db.Unit | None = None, checks: list[Any] | None = None) -> bool:
+                   is_last: bool, unit: db.Unit | None = None, checks: list[dict[str, Any]] | None = None) -> bool:
         with _within(unit) as current:
             previous = dal.step_log(current, execution.id, step["position"])
             waited = previous is not None and previous["status"] == "running" and (previous["output"] or {}).get(
