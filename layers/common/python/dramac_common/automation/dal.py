@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -60,19 +61,38 @@ def load_events(unit: Unit, event_ids: list[uuid.UUID]) -> Any:
     )
 
 
+# ``active_subscriptions`` of every event of a batch (``%(events)s``), each row naming its ``event_id``
+BATCH_SUBSCRIPTIONS = """
+    SELECT ev.id AS event_id, s.workflow_id, s.filter, s.site_id
+    FROM public.automation_events_log ev
+    JOIN public.automation_event_subscriptions s ON s.event_type = ev.event_type AND s.is_active
+      AND (s.site_id = ev.site_id
+           OR (ev.site_id IS NULL AND s.site_id IN (SELECT id FROM public.sites WHERE agency_id = ev.agency_id)))
+    JOIN public.automation_workflows w ON w.id = s.workflow_id AND w.is_active
+    WHERE ev.id = ANY(%(events)s::uuid[])"""
+
+
 def batch_subscriptions(unit: Unit, event_ids: list[uuid.UUID]) -> Any:
-    """``active_subscriptions`` of every event of a batch at once, each row naming its ``event_id``."""
-    return unit.execute(
-        """SELECT ev.id AS event_id, s.workflow_id, s.filter, s.site_id
-           FROM public.automation_events_log ev
-           JOIN public.automation_event_subscriptions s ON s.event_type = ev.event_type AND s.is_active
-             AND (s.site_id = ev.site_id
-                  OR (ev.site_id IS NULL
-                      AND s.site_id IN (SELECT id FROM public.sites WHERE agency_id = ev.agency_id)))
-           JOIN public.automation_workflows w ON w.id = s.workflow_id AND w.is_active
-           WHERE ev.id = ANY(%s::uuid[])""",
-        (event_ids,),
+    """``BATCH_SUBSCRIPTIONS`` (a cursor: fetch after the pipeline's other statements are sent)."""
+    return unit.execute(BATCH_SUBSCRIPTIONS, {"events": event_ids})
+
+
+def subscribed_definitions(unit: Unit, event_ids: list[uuid.UUID]) -> Callable[[], tuple[
+        dict[uuid.UUID, list[dict[str, Any]]], dict[uuid.UUID, dict[str, Any]]]]:
+    """``workflow_definitions`` of every workflow subscribed to the events of a batch, sent now (pipeline
+    mode) and read by calling the result."""
+    steps = unit.execute(
+        f"""SELECT id, workflow_id, position, step_type, config, secret_envelopes FROM public.workflow_steps
+            WHERE workflow_id IN (SELECT workflow_id FROM ({BATCH_SUBSCRIPTIONS}) s)
+            ORDER BY workflow_id, position""",
+        {"events": event_ids},
     )
+    values = unit.execute(
+        f"""SELECT workflow_id, key, value FROM public.workflow_variables
+            WHERE workflow_id IN (SELECT workflow_id FROM ({BATCH_SUBSCRIPTIONS}) s)""",
+        {"events": event_ids},
+    )
+    return lambda: _definitions(steps.fetchall(), values.fetchall())
 
 
 def batch_started(unit: Unit, event_ids: list[uuid.UUID]) -> Any:
@@ -215,12 +235,21 @@ def workflow_definitions(unit: Unit, workflow_ids: list[uuid.UUID]) -> tuple[
             (list(workflow_ids),),
         )
         step_rows, value_rows = steps.fetchall(), values.fetchall()
-    by_workflow: dict[uuid.UUID, list[dict[str, Any]]] = {w: [] for w in workflow_ids}
+    by_workflow, variables = _definitions(step_rows, value_rows)
+    for workflow_id in workflow_ids:
+        by_workflow.setdefault(workflow_id, [])
+        variables.setdefault(workflow_id, {})
+    return by_workflow, variables
+
+
+def _definitions(step_rows: list[dict[str, Any]], value_rows: list[dict[str, Any]]) -> tuple[
+        dict[uuid.UUID, list[dict[str, Any]]], dict[uuid.UUID, dict[str, Any]]]:
+    by_workflow: dict[uuid.UUID, list[dict[str, Any]]] = {}
     for row in step_rows:
-        by_workflow[row["workflow_id"]].append(row)
-    variables: dict[uuid.UUID, dict[str, Any]] = {w: {} for w in workflow_ids}
+        by_workflow.setdefault(row["workflow_id"], []).append(row)
+    variables: dict[uuid.UUID, dict[str, Any]] = {}
     for row in value_rows:
-        variables[row["workflow_id"]][row["key"]] = row["value"]
+        variables.setdefault(row["workflow_id"], {})[row["key"]] = row["value"]
     return by_workflow, variables
 
 

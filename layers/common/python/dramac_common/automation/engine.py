@@ -244,11 +244,14 @@ class Engine:
         queued: dict[uuid.UUID, list[dict[str, str]]] = {}
         deferred: set[uuid.UUID] = set()
         with db.service_unit() as unit:
-            with unit.conn.pipeline():
+            with unit.conn.pipeline():  # one round trip
                 found, subscribed, existing = (dal.load_events(unit, event_ids), dal.batch_subscriptions(unit, event_ids),
                                                dal.batch_started(unit, event_ids))
+                capacities_of = admission.site_capacities(unit, event_ids)
+                definitions_of = dal.subscribed_definitions(unit, event_ids)
                 events = {row["id"]: row for row in found.fetchall()}
                 subscriptions, started = subscribed.fetchall(), existing.fetchall()
+                capacities, definitions = capacities_of(), definitions_of()
             by_event: dict[uuid.UUID, list[dict[str, Any]]] = {}
             for row in subscriptions:
                 by_event.setdefault(row["event_id"], []).append(row)
@@ -268,8 +271,9 @@ class Engine:
                 for s in matching:
                     if s["workflow_id"] not in had:
                         new_by_site.setdefault(s["site_id"], []).append((event_id, s["workflow_id"]))
+            if new_by_site.keys() - capacities.keys():  # subscribed since the statement above read them
+                raise BatchRetry("the batch's workflows changed while it was admitted")
             if new_by_site:
-                capacities = admission.site_capacities(unit, list(new_by_site))
                 for site_id, pairs in new_by_site.items():
                     capacity = capacities[site_id]
                     admitted, refused = pairs[:capacity.volume_left], pairs[capacity.volume_left:]
@@ -283,7 +287,7 @@ class Engine:
                         self._refuse(unit, events, refused, capacity)
                         log.warning("site %s is over its hourly execution volume: %d not run", site_id, len(refused))
             rows = dal.start_batch_executions(unit, run, self.owner, self.lease_s)
-            executions = self._load_batch(unit, rows, events)
+            executions = self._load_batch(unit, rows, events, definitions)
             calls = self._steps_in(unit, [(execution, None) for execution in executions]) if first_steps else None
         for event_id, entries in queued.items():
             summaries[event_id].executions += entries
@@ -307,14 +311,19 @@ class Engine:
                 error=f"not run: the site started {hourly} executions in the last hour, its plan's limit")
 
     @staticmethod
-    def _load_batch(unit: db.Unit, rows: list[dict[str, Any]],
-                    events: dict[uuid.UUID, dict[str, Any]]) -> list[Execution]:
+    def _load_batch(unit: db.Unit, rows: list[dict[str, Any]], events: dict[uuid.UUID, dict[str, Any]],
+                    definitions: tuple[dict[uuid.UUID, list[dict[str, Any]]], dict[uuid.UUID, dict[str, Any]]],
+                    ) -> list[Execution]:
         if not rows:
             return []
-        workflow_ids = list({r["workflow_id"] for r in rows})
-        steps, variables = dal.workflow_definitions(unit, workflow_ids)
+        steps, variables = definitions
+        missing = list({r["workflow_id"] for r in rows} - steps.keys())  # subscribed since they were read
+        if missing:
+            more_steps, more_variables = dal.workflow_definitions(unit, missing)
+            steps, variables = {**steps, **more_steps}, {**variables, **more_variables}
         return [Execution(r["id"], r["workflow_id"], r["site_id"], events[r["event_id"]], steps[r["workflow_id"]],
-                          r["next_position"], r["context"] or {}, dict(variables[r["workflow_id"]])) for r in rows]
+                          r["next_position"], r["context"] or {}, dict(variables.get(r["workflow_id"]) or {}))
+                for r in rows]
 
     def run_batch(self, executions: list[Execution],
                   calls: list[StepCall] | None = None) -> dict[uuid.UUID, BaseException]:
