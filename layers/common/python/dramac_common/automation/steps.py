@@ -342,6 +342,10 @@ class StepType:
     # external steps only: after a crash mid-call, never call again (e-mail) or call again (HTTP)
     at_most_once: bool = False
     raw_keys: tuple[str, ...] = field(default=())  # keys used as written, never rendered
+    # database steps only: the executor sends statements without reading their answers, so it may run in
+    # pipeline mode (the engine's batches); the others read as they go
+    pipelined: bool = False
+    emits_events: bool = False  # database steps that write module data, whose triggers log events
 
 
 STEP_TYPES: dict[str, StepType] = {
@@ -351,9 +355,12 @@ STEP_TYPES: dict[str, StepType] = {
         StepType("delay", "delay", DelayConfig, run_delay),
         StepType("http_request", "external", HttpRequestConfig, run_http_request),
         # which module and table a record step writes is fixed when the workflow is saved, never by an event
-        StepType("create_record", "database", CreateRecordConfig, run_create_record, raw_keys=("module", "table")),
-        StepType("update_record", "database", UpdateRecordConfig, run_update_record, raw_keys=("module", "table")),
-        StepType("set_variable", "database", SetVariableConfig, run_set_variable, raw_keys=("name",)),
+        StepType("create_record", "database", CreateRecordConfig, run_create_record, raw_keys=("module", "table"),
+                 emits_events=True),
+        StepType("update_record", "database", UpdateRecordConfig, run_update_record, raw_keys=("module", "table"),
+                 emits_events=True),
+        StepType("set_variable", "database", SetVariableConfig, run_set_variable, raw_keys=("name",),
+                 pipelined=True),
         StepType("send_email", "external", SendEmailConfig, run_send_email, at_most_once=True),
     )
 }
