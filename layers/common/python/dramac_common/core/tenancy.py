@@ -90,7 +90,8 @@ def _action(manage: bool, action: Action | None, read: Action) -> Action:
     return action if action is not None else (Action.OPERATE if manage else read)
 
 
-def _refuse(action: Action) -> Forbidden:
+def refusal(action: Action) -> Forbidden:
+    """The 403 for a role the matrix does not allow to take ``action``."""
     return Forbidden(_REFUSALS.get(action, "Your role may not do this"), code="forbidden")
 
 
@@ -137,7 +138,7 @@ def require_agency_role(agency_id: uuid.UUID, role: str | None, action: Action) 
     if role is None or role == Role.CLIENT:
         raise NotFound("Agency not found", code="agency_not_found")
     if not allows(role, action):
-        raise _refuse(action)
+        raise refusal(action)
     return AgencyAccess(agency_id=agency_id, role=role)
 
 
@@ -157,7 +158,7 @@ def require_site_access(unit: Unit, site_id: uuid.UUID, *, manage: bool = False,
     if row is None or row["role"] is None:
         raise NotFound("Site not found", code="site_not_found")
     if not allows(row["role"], wanted):
-        raise _refuse(wanted)
+        raise refusal(wanted)
     return SiteAccess(site_id=row["id"], agency_id=row["agency_id"], role=row["role"])
 
 
@@ -177,7 +178,7 @@ def require_catalogue_access(unit: Unit) -> None:
                EXISTS (SELECT 1 FROM public.client_users c WHERE c.user_id = (SELECT auth.uid())) AS is_client
         """)
     if row["is_client"] and not (row["is_member"] or row["is_super_admin"]):
-        raise _refuse(Action.VIEW_CATALOGUE)
+        raise refusal(Action.VIEW_CATALOGUE)
 
 
 def client_access(manifest: dict[str, Any] | None) -> str:
@@ -198,7 +199,7 @@ def require_module_data_role(role: str | None, manifest: dict[str, Any] | None, 
         if write and level != "write":
             raise Forbidden("This module's data is read-only for client users", code="forbidden")
     if write and role is not None and not allows(role, Action.WRITE_MODULE_DATA):
-        raise _refuse(Action.WRITE_MODULE_DATA)
+        raise refusal(Action.WRITE_MODULE_DATA)
 
 
 @contextmanager
