@@ -6,6 +6,9 @@ autocommit connection as the table owner.
 Round trips are counted from libpq's protocol trace (bench/roundtrips.py) of the pool's single
 connection, on separate traced requests (tracing is not free, so timed requests run untraced).
 Queue sends after commit go to moto's in-process SQS; their time is reported beside the total.
+
+For a quick look: BENCH_WARM_REQUESTS (timed requests per row, default 300) and BENCH_WARM_ONLY (a
+comma-separated list of the handlers to run, e.g. ``install,module_api``; default all).
 """
 
 from __future__ import annotations

@@ -132,8 +132,8 @@ def batch(request: Request, site_id: SiteId, module: ModuleRef, body: JsonBody,
 def list_rows(request: Request, table: str, site_id: SiteId, module: ModuleRef,
               principal: PrincipalDep) -> Response:
     query = parse_query_params(request.query_params.multi_items())
-    with site_unit(principal, site_id, action=READ) as unit:
-        rows, count = open_sdk(unit, site_id, module).query(table, query)
+    with site_unit(principal, site_id, action=READ, gated=True) as unit:
+        rows, count = open_sdk(unit, site_id, module).query(table, query, last=True)
     return data_response(rows, count=count if query.count else None)
 
 
@@ -158,7 +158,7 @@ def create_rows(request: Request, table: str, site_id: SiteId, module: ModuleRef
 def get_row(request: Request, table: str, row_id: str, site_id: SiteId, module: ModuleRef,
             principal: PrincipalDep) -> Response:
     query = parse_query_params(request.query_params.multi_items())
-    with site_unit(principal, site_id, action=READ) as unit:
+    with site_unit(principal, site_id, action=READ, gated=True) as unit:
         row = open_sdk(unit, site_id, module).find_by_id(table, row_id, select=query.select)
     if row is None:
         raise NotFound("No such row on this site", code="row_not_found")
@@ -229,7 +229,7 @@ for _method in ("GET", "HEAD", "POST", "PATCH", "DELETE"):  # one operation (and
 @app.get(STORAGE, response_model=Envelope[list[str]])
 def list_storage_keys(site_id: SiteId, module: ModuleRef, principal: PrincipalDep,
                       prefix: str | None = None) -> Response:
-    with site_unit(principal, site_id, action=READ) as unit:
+    with site_unit(principal, site_id, action=READ, gated=True) as unit:
         keys = open_storage(unit, site_id, module).list_keys(prefix)
     return data_response(keys)
 
@@ -238,7 +238,7 @@ def list_storage_keys(site_id: SiteId, module: ModuleRef, principal: PrincipalDe
 def get_storage_value(key: str, site_id: SiteId, module: ModuleRef,
                       principal: PrincipalDep) -> Response:
     missing = object()
-    with site_unit(principal, site_id, action=READ) as unit:
+    with site_unit(principal, site_id, action=READ, gated=True) as unit:
         value = open_storage(unit, site_id, module).get(key, missing)
     if value is missing:
         raise NotFound("No such key", code="key_not_found")

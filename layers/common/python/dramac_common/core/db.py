@@ -3,8 +3,9 @@
 A unit of work is one transaction. ``user_unit`` runs it as the ``authenticated`` role with the
 caller's JWT claims set transaction-locally (as PostgREST does on Supabase), so row-level security
 is enforced by the database itself; ``service_unit`` runs it as the login role, for workers.
-The transaction's opening statements travel in one round trip, and callbacks registered with
-``Unit.after_commit`` (queue sends) run only once the transaction has committed.
+The transaction's opening statements travel with its first statement, its last statement may carry
+the ``COMMIT``, and callbacks registered with ``Unit.after_commit`` (queue sends) run only once the
+transaction has committed.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
-from psycopg.types.json import set_json_dumps
+from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import ConnectionPool
 
 from . import aws, jsonbody
@@ -31,6 +32,7 @@ set_json_dumps(jsonbody.dumps)
 Row = dict[str, Any]  # rows come as dicts (psycopg's dict_row)
 Query = str | bytes | sql.SQL | sql.Composed  # a statement: text, or names composed with psycopg.sql
 Params = Sequence[Any] | Mapping[str, Any] | None
+JsonLoads = Callable[[str | bytes], Any]  # how a statement's json/jsonb values load
 
 # The role that may execute the write paths (the API's login role is granted it; requests never are).
 WRITE_ROLE = "dramac_backend"
@@ -95,105 +97,228 @@ def close_pool() -> None:
 
 
 class Unit:
-    """One transaction on one connection, with callbacks to run after it commits."""
+    """One transaction on one connection, with callbacks to run after it commits.
 
-    def __init__(self, conn: psycopg.Connection[Row], claims: Mapping[str, Any] | None):
-        self.conn = conn
+    A unit made by ``user_unit``/``service_unit`` opens its transaction lazily: the opening (a rate
+    limit's token, ``BEGIN``, the statement timeout, the caller's claims) is pipelined with the unit's
+    first statement, so both cost one round trip. ``commit=True`` on a statement pipelines ``COMMIT``
+    after it: the unit is then over, and any further statement is refused (it would run outside the
+    transaction, without the caller's claims). Reaching ``conn`` directly opens the transaction first.
+    """
+
+    def __init__(self, conn: psycopg.Connection[Row], claims: Mapping[str, Any] | None, *,
+                 opening: _Opening | None = None, pool: ConnectionPool[Any] | None = None):
+        self._conn = conn
         self.claims = dict(claims) if claims is not None else None
         self._after_commit: list[Callable[[], None]] = []
+        self._opening = opening  # None once the transaction is open (or the caller opened it)
+        self._pool = pool  # to replace a connection found dead when the opening first uses it
+        self._over = False  # committed (or its transaction failed to open): no statement may follow
+        self._committed = False
 
-    def execute(self, query: Query, params: Params = None) -> psycopg.Cursor[Row]:
-        return self.conn.execute(query, params)
+    @property
+    def conn(self) -> psycopg.Connection[Row]:
+        """The unit's connection, its transaction open (for savepoints, cursors, ``as_string``)."""
+        self._require_open()
+        if self._opening is not None:
+            self._run([])
+        return self._conn
 
-    def fetchone(self, query: Query, params: Params = None) -> Row | None:
-        return self.conn.execute(query, params).fetchone()
+    def execute(self, query: Query, params: Params = None, *, commit: bool = False,
+                json_loads: JsonLoads | None = None) -> psycopg.Cursor[Row]:
+        """Run one statement; ``commit``: and commit the unit in the same round trip (its last statement);
+        ``json_loads``: how this statement's json/jsonb values load."""
+        self._require_open()
+        if (self._opening is not None or commit) and params is None and _may_hold_several(query, self._conn):
+            # several statements in one text cannot join a pipeline: the opening and COMMIT go on their own
+            cursor = _cursor(self.conn, json_loads).execute(query)
+            if commit:
+                self._finish()
+            return cursor
+        if self._opening is None and not commit:
+            return _cursor(self._conn, json_loads).execute(query, params)
+        return self._run([(query, params, json_loads)], commit=commit)[0]
 
-    def fetchrow(self, query: Query, params: Params = None) -> Row:
+    def fetchone(self, query: Query, params: Params = None, *, commit: bool = False) -> Row | None:
+        return self.execute(query, params, commit=commit).fetchone()
+
+    def fetchrow(self, query: Query, params: Params = None, *, commit: bool = False) -> Row:
         """The one row of a statement that always returns one (``INSERT ... RETURNING``, an aggregate)."""
-        row = self.conn.execute(query, params).fetchone()
+        row = self.execute(query, params, commit=commit).fetchone()
         if row is None:
             raise LookupError("the statement returned no row")
         return row
 
-    def fetchall(self, query: Query, params: Params = None) -> list[Row]:
-        return self.conn.execute(query, params).fetchall()
+    def fetchall(self, query: Query, params: Params = None, *, commit: bool = False) -> list[Row]:
+        return self.execute(query, params, commit=commit).fetchall()
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         self._after_commit.append(callback)
 
-    def call_write_path(self, function: str, *args: Any) -> Any:
+    def call_write_path(self, function: str, *args: Any, commit: bool = False) -> Any:
         """The result of ``private.<function>(*args)``, one of the write paths of payment state, prices
         and installation status (migration 0051). Only the role ``dramac_backend`` may execute them:
         a user unit switches to it for this one statement and back to ``authenticated``, pipelined into
-        one round trip; the request's claims stay set, and the function checks the caller from them."""
+        one round trip (with the unit's opening, and ``commit``, when they are due); the request's
+        claims stay set, and the function checks the caller from them."""
         call = sql.SQL("SELECT {}({}) AS result").format(
             sql.Identifier("private", function), sql.SQL(", ").join(sql.Placeholder() * len(args)))
+        return self.write_path_row(call, args, commit=commit)["result"]
+
+    def write_path_row(self, query: Query, params: Params = None, *, commit: bool = False) -> Row:
+        """The one row of a statement that calls write paths (``private.<function>``, several in one
+        statement if need be), run as ``call_write_path`` runs one: as ``dramac_backend``, in one round trip."""
+        self._require_open()
         if self.claims is None:
-            return self.fetchrow(call, args)["result"]
-        with self.conn.pipeline():
-            self.conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(WRITE_ROLE)))
-            cursor = self.conn.execute(call, args)
-            self.conn.execute("SET LOCAL ROLE authenticated")
-        row = cursor.fetchone()
+            return self.fetchrow(query, params, commit=commit)
+        cursors = self._run([(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(WRITE_ROLE)), None, None),
+                             (query, params, None),
+                             ("SET LOCAL ROLE authenticated", None, None)], commit=commit)
+        row = cursors[1].fetchone()
         if row is None:
             raise LookupError("the write path returned no row")
-        return row["result"]
+        return row
 
+    # -- the transaction ---------------------------------------------------------------------------
 
-def _opening_statement(claims: Mapping[str, Any] | None, timeout_ms: int,
-                       rate_limit: RateLimit | None = None) -> sql.Composed:
-    # A rate limit's token is taken first, in the same message, and committed on its own (ratelimit.py).
-    # Its commit need not wait for a WAL flush: a bucket lost in a crash starts full again.
-    parts = [rate_limit.statement() + sql.SQL("; SET LOCAL synchronous_commit = off; COMMIT")] \
-        if rate_limit is not None else []
-    parts.append(sql.SQL("BEGIN; SET LOCAL statement_timeout = {}").format(sql.Literal(timeout_ms)))
-    if claims is not None:
-        parts.append(
-            sql.SQL(
-                "SELECT set_config('request.jwt.claims', {}, true), set_config('role', 'authenticated', true)"
-            ).format(sql.Literal(json.dumps(dict(claims), default=str)))
-        )
-    return sql.SQL("; ").join(parts)
+    def _require_open(self) -> None:
+        if self._over:
+            raise RuntimeError("the unit of work has committed: no statement may follow its last")
 
-
-def _begin(pool: ConnectionPool[Any], opening: sql.Composed) -> tuple[psycopg.Connection[Row], Row | None]:
-    """Check out a connection and open the transaction; a connection that died while idle
-    in the pool (server restart, proxy idle timeout) is replaced once, since nothing ran on it.
-    Returns the connection and the first row the opening statements answered (a rate limit's)."""
-    for attempt in range(2):
-        conn: psycopg.Connection[Row] = pool.getconn()  # the pool's row_factory is dict_row
-        try:
-            cursor = conn.execute(opening)
-            return conn, cursor.fetchone() if cursor.description else None
-        except psycopg.OperationalError:
-            pool.putconn(conn)
-            if attempt:
+    def _run(self, statements: list[tuple[Query, Params, JsonLoads | None]], *,
+             commit: bool = False) -> list[psycopg.Cursor[Row]]:
+        """Send the due opening, ``statements`` and (``commit``) ``COMMIT`` in one pipeline: one round trip.
+        An error raises the first failing statement's exception, as a lone statement would; the statements
+        after it are skipped and the transaction is left for the unit to roll back."""
+        opening, self._opening = self._opening, None
+        for attempt in range(2):
+            conn = self._conn
+            rate: psycopg.Cursor[Row] | None = None
+            cursors = [_cursor(conn, json_loads) for _, _, json_loads in statements]
+            try:
+                with conn.pipeline():
+                    if opening is not None:
+                        rate = opening.send(conn)
+                    for cursor, (query, params, _) in zip(cursors, statements, strict=True):
+                        cursor.execute(query, params)
+                    if commit:
+                        conn.execute("COMMIT")
+            except psycopg.Error:
+                if opening is not None and attempt == 0 and self._pool is not None and (conn.closed or conn.broken):
+                    # died while idle in the pool (server restart, proxy idle timeout): nothing ran on it
+                    self._pool.putconn(conn)
+                    self._conn = self._pool.getconn()
+                    continue
+                if opening is not None:
+                    opening.check(rate)  # a refused request answers 429, whatever its statement did
+                if conn.closed or conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                    self._over = True  # the opening or the COMMIT failed: there is no transaction to go on in
                 raise
-    raise AssertionError("unreachable")
+            if opening is not None:
+                opening.check(rate)
+            self._over = self._committed = commit
+            return cursors
+        raise AssertionError("unreachable")
+
+    def _finish(self) -> None:
+        """Commit, unless the last statement did (a unit that ran nothing still takes its rate-limit token)."""
+        if self._opening is not None:
+            if self._opening.rate_limit is None:
+                self._opening = None  # nothing ran: there is no transaction to commit
+                self._over = self._committed = True
+                return
+            self._run([], commit=True)
+        elif not self._over:
+            self._conn.execute("COMMIT")
+        self._over = self._committed = True
+
+    def _abort(self) -> None:
+        """Roll back after an error; a unit whose body failed before any statement still answers 429
+        when its rate limit refuses (as when the token was taken before the body ran)."""
+        if self._opening is not None:
+            if self._opening.rate_limit is not None:
+                with suppress(psycopg.Error):  # only its 429 may replace the body's error
+                    self._run([], commit=True)
+            self._opening, self._committed = None, False  # the body's work never ran
+            return
+        conn = self._conn
+        if not self._over and not conn.closed \
+                and conn.info.transaction_status != psycopg.pq.TransactionStatus.UNKNOWN:
+            with suppress(psycopg.Error):
+                conn.execute("ROLLBACK")
+
+
+def _cursor(conn: psycopg.Connection[Row], json_loads: JsonLoads | None) -> psycopg.Cursor[Row]:
+    cursor = conn.cursor()
+    if json_loads is not None:
+        set_json_loads(json_loads, cursor)
+    return cursor
+
+
+def _may_hold_several(query: Query, conn: psycopg.Connection[Row]) -> bool:
+    """Whether a statement without parameters may be several (``a; b``), which a pipeline refuses."""
+    text = query if isinstance(query, str | bytes) else query.as_string(conn)
+    return (b";" if isinstance(text, bytes) else ";") in text  # type: ignore[operator]
+
+
+class _Opening:
+    """A unit's opening statements, pipelined ahead of its first statement."""
+
+    def __init__(self, claims: Mapping[str, Any] | None, timeout_ms: int, rate_limit: RateLimit | None):
+        self.claims = claims
+        self.timeout_ms = timeout_ms
+        self.rate_limit = rate_limit
+
+    def send(self, conn: psycopg.Connection[Row]) -> psycopg.Cursor[Row] | None:
+        """Queue the opening in ``conn``'s pipeline; returns the rate limit's cursor (its row says ``wait``)."""
+        rate = None
+        if self.rate_limit is not None:
+            # the token is taken first and committed on its own (ratelimit.py), without waiting for a WAL
+            # flush: a bucket lost in a crash starts full again. (Its own BEGIN: a COMMIT of a pipeline's
+            # implicit transaction would warn, and the server flushes a warning at once, mid-pipeline.)
+            conn.execute("BEGIN")
+            rate = conn.execute(sql.SQL("SELECT t.wait, set_config('synchronous_commit', 'off', true) FROM ({}) AS t")
+                                .format(self.rate_limit.statement()))
+            conn.execute("COMMIT")
+        conn.execute("BEGIN")
+        if self.claims is None:
+            conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(self.timeout_ms),))
+        else:
+            conn.execute("SELECT set_config('statement_timeout', %s, true), set_config('request.jwt.claims', %s, true), "
+                         "set_config('role', 'authenticated', true)",
+                         (str(self.timeout_ms), json.dumps(dict(self.claims), default=str)))
+        return rate
+
+    def check(self, rate: psycopg.Cursor[Row] | None) -> None:
+        """Raise the rate limit's 429 if it refused this request."""
+        if self.rate_limit is None or rate is None:
+            return
+        with suppress(psycopg.Error):
+            row = rate.fetchone()
+            if row is not None and row["wait"] > 0:
+                raise self.rate_limit.refuse(row["wait"])
 
 
 @contextmanager
 def _unit(claims: Mapping[str, Any] | None, rate_limit: RateLimit | None = None) -> Iterator[Unit]:
     pool = get_pool()
-    conn, first = _begin(pool, _opening_statement(claims, get_settings().statement_timeout_ms, rate_limit))
-    if rate_limit is not None and first is not None and first["wait"] > 0:
-        with suppress(psycopg.Error):
-            conn.execute("ROLLBACK")
-        pool.putconn(conn)
-        raise rate_limit.refuse(first["wait"])
-    unit = Unit(conn, claims)
+    conn: psycopg.Connection[Row] = pool.getconn()  # the pool's row_factory is dict_row
+    unit = Unit(conn, claims, opening=_Opening(claims, get_settings().statement_timeout_ms, rate_limit), pool=pool)
     try:
-        yield unit
-        conn.execute("COMMIT")
-    except BaseException:
-        if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.UNKNOWN:
-            with suppress(psycopg.Error):
-                conn.execute("ROLLBACK")
-        raise
+        try:
+            yield unit
+            unit._finish()
+        except BaseException:
+            unit._abort()
+            raise
+        finally:
+            pool.putconn(unit._conn)
     finally:
-        pool.putconn(conn)
-    for callback in unit._after_commit:
-        callback()
+        # once the connection is back (a callback may need one): also when the body failed after its
+        # last statement committed, since what committed must reach the queues
+        if unit._committed:
+            for callback in unit._after_commit:
+                callback()
 
 
 def user_unit(claims: Mapping[str, Any], rate_limit: RateLimit | None = None) -> Any:

@@ -2,7 +2,7 @@
 
 API Gateway's HTTP API throttles per route only, so the limits live here. Taking a token costs no
 round trip of its own: ``statement`` is sent in front of the unit of work's opening statements, in the
-same message (``db._opening_statement``), and commits on its own before the request's transaction
+same pipeline (``db._Opening``, ahead of the first statement), and commits on its own before the request's transaction
 begins, so a bucket row is locked for microseconds, never for a whole request, and a request that
 fails later has still spent its token. Buckets refill continuously (``rate`` per second up to
 ``burst``); the key's bucket is taken first, so a key throttled by its own limit does not drain its

@@ -152,9 +152,21 @@ def require_site_access(unit: Unit, site_id: uuid.UUID, *, manage: bool = False,
     """The caller's role on the site, if it may take ``action`` there (``manage``: OPERATE; neither:
     VIEW_OPERATIONS). 404 when the caller cannot see the site (another agency's, or for a client user
     another client's); 403 when it can but its role may not."""
-    wanted = _action(manage, action, Action.VIEW_OPERATIONS)
     row = unit.fetchone("SELECT s.id, s.agency_id, private.site_role(s.id) AS role FROM public.sites s WHERE s.id = %s",
                         (site_id,))
+    return site_access_from(row, manage=manage, action=action)
+
+
+def require_role(role: str | None, action: Action) -> None:
+    """403 unless ``role`` (the caller's on a site or agency it can see) may take ``action``."""
+    if not allows(role, action):
+        raise _refuse(action)
+
+
+def site_access_from(row: dict[str, Any] | None, *, manage: bool = False, action: Action | None = None) -> SiteAccess:
+    """``require_site_access`` for a row the caller read itself (``id``, ``agency_id`` and ``role`` of the
+    site as ``private.site_role`` says, or None), e.g. in one statement with the rest of its checks."""
+    wanted = _action(manage, action, Action.VIEW_OPERATIONS)
     if row is None or row["role"] is None:
         raise NotFound("Site not found", code="site_not_found")
     if not allows(row["role"], wanted):
@@ -204,16 +216,22 @@ def require_module_data_role(role: str | None, manifest: dict[str, Any] | None, 
 
 @contextmanager
 def site_unit(principal: Principal, site_id: uuid.UUID, *, manage: bool = False,
-              action: Action | None = None) -> Iterator[Unit]:
+              action: Action | None = None, gated: bool = False) -> Iterator[Unit]:
     """A unit of work on one site: a user must hold a role the matrix allows for ``action`` there
     (``manage``: OPERATE); a site API key must be the site's own (keys may read and write module data
     and emit events: that is what they are for). The unit of the data and events routes: the site's
-    rate limit, and the key's, apply (``core.ratelimit``; 429)."""
+    rate limit, and the key's, apply (``core.ratelimit``; 429).
+
+    ``gated``: the route's first statement is the module gate (``module_data.gate.require_enabled_module``
+    given the same ``action``), which answers only for a site the caller can read (404 ``site_not_found``
+    otherwise) and applies the matrix to the caller's role there (403), in the round trip of the unit's
+    opening: the separate site check is skipped."""
     if isinstance(principal, SiteApiKey):
         principal.require_site(site_id)
         with db.user_unit(principal.db_claims, RateLimit(site_id, principal.key_id)) as unit:
             yield unit
         return
     with db.user_unit(principal.db_claims, RateLimit(site_id, user_id=principal.user_id)) as unit:
-        require_site_access(unit, site_id, manage=manage, action=action)
+        if not gated:
+            require_site_access(unit, site_id, manage=manage, action=action)
         yield unit

@@ -6,7 +6,8 @@ names the site, the module, the version the site runs and the actor (the user wh
 change; for an installation the provisioner activates later, the user who asked for it).
 
 The provisioner activates installations in a statement of its own and writes the same payload there
-(``provisioning.provisioner``); ``PAYLOAD_KEYS`` is the shape both produce.
+(``provisioning.provisioner``), and so does an install, in its one guarded statement
+(``site_modules.install_module``); ``PAYLOAD_KEYS`` is the shape all of them produce.
 """
 
 from __future__ import annotations

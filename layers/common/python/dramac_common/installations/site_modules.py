@@ -13,13 +13,15 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from psycopg import sql
 from psycopg.types.json import Jsonb
 from pydantic import computed_field
 
+from ..automation import outbox
 from ..core import audit, queues
 from ..core.db import Unit
 from ..core.errors import Conflict, NotFound, PaymentRequired
-from ..core.tenancy import require_site_access
+from ..core.tenancy import require_site_access, site_access_from
 from ..core.wire import CamelModel
 from ..marketplace import catalog as marketplace
 from ..provisioning.errors import ManifestError
@@ -92,15 +94,24 @@ def install_module(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID, *, inst
                    config: dict[str, Any] | None = None) -> tuple[Installation, int]:
     """Install or re-enable a module on a site. Returns the installation and the HTTP status:
     201 it became active now, 200 it already was (nothing changed but ``config``), 202 it waits
-    for its database to be provisioned (a provision job is queued after commit)."""
-    access = require_site_access(unit, site_id, manage=True)
-    module, raw_manifest = marketplace.get_published_module_with_manifest(unit, module_id)
+    for its database to be provisioned (a provision job is queued after commit).
+
+    Two round trips: every check in one statement (with the unit's opening), then the write, its
+    lifecycle event and its audit row in one guarded statement that carries the COMMIT."""
+    state = _install_state(unit, site_id, module_id)
+    if state is None:  # a site the caller cannot see
+        raise NotFound("Site not found", code="site_not_found")
+    site_access_from({"id": state["site_id"], "agency_id": state["site_agency_id"], "role": state["site_role"]},
+                     manage=True)
+    if state["id"] is None:
+        raise NotFound("Module not found", code="module_not_found")
+    raw_manifest = state["manifest"] if isinstance(state["manifest"], dict) else {}
+    module = marketplace.Module.from_row({key: state[key] for key in _MODULE_KEYS})
     manifest_error: ManifestError | None = None
     try:
         manifest, _ = validate_manifest(raw_manifest)
     except ManifestError as exc:
         manifest, manifest_error = None, exc
-    state = _install_state(unit, access.agency_id, site_id, module_id, manifest.dependencies if manifest else [])
     if not state["subscribed"]:
         raise PaymentRequired(
             f"The agency has no active subscription to '{module.name}': subscribe or purchase it first",
@@ -109,21 +120,24 @@ def install_module(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID, *, inst
     if manifest_error is not None or manifest is None:
         raise Conflict(f"'{module.name}' cannot be installed: {manifest_error}", code="invalid_manifest",
                        details=manifest_error.problems if manifest_error else None)
-    missing = [slug for slug in dict.fromkeys(manifest.dependencies) if slug not in state["present_dependencies"]]
+    active = set(state["active_slugs"] or [])
+    missing = [slug for slug in dict.fromkeys(manifest.dependencies) if slug not in active]
     if missing:
         raise Conflict(
             f"'{module.name}' needs {', '.join(missing)} installed and enabled on this site first",
             code="missing_dependencies", details=[{"slug": slug} for slug in missing],
         )
-    pending = unit.fetchone("SELECT purge_after FROM public.site_module_installations "
-                            "WHERE site_id = %s AND module_id = %s AND purge_after IS NOT NULL", (site_id, module_id))
-    if pending is not None:
-        raise Conflict(f"'{module.name}' is scheduled to be purged from this site at {pending['purge_after']}: "
+    if state["purge_after"] is not None:
+        raise Conflict(f"'{module.name}' is scheduled to be purged from this site at {state['purge_after']}: "
                        "undo the purge (DELETE …/purge) before installing it again", code="purge_pending")
     # private.install_module is the only write path (authenticated may not write installations): it
     # checks the subscription again and decides the status (provisioning until the module's schema is
-    # at the manifest's version); a twin that inserted first is re-enabled, never inserted twice.
-    row = unit.call_write_path("install_module", site_id, module_id, Jsonb(config) if config is not None else None)
+    # at the manifest's version); a twin that inserted first is re-enabled, never inserted twice. The
+    # same statement writes the lifecycle event and the audit row the outcome calls for, and commits.
+    written = unit.write_path_row(_INSTALL, {
+        "site": site_id, "module": module_id, "config": Jsonb(config) if config is not None else None,
+        "slug": module.slug, "actor": str(installed_by), "version": manifest.version}, commit=True)
+    row = written["result"]
     if row.get("refused") == "subscription_required":
         raise PaymentRequired(
             f"The agency has no active subscription to '{module.name}': subscribe or purchase it first",
@@ -131,21 +145,45 @@ def install_module(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID, *, inst
         )
     previous = row.pop("previous_status")
     installation = Installation.model_validate(row)
-    if installation.status == "active" and previous != "active":
-        lifecycle.emit(unit, "installed", row, module_slug=module.slug, version=installation.installed_version,
-                       actor_id=installed_by, previous_status=previous)
-    if previous != installation.status or previous is None:
-        audit.record(unit, "installation.enabled" if previous else "installation.created",
-                     agency_id=installation.agency_id, site_id=site_id, target_type="installation",
-                     target_id=installation.id, details={"module_id": str(module_id), "module_slug": module.slug,
-                                                          "version": manifest.version, "status": installation.status,
-                                                          "previous_status": previous})
+    if written["event_id"] is not None:
+        outbox.dispatch_after_commit(unit, [written["event_id"]])
     if installation.status == "provisioning":
         job = {"action": "provision", "moduleId": str(module_id), "siteId": str(site_id),
                "installationId": str(installation.id)}
         unit.after_commit(lambda: _queue_provision(job))
         return installation, 202
     return installation, 200 if previous == "active" else 201
+
+
+_MODULE_KEYS = [column.strip().removeprefix("m.") for column in marketplace.MODULE_COLUMNS.split(",")]
+
+# The write and what it calls for, in one statement (run as the write role, with the caller's claims):
+# ``marketplace.module.installed`` when the installation became active now (``lifecycle.PAYLOAD_KEYS``,
+# as ``lifecycle.emit`` writes it), and ``installation.created|enabled`` in the audit log when its status
+# changed. The CTEs run in order: the write, then the event, then the audit row.
+_INSTALL = """
+    WITH ins AS MATERIALIZED (SELECT private.install_module(%(site)s, %(module)s, %(config)s) AS r),
+    ev AS MATERIALIZED (
+      SELECT private.log_platform_event(
+               %(site)s, NULL, 'marketplace.module.installed',
+               jsonb_build_object('site_id', r -> 'site_id', 'agency_id', r -> 'agency_id', 'module_id', r -> 'module_id',
+                                  'module_slug', %(slug)s::text, 'installation_id', r -> 'id',
+                                  'version', r -> 'installed_version', 'actor_id', %(actor)s::text,
+                                  'status', r -> 'status', 'previous_status', r -> 'previous_status'),
+               'marketplace', 'installation', r ->> 'id') AS id
+      FROM ins
+      WHERE r ->> 'refused' IS NULL AND r ->> 'status' = 'active' AND (r ->> 'previous_status') IS DISTINCT FROM 'active'),
+    au AS MATERIALIZED (
+      SELECT private.record_audit(
+               CASE WHEN r ->> 'previous_status' IS NULL THEN 'installation.created' ELSE 'installation.enabled' END,
+               (r ->> 'agency_id')::uuid, %(site)s, 'installation', r ->> 'id',
+               jsonb_build_object('module_id', %(module)s::text, 'module_slug', %(slug)s::text,
+                                  'version', %(version)s::text, 'status', r -> 'status',
+                                  'previous_status', r -> 'previous_status')) AS id
+      FROM ins
+      WHERE r ->> 'refused' IS NULL AND (r ->> 'previous_status') IS DISTINCT FROM r ->> 'status')
+    SELECT ins.r AS result, (SELECT ev.id FROM ev) AS event_id, (SELECT count(*) FROM au) AS audited FROM ins
+"""
 
 
 def _queue_provision(job: dict[str, Any]) -> None:
@@ -155,21 +193,27 @@ def _queue_provision(job: dict[str, Any]) -> None:
         log.exception("provision job not queued; installing again will queue it", extra={"job": job})
 
 
-def _install_state(unit: Unit, agency_id: uuid.UUID, site_id: uuid.UUID, module_id: uuid.UUID,
-                   dependencies: list[str]) -> dict[str, Any]:
-    """What the install checks need, in one round trip: whether the agency has an active subscription,
-    and which of the manifest's dependencies are active and enabled on the site."""
-    return unit.fetchrow(
+def _install_state(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID) -> dict[str, Any] | None:
+    """What the install checks need, in one statement: the site and the caller's role there, the
+    published module, whether the agency has an active subscription to it, the slugs active and enabled
+    on the site (its dependencies must be among them) and a pending purge of the module there. None
+    when the caller cannot see the site."""
+    return unit.fetchone(sql.SQL(
         """
-        SELECT
-          EXISTS (SELECT 1 FROM public.agency_module_subscriptions s
-                  WHERE s.agency_id = %(agency)s AND s.module_id = %(module)s AND s.status = 'active') AS subscribed,
-          ARRAY(SELECT m.slug FROM public.site_module_installations i JOIN public.modules_v2 m ON m.id = i.module_id
-                 WHERE i.site_id = %(site)s AND i.status = 'active' AND i.is_enabled
-                   AND m.slug = ANY(%(deps)s::text[])) AS present_dependencies
-        """,
-        {"agency": agency_id, "module": module_id, "site": site_id, "deps": list(dependencies)},
-    )
+        SELECT s.id AS site_id, s.agency_id AS site_agency_id, private.site_role(s.id) AS site_role,
+          {module_columns},
+          EXISTS (SELECT 1 FROM public.agency_module_subscriptions sub
+                  WHERE sub.agency_id = s.agency_id AND sub.module_id = %(module)s AND sub.status = 'active')
+            AS subscribed,
+          ARRAY(SELECT d.slug FROM public.site_module_installations i JOIN public.modules_v2 d ON d.id = i.module_id
+                 WHERE i.site_id = s.id AND i.status = 'active' AND i.is_enabled) AS active_slugs,
+          (SELECT i.purge_after FROM public.site_module_installations i
+           WHERE i.site_id = s.id AND i.module_id = %(module)s AND i.purge_after IS NOT NULL) AS purge_after
+        FROM public.sites s
+        LEFT JOIN public.modules_v2 m ON m.id = %(module)s AND m.status = 'published'
+        WHERE s.id = %(site)s
+        """).format(module_columns=sql.SQL(marketplace.MODULE_COLUMNS)),
+        {"site": site_id, "module": module_id})
 
 
 def disable_module(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID, *,

@@ -18,7 +18,7 @@ from ..core import audit
 from ..core.db import Unit
 from ..core.errors import Conflict, Forbidden, NotFound
 from ..core.jsonbody import unstorable
-from ..core.tenancy import Role, require_module_data_role
+from ..core.tenancy import Action, Role, require_module_data_role, require_role
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,22 @@ def _names_no_module(slug: str | None) -> bool:
     return slug is not None and unstorable(slug) is not None
 
 
+def _not_installed(unit: Unit, site_id: uuid.UUID, action: Action | None) -> NotFound:
+    """The 404 for a module the gate did not find: a user who cannot see the site is told so, and one
+    whose role may not take ``action`` there gets its 403 (the gate stands in for the site check of a
+    gated unit; a key or a worker scope has had its site checked already)."""
+    claims = unit.claims or {}
+    if unit.claims is not None and claims.get("role") != "site_api_key":
+        role = unit.fetchrow("SELECT private.site_role(%s) AS role", (site_id,))["role"]
+        if role is None:
+            return NotFound("Site not found", code="site_not_found")
+        if action is not None:
+            require_role(role, action)
+    return NotFound("This module is not installed on the site", code="module_not_installed")
+
+
 def require_enabled_module(unit: Unit, site_id: uuid.UUID, module: uuid.UUID | str, *,
-                           write: bool = False) -> ModuleTarget:
+                           write: bool = False, action: Action | None = None) -> ModuleTarget:
     """The module (by id or slug) if it is installed, enabled and active on the site.
 
     404 when the site or module is not visible, the module is not installed or it is disabled;
@@ -69,15 +83,19 @@ def require_enabled_module(unit: Unit, site_id: uuid.UUID, module: uuid.UUID | s
     403 ``api_key_scope`` for a site API key whose ``modules`` do not include it (every route that
     reaches module data or widget storage comes through here; the database's policies agree);
     for a client user, 404 when the module's ``clientAccess`` is ``none`` and 403 on a ``write``
-    unless it is ``write``.
+    unless it is ``write``. With ``action``, first 403 for a user whose role on the site the matrix does
+    not allow it (the site check of ``site_unit(gated=True)``, done here).
     """
     module_id, slug = _module_ref(module)
     if _names_no_module(slug):
-        raise NotFound("This module is not installed on the site", code="module_not_installed")
+        raise _not_installed(unit, site_id, action)
     row = unit.fetchone("SELECT * FROM private.module_data_target(%s, %s, %s)", (site_id, module_id, slug))
-    if row is not None:
-        require_key_module(unit, row["slug"])
-    if row is None or row["installation_status"] is None:
+    if row is None:
+        raise _not_installed(unit, site_id, action)
+    if action is not None and row["caller_role"] is not None:  # None: a key or a worker, bound by its scope
+        require_role(row["caller_role"], action)
+    require_key_module(unit, row["slug"])
+    if row["installation_status"] is None:
         raise NotFound("This module is not installed on the site", code="module_not_installed")
     require_module_data_role(row["caller_role"], row["manifest"] if isinstance(row["manifest"], dict) else {},
                              write=write)

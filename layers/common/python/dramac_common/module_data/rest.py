@@ -25,7 +25,7 @@ from typing import Any
 from ..core import jsonbody
 from ..core.auth import Principal
 from ..core.errors import ApiError, NotFound, ValidationFailed
-from ..core.tenancy import site_unit
+from ..core.tenancy import Action, site_unit
 from .query import (
     MAX_LIMIT,
     MAX_OFFSET,
@@ -538,9 +538,9 @@ def serve(principal_of: Callable[[], Principal], method: str, site_ref: str, mod
 def _read(principal: Principal, site_id: uuid.UUID, module: str, table: str, request: RestRequest,
           prefer: Prefer, single: bool) -> RestResponse:
     query = replace(request.query, count=prefer.count == "exact")
-    with site_unit(principal, site_id, manage=False) as unit:
-        sdk = ModuleDatabaseSDK.for_request(unit, site_id=site_id, module=module)
-        rows, exact = sdk.query(table, query)
+    with site_unit(principal, site_id, action=Action.VIEW_OPERATIONS, gated=True) as unit:
+        sdk = ModuleDatabaseSDK.for_request(unit, site_id=site_id, module=module, action=Action.VIEW_OPERATIONS)
+        rows, exact = sdk.query(table, query, last=prefer.count is None)
         total = _count(sdk, table, query, prefer.count, rows, exact)
     headers = {"Content-Range": content_range(query.offset, len(rows), total)}
     applied = prefer.applied("count")

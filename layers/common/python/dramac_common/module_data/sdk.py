@@ -35,6 +35,7 @@ from ..core.errors import (
     ValidationFailed,
     database_error,
 )
+from ..core.tenancy import Action
 from .catalog import (
     READ_ONLY_COLUMNS,
     Column,
@@ -134,12 +135,13 @@ class ModuleDatabaseSDK:
 
     @classmethod
     def for_request(cls, unit: Unit, *, site_id: uuid.UUID, module: uuid.UUID | str,
-                    write: bool = False) -> ModuleDatabaseSDK:
+                    write: bool = False, action: Action | None = None) -> ModuleDatabaseSDK:
         """Inside a unit that already runs as ``authenticated`` with the caller's (or API key's) claims;
-        ``write``: the request changes data (the module's ``clientAccess`` decides for client users)."""
+        ``write``: the request changes data (the module's ``clientAccess`` decides for client users);
+        ``action``: the gate checks the caller's role on the site for it (``site_unit(gated=True)``)."""
         if unit.claims is None:
             raise RuntimeError("for_request needs a user unit; workers use ModuleDatabaseSDK.for_service")
-        target = require_enabled_module(unit, site_id, module, write=write)
+        target = require_enabled_module(unit, site_id, module, write=write, action=action)
         return cls(unit, target, cls._schema(unit, target), site_id)
 
     @classmethod
@@ -201,8 +203,10 @@ class ModuleDatabaseSDK:
                 sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {}) AS found").format(self._ident(t), condition), params)
         return bool(row["found"])
 
-    def query(self, table: str, query: Query) -> tuple[list[dict[str, Any]], int | None]:
-        """A ``Query`` (from the HTTP parser or ``find``) → (rows, total matching rows when ``query.count``)."""
+    def query(self, table: str, query: Query, *, last: bool = False) -> tuple[list[dict[str, Any]], int | None]:
+        """A ``Query`` (from the HTTP parser or ``find``) → (rows, total matching rows when ``query.count``).
+        ``last``: nothing follows in the request's unit, so its COMMIT travels with the read (a request's
+        read, not a worker's, and without ``count``, which may need a second statement)."""
         t = self._table(table)
         if not 0 <= query.limit <= MAX_LIMIT:
             raise _invalid("limit", f"must be between 0 and {MAX_LIMIT}")
@@ -219,7 +223,8 @@ class ModuleDatabaseSDK:
         statement = sql.SQL("SELECT {}{} FROM {} AS {} WHERE {} ORDER BY {} LIMIT %s OFFSET %s").format(
             columns, total, self._ident(t), sql.Identifier("t0"), condition, self._order(t, query.order, "t0"))
         with self._scope(), _database_errors(t):
-            rows = self._fetch_rows(statement, [*params, query.limit, query.offset])
+            rows = self._fetch_rows(statement, [*params, query.limit, query.offset],
+                                    commit=last and not query.count and not self._service_scope)
             count = None
             if query.count:
                 if rows:
@@ -596,8 +601,9 @@ class ModuleDatabaseSDK:
 
     # -- internals: SQL ------------------------------------------------------------------------
 
-    def _fetch_rows(self, statement: sql.Composable, params: list[Any]) -> list[dict[str, Any]]:
-        return fetch_exact(self.unit, statement, params)
+    def _fetch_rows(self, statement: sql.Composable, params: list[Any], *, commit: bool = False
+                    ) -> list[dict[str, Any]]:
+        return fetch_exact(self.unit, statement, params, commit=commit)
 
     def _ident(self, table: Table) -> sql.Identifier:
         return sql.Identifier(self.schema.schema_name, table.name)

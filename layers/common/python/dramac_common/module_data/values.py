@@ -18,7 +18,7 @@ import uuid
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from psycopg.types.json import Jsonb, set_json_loads
+from psycopg.types.json import Jsonb
 
 from ..core import jsonbody, pg_values
 from ..core.db import Unit
@@ -191,8 +191,7 @@ def coerce_text_pattern(column: Column, value: Any) -> str:
 _exact_json_loads = functools.partial(json.loads, parse_float=Decimal)
 
 
-def fetch_exact(unit: Unit, statement: Any, params: Any = None) -> list[dict[str, Any]]:
-    """A statement's rows with json/jsonb numbers exact (``numeric`` columns load as Decimal anyway)."""
-    cursor = unit.conn.cursor()
-    set_json_loads(_exact_json_loads, cursor)
-    return cursor.execute(statement, params).fetchall()
+def fetch_exact(unit: Unit, statement: Any, params: Any = None, *, commit: bool = False) -> list[dict[str, Any]]:
+    """A statement's rows with json/jsonb numbers exact (``numeric`` columns load as Decimal anyway);
+    ``commit``: the unit's last statement, its COMMIT sent with it."""
+    return unit.execute(statement, params, json_loads=_exact_json_loads, commit=commit).fetchall()
