@@ -6,6 +6,7 @@ canceled module are disabled, never deleted."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import pytest
@@ -53,7 +54,7 @@ def test_a_free_subscription_is_canceled_at_once_and_its_installations_disabled(
     install_module(owner_conn, site_id=tenant.site_id, agency_id=tenant.agency_id, module_id=module)
     owner_conn.execute("INSERT INTO module_data (module_id, site_id, key, value) VALUES (%s, %s, 'k', '1')",
                        (module, tenant.site_id))
-    assert api.post(cancel_path(tenant, subscribed.data["id"]), user=tenant.admin).body["code"] == "owner_required"
+    assert api.post(cancel_path(tenant, subscribed.data["id"]), user=tenant.admin).body["code"] == "forbidden"
     canceled = api.post(cancel_path(tenant, subscribed.data["id"]), user=tenant.owner)
     assert (canceled.status, canceled.data["status"]) == (200, "canceled")
     assert installation(owner_conn, tenant, module) == {"status": "disabled", "is_enabled": False}
@@ -127,6 +128,43 @@ def test_paddle_is_asked_to_cancel_at_the_next_billing_period(api, tenant, make_
     assert (call["method"], call["path"]) == ("POST", f"/subscriptions/{paddle_id}/cancel")
     assert json.loads(call["body"]) == {"effective_from": "next_billing_period"}
     assert call["headers"]["authorization"] == "Bearer pdl_test_key"
+
+
+def test_twin_cancels_ask_paddle_once(api, tenant, make_module, owner_conn, env):
+    """Two cancels of the same subscription at the same moment (a double click): Paddle is asked once,
+    both answer 202 with the same end of the period."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dramac_common.payments.providers import reset_http_client
+
+    module = make_module(pricing_type="monthly", wholesale_price_cents=1900)
+    subscription = uuid.uuid4()
+    paddle_id = f"sub_{uuid.uuid4().hex[:12]}"
+    owner_conn.execute(
+        "INSERT INTO agency_module_subscriptions (id, agency_id, module_id, status, billing_cycle, "
+        "wholesale_price_cents, retail_price_cents, provider_subscription_id, activated_at) "
+        "VALUES (%s, %s, %s, 'active', 'monthly', 1900, 1900, %s, now())",
+        (subscription, tenant.agency_id, module, paddle_id))
+
+    def paddle(method, path, headers, body):
+        time.sleep(0.3)  # the first cancel is still waiting on Paddle when the second arrives
+        return 200, {"data": {"id": paddle_id, "status": "active", "scheduled_change": {
+            "action": "cancel", "effective_at": "2026-12-29T00:00:00Z", "resume_at": None}}}
+
+    with loopback_server(paddle) as (url, calls):
+        env.set("PAYMENT_PROVIDER", "paddle")
+        env.set("PADDLE_API_URL", url)
+        env.set("PADDLE_API_KEY", "pdl_test_key")
+        reset_http_client()
+        try:
+            with ThreadPoolExecutor(2) as pool:
+                replies = list(pool.map(lambda _: api.post(cancel_path(tenant, subscription), user=tenant.owner),
+                                        range(2)))
+        finally:
+            env.set("PAYMENT_PROVIDER", "sandbox")
+            reset_http_client()
+    assert [(r.status, r.data["cancelEffectiveAt"]) for r in replies] == [(202, "2026-12-29T00:00:00Z")] * 2
+    assert len(calls.requests) == 1
 
 
 def test_cancel_refusals(api, tenant, other_tenant, make_module, owner_conn):

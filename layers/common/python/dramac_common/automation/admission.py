@@ -13,11 +13,13 @@ when a slot is free. Over the hourly volume an execution is recorded ``failed`` 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.db import Unit
 from ..core.settings import get_settings, plan_limits
+from . import dal
 
 QUEUED_RETRY_S = 10  # a queued execution asks again after this long
 
@@ -65,6 +67,44 @@ def admit(unit: Unit, site_id: uuid.UUID, workflow_ids: list[uuid.UUID]) -> Admi
     admitted, admission.refuse = workflow_ids[:volume_left], workflow_ids[volume_left:]
     admission.run, admission.queue = admitted[:slots], admitted[slots:]
     return admission
+
+
+@dataclass
+class SiteCapacity:
+    """What one site may start now: ``slots`` running places free, ``volume_left`` in this hour."""
+
+    limits: Any
+    slots: int
+    volume_left: int
+
+
+def site_capacities(unit: Unit, event_ids: list[uuid.UUID]) -> Callable[[], dict[uuid.UUID, SiteCapacity]]:
+    """``admit``'s locks and counts for every site subscribed to the events of a batch, sent now (pipeline
+    mode) and read by calling the result. The sites are locked in one order (two workers locking
+    overlapping sets never deadlock), then counted as ``_site_state``."""
+    most = max(p.max_executions_per_hour for p in get_settings().plan_limits.values()) + 1
+    sites = f"SELECT DISTINCT site_id FROM ({dal.BATCH_SUBSCRIPTIONS}) s"
+    unit.execute(f"""SELECT count(pg_advisory_xact_lock(hashtextextended('dramac.executions:' || site_id::text, 0)))
+                     FROM ({sites} ORDER BY site_id) sites""", {"events": event_ids})
+    cursor = unit.execute(
+        f"""SELECT site_id AS site,
+              (SELECT count(*) FROM public.workflow_executions e
+               WHERE e.site_id = sites.site_id AND e.status = 'running' AND e.lease_expires_at > now()) AS running,
+              (SELECT count(*) FROM (SELECT 1 FROM public.workflow_executions e
+                                     WHERE e.site_id = sites.site_id AND e.created_at > now() - interval '1 hour'
+                                       AND e.stop_reason IS DISTINCT FROM 'volume_limit' LIMIT %(most)s) recent) AS recent,
+              (SELECT p.plan FROM public.sites s JOIN private.agency_plans p ON p.agency_id = s.agency_id
+               WHERE s.id = sites.site_id) AS plan
+            FROM ({sites}) sites""",
+        {"events": event_ids, "most": most},
+    )
+    return lambda: {row["site"]: _capacity(row) for row in cursor.fetchall()}
+
+
+def _capacity(row: dict[str, Any]) -> SiteCapacity:
+    limits = plan_limits(row["plan"])
+    return SiteCapacity(limits, slots=max(0, limits.max_running_executions - row["running"]),
+                        volume_left=max(0, limits.max_executions_per_hour - row["recent"]))
 
 
 def may_continue(unit: Unit, execution_id: uuid.UUID | str) -> bool:

@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import json
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -304,24 +303,9 @@ def authenticate(connection: dict[str, str], headers: dict[str, str], body: Any,
     return body
 
 
-_ses = None
-_ses_lock = threading.Lock()
-
-
-def ses_client() -> Any:
-    global _ses
-    if _ses is None:
-        with _ses_lock:
-            if _ses is None:
-                _ses = aws.client("ses", region_name=get_settings().aws_region,
-                                    endpoint_url=get_settings().ses_endpoint_url)
-    return _ses
-
-
-def reset_clients() -> None:
-    """Forget the container's SES client (tests and the local stack change endpoints)."""
-    global _ses
-    _ses = None
+ses_client = aws.LazyClient("ses", lambda: {"region_name": get_settings().aws_region,
+                                            "endpoint_url": get_settings().ses_endpoint_url})
+reset_clients = ses_client.reset  # tests and the local stack change endpoints
 
 
 def run_send_email(rt: StepRuntime, config: dict[str, Any], raw: dict[str, Any]) -> StepResult:
@@ -358,6 +342,10 @@ class StepType:
     # external steps only: after a crash mid-call, never call again (e-mail) or call again (HTTP)
     at_most_once: bool = False
     raw_keys: tuple[str, ...] = field(default=())  # keys used as written, never rendered
+    # database steps only: the executor sends statements without reading their answers, so it may run in
+    # pipeline mode (the engine's batches); the others read as they go
+    pipelined: bool = False
+    emits_events: bool = False  # database steps that write module data, whose triggers log events
 
 
 STEP_TYPES: dict[str, StepType] = {
@@ -367,9 +355,12 @@ STEP_TYPES: dict[str, StepType] = {
         StepType("delay", "delay", DelayConfig, run_delay),
         StepType("http_request", "external", HttpRequestConfig, run_http_request),
         # which module and table a record step writes is fixed when the workflow is saved, never by an event
-        StepType("create_record", "database", CreateRecordConfig, run_create_record, raw_keys=("module", "table")),
-        StepType("update_record", "database", UpdateRecordConfig, run_update_record, raw_keys=("module", "table")),
-        StepType("set_variable", "database", SetVariableConfig, run_set_variable, raw_keys=("name",)),
+        StepType("create_record", "database", CreateRecordConfig, run_create_record, raw_keys=("module", "table"),
+                 emits_events=True),
+        StepType("update_record", "database", UpdateRecordConfig, run_update_record, raw_keys=("module", "table"),
+                 emits_events=True),
+        StepType("set_variable", "database", SetVariableConfig, run_set_variable, raw_keys=("name",),
+                 pipelined=True),
         StepType("send_email", "external", SendEmailConfig, run_send_email, at_most_once=True),
     )
 }

@@ -47,6 +47,7 @@ class Action(StrEnum):
     READ_MODULE_DATA = "read_module_data"  # client users: unless the manifest says clientAccess "none"
     WRITE_MODULE_DATA = "write_module_data"  # client users: when the manifest says clientAccess "write"
     MANAGE_CATALOGUE = "manage_catalogue"  # the platform's module catalogue: modules, versions, publishing
+    DESTROY_DATA = "destroy_data"  # purge a module's data from a site (and undo a pending purge)
 
 
 _AGENCY_TEAM = frozenset({Role.SUPER_ADMIN, Role.OWNER, Role.ADMIN, Role.MEMBER})
@@ -62,6 +63,7 @@ MATRIX: dict[Action, frozenset[Role]] = {
     Action.READ_MODULE_DATA: _AGENCY_TEAM | {Role.CLIENT},
     Action.WRITE_MODULE_DATA: frozenset({Role.OWNER, Role.ADMIN, Role.MEMBER, Role.CLIENT}),
     Action.MANAGE_CATALOGUE: frozenset({Role.SUPER_ADMIN}),
+    Action.DESTROY_DATA: frozenset({Role.SUPER_ADMIN, Role.OWNER}),
 }
 
 # Kept for callers that still ask "owner or admin?" (manage=True is Action.OPERATE).
@@ -75,6 +77,7 @@ _REFUSALS: dict[Action, str] = {
     Action.MANAGE_MEMBERS: "Only an owner of the agency may manage its members",
     Action.OPERATE: "Only an owner or admin of the agency may change this",
     Action.WRITE_MODULE_DATA: "Your role may not change this module's data",
+    Action.DESTROY_DATA: "Only an owner of the agency may purge a module's data",
 }
 
 
@@ -89,9 +92,6 @@ def _action(manage: bool, action: Action | None, read: Action) -> Action:
 
 def _refuse(action: Action) -> Forbidden:
     return Forbidden(_REFUSALS.get(action, "Your role may not do this"), code="forbidden")
-
-
-OWNER_ROLES = frozenset({Role.OWNER.value, Role.SUPER_ADMIN.value})  # billing and destroying data
 
 
 @dataclass(frozen=True)
@@ -159,23 +159,6 @@ def require_site_access(unit: Unit, site_id: uuid.UUID, *, manage: bool = False,
     if not allows(row["role"], wanted):
         raise _refuse(wanted)
     return SiteAccess(site_id=row["id"], agency_id=row["agency_id"], role=row["role"])
-
-
-def require_site_owner(unit: Unit, site_id: uuid.UUID) -> SiteAccess:
-    """A site of an agency the caller owns (or any, for a super admin): 404 for another agency's, 403
-    for its admins and members."""
-    access = require_site_access(unit, site_id)
-    if access.role not in OWNER_ROLES:
-        raise Forbidden("Only an owner of the agency may do this", code="owner_required")
-    return access
-
-
-def require_agency_owner(unit: Unit, agency_id: uuid.UUID) -> AgencyAccess:
-    """An agency the caller owns (or any, for a super admin): 404 otherwise, 403 for admins and members."""
-    access = require_agency_access(unit, agency_id)
-    if access.role not in OWNER_ROLES:
-        raise Forbidden("Only an owner of the agency may do this", code="owner_required")
-    return access
 
 
 def require_super_admin(unit: Unit) -> None:
