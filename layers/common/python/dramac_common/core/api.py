@@ -23,7 +23,6 @@ import types
 import typing
 import uuid
 from collections.abc import Callable
-from contextvars import ContextVar
 from typing import Annotated, Any
 
 import psycopg
@@ -38,10 +37,9 @@ from mangum import Mangum
 from mangum.handlers import HTTPGateway
 from pydantic import BaseModel
 from pydantic_core import to_json
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import jsonbody
+from . import inplace, jsonbody
 from .errors import ApiError, PayloadTooLarge, database_error, error_envelope
 from .settings import get_settings
 
@@ -171,20 +169,10 @@ class ExactNumbersRequest(JsonRequest):
     exact_numbers = True
 
 
-# True while the request being handled came through Mangum (a Lambda invocation, or the local
-# gateway's, which invokes the handlers the same way): its event loop serves that one request.
-_ONE_REQUEST_LOOP: ContextVar[bool] = ContextVar("dramac_one_request_loop", default=False)
-
-
 def _without_thread_hop(endpoint: Callable[..., Any]) -> Callable[..., Any]:
-    """A sync endpoint as a coroutine that calls it in place when its event loop serves only this
-    request (Mangum), and in the thread pool otherwise (an ASGI server's shared loop must not block).
-
-    FastAPI runs a sync endpoint in anyio's thread pool; under Mangum every invocation is a fresh
-    ``run_until_complete``, whose worker thread anyio stops at the end of the request, so each request
-    started a new OS thread and waited for it twice (in, out): 0.3-0.4 ms of a warm request, for no
-    concurrency, since that loop has nothing else to run. The signature FastAPI reads is the
-    endpoint's own, its annotations resolved in the endpoint's module."""
+    """A sync endpoint as a coroutine that runs it through ``inplace.call_blocking``: in place under
+    Mangum, in the thread pool under an ASGI server. The signature FastAPI reads is the endpoint's own,
+    its annotations resolved in the endpoint's module."""
     hints = typing.get_type_hints(endpoint, include_extras=True)
     signature = inspect.signature(endpoint)
     signature = signature.replace(
@@ -193,9 +181,7 @@ def _without_thread_hop(endpoint: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(endpoint)
     async def call(*args: Any, **kwargs: Any) -> Any:
-        if _ONE_REQUEST_LOOP.get():
-            return endpoint(*args, **kwargs)
-        return await run_in_threadpool(endpoint, *args, **kwargs)
+        return await inplace.call_blocking(endpoint, *args, **kwargs)
 
     call.__signature__ = signature  # type: ignore[attr-defined]
     return call
@@ -212,7 +198,7 @@ def _json_route(request_class: type[JsonRequest]) -> type[APIRoute]:
             handle = super().get_route_handler()
 
             async def route_handler(request: Request) -> Response:
-                _ONE_REQUEST_LOOP.set("aws.event" in request.scope)
+                inplace.note_request(request.scope)
                 return await handle(request_class(request.scope, request.receive))
 
             return route_handler
