@@ -3,7 +3,7 @@
 Exactly-once bookkeeping:
 - ``workflow_executions`` is unique per (event, workflow), so however often (and however
   concurrently) an event is delivered, each workflow gets one execution.
-- An execution is leased to one worker (``dal.start_executions`` / ``dal.claim_execution``); a
+- An execution is leased to one worker (``dal.start_batch_executions`` / ``dal.claim_execution``); a
   duplicate delivery that finds the lease held acknowledges its message: the holder's own message
   stays unacknowledged until it finishes, and comes back if that worker dies.
 - Each step's log row is written by the statement that checks the lease and advances the
@@ -14,6 +14,15 @@ Exactly-once bookkeeping:
   call is made again on the next delivery, with the same ``Idempotency-Key`` header
   (``<execution id>:<position>``) so the receiver can discard the repeat (at least once); an e-mail
   is not sent again, the step fails with "outcome unknown" (at most once).
+
+Batches (``handle_batch``, the event processor's SQS batch): the events are admitted in one
+transaction that also runs every execution's steps up to its first external call; the steps a shared
+transaction ran are logged and their executions advanced by one statement (``dal.finish_steps``), its
+guards checked before commit. The batch's external calls are then made at once on the container's
+threads (each site has at most its running slots among them), and the next transaction records their
+results and goes on. A shared transaction that must not commit (a guard fails, a statement or a
+database step is refused) is rolled back and its executions go on one at a time, a transaction per
+step, so one event's trouble neither fails nor repeats another's.
 
 Delays never sleep: the execution turns ``waiting`` with ``resume_at`` and a resume message
 ``{"executionId"}`` is sent with ``DelaySeconds`` (at most 900; longer delays hop again). The relay
@@ -526,8 +535,7 @@ class Engine:
         if not rows:
             return []
         workflow_ids = list({r["workflow_id"] for r in rows})
-        steps = dal.workflow_steps(unit, workflow_ids)
-        variables = dal.workflow_variables(unit, workflow_ids)
+        steps, variables = dal.workflow_definitions(unit, workflow_ids)
         return [Execution(r["id"], r["workflow_id"], r["site_id"], event, steps[r["workflow_id"]], r["next_position"],
                           r["context"] or {}, dict(variables[r["workflow_id"]])) for r in rows]
 
