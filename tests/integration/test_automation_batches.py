@@ -59,6 +59,9 @@ def test_a_batch_makes_its_calls_at_once_runs_each_event_once_and_fails_only_the
     assert failed == {"bad"}
     assert receiver.max_in_flight == len(events)  # every call of the batch was in flight at once
     assert_each_ran_once(owner_conn, receiver, workflow["id"], events)
+    last = owner_conn.execute("SELECT value FROM workflow_variables WHERE workflow_id = %s AND key = 'last'",
+                              (workflow["id"],)).fetchone()
+    assert last["value"] == "c5@example.test"  # set by each event in the batch's order: the last one's stays
     assert deliver(aws.queue_arn, messages) == set()  # redelivered: nothing runs again
     assert_each_ran_once(owner_conn, receiver, workflow["id"], events)
 

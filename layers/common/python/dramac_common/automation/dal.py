@@ -516,6 +516,19 @@ def set_variable(unit: Unit, workflow_id: uuid.UUID, site_id: uuid.UUID, key: st
     )
 
 
+def set_variables(unit: Unit, writes: dict[tuple[uuid.UUID, str], tuple[uuid.UUID, Any]]) -> None:
+    """``set_variable`` for several variables in one statement: (workflow id, key) → (site id, value)."""
+    rows = [{"workflow_id": workflow_id, "site_id": site_id, "key": key, "value": value}
+            for (workflow_id, key), (site_id, value) in sorted(writes.items(), key=lambda w: (str(w[0][0]), w[0][1]))]
+    unit.execute(
+        """INSERT INTO public.workflow_variables (workflow_id, site_id, key, value)
+           SELECT workflow_id, site_id, key, value
+           FROM jsonb_to_recordset(%s) AS v(workflow_id uuid, site_id uuid, key text, value jsonb)
+           ON CONFLICT (workflow_id, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()""",
+        (_json(rows),),
+    )
+
+
 def set_automation_depth(unit: Unit, depth: int) -> None:
     """Events written later in this transaction record ``depth`` as their chain depth."""
     unit.execute("SELECT set_config('dramac.automation_depth', %s, true)", (str(depth),))

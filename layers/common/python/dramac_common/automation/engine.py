@@ -297,6 +297,8 @@ class Engine:
                         log.warning("site %s is over its hourly execution volume: %d not run", site_id, len(refused))
             rows = dal.start_batch_executions(unit, run, self.owner, self.lease_s)
             executions = self._load_batch(unit, rows, events, definitions)
+            order = {event_id: n for n, event_id in enumerate(event_ids)}
+            executions.sort(key=lambda execution: order[execution.event["id"]])  # the batch's order: last write wins
             calls = self._steps_in(unit, [(execution, None) for execution in executions]) if first_steps else None
         for event_id, entries in queued.items():
             summaries[event_id].executions += entries
@@ -388,6 +390,8 @@ class Engine:
                 call = self._segment(unit, pipeline, checks, execution, made)
                 if call is not None:
                     calls.append(call)
+            if pipeline.variable_writes:
+                dal.set_variables(unit, pipeline.variable_writes)
             # Steps' rows first: the attempts and releases below check the positions they advance.
             finished = dal.finish_steps(unit, self.owner, self.lease_s, checks) if checks else None
             for call in calls:
@@ -478,7 +482,7 @@ class Engine:
                     if definition.emits_events:
                         # Events the step's writes emit are one level deeper than the event that started it.
                         dal.set_automation_depth(unit, int(execution.event.get("chain_depth") or 0) + 1)
-                    call.runtime.unit = unit
+                    call.runtime.unit, call.runtime.variable_writes = unit, pipeline.variable_writes
                     with pipeline.paused(not definition.pipelined):
                         result = self._call(definition, call.runtime, call.rendered, call.raw, shared=True)
                 else:
@@ -784,6 +788,8 @@ class _Pipeline:
     def __init__(self, unit: db.Unit):
         self.conn = unit.conn
         self._pipeline: Any = None
+        # the transaction's set_variable writes, sent together (``dal.set_variables``)
+        self.variable_writes: dict[tuple[uuid.UUID, str], tuple[uuid.UUID, Any]] = {}
 
     def __enter__(self) -> _Pipeline:
         self._on()
