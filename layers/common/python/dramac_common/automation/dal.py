@@ -139,6 +139,28 @@ def start_batch_executions(unit: Unit, pairs: list[tuple[uuid.UUID, uuid.UUID]],
     )
 
 
+def insert_executions(unit: Unit, rows: list[dict[str, Any]], owner: uuid.UUID, lease_s: float) -> Any:
+    """New executions, leased to this worker, with the ids chosen by the caller (``id, event_id,
+    workflow_id, site_id, next_position``), sent without waiting (pipeline mode). One that an execution
+    of the same (event, workflow) already holds is not inserted: the steps the caller then runs for it
+    fail their guard (``finish_steps``), and the caller's transaction must not commit. A cursor whose
+    row's ``n`` counts the rows inserted."""
+    return unit.execute(
+        """WITH inserted AS (
+             INSERT INTO public.workflow_executions
+               (id, workflow_id, site_id, event_id, status, started_at, lease_owner, lease_expires_at, next_position)
+             SELECT id, workflow_id, site_id, event_id, 'running', now(), %(owner)s,
+                    now() + make_interval(secs => %(lease)s), next_position
+             FROM jsonb_to_recordset(%(rows)s)
+               AS r(id uuid, workflow_id uuid, site_id uuid, event_id uuid, next_position integer)
+             ON CONFLICT (event_id, workflow_id) WHERE rerun_of IS NULL DO NOTHING
+             RETURNING 1)
+           SELECT count(*) AS n FROM inserted""",
+        {"rows": _json([{k: r[k] for k in ("id", "workflow_id", "site_id", "event_id", "next_position")}
+                        for r in rows]), "owner": owner, "lease": lease_s},
+    )
+
+
 def claim_execution(unit: Unit, execution_id: uuid.UUID | str, owner: uuid.UUID, lease_s: float) -> dict[str, Any] | None:
     """Lease an execution that is due to continue: waiting and due, or unfinished with no live lease."""
     return unit.fetchone(

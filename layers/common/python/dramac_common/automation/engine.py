@@ -264,7 +264,7 @@ class Engine:
             by_event: dict[uuid.UUID, list[dict[str, Any]]] = {}
             for row in subscriptions:
                 by_event.setdefault(row["event_id"], []).append(row)
-            run: list[tuple[uuid.UUID, uuid.UUID]] = []
+            run: list[tuple[uuid.UUID, uuid.UUID]] = []  # executions left unfinished by a worker that died
             new_by_site: dict[uuid.UUID, list[tuple[uuid.UUID, uuid.UUID]]] = {}
             for event_id in event_ids:
                 event = events.get(event_id)
@@ -282,12 +282,13 @@ class Engine:
                         new_by_site.setdefault(s["site_id"], []).append((event_id, s["workflow_id"]))
             if new_by_site.keys() - capacities.keys():  # subscribed since the statement above read them
                 raise BatchRetry("the batch's workflows changed while it was admitted")
+            new: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]] = []  # (event, workflow, site)
             if new_by_site:
                 for site_id, pairs in new_by_site.items():
                     capacity = capacities[site_id]
                     admitted, refused = pairs[:capacity.volume_left], pairs[capacity.volume_left:]
                     now, later = admitted[:capacity.slots], admitted[capacity.slots:]
-                    run += now
+                    new += [(event_id, workflow_id, site_id) for event_id, workflow_id in now]
                     if now:  # this batch's own executions hold the site's slots: the rest run after them
                         deferred |= {event_id for event_id, _ in later}
                     else:
@@ -295,14 +296,40 @@ class Engine:
                     if refused:
                         self._refuse(unit, events, refused, capacity)
                         log.warning("site %s is over its hourly execution volume: %d not run", site_id, len(refused))
-            rows = dal.start_batch_executions(unit, run, self.owner, self.lease_s)
+            rows: list[dict[str, Any]]
+            fresh: list[dict[str, Any]] = []
+            if first_steps:
+                # New executions get their ids here and are inserted with their first steps' statements:
+                # one a concurrent worker inserted first is not, and the transaction is rolled back.
+                rows = dal.start_batch_executions(unit, run, self.owner, self.lease_s) if run else []
+                fresh = self._new_executions(new, definitions)
+                rows += fresh
+            else:
+                rows = dal.start_batch_executions(unit, run + [(e, w) for e, w, _ in new], self.owner, self.lease_s)
             executions = self._load_batch(unit, rows, events, definitions)
             order = {event_id: n for n, event_id in enumerate(event_ids)}
             executions.sort(key=lambda execution: order[execution.event["id"]])  # the batch's order: last write wins
-            calls = self._steps_in(unit, [(execution, None) for execution in executions]) if first_steps else None
+            calls = None
+            if first_steps:
+                inserted: list[Any] = []
+                calls = self._steps_in(unit, [(execution, None) for execution in executions], first=lambda: inserted.append(
+                    dal.insert_executions(unit, fresh, self.owner, self.lease_s) if fresh else None))
+                if fresh and inserted[0].fetchone()["n"] != len(fresh):
+                    raise BatchRetry("another worker started one of the batch's executions first")
         for event_id, entries in queued.items():
             summaries[event_id].executions += entries
         return executions, deferred, calls
+
+    @staticmethod
+    def _new_executions(new: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]],
+                        definitions: tuple[dict[uuid.UUID, list[dict[str, Any]]], dict[uuid.UUID, dict[str, Any]]],
+                        ) -> list[dict[str, Any]]:
+        """The rows of a batch's new (event, workflow, site) executions, in (event, workflow) order (two
+        workers inserting the same ones wait on each other in one order: no deadlock)."""
+        steps = definitions[0]
+        return [{"id": uuid.uuid4(), "event_id": event_id, "workflow_id": workflow_id, "site_id": site_id,
+                 "next_position": min((s["position"] for s in steps.get(workflow_id, [])), default=0), "context": {}}
+                for event_id, workflow_id, site_id in sorted(new, key=lambda n: (str(n[0]), str(n[1])))]
 
     @staticmethod
     def _queue(unit: db.Unit, events: dict[uuid.UUID, dict[str, Any]], pairs: list[tuple[uuid.UUID, uuid.UUID]],
@@ -381,11 +408,15 @@ class Engine:
                     failures[execution.id] = exc
             return []
 
-    def _steps_in(self, unit: db.Unit, active: list[tuple[Execution, StepCall | None]]) -> list[StepCall]:
-        """A batch's shared transaction (``_advance``): raises when it must not commit."""
+    def _steps_in(self, unit: db.Unit, active: list[tuple[Execution, StepCall | None]],
+                  first: Callable[[], Any] | None = None) -> list[StepCall]:
+        """A batch's shared transaction (``_advance``): raises when it must not commit. ``first`` sends
+        statements ahead of the steps' (pipeline mode)."""
         calls: list[StepCall] = []
         checks: list[dict[str, Any]] = []
         with _Pipeline(unit) as pipeline:
+            if first is not None:
+                first()
             for execution, made in active:
                 call = self._segment(unit, pipeline, checks, execution, made)
                 if call is not None:
