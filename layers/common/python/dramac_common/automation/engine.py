@@ -254,9 +254,10 @@ class Engine:
         deferred: set[uuid.UUID] = set()
         with db.service_unit() as unit:
             with unit.conn.pipeline():  # one round trip
+                # the sites first: a worker admitting the same events waits here, then sees what that one started
+                capacities_of = admission.site_capacities(unit, event_ids)
                 found, subscribed, existing = (dal.load_events(unit, event_ids), dal.batch_subscriptions(unit, event_ids),
                                                dal.batch_started(unit, event_ids))
-                capacities_of = admission.site_capacities(unit, event_ids)
                 definitions_of = dal.subscribed_definitions(unit, event_ids)
                 events = {row["id"]: row for row in found.fetchall()}
                 subscriptions, started = subscribed.fetchall(), existing.fetchall()
