@@ -95,7 +95,6 @@ class Execution:
             "workflow": {"id": str(self.workflow_id)},
         }
 
-
     def snapshot(self) -> tuple[int, dict[str, Any], dict[str, Any], str]:
         """What a step changes in memory, to go back to when a batch's transaction is rolled back."""
         context = dict(self.context)
