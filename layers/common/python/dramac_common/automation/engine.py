@@ -163,6 +163,7 @@ class Engine:
         self.owner = uuid.uuid4()
         self.remaining_ms = remaining_ms
         self.lease_s = lease_seconds()
+        self._needs_secrets: dict[Any, bool] = {}  # by step id: a batch's executions share their steps
 
     # Entry points ------------------------------------------------------------------------------
 
@@ -614,7 +615,10 @@ class Engine:
     def _open_secrets(self, execution: Execution, step: dict[str, Any],
                       unit: db.Unit | None = None) -> connections.StepSecrets:
         """The step's connections and typed-in header values, opened just before it runs (most steps have none)."""
-        if not connections.needs_secrets(step):
+        needed = self._needs_secrets.get(step["id"])
+        if needed is None:
+            needed = self._needs_secrets[step["id"]] = connections.needs_secrets(step)
+        if not needed:
             return connections.StepSecrets()
         try:
             with _within(unit) as current:
