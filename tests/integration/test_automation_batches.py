@@ -59,6 +59,9 @@ def test_a_batch_makes_its_calls_at_once_runs_each_event_once_and_fails_only_the
     assert failed == {"bad"}
     assert receiver.max_in_flight == len(events)  # every call of the batch was in flight at once
     assert_each_ran_once(owner_conn, receiver, workflow["id"], events)
+    last = owner_conn.execute("SELECT value FROM workflow_variables WHERE workflow_id = %s AND key = 'last'",
+                              (workflow["id"],)).fetchone()
+    assert last["value"] == "c5@example.test"  # set by each event in the batch's order: the last one's stays
     assert deliver(aws.queue_arn, messages) == set()  # redelivered: nothing runs again
     assert_each_ran_once(owner_conn, receiver, workflow["id"], events)
 
@@ -103,3 +106,25 @@ def test_a_failing_database_step_fails_its_execution_alone_and_repeats_no_other_
     seen = owner_conn.execute("SELECT value FROM workflow_variables WHERE workflow_id = %s AND key = 'seen'",
                               (broken["id"],)).fetchone()
     assert seen["value"] == "c1@example.test"
+
+
+def test_a_batch_near_its_deadline_hands_the_rest_to_a_resume(api, tenant, aws, receiver, owner_conn):
+    receiver.delay_s = 2.5  # the call leaves less than the 20 s a next step needs
+    workflow = create_workflow(api, tenant, [
+        {"type": "http_request", "config": {"url": f"{receiver.url}/hook", "body": {"e": "{{event.payload.email}}"}}},
+        {"type": "set_variable", "config": {"name": "last", "value": "{{event.payload.email}}"}},
+    ])
+    events = [emit(tenant.site_id, "crm.contact.created", {"email": f"c{n}@example.test"}) for n in range(2)]
+    aws.purge()
+    records = [sqs_record(json.dumps({"eventId": str(e)}), queue_arn=aws.queue_arn) for e in events]
+    result = get_handler("event_processor")(sqs_event(records), LocalContext("event_processor", timeout_s=22))
+
+    assert result["batchItemFailures"] == []
+    for row in executions(owner_conn, workflow["id"]):  # step 1 done, the lease given back for a resume
+        assert (row["status"], row["next_position"]) == ("running", 2)
+        assert [(s["position"], s["status"]) for s in step_logs(owner_conn, row["id"])] == [(1, "completed")]
+    assert owner_conn.execute("SELECT count(*) AS n FROM workflow_executions WHERE workflow_id = %s "
+                              "AND lease_expires_at > now()", (workflow["id"],)).fetchone()["n"] == 0
+    receiver.delay_s = 0
+    aws.drain()  # the resume messages
+    assert_each_ran_once(owner_conn, receiver, workflow["id"], events)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..core.db import Unit
@@ -22,14 +22,6 @@ from ..core.settings import get_settings, plan_limits
 from . import dal
 
 QUEUED_RETRY_S = 10  # a queued execution asks again after this long
-
-
-@dataclass
-class Admission:
-    run: list[uuid.UUID] = field(default_factory=list)  # start now
-    queue: list[uuid.UUID] = field(default_factory=list)  # start when a slot is free
-    refuse: list[uuid.UUID] = field(default_factory=list)  # over the hourly volume: recorded, not run
-    limits: Any = None
 
 
 def _lock_site(unit: Unit, site_id: uuid.UUID) -> None:
@@ -51,22 +43,6 @@ def _site_state(unit: Unit, site_id: uuid.UUID) -> dict[str, Any]:
               WHERE s.id = %(site)s) AS plan""",
         {"site": site_id, "most": most},
     )
-
-
-def admit(unit: Unit, site_id: uuid.UUID, workflow_ids: list[uuid.UUID]) -> Admission:
-    """Which of the new executions of one site start now, wait for a slot, or exceed the hour's volume."""
-    admission = Admission()
-    if not workflow_ids:
-        return admission
-    _lock_site(unit, site_id)
-    state = _site_state(unit, site_id)
-    limits = plan_limits(state["plan"])
-    admission.limits = limits
-    volume_left = max(0, limits.max_executions_per_hour - state["recent"])
-    slots = max(0, limits.max_running_executions - state["running"])
-    admitted, admission.refuse = workflow_ids[:volume_left], workflow_ids[volume_left:]
-    admission.run, admission.queue = admitted[:slots], admitted[slots:]
-    return admission
 
 
 @dataclass
@@ -115,15 +91,6 @@ def may_continue(unit: Unit, execution_id: uuid.UUID | str) -> bool:
     _lock_site(unit, row["site_id"])
     state = _site_state(unit, row["site_id"])
     return bool(state["running"] < plan_limits(state["plan"]).max_running_executions)
-
-
-def started_workflows(unit: Unit, event_id: uuid.UUID) -> dict[str, set[uuid.UUID]]:
-    """The workflows that already have an execution for this event (``all``), and those of them still
-    ``running`` (a redelivery takes over an execution whose worker died; queued ones wait their turn)."""
-    rows = unit.fetchall("SELECT workflow_id, status FROM public.workflow_executions WHERE event_id = %s",
-                         (event_id,))
-    return {"all": {r["workflow_id"] for r in rows},
-            "running": {r["workflow_id"] for r in rows if r["status"] == "running"}}
 
 
 def queue_executions(unit: Unit, event: dict[str, Any], workflow_ids: list[uuid.UUID]) -> list[uuid.UUID]:

@@ -37,20 +37,6 @@ def load_event(unit: Unit, event_id: uuid.UUID | str) -> dict[str, Any] | None:
     )
 
 
-def active_subscriptions(unit: Unit, event: dict[str, Any]) -> list[dict[str, Any]]:
-    """Active subscriptions to the event's type whose workflow is active: the site's own for a site
-    event; those of every site of the agency for an agency-level event (``site_id`` NULL)."""
-    return unit.fetchall(
-        """SELECT s.workflow_id, s.filter, s.site_id FROM public.automation_event_subscriptions s
-           JOIN public.automation_workflows w ON w.id = s.workflow_id AND w.is_active
-           WHERE s.event_type = %(type)s AND s.is_active
-             AND (s.site_id = %(site)s::uuid
-                  OR (%(site)s::uuid IS NULL
-                      AND s.site_id IN (SELECT id FROM public.sites WHERE agency_id = %(agency)s::uuid)))""",
-        {"type": event["event_type"], "site": event["site_id"], "agency": event.get("agency_id")},
-    )
-
-
 def load_events(unit: Unit, event_ids: list[uuid.UUID]) -> Any:
     """The events of a batch (a cursor: fetch after the pipeline's other statements are sent)."""
     return unit.execute(
@@ -61,7 +47,9 @@ def load_events(unit: Unit, event_ids: list[uuid.UUID]) -> Any:
     )
 
 
-# ``active_subscriptions`` of every event of a batch (``%(events)s``), each row naming its ``event_id``
+# The active subscriptions to each event's type whose workflow is active (``%(events)s``: a batch's event
+# ids), each row naming its ``event_id``: the site's own for a site event; those of every site of the
+# agency for an agency-level event (``site_id`` NULL)
 BATCH_SUBSCRIPTIONS = """
     SELECT ev.id AS event_id, s.workflow_id, s.filter, s.site_id
     FROM public.automation_events_log ev
@@ -123,33 +111,11 @@ def mark_dispatched(unit: Unit, event_ids: list[uuid.UUID]) -> None:
 EXECUTION_STATE = "id, workflow_id, site_id, event_id, status, next_position, context, started_at"
 
 
-def start_executions(unit: Unit, event: dict[str, Any], workflow_ids: list[uuid.UUID], owner: uuid.UUID,
-                     lease_s: float) -> list[dict[str, Any]]:
-    """Create the event's executions (at most one per workflow) and lease those this worker may run:
-    the new ones, and earlier ones left unfinished by a worker whose lease expired."""
-    if not workflow_ids:
-        return []
-    return unit.fetchall(
-        f"""
-        INSERT INTO public.workflow_executions AS e
-          (workflow_id, site_id, event_id, status, started_at, lease_owner, lease_expires_at, next_position)
-        SELECT w.id, w.site_id, %(event)s, 'running', now(), %(owner)s, now() + make_interval(secs => %(lease)s),
-               coalesce((SELECT min(s.position) FROM public.workflow_steps s WHERE s.workflow_id = w.id), 0)
-        FROM public.automation_workflows w WHERE w.id = ANY(%(workflows)s::uuid[])
-        ON CONFLICT (event_id, workflow_id) WHERE rerun_of IS NULL DO UPDATE
-          SET status = 'running', lease_owner = EXCLUDED.lease_owner, lease_expires_at = EXCLUDED.lease_expires_at,
-              started_at = coalesce(e.started_at, now()), updated_at = now()
-          WHERE e.status IN ('pending', 'running') AND (e.lease_expires_at IS NULL OR e.lease_expires_at < now())
-        RETURNING {EXECUTION_STATE}
-        """,
-        {"event": event["id"], "owner": owner, "lease": lease_s, "workflows": list(workflow_ids)},
-    )
-
-
 def start_batch_executions(unit: Unit, pairs: list[tuple[uuid.UUID, uuid.UUID]], owner: uuid.UUID,
                            lease_s: float) -> list[dict[str, Any]]:
-    """``start_executions`` for the (event, workflow) pairs of a batch in one statement. Rows are
-    inserted in (event, workflow) order, so two workers given the same events in other orders wait
+    """Create the executions of a batch's (event, workflow) pairs (at most one per pair) and lease those
+    this worker may run: the new ones, and earlier ones left unfinished by a worker whose lease expired.
+    Rows are inserted in (event, workflow) order, so two workers given the same events in other orders wait
     on each other's rows in one order and never deadlock."""
     if not pairs:
         return []
@@ -170,6 +136,28 @@ def start_batch_executions(unit: Unit, pairs: list[tuple[uuid.UUID, uuid.UUID]],
         RETURNING {EXECUTION_STATE}
         """,
         {"owner": owner, "lease": lease_s, "events": [e for e, _ in ordered], "workflows": [w for _, w in ordered]},
+    )
+
+
+def insert_executions(unit: Unit, rows: list[dict[str, Any]], owner: uuid.UUID, lease_s: float) -> Any:
+    """New executions, leased to this worker, with the ids chosen by the caller (``id, event_id,
+    workflow_id, site_id, next_position``), sent without waiting (pipeline mode). One that an execution
+    of the same (event, workflow) already holds is not inserted: the steps the caller then runs for it
+    fail their guard (``finish_steps``), and the caller's transaction must not commit. A cursor whose
+    row's ``n`` counts the rows inserted."""
+    return unit.execute(
+        """WITH inserted AS (
+             INSERT INTO public.workflow_executions
+               (id, workflow_id, site_id, event_id, status, started_at, lease_owner, lease_expires_at, next_position)
+             SELECT id, workflow_id, site_id, event_id, 'running', now(), %(owner)s,
+                    now() + make_interval(secs => %(lease)s), next_position
+             FROM jsonb_to_recordset(%(rows)s)
+               AS r(id uuid, workflow_id uuid, site_id uuid, event_id uuid, next_position integer)
+             ON CONFLICT (event_id, workflow_id) WHERE rerun_of IS NULL DO NOTHING
+             RETURNING 1)
+           SELECT count(*) AS n FROM inserted""",
+        {"rows": _json([{k: r[k] for k in ("id", "workflow_id", "site_id", "event_id", "next_position")}
+                        for r in rows]), "owner": owner, "lease": lease_s},
     )
 
 
@@ -196,29 +184,6 @@ def execution_status(unit: Unit, execution_id: uuid.UUID | str) -> dict[str, Any
         "FROM public.workflow_executions WHERE id = %s",
         (execution_id,),
     )
-
-
-def workflow_steps(unit: Unit, workflow_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
-    rows = unit.fetchall(
-        """SELECT id, workflow_id, position, step_type, config, secret_envelopes FROM public.workflow_steps
-           WHERE workflow_id = ANY(%s) ORDER BY workflow_id, position""",
-        (list(workflow_ids),),
-    )
-    steps: dict[uuid.UUID, list[dict[str, Any]]] = {w: [] for w in workflow_ids}
-    for row in rows:
-        steps[row["workflow_id"]].append(row)
-    return steps
-
-
-def workflow_variables(unit: Unit, workflow_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
-    rows = unit.fetchall(
-        "SELECT workflow_id, key, value FROM public.workflow_variables WHERE workflow_id = ANY(%s)",
-        (list(workflow_ids),),
-    )
-    variables: dict[uuid.UUID, dict[str, Any]] = {w: {} for w in workflow_ids}
-    for row in rows:
-        variables[row["workflow_id"]][row["key"]] = row["value"]
-    return variables
 
 
 def workflow_definitions(unit: Unit, workflow_ids: list[uuid.UUID]) -> tuple[
@@ -570,6 +535,19 @@ def set_variable(unit: Unit, workflow_id: uuid.UUID, site_id: uuid.UUID, key: st
         """INSERT INTO public.workflow_variables (workflow_id, site_id, key, value) VALUES (%s, %s, %s, %s)
            ON CONFLICT (workflow_id, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()""",
         (workflow_id, site_id, key, _json(value)),
+    )
+
+
+def set_variables(unit: Unit, writes: dict[tuple[uuid.UUID, str], tuple[uuid.UUID, Any]]) -> None:
+    """``set_variable`` for several variables in one statement: (workflow id, key) → (site id, value)."""
+    rows = [{"workflow_id": workflow_id, "site_id": site_id, "key": key, "value": value}
+            for (workflow_id, key), (site_id, value) in sorted(writes.items(), key=lambda w: (str(w[0][0]), w[0][1]))]
+    unit.execute(
+        """INSERT INTO public.workflow_variables (workflow_id, site_id, key, value)
+           SELECT workflow_id, site_id, key, value
+           FROM jsonb_to_recordset(%s) AS v(workflow_id uuid, site_id uuid, key text, value jsonb)
+           ON CONFLICT (workflow_id, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()""",
+        (_json(rows),),
     )
 
 

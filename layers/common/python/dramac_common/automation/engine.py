@@ -3,7 +3,7 @@
 Exactly-once bookkeeping:
 - ``workflow_executions`` is unique per (event, workflow), so however often (and however
   concurrently) an event is delivered, each workflow gets one execution.
-- An execution is leased to one worker (``dal.start_executions`` / ``dal.claim_execution``); a
+- An execution is leased to one worker (``dal.start_batch_executions`` / ``dal.claim_execution``); a
   duplicate delivery that finds the lease held acknowledges its message: the holder's own message
   stays unacknowledged until it finishes, and comes back if that worker dies.
 - Each step's log row is written by the statement that checks the lease and advances the
@@ -14,6 +14,15 @@ Exactly-once bookkeeping:
   call is made again on the next delivery, with the same ``Idempotency-Key`` header
   (``<execution id>:<position>``) so the receiver can discard the repeat (at least once); an e-mail
   is not sent again, the step fails with "outcome unknown" (at most once).
+
+Batches (``handle_batch``, the event processor's SQS batch): the events are admitted in one
+transaction that also runs every execution's steps up to its first external call; the steps a shared
+transaction ran are logged and their executions advanced by one statement (``dal.finish_steps``), its
+guards checked before commit. The batch's external calls are then made at once on the container's
+threads (each site has at most its running slots among them), and the next transaction records their
+results and goes on. A shared transaction that must not commit (a guard fails, a statement or a
+database step is refused) is rolled back and its executions go on one at a time, a transaction per
+step, so one event's trouble neither fails nor repeats another's.
 
 Delays never sleep: the execution turns ``waiting`` with ``resume_at`` and a resume message
 ``{"executionId"}`` is sent with ``DelaySeconds`` (at most 900; longer delays hop again). The relay
@@ -86,7 +95,6 @@ class Execution:
             "workflow": {"id": str(self.workflow_id)},
         }
 
-
     def snapshot(self) -> tuple[int, dict[str, Any], dict[str, Any], str]:
         """What a step changes in memory, to go back to when a batch's transaction is rolled back."""
         context = dict(self.context)
@@ -155,6 +163,7 @@ class Engine:
         self.owner = uuid.uuid4()
         self.remaining_ms = remaining_ms
         self.lease_s = lease_seconds()
+        self._needs_secrets: dict[Any, bool] = {}  # by step id: a batch's executions share their steps
 
     # Entry points ------------------------------------------------------------------------------
 
@@ -245,9 +254,10 @@ class Engine:
         deferred: set[uuid.UUID] = set()
         with db.service_unit() as unit:
             with unit.conn.pipeline():  # one round trip
+                # the sites first: a worker admitting the same events waits here, then sees what that one started
+                capacities_of = admission.site_capacities(unit, event_ids)
                 found, subscribed, existing = (dal.load_events(unit, event_ids), dal.batch_subscriptions(unit, event_ids),
                                                dal.batch_started(unit, event_ids))
-                capacities_of = admission.site_capacities(unit, event_ids)
                 definitions_of = dal.subscribed_definitions(unit, event_ids)
                 events = {row["id"]: row for row in found.fetchall()}
                 subscriptions, started = subscribed.fetchall(), existing.fetchall()
@@ -255,7 +265,7 @@ class Engine:
             by_event: dict[uuid.UUID, list[dict[str, Any]]] = {}
             for row in subscriptions:
                 by_event.setdefault(row["event_id"], []).append(row)
-            run: list[tuple[uuid.UUID, uuid.UUID]] = []
+            run: list[tuple[uuid.UUID, uuid.UUID]] = []  # executions left unfinished by a worker that died
             new_by_site: dict[uuid.UUID, list[tuple[uuid.UUID, uuid.UUID]]] = {}
             for event_id in event_ids:
                 event = events.get(event_id)
@@ -273,12 +283,13 @@ class Engine:
                         new_by_site.setdefault(s["site_id"], []).append((event_id, s["workflow_id"]))
             if new_by_site.keys() - capacities.keys():  # subscribed since the statement above read them
                 raise BatchRetry("the batch's workflows changed while it was admitted")
+            new: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]] = []  # (event, workflow, site)
             if new_by_site:
                 for site_id, pairs in new_by_site.items():
                     capacity = capacities[site_id]
                     admitted, refused = pairs[:capacity.volume_left], pairs[capacity.volume_left:]
                     now, later = admitted[:capacity.slots], admitted[capacity.slots:]
-                    run += now
+                    new += [(event_id, workflow_id, site_id) for event_id, workflow_id in now]
                     if now:  # this batch's own executions hold the site's slots: the rest run after them
                         deferred |= {event_id for event_id, _ in later}
                     else:
@@ -286,12 +297,40 @@ class Engine:
                     if refused:
                         self._refuse(unit, events, refused, capacity)
                         log.warning("site %s is over its hourly execution volume: %d not run", site_id, len(refused))
-            rows = dal.start_batch_executions(unit, run, self.owner, self.lease_s)
+            rows: list[dict[str, Any]]
+            fresh: list[dict[str, Any]] = []
+            if first_steps:
+                # New executions get their ids here and are inserted with their first steps' statements:
+                # one a concurrent worker inserted first is not, and the transaction is rolled back.
+                rows = dal.start_batch_executions(unit, run, self.owner, self.lease_s) if run else []
+                fresh = self._new_executions(new, definitions)
+                rows += fresh
+            else:
+                rows = dal.start_batch_executions(unit, run + [(e, w) for e, w, _ in new], self.owner, self.lease_s)
             executions = self._load_batch(unit, rows, events, definitions)
-            calls = self._steps_in(unit, [(execution, None) for execution in executions]) if first_steps else None
+            order = {event_id: n for n, event_id in enumerate(event_ids)}
+            executions.sort(key=lambda execution: order[execution.event["id"]])  # the batch's order: last write wins
+            calls = None
+            if first_steps:
+                inserted: list[Any] = []
+                calls = self._steps_in(unit, [(execution, None) for execution in executions], first=lambda: inserted.append(
+                    dal.insert_executions(unit, fresh, self.owner, self.lease_s) if fresh else None))
+                if fresh and inserted[0].fetchone()["n"] != len(fresh):
+                    raise BatchRetry("another worker started one of the batch's executions first")
         for event_id, entries in queued.items():
             summaries[event_id].executions += entries
         return executions, deferred, calls
+
+    @staticmethod
+    def _new_executions(new: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]],
+                        definitions: tuple[dict[uuid.UUID, list[dict[str, Any]]], dict[uuid.UUID, dict[str, Any]]],
+                        ) -> list[dict[str, Any]]:
+        """The rows of a batch's new (event, workflow, site) executions, in (event, workflow) order (two
+        workers inserting the same ones wait on each other in one order: no deadlock)."""
+        steps = definitions[0]
+        return [{"id": uuid.uuid4(), "event_id": event_id, "workflow_id": workflow_id, "site_id": site_id,
+                 "next_position": min((s["position"] for s in steps.get(workflow_id, [])), default=0), "context": {}}
+                for event_id, workflow_id, site_id in sorted(new, key=lambda n: (str(n[0]), str(n[1])))]
 
     @staticmethod
     def _queue(unit: db.Unit, events: dict[uuid.UUID, dict[str, Any]], pairs: list[tuple[uuid.UUID, uuid.UUID]],
@@ -370,15 +409,21 @@ class Engine:
                     failures[execution.id] = exc
             return []
 
-    def _steps_in(self, unit: db.Unit, active: list[tuple[Execution, StepCall | None]]) -> list[StepCall]:
-        """A batch's shared transaction (``_advance``): raises when it must not commit."""
+    def _steps_in(self, unit: db.Unit, active: list[tuple[Execution, StepCall | None]],
+                  first: Callable[[], Any] | None = None) -> list[StepCall]:
+        """A batch's shared transaction (``_advance``): raises when it must not commit. ``first`` sends
+        statements ahead of the steps' (pipeline mode)."""
         calls: list[StepCall] = []
         checks: list[dict[str, Any]] = []
         with _Pipeline(unit) as pipeline:
+            if first is not None:
+                first()
             for execution, made in active:
                 call = self._segment(unit, pipeline, checks, execution, made)
                 if call is not None:
                     calls.append(call)
+            if pipeline.variable_writes:
+                dal.set_variables(unit, pipeline.variable_writes)
             # Steps' rows first: the attempts and releases below check the positions they advance.
             finished = dal.finish_steps(unit, self.owner, self.lease_s, checks) if checks else None
             for call in calls:
@@ -469,7 +514,7 @@ class Engine:
                     if definition.emits_events:
                         # Events the step's writes emit are one level deeper than the event that started it.
                         dal.set_automation_depth(unit, int(execution.event.get("chain_depth") or 0) + 1)
-                    call.runtime.unit = unit
+                    call.runtime.unit, call.runtime.variable_writes = unit, pipeline.variable_writes
                     with pipeline.paused(not definition.pipelined):
                         result = self._call(definition, call.runtime, call.rendered, call.raw, shared=True)
                 else:
@@ -526,8 +571,7 @@ class Engine:
         if not rows:
             return []
         workflow_ids = list({r["workflow_id"] for r in rows})
-        steps = dal.workflow_steps(unit, workflow_ids)
-        variables = dal.workflow_variables(unit, workflow_ids)
+        steps, variables = dal.workflow_definitions(unit, workflow_ids)
         return [Execution(r["id"], r["workflow_id"], r["site_id"], event, steps[r["workflow_id"]], r["next_position"],
                           r["context"] or {}, dict(variables[r["workflow_id"]])) for r in rows]
 
@@ -571,7 +615,10 @@ class Engine:
     def _open_secrets(self, execution: Execution, step: dict[str, Any],
                       unit: db.Unit | None = None) -> connections.StepSecrets:
         """The step's connections and typed-in header values, opened just before it runs (most steps have none)."""
-        if not connections.needs_secrets(step):
+        needed = self._needs_secrets.get(step["id"])
+        if needed is None:
+            needed = self._needs_secrets[step["id"]] = connections.needs_secrets(step)
+        if not needed:
             return connections.StepSecrets()
         try:
             with _within(unit) as current:
@@ -776,6 +823,8 @@ class _Pipeline:
     def __init__(self, unit: db.Unit):
         self.conn = unit.conn
         self._pipeline: Any = None
+        # the transaction's set_variable writes, sent together (``dal.set_variables``)
+        self.variable_writes: dict[tuple[uuid.UUID, str], tuple[uuid.UUID, Any]] = {}
 
     def __enter__(self) -> _Pipeline:
         self._on()

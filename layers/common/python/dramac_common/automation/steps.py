@@ -79,6 +79,9 @@ class StepRuntime:
     previous_attempts: int = 0
     auth: dict[str, str] | None = None  # the step's connection (http_request ``connection``), opened
     hidden: list[str] = field(default_factory=list)  # secret values: redacted from whatever the step returns
+    # a batch's transaction: variables set by its steps, written together before it commits
+    # ((workflow id, name) → (site id, value); the last value set wins, as written one by one)
+    variable_writes: dict[tuple[uuid.UUID, str], tuple[uuid.UUID, Any]] | None = None
 
     def database(self) -> Unit:
         """The step's transaction (the engine gives one to the step types that write)."""
@@ -207,7 +210,10 @@ def run_delay(rt: StepRuntime, config: dict[str, Any], raw: dict[str, Any]) -> S
 
 def run_set_variable(rt: StepRuntime, config: dict[str, Any], raw: dict[str, Any]) -> StepResult:
     name, value = raw["name"], _jsonable(config.get("value"))
-    dal.set_variable(rt.database(), rt.workflow_id, rt.site_id, name, value)
+    if rt.variable_writes is not None:
+        rt.variable_writes[(rt.workflow_id, name)] = (rt.site_id, value)
+    else:
+        dal.set_variable(rt.database(), rt.workflow_id, rt.site_id, name, value)
     rt.variables[name] = value
     return StepResult({"name": name, "value": value})
 
@@ -342,8 +348,8 @@ class StepType:
     # external steps only: after a crash mid-call, never call again (e-mail) or call again (HTTP)
     at_most_once: bool = False
     raw_keys: tuple[str, ...] = field(default=())  # keys used as written, never rendered
-    # database steps only: the executor sends statements without reading their answers, so it may run in
-    # pipeline mode (the engine's batches); the others read as they go
+    # database steps only: the executor sends statements without reading their answers (or leaves its
+    # writes to the batch, ``variable_writes``), so it may run in pipeline mode; the others read as they go
     pipelined: bool = False
     emits_events: bool = False  # database steps that write module data, whose triggers log events
 
