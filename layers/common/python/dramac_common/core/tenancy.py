@@ -160,7 +160,7 @@ def require_site_access(unit: Unit, site_id: uuid.UUID, *, manage: bool = False,
 def require_role(role: str | None, action: Action) -> None:
     """403 unless ``role`` (the caller's on a site or agency it can see) may take ``action``."""
     if not allows(role, action):
-        raise _refuse(action)
+        raise refusal(action)
 
 
 def site_access_from(row: dict[str, Any] | None, *, manage: bool = False, action: Action | None = None) -> SiteAccess:
