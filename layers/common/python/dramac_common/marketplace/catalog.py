@@ -129,10 +129,12 @@ def subscribe_to_free_module(unit: Unit, agency_id: uuid.UUID, module_id: uuid.U
     One statement, ``private.subscribe_to_free_module`` (migration 0164): the caller's role in the agency,
     the module, the write, its two events (created, activated) and its audit row, in the order the
     checks below are answered. It writes nothing when the role or the module refuses, and returns what
-    it found: the refusal is this function's, from the same matrix as every agency check. The
-    subscription is inserted, or a canceled/pending one reactivated; an active one is returned
-    unchanged, also when a twin request inserted it a moment ago."""
-    result = unit.call_write_path("subscribe_to_free_module", agency_id, module_id, roles_allowed(Action.BILL))
+    it found: the refusal is this function's, from the same matrix as every agency check. Since a
+    refusal has written nothing, the statement carries the unit's COMMIT either way (the unit's one
+    round trip with its opening). The subscription is inserted, or a canceled/pending one reactivated;
+    an active one is returned unchanged, also when a twin request inserted it a moment ago."""
+    result = unit.call_write_path("subscribe_to_free_module", agency_id, module_id, roles_allowed(Action.BILL),
+                                  commit=True)
     require_agency_role(agency_id, result["role"], Action.BILL)
     module = result["module"]
     if module is None:

@@ -99,7 +99,8 @@ def purchase_module(unit: Unit, *, user_id: uuid.UUID, agency_id: uuid.UUID, mod
     turned into a new purchase, the database deciding price and status); it writes nothing when a check
     refuses. ``private.open_purchase_checkout`` then records the provider's checkout (its amount the
     subscription's own wholesale price, earlier open checkouts superseded), the ``created`` event of a
-    new or canceled subscription, and the audit row.
+    new or canceled subscription, and the audit row, and carries the unit's COMMIT: with the unit's
+    opening pipelined into the first, the purchase is two round trips and the provider's call.
 
     Nothing is written when the provider fails (the provider is called before this transaction commits).
     Billing: the agency's owners only.
@@ -123,7 +124,7 @@ def purchase_module(unit: Unit, *, user_id: uuid.UUID, agency_id: uuid.UUID, mod
                "previousStatus": previous}
     recorded = unit.call_write_path("open_purchase_checkout", sub["id"], checkout_id, opened.provider,
                                     opened.provider_checkout_id, opened.url,
-                                    Jsonb(event) if event is not None else None, Jsonb(details))
+                                    Jsonb(event) if event is not None else None, Jsonb(details), commit=True)
     if recorded["event_id"] is not None:
         dispatch_after_commit(unit, [uuid.UUID(recorded["event_id"])])
     subscription = BilledSubscription.model_validate({**sub, "module_slug": module["slug"], "module_name": module["name"]})
