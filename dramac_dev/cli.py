@@ -119,9 +119,7 @@ def local_aws():
     with mock_aws():
         aws.reset_session()  # one made before moto was imported would not be stubbed
         reset_settings()
-        queues.reset_client()
-        vault.reset_client()
-        storage.reset_client()
+        aws.reset_clients()
         previous_key = os.environ.get("AUTOMATION_KMS_KEY_ID")
         try:
             create_queues(queues.sqs_client(), os.environ.get("DRAMAC_QUEUE_PREFIX", "dramac"))
@@ -135,9 +133,7 @@ def local_aws():
                 os.environ.pop("AUTOMATION_KMS_KEY_ID", None)
             else:
                 os.environ["AUTOMATION_KMS_KEY_ID"] = previous_key
-            queues.reset_client()  # the clients belong to this mock; nothing may use them after
-            vault.reset_client()
-            storage.reset_client()
+            aws.reset_clients()  # the clients belong to this mock; nothing may use them after
             reset_settings()
 
 

@@ -3,7 +3,7 @@ AWS or the local stack's moto server.
 
 Which queues: the logical queues (``provision``, ``events``; ``dramac_dev.sqs_local.QUEUE_CONSUMERS``,
 the same the CDK app creates). A queue's URL is ``<NAME>_QUEUE_URL`` when set, else the CloudFormation
-output ``<Name>QueueUrl`` of ``--stack`` (the deployed stack, whose queue names CDK generates), else the
+output ``<Name>QueueUrl`` of ``--stack`` (``sqs_local.queue_url_output``) (the deployed stack, whose queue names CDK generates), else the
 queue named ``<DRAMAC_QUEUE_PREFIX>-<name>`` (the local stack). Its dead-letter queue is the one its
 ``RedrivePolicy`` names, so nothing here guesses a DLQ's name.
 
@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from .sqs_local import QUEUE_CONSUMERS
+from .sqs_local import QUEUE_CONSUMERS, queue_url_output
 
 SHOW_VISIBILITY_S = 0
 REDRIVE_VISIBILITY_S = 60
@@ -42,10 +42,6 @@ class QueuePair:
     max_receives: int
 
 
-def camel(name: str) -> str:
-    return "".join(part.capitalize() for part in name.split("_"))
-
-
 def stack_outputs(stack: str, region: str | None) -> dict[str, str]:
     import boto3
 
@@ -57,7 +53,7 @@ def queue_url(sqs: Any, name: str, *, env: dict[str, str], outputs: dict[str, st
     if env.get(f"{name.upper()}_QUEUE_URL"):
         return env[f"{name.upper()}_QUEUE_URL"]
     if outputs is not None:
-        key = f"{camel(name)}QueueUrl"
+        key = queue_url_output(name)
         if key not in outputs:
             raise DlqError(f"the stack has no output {key}: is the {name} queue deployed?")
         return outputs[key]
@@ -126,13 +122,24 @@ def show(sqs: Any, pair: QueuePair, limit: int) -> list[dict[str, Any]]:
 
 
 def redrive(sqs: Any, pair: QueuePair, limit: int | None) -> int:
-    """Move dead-lettered messages back to their queue (send, then delete); returns how many moved."""
+    """Move dead-lettered messages back to their queue (send, then delete); returns how many moved.
+
+    Each message is moved once per run: one that fails again while the run lasts comes back to the
+    DLQ under the id its redriven copy got, and is left there (a poison message would otherwise
+    bounce between the queues for as long as the run goes on)."""
     moved = 0
+    redriven: set[str] = set()  # ids SQS gave the copies this run sent
     while limit is None or moved < limit:
         want = 10 if limit is None else min(10, limit - moved)
         got = sqs.receive_message(QueueUrl=pair.dlq_url, MaxNumberOfMessages=want,
                                   VisibilityTimeout=REDRIVE_VISIBILITY_S, MessageAttributeNames=["All"]
                                   ).get("Messages", [])
+        returned = [m for m in got if m["MessageId"] in redriven]
+        if returned:  # visible again for the operator's next look; nothing older is left behind them
+            sqs.change_message_visibility_batch(QueueUrl=pair.dlq_url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                for i, m in enumerate(returned)])
+        got = [m for m in got if m["MessageId"] not in redriven]
         if not got:
             return moved
         entries = []
@@ -142,7 +149,8 @@ def redrive(sqs: Any, pair: QueuePair, limit: int | None) -> int:
                 entry["MessageAttributes"] = message["MessageAttributes"]
             entries.append(entry)
         sent = sqs.send_message_batch(QueueUrl=pair.url, Entries=entries)
-        accepted = {s["Id"] for s in sent.get("Successful", [])}
+        accepted = {s["Id"]: s["MessageId"] for s in sent.get("Successful", [])}
+        redriven.update(accepted.values())
         done = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got) if str(i) in accepted]
         if done:
             sqs.delete_message_batch(QueueUrl=pair.dlq_url, Entries=done)

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 import jwt
-from dramac_common.core.auth import is_api_key
 from dramac_common.core.errors import error_envelope
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -76,21 +75,6 @@ def build_gateway(handlers: dict[str, Handler], domain_router: Handler | None = 
             claims = _bearer_claims(request)
             if claims is None:
                 return _error(401, "A valid bearer token is required", "unauthorized")
-        elif route.auth == routes.JWT_OR_API_KEY:
-            # a bearer, when sent, must be valid; a request with only X-Api-Key goes to the handler
-            # without claims, and the handler verifies the key
-            # (supabase-js sends a site API key as `apikey` and as the bearer: that bearer is a key too)
-            scheme, _, token = request.headers.get("authorization", "").partition(" ")
-            key_bearer = scheme.lower() == "bearer" and is_api_key(token)
-            has_bearer = bool(request.headers.get("authorization", "").strip()) and not key_bearer
-            claims = _bearer_claims(request) if has_bearer else None
-            has_key = key_bearer or request.headers.get("x-api-key") or request.headers.get("apikey")
-            if claims is None and (has_bearer or not has_key):
-                if "/rest/" in path:  # the PostgREST surface answers in PostgREST's shape, as its handler does
-                    return JSONResponse({"code": "PGRST301" if has_bearer else "PGRST302", "details": None,
-                                         "hint": None, "message": "A valid bearer token or apikey is required"},
-                                        status_code=401, headers={"WWW-Authenticate": "Bearer"})
-                return _error(401, "A valid bearer token or X-Api-Key is required", "unauthorized")
         body = await request.body()
         event = http_event(
             method, path, raw_body=body if body else None, query=request.url.query,

@@ -11,10 +11,9 @@ from functools import cached_property
 
 JWT = "jwt"  # API Gateway's JWT authorizer (dramac dev verifies the bearer token itself)
 NONE = "none"  # no authorizer: public, or the handler verifies a signature of its own
-# A bearer JWT or a site API key (X-Api-Key). dramac dev verifies a bearer when one is sent and passes
-# key-only requests through without claims; the handler verifies the key (or, without authorizer
-# claims, the bearer) itself. In AWS these routes have no authorizer: API Gateway's JWT authorizer
-# would refuse key-only requests before the function runs (see docs/module_data.md).
+# A bearer JWT or a site API key (X-Api-Key). In AWS these routes have no authorizer (API Gateway's JWT
+# authorizer would refuse key-only requests before the function runs, docs/module_data.md), so the
+# handler verifies the key or the bearer itself; dramac dev passes them on the same way, without claims.
 JWT_OR_API_KEY = "jwt_or_api_key"
 
 

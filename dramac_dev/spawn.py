@@ -36,11 +36,13 @@ def spawn_dev(host: str, port: int, *, env: dict[str, str] | None = None, timeou
                 announced.append(line.split()[1])
                 ready.set()
 
-    threading.Thread(target=pump, daemon=True).start()
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
     deadline = time.monotonic() + timeout_s
     while not ready.is_set() and process.poll() is None and time.monotonic() < deadline:
         ready.wait(0.2)
     if not ready.is_set():
         process.kill()
+        reader.join(5)  # its last lines (the reason it exited) may still be in the pipe
         raise StackDidNotStart("dramac dev did not print 'ready':\n" + "\n".join(lines[-40:]))
     return process, announced[0]

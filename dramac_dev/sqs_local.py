@@ -21,6 +21,12 @@ QUEUE_CONSUMERS: dict[str, tuple[str, int, int, int]] = {
 }
 
 
+def queue_url_output(name: str) -> str:
+    """The CloudFormation output holding a queue's URL in the deployed stack (the CDK app defines it,
+    ``dramac dlq --stack`` reads it): ``EventsQueueUrl``."""
+    return "".join(part.capitalize() for part in name.split("_")) + "QueueUrl"
+
+
 def start_moto_server(host: str = "127.0.0.1", port: int = 0) -> tuple[Any, str]:
     from moto.server import ThreadedMotoServer
 

@@ -96,12 +96,12 @@ def configure_local_s3(endpoint: str) -> None:
     """moto's server also speaks S3: exports are stored there and their presigned URLs point at it,
     so the local stack serves the downloads."""
     import boto3
-    from dramac_common.core import storage
+    from dramac_common.core import aws
     from dramac_common.core.settings import get_settings, reset_settings
 
     os.environ["S3_ENDPOINT_URL"] = endpoint
     reset_settings()
-    storage.reset_client()
+    aws.reset_clients()
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name=os.environ.get("AWS_REGION", "us-east-1"))
     s3.create_bucket(Bucket=get_settings().exports_bucket)
 
@@ -119,7 +119,7 @@ def _bind(host: str, port: int) -> socket.socket:
 def run_dev(host: str, port: int) -> int:
     import boto3
     import uvicorn
-    from dramac_common.core import queues
+    from dramac_common.core import aws
     from dramac_common.core.settings import reset_settings
 
     local_runtime_defaults()
@@ -136,7 +136,7 @@ def run_dev(host: str, port: int) -> int:
     moto_server, endpoint = start_moto_server(host)
     configure_local_aws_env(endpoint)
     reset_settings()
-    queues.reset_client()
+    aws.reset_clients()
     sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
     queue_urls = create_queues(sqs, os.environ.get("DRAMAC_QUEUE_PREFIX", "dramac"))
     for logical, url in queue_urls.items():

@@ -42,6 +42,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from dramac_dev.routes import JWT, JWT_OR_API_KEY, ROUTES, Route
+from dramac_dev.sqs_local import queue_url_output
 
 from . import catalog
 from .config import DeployConfig
@@ -388,7 +389,7 @@ class BackendStack(Stack):
                         queue.metric_approximate_age_of_oldest_message(period=Duration.minutes(1),
                                                                        statistic="Maximum"),
                         int(self.config.queue_age_alarm_seconds), f"the {spec.name} queue is falling behind")
-            CfnOutput(self, f"{cid}QueueUrl", value=queue.queue_url)
+            CfnOutput(self, queue_url_output(spec.name), value=queue.queue_url)  # read by dramac dlq --stack
 
     def _consumers_and_schedules(self) -> None:
         for spec in catalog.queues():

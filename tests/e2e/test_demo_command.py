@@ -5,6 +5,7 @@ no traceback and no database created anywhere."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,9 +29,15 @@ def environment(**changes: str | None) -> dict[str, str]:
     return env
 
 
+# A scratch database another test makes meanwhile (localdb.create_database: prefix and 10 hex digits)
+SCRATCH = re.compile(r"dramac_[a-z]+_[0-9a-f]{10}")
+
+
 def databases(server_url: str) -> set[str]:
+    """The server's databases but the scratch ones tests and benchmarks create and drop concurrently
+    (a demo never makes one of those: the local stack's database has a fixed name)."""
     with psycopg.connect(server_url, autocommit=True) as conn:
-        return {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
+        return {r[0] for r in conn.execute("SELECT datname FROM pg_database") if not SCRATCH.fullmatch(r[0])}
 
 
 def test_demo_uses_the_database_the_stack_was_started_with(local_stack) -> None:

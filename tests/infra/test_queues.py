@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dramac_dev.sqs_local import QUEUE_CONSUMERS
+from dramac_dev.sqs_local import QUEUE_CONSUMERS, queue_url_output
 from infra import catalog
 
 
@@ -20,6 +20,12 @@ def test_each_queue_has_a_dead_letter_queue_with_the_configured_max_receives(syn
     assert props["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [dlq, "Arn"]},
                                       "maxReceiveCount": max_receives}
     assert props["VisibilityTimeout"] == visibility
+
+
+@pytest.mark.parametrize("name", sorted(QUEUE_CONSUMERS))
+def test_each_queue_url_is_the_output_dramac_dlq_reads(synth, name):
+    output = synth.backend_template["Outputs"][queue_url_output(name)]
+    assert output["Value"] == {"Ref": synth.logical_id(synth.backend.queues[name])}
 
 
 @pytest.mark.parametrize("name", sorted(QUEUE_CONSUMERS))

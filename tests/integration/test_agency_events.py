@@ -49,3 +49,25 @@ def test_subscription_activation_runs_workflows_on_each_site_of_the_agency(
     values = owner_conn.execute("SELECT value FROM workflow_variables WHERE workflow_id = %s",
                                 (first["id"],)).fetchone()
     assert values["value"] == f"crm{tenant.agency_id.hex[:8]}"
+
+
+def test_subscription_events_reach_the_queue_in_one_send_and_are_marked_dispatched(
+        subscribe, tenant, make_module, owner_conn, aws, monkeypatch):
+    from dramac_common.core import queues
+
+    sends = []
+    real_send = queues.send_messages
+    monkeypatch.setattr(queues, "send_messages", lambda logical, bodies: sends.append(bodies) or real_send(logical, bodies))
+    module = make_module(slug=f"crm{tenant.agency_id.hex[:8]}")
+
+    reply = subscribe.post("/api/modules/subscribe", user=tenant.owner,
+                           body={"agencyId": str(tenant.agency_id), "moduleId": str(module)})
+
+    assert reply.status == 201
+    events = owner_conn.execute(
+        "SELECT id, event_type, dispatched_at FROM automation_events_log WHERE agency_id = %s ORDER BY event_type",
+        (tenant.agency_id,)).fetchall()
+    assert [e["event_type"] for e in events] == ["marketplace.subscription.activated", "marketplace.subscription.created"]
+    assert all(e["dispatched_at"] is not None for e in events)
+    [sent] = sends  # both events in one batched send
+    assert sorted(m["eventId"] for m in sent) == sorted(str(e["id"]) for e in events)

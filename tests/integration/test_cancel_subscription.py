@@ -6,7 +6,10 @@ canceled module are disabled, never deleted."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pytest
 from support.modules import install_module
@@ -53,7 +56,7 @@ def test_a_free_subscription_is_canceled_at_once_and_its_installations_disabled(
     install_module(owner_conn, site_id=tenant.site_id, agency_id=tenant.agency_id, module_id=module)
     owner_conn.execute("INSERT INTO module_data (module_id, site_id, key, value) VALUES (%s, %s, 'k', '1')",
                        (module, tenant.site_id))
-    assert api.post(cancel_path(tenant, subscribed.data["id"]), user=tenant.admin).body["code"] == "owner_required"
+    assert api.post(cancel_path(tenant, subscribed.data["id"]), user=tenant.admin).body["code"] == "forbidden"
     canceled = api.post(cancel_path(tenant, subscribed.data["id"]), user=tenant.owner)
     assert (canceled.status, canceled.data["status"]) == (200, "canceled")
     assert installation(owner_conn, tenant, module) == {"status": "disabled", "is_enabled": False}
@@ -96,37 +99,65 @@ def test_a_paid_sandbox_subscription_is_canceled_at_the_end_of_the_period_by_the
     assert actions == ["subscription.cancel_scheduled", "subscription.canceled"]
 
 
-def test_paddle_is_asked_to_cancel_at_the_next_billing_period(api, tenant, make_module, owner_conn, env):
-    from dramac_common.payments.providers import reset_http_client
-
-    module = make_module(pricing_type="yearly", wholesale_price_cents=9900)
-    subscription = uuid.uuid4()
-    paddle_id = f"sub_{uuid.uuid4().hex[:12]}"  # unique in the run's database
+def paddle_subscription(owner_conn, tenant, module, cycle: str, cents: int) -> tuple[uuid.UUID, str]:
+    """An active recurring subscription billed through Paddle: (our id, Paddle's id, unique in the run)."""
+    subscription, paddle_id = uuid.uuid4(), f"sub_{uuid.uuid4().hex[:12]}"
     owner_conn.execute(
         "INSERT INTO agency_module_subscriptions (id, agency_id, module_id, status, billing_cycle, "
         "wholesale_price_cents, retail_price_cents, provider_subscription_id, activated_at) "
-        "VALUES (%s, %s, %s, 'active', 'yearly', 9900, 9900, %s, now())",
-        (subscription, tenant.agency_id, module, paddle_id))
+        "VALUES (%s, %s, %s, 'active', %s, %s, %s, %s, now())",
+        (subscription, tenant.agency_id, module, cycle, cents, cents, paddle_id))
+    return subscription, paddle_id
 
-    def paddle(method, path, headers, body):
-        return 200, {"data": {"id": paddle_id, "status": "active", "scheduled_change": {
-            "action": "cancel", "effective_at": "2027-11-29T00:00:00Z", "resume_at": None}}}
 
-    with loopback_server(paddle) as (url, calls):
+@contextmanager
+def paddle_api(env, answer):
+    """Paddle's API on loopback, answering ``answer(method, path, headers, body)``; yields its record."""
+    from dramac_common.payments.providers import reset_http_client
+
+    with loopback_server(answer) as (url, calls):
         env.set("PAYMENT_PROVIDER", "paddle")
         env.set("PADDLE_API_URL", url)
         env.set("PADDLE_API_KEY", "pdl_test_key")
         reset_http_client()
         try:
-            reply = api.post(cancel_path(tenant, subscription), user=tenant.owner)
+            yield calls
         finally:
             env.set("PAYMENT_PROVIDER", "sandbox")
             reset_http_client()
+
+
+def scheduled_cancel(paddle_id: str, effective_at: str) -> dict:
+    return {"data": {"id": paddle_id, "status": "active", "scheduled_change": {
+        "action": "cancel", "effective_at": effective_at, "resume_at": None}}}
+
+
+def test_paddle_is_asked_to_cancel_at_the_next_billing_period(api, tenant, make_module, owner_conn, env):
+    module = make_module(pricing_type="yearly", wholesale_price_cents=9900)
+    subscription, paddle_id = paddle_subscription(owner_conn, tenant, module, "yearly", 9900)
+    with paddle_api(env, lambda *_: (200, scheduled_cancel(paddle_id, "2027-11-29T00:00:00Z"))) as calls:
+        reply = api.post(cancel_path(tenant, subscription), user=tenant.owner)
     assert (reply.status, reply.data["cancelEffectiveAt"]) == (202, "2027-11-29T00:00:00Z")
     [call] = calls.requests
     assert (call["method"], call["path"]) == ("POST", f"/subscriptions/{paddle_id}/cancel")
     assert json.loads(call["body"]) == {"effective_from": "next_billing_period"}
     assert call["headers"]["authorization"] == "Bearer pdl_test_key"
+
+
+def test_twin_cancels_ask_paddle_once(api, tenant, make_module, owner_conn, env):
+    """Two cancels of the same subscription at the same moment (a double click): Paddle is asked once,
+    both answer 202 with the same end of the period."""
+    module = make_module(pricing_type="monthly", wholesale_price_cents=1900)
+    subscription, paddle_id = paddle_subscription(owner_conn, tenant, module, "monthly", 1900)
+
+    def slow_paddle(*_):
+        time.sleep(0.3)  # the first cancel is still waiting on Paddle when the second arrives
+        return 200, scheduled_cancel(paddle_id, "2026-12-29T00:00:00Z")
+
+    with paddle_api(env, slow_paddle) as calls, ThreadPoolExecutor(2) as pool:
+        replies = list(pool.map(lambda _: api.post(cancel_path(tenant, subscription), user=tenant.owner), range(2)))
+    assert [(r.status, r.data["cancelEffectiveAt"]) for r in replies] == [(202, "2026-12-29T00:00:00Z")] * 2
+    assert len(calls.requests) == 1
 
 
 def test_cancel_refusals(api, tenant, other_tenant, make_module, owner_conn):

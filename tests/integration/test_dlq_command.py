@@ -4,6 +4,7 @@ queues named as CDK names them in AWS (found by URL, their DLQ by RedrivePolicy)
 from __future__ import annotations
 
 import json
+import os
 import uuid
 
 import boto3
@@ -75,6 +76,32 @@ def test_list_show_and_redrive_against_the_local_stacks_sqs(local_queues, moto_e
     assert sorted(b["eventId"] for b in back) == sorted(b["eventId"] for b in bodies)
     code, out, _ = dlq(capsys, "list", "--endpoint-url", moto_endpoint, "--json")
     assert {r["queue"]: r for r in json.loads(out)}["events"]["deadLettered"] == {"visible": 0, "inFlight": 0}
+
+
+def test_redrive_moves_a_message_that_fails_again_only_once(local_queues):
+    """A poison message redriven while its consumer still fails lands on the DLQ again during the run:
+    the run leaves it there instead of moving it round and round."""
+    from dramac_dev.dlq import queue_pair, redrive
+
+    sqs, urls = local_queues
+    dead_letter(sqs, urls["events"], [{"eventId": str(uuid.uuid4())}])
+    pair = queue_pair(sqs, "events", env=dict(os.environ), outputs=None)
+
+    class FailingConsumer:
+        """The SQS client, with a consumer that fails each message as soon as it is redriven."""
+
+        def __getattr__(self, name):
+            return getattr(sqs, name)
+
+        def send_message_batch(self, **kwargs):
+            sent = sqs.send_message_batch(**kwargs)
+            for _ in range(pair.max_receives + 1):
+                sqs.receive_message(QueueUrl=pair.url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+            return sent
+
+    assert redrive(FailingConsumer(), pair, limit=20) == 1
+    left = sqs.get_queue_attributes(QueueUrl=pair.dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
+    assert left["Attributes"]["ApproximateNumberOfMessages"] == "1"
 
 
 def test_the_table_names_every_queue(local_queues, moto_endpoint, capsys):

@@ -90,7 +90,7 @@ def run_purger():
 def test_purge_needs_the_owner_and_the_slug_then_waits_for_the_grace_period(install, crm, tenant, owner_conn, env):
     module_id, slug, schema = crm
     path = f"{base(tenant, module_id)}/purge"
-    assert install.post(path, user=tenant.admin, body={"confirm": slug}).body["code"] == "owner_required"
+    assert install.post(path, user=tenant.admin, body={"confirm": slug}).body["code"] == "forbidden"
     unconfirmed = install.post(path, user=tenant.owner, body={"confirm": "yes"})
     assert (unconfirmed.status, unconfirmed.body["code"]) == (400, "confirmation_required")
     assert slug in unconfirmed.body["error"]

@@ -1,5 +1,6 @@
 """POST /api/modules/subscribe and GET /api/modules through the real subscribe handler."""
 
+import json
 import uuid
 
 import pytest
@@ -190,6 +191,24 @@ def test_new_free_subscription_emits_created_and_activated_events(api, tenant, m
     assert [r["event_type"] for r in rows] == ["marketplace.subscription.activated", "marketplace.subscription.created"]
     assert all(r["site_id"] is None and r["payload"]["subscription_id"] == reply.data["id"] for r in rows)
     assert {m["eventId"] for m in queues.take("events")} == {str(r["id"]) for r in rows}
+
+
+def test_subscribe_events_carry_the_payload_of_every_subscription_event(api, tenant, make_module, owner_conn):
+    from dramac_common.marketplace import catalog
+
+    module = make_module()
+    slug = owner_conn.execute("SELECT slug FROM modules_v2 WHERE id = %s", (module,)).fetchone()["slug"]
+    reply = api.post(SUBSCRIBE, user=tenant.owner, body={"agencyId": str(tenant.agency_id), "moduleId": str(module)})
+    row = owner_conn.execute("SELECT * FROM agency_module_subscriptions WHERE id = %s", (reply.data["id"],)).fetchone()
+    payloads = [r["payload"] for r in owner_conn.execute(
+        "SELECT payload FROM automation_events_log WHERE agency_id = %s", (tenant.agency_id,))]
+    # written by the database (private.subscription_event_payload), the same as the webhook's and cancel's
+    expected = json.loads(json.dumps(catalog.subscription_event_payload(row, slug, None), default=str))
+    assert payloads == [expected, expected]
+    audit = owner_conn.execute("SELECT action, actor_user_id, target_id, details FROM audit_log WHERE agency_id = %s",
+                               (tenant.agency_id,)).fetchall()
+    assert audit == [{"action": "subscription.subscribed", "actor_user_id": tenant.owner, "target_id": reply.data["id"],
+                      "details": {"moduleId": str(module), "moduleSlug": slug}}]
 
 
 def test_repeated_subscribe_emits_nothing_more(api, tenant, make_module, owner_conn):

@@ -90,7 +90,7 @@ def emulated_aws() -> Iterator[EmulatedAws]:
     import os
 
     from dramac_common.automation import outbound, steps, vault
-    from dramac_common.core import queues, storage
+    from dramac_common.core import aws, queues, storage
     from dramac_common.core.settings import get_settings, reset_settings
     from moto import mock_aws
 
@@ -99,11 +99,8 @@ def emulated_aws() -> Iterator[EmulatedAws]:
 
     def forget_clients() -> None:
         reset_settings()
-        queues.reset_client()
-        storage.reset_client()
-        steps.reset_clients()
+        aws.reset_clients()
         outbound.reset_client()
-        vault.reset_client()
 
     previous_key = os.environ.get("AUTOMATION_KMS_KEY_ID")
     with mock_aws():

@@ -1,7 +1,15 @@
 """The error envelope and how the API factory maps failures to it."""
 
+import datetime
+import decimal
+import enum
+import uuid
+from typing import Any, Literal
+
 from dramac_common.core.api import create_app, envelope
 from dramac_common.core.errors import Conflict, NotFound, PaymentRequired, error_envelope, success_envelope
+from dramac_common.core.wire import CamelModel
+from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
@@ -92,3 +100,51 @@ def test_value_the_database_refuses_is_400_invalid_value():
     reply = TestClient(app, raise_server_exceptions=False).get("/range")
     assert reply.status_code == 400
     assert reply.json()["code"] == "invalid_value"
+
+
+class _Tier(enum.StrEnum):
+    GOLD = "gold"
+
+
+class _Line(BaseModel):
+    sku_id: uuid.UUID
+    amount: decimal.Decimal
+    note: str | None = None
+
+
+class _Order(CamelModel):
+    order_id: uuid.UUID
+    placed_at: datetime.datetime
+    due_on: datetime.date | None
+    tier: _Tier
+    state: Literal["open", "closed"]
+    lines: list[_Line]
+    tags: dict[str, int]
+    name: str
+
+
+class _Measured(CamelModel):
+    ratio: float
+    extra: dict[str, Any]
+
+
+def _json_response_body(data) -> bytes:
+    """What envelope answered before it wrote models with pydantic-core."""
+    if isinstance(data, list):
+        data = [d.model_dump(mode="json", by_alias=True) for d in data]
+    else:
+        data = data.model_dump(mode="json", by_alias=True)
+    return JSONResponse({"success": True, "data": data}).body
+
+
+def test_envelope_of_models_is_byte_identical_to_json_dumps_of_their_dump():
+    order = _Order(order_id=uuid.uuid4(), placed_at=datetime.datetime(2026, 1, 2, 3, 4, 5, 678, tzinfo=datetime.UTC),
+                   due_on=None, tier=_Tier.GOLD, state="open", name='Zoë "the" \\ café\u2028\x1f/',
+                   lines=[_Line(sku_id=uuid.uuid4(), amount=decimal.Decimal("1.50")),
+                          _Line(sku_id=uuid.uuid4(), amount=decimal.Decimal("1E+2"), note="ü")],
+                   tags={"a": 1, "ß": -2})
+    measured = _Measured(ratio=1e-07, extra={"x": 2.5e-9, "y": [1, "z"]})  # floats: json.dumps spells them
+    for data in (order, [order, order], measured, [measured]):
+        reply = envelope(data, status_code=201)
+        assert reply.body == _json_response_body(data)
+        assert (reply.status_code, reply.headers["content-type"]) == (201, "application/json")

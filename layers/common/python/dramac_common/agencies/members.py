@@ -19,7 +19,7 @@ import psycopg
 from ..core import audit
 from ..core.db import Unit
 from ..core.errors import BadRequest, Conflict, NotFound
-from ..core.tenancy import Action, require_agency_access
+from ..core.tenancy import Action, refusal, require_agency_access
 from ..core.wire import CamelModel
 
 AgencyRole = Literal["owner", "admin", "member", "client"]
@@ -88,6 +88,8 @@ def _set_role(unit: Unit, agency_id: uuid.UUID, user_id: uuid.UUID, role: str,
             raise Conflict("The agency would have no owner left: make someone else owner first",
                            code="last_owner") from exc
         raise
+    except psycopg.errors.InsufficientPrivilege as exc:  # a concurrent change took the caller's ownership
+        raise refusal(Action.MANAGE_MEMBERS) from exc
     return result
 
 
@@ -137,6 +139,8 @@ def remove_person(unit: Unit, agency_id: uuid.UUID, user_id: uuid.UUID) -> Agenc
             raise Conflict("The agency's last owner cannot be removed: make someone else owner first",
                            code="last_owner") from exc
         raise
+    except psycopg.errors.InsufficientPrivilege as exc:  # a concurrent change took the caller's ownership
+        raise refusal(Action.MANAGE_MEMBERS) from exc
     if removed is None:  # a concurrent removal won
         raise NotFound("This user is not in the agency", code="member_not_found")
     audit.record(unit, "member.removed", agency_id=agency_id, target_type="user", target_id=user_id,

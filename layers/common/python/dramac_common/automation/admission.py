@@ -13,21 +13,15 @@ when a slot is free. Over the hourly volume an execution is recorded ``failed`` 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ..core.db import Unit
 from ..core.settings import get_settings, plan_limits
+from . import dal
 
 QUEUED_RETRY_S = 10  # a queued execution asks again after this long
-
-
-@dataclass
-class Admission:
-    run: list[uuid.UUID] = field(default_factory=list)  # start now
-    queue: list[uuid.UUID] = field(default_factory=list)  # start when a slot is free
-    refuse: list[uuid.UUID] = field(default_factory=list)  # over the hourly volume: recorded, not run
-    limits: Any = None
 
 
 def _lock_site(unit: Unit, site_id: uuid.UUID) -> None:
@@ -51,20 +45,42 @@ def _site_state(unit: Unit, site_id: uuid.UUID) -> dict[str, Any]:
     )
 
 
-def admit(unit: Unit, site_id: uuid.UUID, workflow_ids: list[uuid.UUID]) -> Admission:
-    """Which of the new executions of one site start now, wait for a slot, or exceed the hour's volume."""
-    admission = Admission()
-    if not workflow_ids:
-        return admission
-    _lock_site(unit, site_id)
-    state = _site_state(unit, site_id)
-    limits = plan_limits(state["plan"])
-    admission.limits = limits
-    volume_left = max(0, limits.max_executions_per_hour - state["recent"])
-    slots = max(0, limits.max_running_executions - state["running"])
-    admitted, admission.refuse = workflow_ids[:volume_left], workflow_ids[volume_left:]
-    admission.run, admission.queue = admitted[:slots], admitted[slots:]
-    return admission
+@dataclass
+class SiteCapacity:
+    """What one site may start now: ``slots`` running places free, ``volume_left`` in this hour."""
+
+    limits: Any
+    slots: int
+    volume_left: int
+
+
+def site_capacities(unit: Unit, event_ids: list[uuid.UUID]) -> Callable[[], dict[uuid.UUID, SiteCapacity]]:
+    """``admit``'s locks and counts for every site subscribed to the events of a batch, sent now (pipeline
+    mode) and read by calling the result. The sites are locked in one order (two workers locking
+    overlapping sets never deadlock), then counted as ``_site_state``."""
+    most = max(p.max_executions_per_hour for p in get_settings().plan_limits.values()) + 1
+    sites = f"SELECT DISTINCT site_id FROM ({dal.BATCH_SUBSCRIPTIONS}) s"
+    unit.execute(f"""SELECT count(pg_advisory_xact_lock(hashtextextended('dramac.executions:' || site_id::text, 0)))
+                     FROM ({sites} ORDER BY site_id) sites""", {"events": event_ids})
+    cursor = unit.execute(
+        f"""SELECT site_id AS site,
+              (SELECT count(*) FROM public.workflow_executions e
+               WHERE e.site_id = sites.site_id AND e.status = 'running' AND e.lease_expires_at > now()) AS running,
+              (SELECT count(*) FROM (SELECT 1 FROM public.workflow_executions e
+                                     WHERE e.site_id = sites.site_id AND e.created_at > now() - interval '1 hour'
+                                       AND e.stop_reason IS DISTINCT FROM 'volume_limit' LIMIT %(most)s) recent) AS recent,
+              (SELECT p.plan FROM public.sites s JOIN private.agency_plans p ON p.agency_id = s.agency_id
+               WHERE s.id = sites.site_id) AS plan
+            FROM ({sites}) sites""",
+        {"events": event_ids, "most": most},
+    )
+    return lambda: {row["site"]: _capacity(row) for row in cursor.fetchall()}
+
+
+def _capacity(row: dict[str, Any]) -> SiteCapacity:
+    limits = plan_limits(row["plan"])
+    return SiteCapacity(limits, slots=max(0, limits.max_running_executions - row["running"]),
+                        volume_left=max(0, limits.max_executions_per_hour - row["recent"]))
 
 
 def may_continue(unit: Unit, execution_id: uuid.UUID | str) -> bool:
@@ -75,15 +91,6 @@ def may_continue(unit: Unit, execution_id: uuid.UUID | str) -> bool:
     _lock_site(unit, row["site_id"])
     state = _site_state(unit, row["site_id"])
     return bool(state["running"] < plan_limits(state["plan"]).max_running_executions)
-
-
-def started_workflows(unit: Unit, event_id: uuid.UUID) -> dict[str, set[uuid.UUID]]:
-    """The workflows that already have an execution for this event (``all``), and those of them still
-    ``running`` (a redelivery takes over an execution whose worker died; queued ones wait their turn)."""
-    rows = unit.fetchall("SELECT workflow_id, status FROM public.workflow_executions WHERE event_id = %s",
-                         (event_id,))
-    return {"all": {r["workflow_id"] for r in rows},
-            "running": {r["workflow_id"] for r in rows if r["status"] == "running"}}
 
 
 def queue_executions(unit: Unit, event: dict[str, Any], workflow_ids: list[uuid.UUID]) -> list[uuid.UUID]:

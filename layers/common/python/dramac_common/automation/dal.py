@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -36,17 +37,57 @@ def load_event(unit: Unit, event_id: uuid.UUID | str) -> dict[str, Any] | None:
     )
 
 
-def active_subscriptions(unit: Unit, event: dict[str, Any]) -> list[dict[str, Any]]:
-    """Active subscriptions to the event's type whose workflow is active: the site's own for a site
-    event; those of every site of the agency for an agency-level event (``site_id`` NULL)."""
-    return unit.fetchall(
-        """SELECT s.workflow_id, s.filter, s.site_id FROM public.automation_event_subscriptions s
-           JOIN public.automation_workflows w ON w.id = s.workflow_id AND w.is_active
-           WHERE s.event_type = %(type)s AND s.is_active
-             AND (s.site_id = %(site)s::uuid
-                  OR (%(site)s::uuid IS NULL
-                      AND s.site_id IN (SELECT id FROM public.sites WHERE agency_id = %(agency)s::uuid)))""",
-        {"type": event["event_type"], "site": event["site_id"], "agency": event.get("agency_id")},
+def load_events(unit: Unit, event_ids: list[uuid.UUID]) -> Any:
+    """The events of a batch (a cursor: fetch after the pipeline's other statements are sent)."""
+    return unit.execute(
+        """SELECT id, site_id, agency_id, event_type, payload, source_module, source_entity_type,
+                  source_entity_id, chain_depth, created_at
+           FROM public.automation_events_log WHERE id = ANY(%s::uuid[])""",
+        (event_ids,),
+    )
+
+
+# The active subscriptions to each event's type whose workflow is active (``%(events)s``: a batch's event
+# ids), each row naming its ``event_id``: the site's own for a site event; those of every site of the
+# agency for an agency-level event (``site_id`` NULL)
+BATCH_SUBSCRIPTIONS = """
+    SELECT ev.id AS event_id, s.workflow_id, s.filter, s.site_id
+    FROM public.automation_events_log ev
+    JOIN public.automation_event_subscriptions s ON s.event_type = ev.event_type AND s.is_active
+      AND (s.site_id = ev.site_id
+           OR (ev.site_id IS NULL AND s.site_id IN (SELECT id FROM public.sites WHERE agency_id = ev.agency_id)))
+    JOIN public.automation_workflows w ON w.id = s.workflow_id AND w.is_active
+    WHERE ev.id = ANY(%(events)s::uuid[])"""
+
+
+def batch_subscriptions(unit: Unit, event_ids: list[uuid.UUID]) -> Any:
+    """``BATCH_SUBSCRIPTIONS`` (a cursor: fetch after the pipeline's other statements are sent)."""
+    return unit.execute(BATCH_SUBSCRIPTIONS, {"events": event_ids})
+
+
+def subscribed_definitions(unit: Unit, event_ids: list[uuid.UUID]) -> Callable[[], tuple[
+        dict[uuid.UUID, list[dict[str, Any]]], dict[uuid.UUID, dict[str, Any]]]]:
+    """``workflow_definitions`` of every workflow subscribed to the events of a batch, sent now (pipeline
+    mode) and read by calling the result."""
+    steps = unit.execute(
+        f"""SELECT id, workflow_id, position, step_type, config, secret_envelopes FROM public.workflow_steps
+            WHERE workflow_id IN (SELECT workflow_id FROM ({BATCH_SUBSCRIPTIONS}) s)
+            ORDER BY workflow_id, position""",
+        {"events": event_ids},
+    )
+    values = unit.execute(
+        f"""SELECT workflow_id, key, value FROM public.workflow_variables
+            WHERE workflow_id IN (SELECT workflow_id FROM ({BATCH_SUBSCRIPTIONS}) s)""",
+        {"events": event_ids},
+    )
+    return lambda: _definitions(steps.fetchall(), values.fetchall())
+
+
+def batch_started(unit: Unit, event_ids: list[uuid.UUID]) -> Any:
+    """The executions the events of a batch already have (a redelivery): ``event_id, workflow_id, status``."""
+    return unit.execute(
+        "SELECT event_id, workflow_id, status FROM public.workflow_executions WHERE event_id = ANY(%s::uuid[])",
+        (event_ids,),
     )
 
 
@@ -70,26 +111,53 @@ def mark_dispatched(unit: Unit, event_ids: list[uuid.UUID]) -> None:
 EXECUTION_STATE = "id, workflow_id, site_id, event_id, status, next_position, context, started_at"
 
 
-def start_executions(unit: Unit, event: dict[str, Any], workflow_ids: list[uuid.UUID], owner: uuid.UUID,
-                     lease_s: float) -> list[dict[str, Any]]:
-    """Create the event's executions (at most one per workflow) and lease those this worker may run:
-    the new ones, and earlier ones left unfinished by a worker whose lease expired."""
-    if not workflow_ids:
+def start_batch_executions(unit: Unit, pairs: list[tuple[uuid.UUID, uuid.UUID]], owner: uuid.UUID,
+                           lease_s: float) -> list[dict[str, Any]]:
+    """Create the executions of a batch's (event, workflow) pairs (at most one per pair) and lease those
+    this worker may run: the new ones, and earlier ones left unfinished by a worker whose lease expired.
+    Rows are inserted in (event, workflow) order, so two workers given the same events in other orders wait
+    on each other's rows in one order and never deadlock."""
+    if not pairs:
         return []
+    ordered = sorted(set(pairs))
     return unit.fetchall(
         f"""
         INSERT INTO public.workflow_executions AS e
           (workflow_id, site_id, event_id, status, started_at, lease_owner, lease_expires_at, next_position)
-        SELECT w.id, w.site_id, %(event)s, 'running', now(), %(owner)s, now() + make_interval(secs => %(lease)s),
+        SELECT w.id, w.site_id, p.event_id, 'running', now(), %(owner)s, now() + make_interval(secs => %(lease)s),
                coalesce((SELECT min(s.position) FROM public.workflow_steps s WHERE s.workflow_id = w.id), 0)
-        FROM public.automation_workflows w WHERE w.id = ANY(%(workflows)s::uuid[])
+        FROM unnest(%(events)s::uuid[], %(workflows)s::uuid[]) WITH ORDINALITY AS p(event_id, workflow_id, n)
+        JOIN public.automation_workflows w ON w.id = p.workflow_id
+        ORDER BY p.n
         ON CONFLICT (event_id, workflow_id) WHERE rerun_of IS NULL DO UPDATE
           SET status = 'running', lease_owner = EXCLUDED.lease_owner, lease_expires_at = EXCLUDED.lease_expires_at,
               started_at = coalesce(e.started_at, now()), updated_at = now()
           WHERE e.status IN ('pending', 'running') AND (e.lease_expires_at IS NULL OR e.lease_expires_at < now())
         RETURNING {EXECUTION_STATE}
         """,
-        {"event": event["id"], "owner": owner, "lease": lease_s, "workflows": list(workflow_ids)},
+        {"owner": owner, "lease": lease_s, "events": [e for e, _ in ordered], "workflows": [w for _, w in ordered]},
+    )
+
+
+def insert_executions(unit: Unit, rows: list[dict[str, Any]], owner: uuid.UUID, lease_s: float) -> Any:
+    """New executions, leased to this worker, with the ids chosen by the caller (``id, event_id,
+    workflow_id, site_id, next_position``), sent without waiting (pipeline mode). One that an execution
+    of the same (event, workflow) already holds is not inserted: the steps the caller then runs for it
+    fail their guard (``finish_steps``), and the caller's transaction must not commit. A cursor whose
+    row's ``n`` counts the rows inserted."""
+    return unit.execute(
+        """WITH inserted AS (
+             INSERT INTO public.workflow_executions
+               (id, workflow_id, site_id, event_id, status, started_at, lease_owner, lease_expires_at, next_position)
+             SELECT id, workflow_id, site_id, event_id, 'running', now(), %(owner)s,
+                    now() + make_interval(secs => %(lease)s), next_position
+             FROM jsonb_to_recordset(%(rows)s)
+               AS r(id uuid, workflow_id uuid, site_id uuid, event_id uuid, next_position integer)
+             ON CONFLICT (event_id, workflow_id) WHERE rerun_of IS NULL DO NOTHING
+             RETURNING 1)
+           SELECT count(*) AS n FROM inserted""",
+        {"rows": _json([{k: r[k] for k in ("id", "workflow_id", "site_id", "event_id", "next_position")}
+                        for r in rows]), "owner": owner, "lease": lease_s},
     )
 
 
@@ -118,27 +186,36 @@ def execution_status(unit: Unit, execution_id: uuid.UUID | str) -> dict[str, Any
     )
 
 
-def workflow_steps(unit: Unit, workflow_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
-    rows = unit.fetchall(
-        """SELECT id, workflow_id, position, step_type, config, secret_envelopes FROM public.workflow_steps
-           WHERE workflow_id = ANY(%s) ORDER BY workflow_id, position""",
-        (list(workflow_ids),),
-    )
-    steps: dict[uuid.UUID, list[dict[str, Any]]] = {w: [] for w in workflow_ids}
-    for row in rows:
-        steps[row["workflow_id"]].append(row)
-    return steps
+def workflow_definitions(unit: Unit, workflow_ids: list[uuid.UUID]) -> tuple[
+        dict[uuid.UUID, list[dict[str, Any]]], dict[uuid.UUID, dict[str, Any]]]:
+    """``workflow_steps`` and ``workflow_variables`` in one round trip."""
+    with unit.conn.pipeline():
+        steps = unit.execute(
+            """SELECT id, workflow_id, position, step_type, config, secret_envelopes FROM public.workflow_steps
+               WHERE workflow_id = ANY(%s) ORDER BY workflow_id, position""",
+            (list(workflow_ids),),
+        )
+        values = unit.execute(
+            "SELECT workflow_id, key, value FROM public.workflow_variables WHERE workflow_id = ANY(%s)",
+            (list(workflow_ids),),
+        )
+        step_rows, value_rows = steps.fetchall(), values.fetchall()
+    by_workflow, variables = _definitions(step_rows, value_rows)
+    for workflow_id in workflow_ids:
+        by_workflow.setdefault(workflow_id, [])
+        variables.setdefault(workflow_id, {})
+    return by_workflow, variables
 
 
-def workflow_variables(unit: Unit, workflow_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
-    rows = unit.fetchall(
-        "SELECT workflow_id, key, value FROM public.workflow_variables WHERE workflow_id = ANY(%s)",
-        (list(workflow_ids),),
-    )
-    variables: dict[uuid.UUID, dict[str, Any]] = {w: {} for w in workflow_ids}
-    for row in rows:
-        variables[row["workflow_id"]][row["key"]] = row["value"]
-    return variables
+def _definitions(step_rows: list[dict[str, Any]], value_rows: list[dict[str, Any]]) -> tuple[
+        dict[uuid.UUID, list[dict[str, Any]]], dict[uuid.UUID, dict[str, Any]]]:
+    by_workflow: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    for row in step_rows:
+        by_workflow.setdefault(row["workflow_id"], []).append(row)
+    variables: dict[uuid.UUID, dict[str, Any]] = {}
+    for row in value_rows:
+        variables.setdefault(row["workflow_id"], {})[row["key"]] = row["value"]
+    return by_workflow, variables
 
 
 def step_log(unit: Unit, execution_id: uuid.UUID, position: int) -> dict[str, Any] | None:
@@ -155,7 +232,16 @@ def record_attempt(unit: Unit, *, execution_id: uuid.UUID, owner: uuid.UUID, lea
     """Before an external effect (HTTP, e-mail): the step's log row as ``running``, committed, so a
     crash during the call is visible to the next delivery. Returns the previous log status (None
     the first time) and attempts so far, or None when this worker no longer holds the execution."""
-    row = unit.fetchone(
+    row = record_attempt_later(unit, execution_id=execution_id, owner=owner, lease_s=lease_s, position=position,
+                               step=step, input_=input_).fetchone()
+    return row if row and row["owned"] else None
+
+
+def record_attempt_later(unit: Unit, *, execution_id: uuid.UUID, owner: uuid.UUID, lease_s: float, position: int,
+                         step: dict[str, Any], input_: Any) -> Any:
+    """``record_attempt`` sent without waiting for its answer (pipeline mode): a cursor whose one row
+    holds ``previous_status``, ``attempts`` and ``owned``."""
+    return unit.execute(
         """
         WITH ex AS (
           UPDATE public.workflow_executions SET lease_expires_at = now() + make_interval(secs => %(lease)s),
@@ -178,7 +264,6 @@ def record_attempt(unit: Unit, *, execution_id: uuid.UUID, owner: uuid.UUID, lea
         {"lease": lease_s, "execution": execution_id, "owner": owner, "position": position,
          "step_id": step["id"], "step_type": step["step_type"], "input": _json(input_)},
     )
-    return row if row and row["owned"] else None
 
 
 def finish_step(
@@ -204,10 +289,37 @@ def finish_step(
     """One statement: check the lease and position, advance the execution (and finish it when
     ``execution_status`` says so), write the step's log row, and mark later steps ``skipped`` when
     the execution stops early. False when this worker no longer holds the execution (nothing written)."""
+    row = unit.fetchone(*_finish_step_statement(
+        execution_id=execution_id, workflow_id=workflow_id, owner=owner, lease_s=lease_s, step=step,
+        next_position=next_position, log_status=log_status, input_=input_, output=output, error=error,
+        attempts=attempts, duration_ms=duration_ms, execution_status=execution_status,
+        execution_error=execution_error, resume_at=resume_at, skip_rest=skip_rest))
+    return bool(row and row["n"])
+
+
+def _finish_step_statement(
+    *,
+    execution_id: uuid.UUID,
+    workflow_id: uuid.UUID,
+    owner: uuid.UUID,
+    lease_s: float,
+    step: dict[str, Any],
+    next_position: int,
+    log_status: str,
+    input_: Any,
+    output: Any,
+    error: str | None,
+    attempts: int,
+    duration_ms: int,
+    execution_status: str | None = None,
+    execution_error: str | None = None,
+    resume_at: datetime | None = None,
+    skip_rest: bool = False,
+) -> tuple[str, dict[str, Any]]:
     position = step["position"]
     step_context = {str(position): {"output": output}} if log_status == "completed" else {}
     release = execution_status is not None
-    row = unit.fetchone(
+    return (
         """
         WITH ex AS (
           UPDATE public.workflow_executions e SET
@@ -253,7 +365,79 @@ def finish_step(
          "log_error": error, "attempts": attempts, "duration_ms": duration_ms, "workflow": workflow_id,
          "skip_rest": skip_rest},
     )
-    return bool(row and row["n"])
+
+
+def finish_steps(unit: Unit, owner: uuid.UUID, lease_s: float, finished: list[dict[str, Any]]) -> Any:
+    """``finish_step`` for every step a batch's transaction ran, in one statement sent without waiting
+    (a cursor whose row's ``n`` counts the executions advanced: all of them, unless one was taken over).
+    ``finished`` holds ``finish_step``'s arguments, in the order the steps ran; each execution's first
+    step is checked against its lease and position, its last decides its state, and every step gets its
+    log row (and, stopping early, the later steps theirs as ``skipped``)."""
+    entries = [{"n": n, "execution_id": f["execution_id"], "workflow_id": f["workflow_id"], "step_id": f["step"]["id"],
+                "position": f["step"]["position"], "step_type": f["step"]["step_type"],
+                "next_position": f["next_position"], "log_status": f["log_status"], "input": f["input_"],
+                "output": f["output"], "log_error": f["error"], "attempts": f["attempts"],
+                "duration_ms": f["duration_ms"], "execution_status": f.get("execution_status"),
+                "execution_error": f.get("execution_error"), "resume_at": f.get("resume_at"),
+                "skip_rest": bool(f.get("skip_rest"))} for n, f in enumerate(finished)]
+    return unit.execute(
+        """
+        WITH entry AS (
+          SELECT * FROM jsonb_to_recordset(%(entries)s) AS x(
+            n integer, execution_id uuid, workflow_id uuid, step_id uuid, position integer, step_type text,
+            next_position integer, log_status text, input jsonb, output jsonb, log_error text, attempts integer,
+            duration_ms integer, execution_status text, execution_error text, resume_at timestamptz,
+            skip_rest boolean)
+        ), first AS (
+          SELECT DISTINCT ON (execution_id) execution_id, position FROM entry ORDER BY execution_id, n
+        ), last AS (
+          SELECT DISTINCT ON (execution_id) * FROM entry ORDER BY execution_id, n DESC
+        ), outputs AS (
+          SELECT execution_id, coalesce(jsonb_object_agg(position::text, jsonb_build_object('output', output))
+                                          FILTER (WHERE log_status = 'completed'), '{}'::jsonb) AS steps
+          FROM entry GROUP BY execution_id
+        ), ex AS (
+          UPDATE public.workflow_executions e SET
+            next_position = last.next_position,
+            context = jsonb_set(e.context, '{steps}', coalesce(e.context -> 'steps', '{}'::jsonb) || outputs.steps),
+            status = coalesce(last.execution_status, e.status),
+            completed_at = CASE WHEN last.execution_status IN ('completed', 'failed') THEN now() ELSE e.completed_at END,
+            error = coalesce(last.execution_error, e.error),
+            resume_at = last.resume_at,
+            lease_owner = CASE WHEN last.execution_status IS NOT NULL THEN NULL ELSE e.lease_owner END,
+            lease_expires_at = CASE WHEN last.execution_status IS NOT NULL THEN NULL
+                                    ELSE now() + make_interval(secs => %(lease)s) END,
+            updated_at = now()
+          FROM first JOIN last USING (execution_id) JOIN outputs USING (execution_id)
+          WHERE e.id = first.execution_id AND e.lease_owner = %(owner)s AND e.status = 'running'
+            AND e.next_position = first.position
+          RETURNING e.id, e.site_id
+        ), logged AS (
+          INSERT INTO public.step_execution_logs AS l
+            (execution_id, step_id, site_id, position, step_type, status, input, output, error, attempts,
+             started_at, completed_at, duration_ms)
+          SELECT ex.id, entry.step_id, ex.site_id, entry.position, entry.step_type, entry.log_status, entry.input,
+                 entry.output, entry.log_error, entry.attempts,
+                 now() - make_interval(secs => entry.duration_ms / 1000.0),
+                 CASE WHEN entry.log_status = 'running' THEN NULL ELSE now() END,
+                 CASE WHEN entry.log_status = 'running' THEN NULL ELSE entry.duration_ms END
+          FROM entry JOIN ex ON ex.id = entry.execution_id
+          ON CONFLICT (execution_id, position) DO UPDATE SET
+            status = EXCLUDED.status, input = EXCLUDED.input, output = EXCLUDED.output, error = EXCLUDED.error,
+            attempts = EXCLUDED.attempts, completed_at = EXCLUDED.completed_at, duration_ms = EXCLUDED.duration_ms
+        ), skipped AS (
+          INSERT INTO public.step_execution_logs
+            (execution_id, step_id, site_id, position, step_type, status, attempts, started_at, completed_at, duration_ms)
+          SELECT ex.id, s.id, ex.site_id, s.position, s.step_type, 'skipped', 0, now(), now(), 0
+          FROM entry JOIN ex ON ex.id = entry.execution_id
+          JOIN public.workflow_steps s ON s.workflow_id = entry.workflow_id AND s.position > entry.position
+          WHERE entry.skip_rest
+          ON CONFLICT (execution_id, position) DO NOTHING
+        )
+        SELECT count(*) AS n FROM ex
+        """,
+        {"entries": _json(entries), "owner": owner, "lease": lease_s},
+    )
 
 
 def finish_empty_execution(unit: Unit, execution_id: uuid.UUID, owner: uuid.UUID) -> None:
@@ -351,6 +535,19 @@ def set_variable(unit: Unit, workflow_id: uuid.UUID, site_id: uuid.UUID, key: st
         """INSERT INTO public.workflow_variables (workflow_id, site_id, key, value) VALUES (%s, %s, %s, %s)
            ON CONFLICT (workflow_id, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()""",
         (workflow_id, site_id, key, _json(value)),
+    )
+
+
+def set_variables(unit: Unit, writes: dict[tuple[uuid.UUID, str], tuple[uuid.UUID, Any]]) -> None:
+    """``set_variable`` for several variables in one statement: (workflow id, key) → (site id, value)."""
+    rows = [{"workflow_id": workflow_id, "site_id": site_id, "key": key, "value": value}
+            for (workflow_id, key), (site_id, value) in sorted(writes.items(), key=lambda w: (str(w[0][0]), w[0][1]))]
+    unit.execute(
+        """INSERT INTO public.workflow_variables (workflow_id, site_id, key, value)
+           SELECT workflow_id, site_id, key, value
+           FROM jsonb_to_recordset(%s) AS v(workflow_id uuid, site_id uuid, key text, value jsonb)
+           ON CONFLICT (workflow_id, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()""",
+        (_json(rows),),
     )
 
 

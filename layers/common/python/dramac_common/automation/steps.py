@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import json
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -80,6 +79,9 @@ class StepRuntime:
     previous_attempts: int = 0
     auth: dict[str, str] | None = None  # the step's connection (http_request ``connection``), opened
     hidden: list[str] = field(default_factory=list)  # secret values: redacted from whatever the step returns
+    # a batch's transaction: variables set by its steps, written together before it commits
+    # ((workflow id, name) → (site id, value); the last value set wins, as written one by one)
+    variable_writes: dict[tuple[uuid.UUID, str], tuple[uuid.UUID, Any]] | None = None
 
     def database(self) -> Unit:
         """The step's transaction (the engine gives one to the step types that write)."""
@@ -208,7 +210,10 @@ def run_delay(rt: StepRuntime, config: dict[str, Any], raw: dict[str, Any]) -> S
 
 def run_set_variable(rt: StepRuntime, config: dict[str, Any], raw: dict[str, Any]) -> StepResult:
     name, value = raw["name"], _jsonable(config.get("value"))
-    dal.set_variable(rt.database(), rt.workflow_id, rt.site_id, name, value)
+    if rt.variable_writes is not None:
+        rt.variable_writes[(rt.workflow_id, name)] = (rt.site_id, value)
+    else:
+        dal.set_variable(rt.database(), rt.workflow_id, rt.site_id, name, value)
     rt.variables[name] = value
     return StepResult({"name": name, "value": value})
 
@@ -304,24 +309,9 @@ def authenticate(connection: dict[str, str], headers: dict[str, str], body: Any,
     return body
 
 
-_ses = None
-_ses_lock = threading.Lock()
-
-
-def ses_client() -> Any:
-    global _ses
-    if _ses is None:
-        with _ses_lock:
-            if _ses is None:
-                _ses = aws.client("ses", region_name=get_settings().aws_region,
-                                    endpoint_url=get_settings().ses_endpoint_url)
-    return _ses
-
-
-def reset_clients() -> None:
-    """Forget the container's SES client (tests and the local stack change endpoints)."""
-    global _ses
-    _ses = None
+ses_client = aws.LazyClient("ses", lambda: {"region_name": get_settings().aws_region,
+                                            "endpoint_url": get_settings().ses_endpoint_url})
+reset_clients = ses_client.reset  # tests and the local stack change endpoints
 
 
 def run_send_email(rt: StepRuntime, config: dict[str, Any], raw: dict[str, Any]) -> StepResult:
@@ -358,6 +348,10 @@ class StepType:
     # external steps only: after a crash mid-call, never call again (e-mail) or call again (HTTP)
     at_most_once: bool = False
     raw_keys: tuple[str, ...] = field(default=())  # keys used as written, never rendered
+    # database steps only: the executor sends statements without reading their answers (or leaves its
+    # writes to the batch, ``variable_writes``), so it may run in pipeline mode; the others read as they go
+    pipelined: bool = False
+    emits_events: bool = False  # database steps that write module data, whose triggers log events
 
 
 STEP_TYPES: dict[str, StepType] = {
@@ -367,9 +361,12 @@ STEP_TYPES: dict[str, StepType] = {
         StepType("delay", "delay", DelayConfig, run_delay),
         StepType("http_request", "external", HttpRequestConfig, run_http_request),
         # which module and table a record step writes is fixed when the workflow is saved, never by an event
-        StepType("create_record", "database", CreateRecordConfig, run_create_record, raw_keys=("module", "table")),
-        StepType("update_record", "database", UpdateRecordConfig, run_update_record, raw_keys=("module", "table")),
-        StepType("set_variable", "database", SetVariableConfig, run_set_variable, raw_keys=("name",)),
+        StepType("create_record", "database", CreateRecordConfig, run_create_record, raw_keys=("module", "table"),
+                 emits_events=True),
+        StepType("update_record", "database", UpdateRecordConfig, run_update_record, raw_keys=("module", "table"),
+                 emits_events=True),
+        StepType("set_variable", "database", SetVariableConfig, run_set_variable, raw_keys=("name",),
+                 pipelined=True),
         StepType("send_email", "external", SendEmailConfig, run_send_email, at_most_once=True),
     )
 }

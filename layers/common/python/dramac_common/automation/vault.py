@@ -30,8 +30,9 @@ MASK = "********"  # what every route answers in place of a secret value
 REDACTED = "[redacted]"  # what logs, step logs and executions hold in place of a secret value
 ENVELOPE_VERSION = 1
 
-_kms = None
-_kms_lock = threading.Lock()
+kms_client = aws.LazyClient("kms", lambda: {"region_name": get_settings().aws_region,
+                                            "endpoint_url": get_settings().kms_endpoint_url})
+reset_client = kms_client.reset  # tests and the local stack change endpoints
 
 
 class SecretsUnavailable(ServiceUnavailable):
@@ -42,22 +43,6 @@ class SecretsUnavailable(ServiceUnavailable):
 
 class EnvelopeUnreadable(Exception):
     """An envelope that does not open (another site's, a deleted key, tampered ciphertext)."""
-
-
-def kms_client() -> Any:
-    global _kms
-    if _kms is None:
-        with _kms_lock:
-            if _kms is None:
-                settings = get_settings()
-                _kms = aws.client("kms", region_name=settings.aws_region, endpoint_url=settings.kms_endpoint_url)
-    return _kms
-
-
-def reset_client() -> None:
-    """Forget the container's KMS client (tests and the local stack change endpoints)."""
-    global _kms
-    _kms = None
 
 
 def _context(site_id: Any) -> dict[str, str]:

@@ -12,8 +12,15 @@ are created lazily once per container instead of running a lifespan cycle on eve
 from __future__ import annotations
 
 import base64
+import datetime
+import decimal
+import enum
+import functools
+import inspect
 import json
 import re
+import types
+import typing
 import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -29,9 +36,10 @@ from fastapi.routing import APIRoute
 from mangum import Mangum
 from mangum.handlers import HTTPGateway
 from pydantic import BaseModel
+from pydantic_core import to_json
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import jsonbody
+from . import inplace, jsonbody
 from .errors import ApiError, PayloadTooLarge, database_error, error_envelope
 from .settings import get_settings
 
@@ -56,11 +64,64 @@ KeyId = Annotated[uuid.UUID, Path(alias="keyId")]
 
 
 def envelope(data: Any, status_code: int = 200) -> JSONResponse:
+    """``{"success": true, "data": ...}`` with ``data`` as the contract spells it (camelCase aliases).
+
+    A model (or a list of models) whose JSON pydantic writes byte for byte as ``json.dumps`` of its
+    ``model_dump(mode="json")`` would is serialized by pydantic-core straight to bytes, 4-5× faster (a
+    50-row list: 290 µs → 66 µs); anything else goes through ``JSONResponse`` as before."""
+    if isinstance(data, BaseModel) and _json_native(type(data)):
+        return _json_bytes(to_json(data, by_alias=True), status_code)
+    if isinstance(data, list) and data and all(isinstance(d, BaseModel) and _json_native(type(d)) for d in data):
+        return _json_bytes(to_json(data, by_alias=True), status_code)
     if isinstance(data, BaseModel):
         data = data.model_dump(mode="json", by_alias=True)
     elif isinstance(data, list):
         data = [d.model_dump(mode="json", by_alias=True) if isinstance(d, BaseModel) else d for d in data]
     return JSONResponse({"success": True, "data": data}, status_code=status_code)
+
+
+class _RenderedJSON(JSONResponse):
+    """A JSON response whose body is already JSON bytes."""
+
+    def render(self, content: Any) -> bytes:
+        return bytes(content)
+
+
+def _json_bytes(data: bytes, status_code: int) -> JSONResponse:
+    # what JSONResponse renders for {"success": true, "data": ...}: compact separators, UTF-8 unescaped
+    return _RenderedJSON(b'{"success":true,"data":' + data + b"}", status_code=status_code)
+
+
+# Field types whose JSON pydantic-core writes exactly as json.dumps writes their model_dump(mode="json"):
+# floats are not among them (1e-07 vs 1e-7; NaN), nor is anything typed Any (it may hold a float).
+_NATIVE_LEAVES = (str, int, bool, type(None), uuid.UUID, datetime.datetime, datetime.date, decimal.Decimal)
+
+
+@functools.cache
+def _json_native(model: type[BaseModel]) -> bool:
+    """Whether every value of ``model`` is of a type in ``_NATIVE_LEAVES``, a model of such, or a
+    list/dict/optional of those (checked once per class)."""
+    if model.model_config.get("extra") == "allow":
+        return False
+    return all(_native_type(field.annotation) for field in model.model_fields.values())
+
+
+def _native_type(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _native_type(typing.get_args(annotation)[0])
+    if origin is typing.Literal:
+        return all(isinstance(v, _NATIVE_LEAVES) for v in typing.get_args(annotation))
+    if origin in (typing.Union, types.UnionType, list, tuple, set, frozenset, dict):
+        args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+        return bool(args) and all(_native_type(a) for a in args)
+    if isinstance(annotation, type):
+        if issubclass(annotation, BaseModel):
+            return _json_native(annotation)
+        if issubclass(annotation, enum.Enum):
+            return all(isinstance(m.value, _NATIVE_LEAVES) for m in annotation)
+        return issubclass(annotation, _NATIVE_LEAVES) and not issubclass(annotation, float)
+    return False
 
 
 def error_response(status: int, message: str, code: str, details: list[Any] | None = None) -> JSONResponse:
@@ -108,12 +169,36 @@ class ExactNumbersRequest(JsonRequest):
     exact_numbers = True
 
 
+def _without_thread_hop(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """A sync endpoint as a coroutine that runs it through ``inplace.call_blocking``: in place under
+    Mangum, in the thread pool under an ASGI server. The signature FastAPI reads is the endpoint's own,
+    its annotations resolved in the endpoint's module."""
+    hints = typing.get_type_hints(endpoint, include_extras=True)
+    signature = inspect.signature(endpoint)
+    signature = signature.replace(
+        parameters=[p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()],
+        return_annotation=hints.get("return", signature.return_annotation))
+
+    @functools.wraps(endpoint)
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        return await inplace.call_blocking(endpoint, *args, **kwargs)
+
+    call.__signature__ = signature  # type: ignore[attr-defined]
+    return call
+
+
 def _json_route(request_class: type[JsonRequest]) -> type[APIRoute]:
     class JsonRoute(APIRoute):
+        def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any):
+            if inspect.isfunction(endpoint) and not inspect.iscoroutinefunction(endpoint):
+                endpoint = _without_thread_hop(endpoint)
+            super().__init__(path, endpoint, **kwargs)
+
         def get_route_handler(self) -> Callable[[Request], Any]:
             handle = super().get_route_handler()
 
             async def route_handler(request: Request) -> Response:
+                inplace.note_request(request.scope)
                 return await handle(request_class(request.scope, request.receive))
 
             return route_handler

@@ -38,6 +38,7 @@ from fastapi import Depends, Request
 
 from . import db
 from .errors import NotFound, Unauthorized
+from .inplace import call_blocking
 from .settings import JWT_AUDIENCE, get_settings
 
 # -- callers ---------------------------------------------------------------------------------------
@@ -249,14 +250,18 @@ def principal_from_event(event: dict[str, Any]) -> Principal:
     raise Unauthorized("Sign in, or send a site API key in X-Api-Key", code="unauthorized")
 
 
-def current_caller(request: Request) -> Caller:
-    """FastAPI dependency of JWT routes."""
+async def current_caller(request: Request) -> Caller:
+    """FastAPI dependency of JWT routes. A coroutine, though it never awaits: FastAPI would run a sync
+    dependency in its thread pool, and under Mangum that starts a new OS thread on every request
+    (``core.inplace``). It only reads the claims the authorizer verified, so it never blocks a shared
+    event loop either."""
     return caller_from_event(request.scope.get("aws.event") or {})
 
 
-def current_principal(request: Request) -> Principal:
-    """FastAPI dependency of JWT-or-API-key routes."""
-    return principal_from_event(request.scope.get("aws.event") or {})
+async def current_principal(request: Request) -> Principal:
+    """FastAPI dependency of JWT-or-API-key routes. Verifying a key reads the database (and a bearer may
+    need the JWKS): in place under Mangum, in the thread pool under an ASGI server (``core.inplace``)."""
+    return await call_blocking(principal_from_event, request.scope.get("aws.event") or {})
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]

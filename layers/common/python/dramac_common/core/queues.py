@@ -7,7 +7,6 @@ in AWS gets each queue's URL from ``<NAME>_QUEUE_URL`` and never looks it up.
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any
 
 from . import aws
@@ -17,25 +16,11 @@ PROVISION = "provision"
 EVENTS = "events"
 QUEUES = (PROVISION, EVENTS)
 
-_client = None
-_client_lock = threading.Lock()
 _urls: dict[str, str] = {}
 
-
-def sqs_client() -> Any:
-    global _client
-    if _client is None:
-        with _client_lock:
-            if _client is None:
-                settings = get_settings()
-                _client = aws.client("sqs", endpoint_url=settings.sqs_endpoint_url, region_name=settings.aws_region)
-    return _client
-
-
-def reset_client() -> None:
-    global _client
-    _client = None
-    _urls.clear()
+sqs_client = aws.LazyClient("sqs", lambda: {"endpoint_url": get_settings().sqs_endpoint_url,
+                                            "region_name": get_settings().aws_region}, on_reset=_urls.clear)
+reset_client = sqs_client.reset
 
 
 def queue_name(logical: str) -> str:

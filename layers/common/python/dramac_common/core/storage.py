@@ -7,32 +7,22 @@ Objects are private; a user downloads one through a presigned GET URL that expir
 
 from __future__ import annotations
 
-import threading
 from typing import IO, Any
 
 from . import aws
 from .settings import get_settings
 
-_client = None
-_client_lock = threading.Lock()
+
+def _s3_options() -> dict[str, Any]:
+    from botocore.config import Config
+
+    settings = get_settings()
+    return {"endpoint_url": settings.s3_endpoint_url, "region_name": settings.aws_region,
+            "config": Config(signature_version="s3v4")}
 
 
-def s3_client() -> Any:
-    global _client
-    if _client is None:
-        with _client_lock:
-            if _client is None:
-                from botocore.config import Config
-
-                settings = get_settings()
-                _client = aws.client("s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.aws_region,
-                                       config=Config(signature_version="s3v4"))
-    return _client
-
-
-def reset_client() -> None:
-    global _client
-    _client = None
+s3_client = aws.LazyClient("s3", _s3_options)
+reset_client = s3_client.reset
 
 
 def put_file(key: str, body: IO[bytes], *, content_type: str) -> None:

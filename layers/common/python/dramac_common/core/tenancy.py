@@ -47,6 +47,7 @@ class Action(StrEnum):
     READ_MODULE_DATA = "read_module_data"  # client users: unless the manifest says clientAccess "none"
     WRITE_MODULE_DATA = "write_module_data"  # client users: when the manifest says clientAccess "write"
     MANAGE_CATALOGUE = "manage_catalogue"  # the platform's module catalogue: modules, versions, publishing
+    DESTROY_DATA = "destroy_data"  # purge a module's data from a site (and undo a pending purge)
 
 
 _AGENCY_TEAM = frozenset({Role.SUPER_ADMIN, Role.OWNER, Role.ADMIN, Role.MEMBER})
@@ -62,6 +63,7 @@ MATRIX: dict[Action, frozenset[Role]] = {
     Action.READ_MODULE_DATA: _AGENCY_TEAM | {Role.CLIENT},
     Action.WRITE_MODULE_DATA: frozenset({Role.OWNER, Role.ADMIN, Role.MEMBER, Role.CLIENT}),
     Action.MANAGE_CATALOGUE: frozenset({Role.SUPER_ADMIN}),
+    Action.DESTROY_DATA: frozenset({Role.SUPER_ADMIN, Role.OWNER}),
 }
 
 # Kept for callers that still ask "owner or admin?" (manage=True is Action.OPERATE).
@@ -75,6 +77,7 @@ _REFUSALS: dict[Action, str] = {
     Action.MANAGE_MEMBERS: "Only an owner of the agency may manage its members",
     Action.OPERATE: "Only an owner or admin of the agency may change this",
     Action.WRITE_MODULE_DATA: "Your role may not change this module's data",
+    Action.DESTROY_DATA: "Only an owner of the agency may purge a module's data",
 }
 
 
@@ -87,11 +90,9 @@ def _action(manage: bool, action: Action | None, read: Action) -> Action:
     return action if action is not None else (Action.OPERATE if manage else read)
 
 
-def _refuse(action: Action) -> Forbidden:
+def refusal(action: Action) -> Forbidden:
+    """The 403 for a role the matrix does not allow to take ``action``."""
     return Forbidden(_REFUSALS.get(action, "Your role may not do this"), code="forbidden")
-
-
-OWNER_ROLES = frozenset({Role.OWNER.value, Role.SUPER_ADMIN.value})  # billing and destroying data
 
 
 @dataclass(frozen=True)
@@ -127,11 +128,23 @@ def require_agency_access(unit: Unit, agency_id: uuid.UUID, *, manage: bool = Fa
     wanted = _action(manage, action, Action.VIEW_OPERATIONS)
     row = unit.fetchone("SELECT a.id, private.agency_role(a.id) AS role FROM public.agencies a WHERE a.id = %s",
                         (agency_id,))
-    if row is None or row["role"] is None or row["role"] == Role.CLIENT:
+    return require_agency_role(agency_id, row["role"] if row is not None else None, wanted)
+
+
+def require_agency_role(agency_id: uuid.UUID, role: str | None, action: Action) -> AgencyAccess:
+    """``require_agency_access``'s verdict on a role already read (``private.agency_role``, e.g. by a
+    write path that checks and writes in one statement): 404 outside the agency's team, 403 for a team
+    role the matrix does not allow."""
+    if role is None or role == Role.CLIENT:
         raise NotFound("Agency not found", code="agency_not_found")
-    if not allows(row["role"], wanted):
-        raise _refuse(wanted)
-    return AgencyAccess(agency_id=row["id"], role=row["role"])
+    if not allows(role, action):
+        raise refusal(action)
+    return AgencyAccess(agency_id=agency_id, role=role)
+
+
+def roles_allowed(action: Action) -> list[str]:
+    """The roles the matrix lets take ``action``, for a write path that checks them in the database."""
+    return sorted(role.value for role in MATRIX[action])
 
 
 def require_site_access(unit: Unit, site_id: uuid.UUID, *, manage: bool = False,
@@ -147,7 +160,7 @@ def require_site_access(unit: Unit, site_id: uuid.UUID, *, manage: bool = False,
 def require_role(role: str | None, action: Action) -> None:
     """403 unless ``role`` (the caller's on a site or agency it can see) may take ``action``."""
     if not allows(role, action):
-        raise _refuse(action)
+        raise refusal(action)
 
 
 def site_access_from(row: dict[str, Any] | None, *, manage: bool = False, action: Action | None = None) -> SiteAccess:
@@ -157,25 +170,8 @@ def site_access_from(row: dict[str, Any] | None, *, manage: bool = False, action
     if row is None or row["role"] is None:
         raise NotFound("Site not found", code="site_not_found")
     if not allows(row["role"], wanted):
-        raise _refuse(wanted)
+        raise refusal(wanted)
     return SiteAccess(site_id=row["id"], agency_id=row["agency_id"], role=row["role"])
-
-
-def require_site_owner(unit: Unit, site_id: uuid.UUID) -> SiteAccess:
-    """A site of an agency the caller owns (or any, for a super admin): 404 for another agency's, 403
-    for its admins and members."""
-    access = require_site_access(unit, site_id)
-    if access.role not in OWNER_ROLES:
-        raise Forbidden("Only an owner of the agency may do this", code="owner_required")
-    return access
-
-
-def require_agency_owner(unit: Unit, agency_id: uuid.UUID) -> AgencyAccess:
-    """An agency the caller owns (or any, for a super admin): 404 otherwise, 403 for admins and members."""
-    access = require_agency_access(unit, agency_id)
-    if access.role not in OWNER_ROLES:
-        raise Forbidden("Only an owner of the agency may do this", code="owner_required")
-    return access
 
 
 def require_super_admin(unit: Unit) -> None:
@@ -194,7 +190,7 @@ def require_catalogue_access(unit: Unit) -> None:
                EXISTS (SELECT 1 FROM public.client_users c WHERE c.user_id = (SELECT auth.uid())) AS is_client
         """)
     if row["is_client"] and not (row["is_member"] or row["is_super_admin"]):
-        raise _refuse(Action.VIEW_CATALOGUE)
+        raise refusal(Action.VIEW_CATALOGUE)
 
 
 def client_access(manifest: dict[str, Any] | None) -> str:
@@ -215,7 +211,7 @@ def require_module_data_role(role: str | None, manifest: dict[str, Any] | None, 
         if write and level != "write":
             raise Forbidden("This module's data is read-only for client users", code="forbidden")
     if write and role is not None and not allows(role, Action.WRITE_MODULE_DATA):
-        raise _refuse(Action.WRITE_MODULE_DATA)
+        raise refusal(Action.WRITE_MODULE_DATA)
 
 
 @contextmanager

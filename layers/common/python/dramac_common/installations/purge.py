@@ -20,7 +20,7 @@ from ..core import audit, db
 from ..core.db import Unit
 from ..core.errors import Conflict, NotFound, ValidationFailed
 from ..core.settings import get_settings
-from ..core.tenancy import require_site_owner
+from ..core.tenancy import Action, require_site_access
 from ..provisioning.provisioner import delete_site_rows
 from . import lifecycle
 from .site_modules import Installation, get_installation
@@ -44,7 +44,7 @@ def _dependents(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID) -> list[st
 def request_purge(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID, *, confirm: str | None,
                   actor_id: uuid.UUID | None) -> tuple[Installation, int]:
     """Schedule the purge (202); a purge already pending answers 200 unchanged."""
-    access = require_site_owner(unit, site_id)
+    access = require_site_access(unit, site_id, action=Action.DESTROY_DATA)
     installation = get_installation(unit, site_id, module_id)
     expected = installation.slug or str(module_id)
     if confirm != expected:
@@ -74,7 +74,7 @@ def request_purge(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID, *, confi
 
 
 def cancel_purge(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID) -> Installation:
-    access = require_site_owner(unit, site_id)
+    access = require_site_access(unit, site_id, action=Action.DESTROY_DATA)
     row = unit.call_write_path("cancel_module_purge", site_id, module_id)
     if row is None:
         raise NotFound("The module is not installed on this site", code="installation_not_found")

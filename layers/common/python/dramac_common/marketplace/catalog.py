@@ -12,11 +12,10 @@ from typing import Any
 
 from pydantic import Field
 
-from ..automation.outbox import log_automation_event
-from ..core import audit
+from ..automation.outbox import dispatch_after_commit, log_automation_event
 from ..core.db import Unit
 from ..core.errors import NotFound, PaymentRequired
-from ..core.tenancy import Action, require_agency_access, require_catalogue_access
+from ..core.tenancy import Action, require_agency_role, require_catalogue_access, roles_allowed
 from ..core.wire import CamelModel
 
 MODULE_COLUMNS = """
@@ -74,7 +73,9 @@ class Subscription(CamelModel):
     canceled_at: datetime | None
 
 
-def _subscription_event_payload(sub: dict[str, Any], module_slug: str | None, previous: str | None) -> dict[str, Any]:
+def subscription_event_payload(sub: dict[str, Any], module_slug: str | None, previous: str | None) -> dict[str, Any]:
+    """The payload of every ``marketplace.subscription.*`` event (the database builds the same one in
+    ``private.subscription_event_payload``, migration 0164)."""
     return {
         "subscription_id": str(sub["id"]),
         "agency_id": str(sub["agency_id"]),
@@ -96,7 +97,7 @@ def emit_subscription_event(unit: Unit, action: str, sub: dict[str, Any], *, mod
     """``marketplace.subscription.<action>``: an agency-level automation event (no site)."""
     log_automation_event(
         unit, None, f"marketplace.subscription.{action}",
-        _subscription_event_payload(sub, module_slug, previous_status),
+        subscription_event_payload(sub, module_slug, previous_status),
         agency_id=sub["agency_id"], source_module="marketplace", source_entity_type="subscription",
         source_entity_id=sub["id"],
     )
@@ -123,24 +124,26 @@ def get_published_module(unit: Unit, module_id: uuid.UUID) -> Module:
 
 def subscribe_to_free_module(unit: Unit, agency_id: uuid.UUID, module_id: uuid.UUID) -> tuple[Subscription, bool]:
     """Subscribe an agency to a free module. Returns the subscription and whether it became active
-    now (False: it already was, and nothing changed). Billing: the agency's owners only."""
-    require_agency_access(unit, agency_id, action=Action.BILL)
-    module = get_published_module(unit, module_id)
-    if not module.is_free:
-        raise PaymentRequired(
-            f"'{module.name}' is a paid module: purchase it instead", code="payment_required"
-        )
-    # private.subscribe_free_module is the only write path (authenticated may not write subscriptions):
-    # insert, or reactivate a canceled/pending subscription; an active one is returned unchanged, also
-    # when a twin request inserted it a moment ago.
-    row = unit.call_write_path("subscribe_free_module", agency_id, module_id)
+    now (False: it already was, and nothing changed). Billing: the agency's owners only.
+
+    One statement, ``private.subscribe_to_free_module`` (migration 0164): the caller's role in the agency,
+    the module, the write, its two events (created, activated) and its audit row, in the order the
+    checks below are answered. It writes nothing when the role or the module refuses, and returns what
+    it found: the refusal is this function's, from the same matrix as every agency check. Since a
+    refusal has written nothing, the statement carries the unit's COMMIT either way (the unit's one
+    round trip with its opening). The subscription is inserted, or a canceled/pending one reactivated;
+    an active one is returned unchanged, also when a twin request inserted it a moment ago."""
+    result = unit.call_write_path("subscribe_to_free_module", agency_id, module_id, roles_allowed(Action.BILL),
+                                  commit=True)
+    require_agency_role(agency_id, result["role"], Action.BILL)
+    module = result["module"]
+    if module is None:
+        raise NotFound("Module not found", code="module_not_found")
+    if module["pricing_type"] != "free":
+        raise PaymentRequired(f"'{module['name']}' is a paid module: purchase it instead", code="payment_required")
+    row = result["subscription"]
     changed = bool(row.pop("changed"))
-    if changed:
-        # a free subscription is created active: workflows on either event see it
-        emit_subscription_event(unit, "created", row, module_slug=module.slug)
-        emit_subscription_event(unit, "activated", row, module_slug=module.slug)
-        audit.record(unit, "subscription.subscribed", agency_id=agency_id, target_type="subscription",
-                     target_id=row["id"], details={"moduleId": str(module.id), "moduleSlug": module.slug})
+    dispatch_after_commit(unit, [uuid.UUID(e) for e in result["event_ids"]])
     return Subscription.model_validate(row), changed
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from ..core import audit
 from ..core.db import Unit
 from ..core.errors import Conflict, NotFound
-from ..core.tenancy import require_agency_owner
+from ..core.tenancy import Action, require_agency_access
 from ..installations import lifecycle
 from ..marketplace import catalog as marketplace
 from .providers import PaymentProvider
@@ -58,7 +58,11 @@ def period_end(sub: dict[str, Any], now: datetime | None = None) -> datetime:
 def cancel_subscription(unit: Unit, agency_id: uuid.UUID, subscription_id: uuid.UUID, *,
                         provider: PaymentProvider) -> tuple[CanceledSubscription, int]:
     """200 canceled now (or already), 202 scheduled for the end of the billing period."""
-    access = require_agency_owner(unit, agency_id)
+    access = require_agency_access(unit, agency_id, action=Action.BILL)
+    # Twin cancels (a double click) queue here, so the provider is asked once: the second reads the
+    # subscription as the first committed it (its own statement, so its snapshot is taken after the lock).
+    unit.execute("SELECT pg_advisory_xact_lock(hashtextextended('subscription-cancel:' || %s, 0))",
+                 (str(subscription_id),))
     sub = _load(unit, agency_id, subscription_id)
     if sub["status"] == "canceled":
         return CanceledSubscription.model_validate(sub), 200

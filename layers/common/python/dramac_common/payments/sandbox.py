@@ -22,7 +22,7 @@ from typing import Any
 from ..core import db
 from ..core.db import Unit
 from ..core.errors import ApiError, Conflict, NotFound
-from ..core.tenancy import Action, require_agency_access, require_agency_owner
+from ..core.tenancy import Action, require_agency_access
 from .config import PaymentConfig
 from .signature import sign
 
@@ -186,7 +186,7 @@ def end_period(config: PaymentConfig, claims: dict[str, Any], subscription_id: u
             "FROM public.agency_module_subscriptions s WHERE s.id = %s", (subscription_id,))
         if sub is None:
             raise NotFound("Subscription not found", code="subscription_not_found")
-        require_agency_owner(unit, sub["agency_id"])
+        require_agency_access(unit, sub["agency_id"], action=Action.BILL)
     if sub["cancel_requested_at"] is None or sub["status"] == "canceled":
         raise Conflict("No cancel is scheduled for this subscription", code="no_cancel_scheduled")
     event = subscription_canceled_event(sub)

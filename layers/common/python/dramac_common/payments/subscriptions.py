@@ -9,10 +9,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from psycopg.types.json import Jsonb
+
+from ..automation.outbox import dispatch_after_commit
 from ..core import audit
 from ..core.db import Unit
 from ..core.errors import BadRequest, Conflict, NotFound, ValidationFailed
-from ..core.tenancy import Action, require_agency_access
+from ..core.tenancy import Action, require_agency_access, require_agency_role, roles_allowed
 from ..core.wire import CamelModel
 from ..marketplace import catalog as marketplace
 from .markup import Markup, retail_price_cents
@@ -47,42 +50,42 @@ class Purchase(CamelModel):
     subscription: BilledSubscription
 
 
-def choose_billing_cycle(module: marketplace.Module, requested: str | None) -> str:
+def choose_billing_cycle(module_name: str, pricing_type: str, requested: str | None) -> str:
     """A module is sold on the cycle its pricing names; asking for another one is a 400."""
-    if requested is None or requested == module.pricing_type:
-        return module.pricing_type
+    if requested is None or requested == pricing_type:
+        return pricing_type
     raise ValidationFailed(
-        f"'{module.name}' is sold {module.pricing_type.replace('_', '-')}; billingCycle must be "
-        f"'{module.pricing_type}' or omitted",
+        f"'{module_name}' is sold {pricing_type.replace('_', '-')}; billingCycle must be "
+        f"'{pricing_type}' or omitted",
         code="unsupported_billing_cycle",
-        details=[{"field": "billingCycle", "message": f"expected '{module.pricing_type}'"}],
+        details=[{"field": "billingCycle", "message": f"expected '{pricing_type}'"}],
     )
 
 
-def _claim_pending_subscription(unit: Unit, agency_id: uuid.UUID, module: marketplace.Module, markup: Markup,
-                                provider: str) -> tuple[dict[str, Any], str | None]:
-    """Insert a pending subscription, or turn the existing one back into a pending purchase, through
-    ``private.claim_pending_subscription`` (the database decides price and status). Returns the row
-    and the status it had before (None: it is new)."""
-    row = unit.call_write_path("claim_pending_subscription", agency_id, module.id, markup.type, markup.value, provider)
-    previous = row.pop("previous_status")
-    if previous == "active":
-        raise Conflict(f"The agency already has an active subscription to '{module.name}'", code="already_active")
-    if previous == "past_due":
+def _refuse_purchase(found: dict[str, Any], agency_id: uuid.UUID, billing_cycle: str | None, markup: Markup) -> str:
+    """The answer to what ``private.start_purchase`` found, in the order it checked: 404/403 for the
+    caller's role, 404 for no published module, 400 for a free one, another billing cycle or a retail
+    price out of range. Returns the billing cycle when nothing is wrong."""
+    require_agency_role(agency_id, found["role"], Action.BILL)
+    module = found["module"]
+    if module is None:
+        raise NotFound("Module not found", code="module_not_found")
+    if module["pricing_type"] == "free":
+        raise BadRequest(f"'{module['name']}' is free: use POST /api/modules/subscribe", code="use_subscribe")
+    cycle = choose_billing_cycle(module["name"], module["pricing_type"], billing_cycle)
+    retail_price_cents(module["wholesale_price_cents"], markup)  # a 400 for a retail price out of range
+    return cycle
+
+
+def _require_purchasable(previous_status: str | None, module_name: str) -> None:
+    """An active or past-due subscription is left as it was: buying it again is a 409."""
+    if previous_status == "active":
+        raise Conflict(f"The agency already has an active subscription to '{module_name}'", code="already_active")
+    if previous_status == "past_due":
         raise Conflict(
-            f"The subscription to '{module.name}' is past due: update its payment method instead of buying again",
+            f"The subscription to '{module_name}' is past due: update its payment method instead of buying again",
             code="subscription_past_due",
         )
-    return row, previous
-
-
-def _open_checkout(unit: Unit, request: CheckoutRequest, provider: PaymentProvider) -> Checkout:
-    """Ask the provider for a checkout, then record it (``private.open_checkout``: the amount is the
-    subscription's own wholesale price, and the subscription's open checkouts are superseded)."""
-    opened = provider.create_checkout(request)
-    row = unit.call_write_path("open_checkout", request.subscription_id, request.checkout_id, opened.provider,
-                               opened.provider_checkout_id, opened.url)
-    return Checkout.model_validate(row)
 
 
 def purchase_module(unit: Unit, *, user_id: uuid.UUID, agency_id: uuid.UUID, module_id: uuid.UUID,
@@ -90,33 +93,43 @@ def purchase_module(unit: Unit, *, user_id: uuid.UUID, agency_id: uuid.UUID, mod
     """Start buying a paid module for an agency: a pending subscription that snapshots the wholesale
     price and the markup, and a checkout from the payment provider for the wholesale price.
 
+    Two statements around the provider's call (migration 0165): ``private.start_purchase`` checks the
+    caller's role, the module, the cycle and the markup as this function answers them, then claims the
+    pending subscription (``private.claim_pending_subscription``: inserted, or a pending/canceled one
+    turned into a new purchase, the database deciding price and status); it writes nothing when a check
+    refuses. ``private.open_purchase_checkout`` then records the provider's checkout (its amount the
+    subscription's own wholesale price, earlier open checkouts superseded), the ``created`` event of a
+    new or canceled subscription, and the audit row, and carries the unit's COMMIT: with the unit's
+    opening pipelined into the first, the purchase is two round trips and the provider's call.
+
     Nothing is written when the provider fails (the provider is called before this transaction commits).
     Billing: the agency's owners only.
     """
-    require_agency_access(unit, agency_id, action=Action.BILL)
-    module = marketplace.get_published_module(unit, module_id)
-    if module.is_free:
-        raise BadRequest(f"'{module.name}' is free: use POST /api/modules/subscribe", code="use_subscribe")
-    cycle = choose_billing_cycle(module, billing_cycle)
-    retail_price_cents(module.wholesale_price_cents, markup)  # a 400 for a retail price out of range
-    sub, previous = _claim_pending_subscription(unit, agency_id, module, markup, provider.name)
-    checkout = _open_checkout(
-        unit,
-        CheckoutRequest(checkout_id=uuid.uuid4(), subscription_id=uuid.UUID(sub["id"]), agency_id=agency_id,
-                        module_id=module.id, module_slug=module.slug, module_name=module.name,
-                        amount_cents=sub["wholesale_price_cents"], currency=sub["currency"], billing_cycle=cycle),
-        provider,
-    )
-    if previous in (None, "canceled"):
-        marketplace.emit_subscription_event(unit, "created", sub, module_slug=module.slug, previous_status=previous)
-    audit.record(unit, "subscription.purchase_started", agency_id=agency_id, target_type="subscription",
-                 target_id=sub["id"], details={
-                     "moduleId": str(module.id), "moduleSlug": module.slug, "billingCycle": cycle,
-                     "wholesalePriceCents": sub["wholesale_price_cents"], "currency": sub["currency"],
-                     "markupType": markup.type, "markupValue": markup.value, "checkoutId": str(checkout.id),
-                     "previousStatus": previous})
-    subscription = BilledSubscription.model_validate({**sub, "module_slug": module.slug, "module_name": module.name})
-    return Purchase(subscription_id=sub["id"], status=sub["status"], checkout=checkout, subscription=subscription)
+    found = unit.call_write_path("start_purchase", agency_id, module_id, roles_allowed(Action.BILL), billing_cycle,
+                                 markup.type, markup.value, provider.name)
+    cycle = _refuse_purchase(found, agency_id, billing_cycle, markup)
+    module, sub = found["module"], found["subscription"]
+    previous = sub.pop("previous_status")
+    _require_purchasable(previous, module["name"])
+    checkout_id = uuid.uuid4()
+    opened = provider.create_checkout(CheckoutRequest(
+        checkout_id=checkout_id, subscription_id=uuid.UUID(sub["id"]), agency_id=agency_id, module_id=module_id,
+        module_slug=module["slug"], module_name=module["name"], amount_cents=sub["wholesale_price_cents"],
+        currency=sub["currency"], billing_cycle=cycle))
+    event = marketplace.subscription_event_payload(sub, module["slug"], previous) \
+        if previous in (None, "canceled") else None
+    details = {"moduleId": str(module_id), "moduleSlug": module["slug"], "billingCycle": cycle,
+               "wholesalePriceCents": sub["wholesale_price_cents"], "currency": sub["currency"],
+               "markupType": markup.type, "markupValue": markup.value, "checkoutId": str(checkout_id),
+               "previousStatus": previous}
+    recorded = unit.call_write_path("open_purchase_checkout", sub["id"], checkout_id, opened.provider,
+                                    opened.provider_checkout_id, opened.url,
+                                    Jsonb(event) if event is not None else None, Jsonb(details), commit=True)
+    if recorded["event_id"] is not None:
+        dispatch_after_commit(unit, [uuid.UUID(recorded["event_id"])])
+    subscription = BilledSubscription.model_validate({**sub, "module_slug": module["slug"], "module_name": module["name"]})
+    return Purchase(subscription_id=sub["id"], status=sub["status"], checkout=Checkout.model_validate(recorded["checkout"]),
+                    subscription=subscription)
 
 
 def list_agency_subscriptions(unit: Unit, agency_id: uuid.UUID) -> list[BilledSubscription]:
