@@ -305,13 +305,17 @@ def test_upsert_on_a_unique_column_merges_or_ignores(local_stack, owner_conn, ma
     assert duplicate.value.code == "23505"
 
 
-def test_members_read_and_only_managers_or_keys_write(local_stack, crm, tenant):
+def test_roles_on_the_rest_surface_are_the_module_data_routes(local_stack, crm, tenant):
+    """docs/roles.md: members read and write module data; a client user reads its own client's site and
+    writes only where the module says ``clientAccess: write`` (the CRM does not); keys read and write."""
     member = client(local_stack, tenant, crm, user=tenant.member)
+    assert member.table("contacts").insert({"email": "m@example.com"}).execute().data[0]["email"] == "m@example.com"
+    customer = client(local_stack, tenant, crm, user=tenant.client_user)
     with pytest.raises(APIError) as refused:
-        member.table("contacts").insert({"email": "m@example.com"}).execute()
+        customer.table("contacts").insert({"email": "c@example.com"}).execute()
     assert refused.value.code == "42501"
-    with pytest.raises(APIError):
-        member.table("contacts").delete().eq("email", "m@example.com").execute()
+    assert customer.table("contacts").select("email").execute().data == [{"email": "m@example.com"}]
+    assert member.table("contacts").delete().eq("email", "m@example.com").execute().data[0]["email"] == "m@example.com"
     key = client(local_stack, tenant, crm, key=site_key(local_stack, tenant))
     assert key.table("contacts").insert({"email": "k@example.com"}).execute().data[0]["email"] == "k@example.com"
     assert member.table("contacts").select("email").execute().data == [{"email": "k@example.com"}]

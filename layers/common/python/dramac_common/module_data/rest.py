@@ -525,8 +525,8 @@ def serve(principal_of: Callable[[], Principal], method: str, site_ref: str, mod
         return _read(principal, site_id, module, table, request, prefer, single)
     data = _json_body(body)
     try:
-        with site_unit(principal, site_id, manage=True) as unit:
-            sdk = ModuleDatabaseSDK.for_request(unit, site_id=site_id, module=module)
+        with site_unit(principal, site_id, action=Action.WRITE_MODULE_DATA) as unit:
+            sdk = ModuleDatabaseSDK.for_request(unit, site_id=site_id, module=module, write=True)
             response = _write(sdk, method, table, request, prefer, single, data)
             if prefer.tx == "rollback":
                 raise _Rollback(response)
@@ -538,8 +538,8 @@ def serve(principal_of: Callable[[], Principal], method: str, site_ref: str, mod
 def _read(principal: Principal, site_id: uuid.UUID, module: str, table: str, request: RestRequest,
           prefer: Prefer, single: bool) -> RestResponse:
     query = replace(request.query, count=prefer.count == "exact")
-    with site_unit(principal, site_id, action=Action.VIEW_OPERATIONS, gated=True) as unit:
-        sdk = ModuleDatabaseSDK.for_request(unit, site_id=site_id, module=module, action=Action.VIEW_OPERATIONS)
+    with site_unit(principal, site_id, action=Action.READ_MODULE_DATA, gated=True) as unit:
+        sdk = ModuleDatabaseSDK.for_request(unit, site_id=site_id, module=module, action=Action.READ_MODULE_DATA)
         rows, exact = sdk.query(table, query, last=prefer.count is None)
         total = _count(sdk, table, query, prefer.count, rows, exact)
     headers = {"Content-Range": content_range(query.offset, len(rows), total)}
