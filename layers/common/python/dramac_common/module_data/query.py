@@ -24,7 +24,6 @@ REST_OPERATORS = OPERATORS | frozenset({"match", "imatch", "isdistinct", "fts", 
                                         "cs", "cd", "ov"})
 FTS_OPERATORS = frozenset({"fts", "plfts", "phfts", "wfts"})
 IS_VALUES = {"null": None, "true": True, "false": False, "unknown": "unknown"}
-RESERVED_PARAMS = frozenset({"select", "order", "limit", "offset", "count"})
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 MAX_OFFSET = 1_000_000

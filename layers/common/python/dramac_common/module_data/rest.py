@@ -47,7 +47,6 @@ from .sdk import ModuleDatabaseSDK
 OBJECT_MEDIA_TYPE = "application/vnd.pgrst.object+json"
 JSON_MEDIA_TYPES = frozenset({"application/json", "*/*", "application/*", ""})
 PROFILES = frozenset({"public"})
-RESERVED = frozenset({"select", "order", "limit", "offset", "columns", "on_conflict"})
 LOGIC_KEYS = frozenset({"or", "and", "not.or", "not.and"})
 MAX_SELECT_LENGTH = 4000
 _NAME = r"[a-z_][a-z0-9_]{0,62}"
@@ -499,8 +498,7 @@ def _returned(sdk: ModuleDatabaseSDK, table: str, rows: list[dict[str, Any]], re
     return out
 
 
-def _count(sdk: ModuleDatabaseSDK, table: str, query: Query, mode: str | None,
-           rows: list[dict[str, Any]], exact: int | None) -> int | None:
+def _count(sdk: ModuleDatabaseSDK, table: str, query: Query, mode: str | None, exact: int | None) -> int | None:
     if mode == "exact" or mode is None:
         return exact
     planned = sdk.estimate(table, query)
@@ -541,7 +539,7 @@ def _read(principal: Principal, site_id: uuid.UUID, module: str, table: str, req
     with site_unit(principal, site_id, action=Action.READ_MODULE_DATA, gated=True) as unit:
         sdk = ModuleDatabaseSDK.for_request(unit, site_id=site_id, module=module, action=Action.READ_MODULE_DATA)
         rows, exact = sdk.query(table, query, last=prefer.count is None)
-        total = _count(sdk, table, query, prefer.count, rows, exact)
+        total = _count(sdk, table, query, prefer.count, exact)
     headers = {"Content-Range": content_range(query.offset, len(rows), total)}
     applied = prefer.applied("count")
     if applied:
