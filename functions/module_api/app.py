@@ -86,15 +86,33 @@ _EXACT_NUMBERS: dict[Any, Callable[[Any], Any]] = {Decimal: jsonbody.finite, flo
 def data_response(data: Any, status_code: int = 200, *, count: int | None = None) -> Response:
     """Rows in the envelope, numbers exact: ``numeric`` values keep every digit (a JSON number literal,
     as PostgREST writes them); NaN and infinities are strings, as in PostgreSQL's own JSON."""
-    content = {"success": True, "data": jsonable_encoder(data, custom_encoder=_EXACT_NUMBERS)}
+    content = {"success": True, "data": data}
     if count is not None:  # ?count=exact
         content["count"] = count
-    return Response(jsonbody.dumps(content), status_code=status_code, media_type="application/json")
+    return Response(exact_json(content), status_code=status_code, media_type="application/json")
+
+
+def _leaf(value: Any) -> Any:
+    """A value simplejson cannot write itself, as ``jsonable_encoder`` writes it: the common column
+    types directly, anything else (intervals, inet, bytea, a model) through ``jsonable_encoder``."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dt.date | dt.time):  # a datetime is a date
+        return value.isoformat()
+    return jsonable_encoder(value, custom_encoder=_EXACT_NUMBERS)
 
 
 def exact_json(data: Any) -> str:
-    """``data`` as JSON text with exact numbers (what ``data_response`` writes; replays keep it)."""
-    return jsonbody.dumps(jsonable_encoder(data, custom_encoder=_EXACT_NUMBERS))
+    """``data`` as JSON text with exact numbers (what ``data_response`` writes; replays keep it).
+
+    simplejson walks the rows once and asks ``_leaf`` only for what it cannot write itself; walking
+    them first with ``jsonable_encoder`` cost a quarter of a 50-row read. A NaN or an infinity (a
+    ``numeric`` or ``float8`` column may hold one; JSON has none) is refused by the fast walk, and that
+    rare answer takes the old path, which writes them as the strings ``to_json`` gives."""
+    try:
+        return jsonbody.dumps(data, default=_leaf)
+    except ValueError:
+        return jsonbody.dumps(jsonable_encoder(data, custom_encoder=_EXACT_NUMBERS))
 
 
 READ, WRITE = Action.READ_MODULE_DATA, Action.WRITE_MODULE_DATA
