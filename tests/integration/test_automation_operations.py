@@ -211,11 +211,14 @@ def test_the_relay_gives_up_on_an_execution_stalled_at_the_same_step(api, tenant
 
     env.set("AUTOMATION_MAX_RELAY_RESUMES", "2")
     stalled = stalled_execution(api, tenant, aws, receiver, owner_conn)
+    # the relay sweeps the whole database: an earlier test's leftovers may be swept too, so what is
+    # checked is this execution's resume messages and its end
     for _ in range(2):
-        assert relay.run_relay(grace_s=0)["executionsResumed"] == 1
+        relay.run_relay(grace_s=0)
+        assert [m for m in aws.pending_messages() if str(stalled["id"]) in m["Body"]], "no resume message"
         worker_dies_again(aws, owner_conn, stalled["id"])
-    assert relay.run_relay(grace_s=0) == {"eventsSent": 0, "executionsResumed": 0, "executionsFailed": 1}
-    assert aws.pending_messages() == []
+    assert relay.run_relay(grace_s=0)["executionsFailed"] >= 1
+    assert not [m for m in aws.pending_messages() if str(stalled["id"]) in m["Body"]]
     [execution] = executions(owner_conn, stalled["workflow_id"])
     assert execution["status"] == "failed"
     assert execution["error"] == ("stalled: the relay resumed it 2 times and it never got past step 2 (http_request): "

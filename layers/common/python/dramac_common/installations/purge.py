@@ -23,22 +23,9 @@ from ..core.settings import get_settings
 from ..core.tenancy import Action, require_site_access
 from ..provisioning.provisioner import delete_site_rows
 from . import lifecycle
-from .site_modules import Installation, get_installation
+from .site_modules import Installation, get_installation, require_no_dependents
 
 log = logging.getLogger(__name__)
-
-
-def _dependents(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID) -> list[str]:
-    rows = unit.fetchall(
-        """
-        SELECT d.slug FROM public.site_module_installations di
-        JOIN public.modules_v2 d ON d.id = di.module_id
-        JOIN public.modules_v2 m ON m.id = %(module)s
-        WHERE di.site_id = %(site)s AND di.module_id <> %(module)s AND di.is_enabled
-          AND di.status IN ('active', 'provisioning') AND d.manifest -> 'dependencies' ? m.slug
-        ORDER BY d.slug
-        """, {"site": site_id, "module": module_id})
-    return [r["slug"] for r in rows]
 
 
 def request_purge(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID, *, confirm: str | None,
@@ -51,10 +38,7 @@ def request_purge(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID, *, confi
         raise ValidationFailed(
             f"Purging deletes this site's data of '{expected}' for good after the grace period: "
             f"confirm with {{\"confirm\": \"{expected}\"}}", code="confirmation_required")
-    dependents = _dependents(unit, site_id, module_id)
-    if dependents:
-        raise Conflict(f"Disable {', '.join(dependents)} first: they depend on this module", code="module_in_use",
-                       details=[{"slug": s} for s in dependents])
+    require_no_dependents(unit, site_id, module_id)
     grace = get_settings().purge_grace_seconds
     row = unit.call_write_path("request_module_purge", site_id, module_id, grace)
     if row is None:

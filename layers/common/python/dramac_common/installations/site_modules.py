@@ -216,12 +216,10 @@ def _install_state(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID) -> dict
         {"site": site_id, "module": module_id})
 
 
-def disable_module(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID, *,
-                   actor_id: uuid.UUID | None = None) -> Installation:
-    """Disable a module on a site; its data is kept, and installing it again re-enables it.
-    The request that disables it emits ``marketplace.module.disabled``; a repeat changes nothing."""
-    require_site_access(unit, site_id, manage=True)
-    dependents = unit.fetchall(
+def require_no_dependents(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID) -> None:
+    """409 ``module_in_use`` while a module enabled on the site names this one among its dependencies
+    (disabling or purging it would break that module)."""
+    rows = unit.fetchall(
         """
         SELECT d.slug FROM public.site_module_installations di
         JOIN public.modules_v2 d ON d.id = di.module_id
@@ -229,13 +227,19 @@ def disable_module(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID, *,
         WHERE di.site_id = %(site)s AND di.module_id <> %(module)s AND di.is_enabled
           AND di.status IN ('active', 'provisioning') AND d.manifest -> 'dependencies' ? m.slug
         ORDER BY d.slug
-        """,
-        {"site": site_id, "module": module_id},
-    )
-    if dependents:
-        slugs = [r["slug"] for r in dependents]
+        """, {"site": site_id, "module": module_id})
+    if rows:
+        slugs = [r["slug"] for r in rows]
         raise Conflict(f"Disable {', '.join(slugs)} first: they depend on this module", code="module_in_use",
                        details=[{"slug": s} for s in slugs])
+
+
+def disable_module(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID, *,
+                   actor_id: uuid.UUID | None = None) -> Installation:
+    """Disable a module on a site; its data is kept, and installing it again re-enables it.
+    The request that disables it emits ``marketplace.module.disabled``; a repeat changes nothing."""
+    require_site_access(unit, site_id, manage=True)
+    require_no_dependents(unit, site_id, module_id)
     row = unit.call_write_path("disable_module", site_id, module_id)
     if row is None:
         raise NotFound("The module is not installed on this site", code="installation_not_found")
