@@ -21,7 +21,6 @@ from ..core.db import Unit
 from ..core.errors import Conflict, NotFound, ValidationFailed
 from ..core.settings import get_settings
 from ..core.tenancy import Action, require_site_access
-from ..provisioning.provisioner import delete_site_rows
 from . import lifecycle
 from .site_modules import Installation, get_installation, require_no_dependents
 
@@ -85,6 +84,8 @@ def purge_installation(module_id: uuid.UUID, site_id: uuid.UUID) -> dict[str, in
             """, (site_id, module_id))
         if row is None:
             return None
+        from ..provisioning.provisioner import delete_site_rows  # the purger's work, not the API's cold start
+
         storage = unit.execute("DELETE FROM public.module_data WHERE site_id = %s AND module_id = %s",
                                (site_id, module_id)).rowcount
         deleted = {**delete_site_rows(unit, module_id, site_id), "module_data": int(storage)}

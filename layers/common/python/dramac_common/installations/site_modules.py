@@ -24,8 +24,6 @@ from ..core.errors import Conflict, NotFound, PaymentRequired
 from ..core.tenancy import require_site_access, site_access_from
 from ..core.wire import CamelModel
 from ..marketplace import catalog as marketplace
-from ..provisioning.errors import ManifestError
-from ..provisioning.manifest import parse_version, validate_manifest
 from . import lifecycle
 
 log = logging.getLogger(__name__)
@@ -64,6 +62,8 @@ class Installation(CamelModel):
         """A newer version than the site runs is published (owners and admins may upgrade to it)."""
         if not self.latest_version or not self.installed_version:
             return False
+        from ..provisioning.manifest import parse_version  # imported on first use, not at cold start
+
         try:
             return parse_version(self.latest_version) > parse_version(self.installed_version)
         except ValueError:
@@ -105,6 +105,9 @@ def install_module(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID, *, inst
                      manage=True)
     if state["id"] is None:
         raise NotFound("Module not found", code="module_not_found")
+    from ..provisioning.errors import ManifestError  # manifests are validated on install, not at cold start
+    from ..provisioning.manifest import validate_manifest
+
     raw_manifest = state["manifest"] if isinstance(state["manifest"], dict) else {}
     module = marketplace.Module.from_row({key: state[key] for key in _MODULE_KEYS})
     manifest_error: ManifestError | None = None

@@ -25,10 +25,6 @@ from ..core.errors import Conflict, NotFound
 from ..core.naming import generate_module_short_id, get_module_schema_name
 from ..core.tenancy import require_site_access
 from ..core.wire import CamelModel
-from ..provisioning import ddl
-from ..provisioning.errors import ManifestError, ProvisioningRefused
-from ..provisioning.manifest import parse_version, validate_manifest
-from ..provisioning.provisioner import needs_schema
 from . import lifecycle
 from .site_modules import Installation, get_installation
 
@@ -57,6 +53,12 @@ def preview_upgrade(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID,
 
 
 def _preview(unit: Unit, installation: Installation, to_version: str | None) -> UpgradePreview:
+    # provisioning (manifests, DDL planning) is imported on the first upgrade, not at the function's cold start
+    from ..provisioning import ddl
+    from ..provisioning.errors import ManifestError, ProvisioningRefused
+    from ..provisioning.manifest import parse_version, validate_manifest
+    from ..provisioning.provisioner import needs_schema
+
     module_id = installation.module_id
     state = unit.fetchrow(
         """
