@@ -11,6 +11,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import pq
@@ -88,3 +89,56 @@ def traced_pool_connection() -> Iterator[RoundTripCounter]:
         yield counter
     finally:
         counter.close()
+
+
+class Statement(NamedTuple):
+    """One ``execute`` a connection sent: its text (or composed query), its parameters, and the pipeline it
+    went in (``None``: sent on its own), so a replay sends the same messages in the same round trips."""
+
+    query: Any
+    params: Any
+    options: dict[str, Any]  # execute's keywords (prepare, binary)
+    pipeline: int | None
+    cursor: psycopg.Cursor[Any]  # its answer, once the code that sent it has read it
+
+
+class StatementRecorder:
+    """Records every statement one connection executes during ``with recorder.record() as statements``.
+
+    It wraps ``psycopg.Cursor.execute`` (``Connection.execute`` goes through it) and keeps the calls made on
+    that connection only; statements queued in the same pipeline share its ``pipeline`` number. Other ways
+    to send SQL (``executemany``, ``copy``, server-side cursors) fail the recording rather than go missing.
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any]):
+        self.conn = conn
+        self._pipelines: list[Any] = []  # kept alive, so that their ids stay distinct
+
+    @contextmanager
+    def record(self) -> Iterator[list[Statement]]:
+        statements: list[Statement] = []
+        conn, real_execute, real_many = self.conn, psycopg.Cursor.execute, psycopg.Cursor.executemany
+        pipelines = self._pipelines
+
+        def execute(cursor: psycopg.Cursor[Any], query: Any, params: Any = None, **kw: Any) -> Any:
+            if cursor.connection is conn:
+                if isinstance(cursor, psycopg.ServerCursor):
+                    raise RuntimeError("cannot record a server-side cursor")
+                pipeline = conn._pipeline
+                if pipeline is not None and (not pipelines or pipelines[-1] is not pipeline):
+                    pipelines.append(pipeline)
+                statements.append(Statement(query, params, kw, None if pipeline is None else len(pipelines), cursor))
+            return real_execute(cursor, query, params, **kw)
+
+        def executemany(cursor: psycopg.Cursor[Any], *a: Any, **kw: Any) -> Any:
+            if cursor.connection is conn:
+                raise RuntimeError("cannot record executemany")
+            return real_many(cursor, *a, **kw)
+
+        psycopg.Cursor.execute, psycopg.Cursor.executemany = execute, executemany  # type: ignore[method-assign]
+        try:
+            yield statements
+        finally:
+            psycopg.Cursor.execute, psycopg.Cursor.executemany = real_execute, real_many  # type: ignore[method-assign]
+            pipelines.clear()
+
