@@ -10,6 +10,7 @@ transaction has committed.
 
 from __future__ import annotations
 
+import atexit
 import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -84,6 +85,9 @@ def get_pool() -> ConnectionPool[Any]:
                     name="dramac",
                     open=True,
                 )
+                # A process that ends (a dramac command, a benchmark's probe) closes it first: on Python
+                # 3.13 an open pool's worker threads hold the interpreter's exit for 5 s each (20 s).
+                atexit.register(close_pool)
     return _pool
 
 
