@@ -23,11 +23,9 @@ from ..core.errors import Conflict, NotFound, ValidationFailed
 from ..core.tenancy import require_site_access
 from ..core.wire import CamelModel
 from . import connections, dal
-from .engine import send_resume_after_commit
 from .filters import FilterError, validate_filter
 from .outbox import log_automation_event
 from .registry import PLATFORM_EVENT_PREFIXES, require_known_event, site_events, validate_payload
-from .steps import validate_step
 
 MAX_STEPS = 50
 WEBHOOK_EVENT = "automation.webhook.received"
@@ -187,6 +185,8 @@ def validated_steps(unit: Unit, site_id: uuid.UUID, steps: list[StepInput],
                     workflow_id: uuid.UUID | None = None) -> list[dict[str, Any]]:
     """Steps as rows (position 1…n); ``ValidationFailed`` listing every problem. Record steps must name a
     module installed on the site and a table of its manifest, as written (templates are refused)."""
+    from .steps import validate_step  # with the steps' runners: loaded here, not at the API's cold start
+
     problems: list[dict[str, Any]] = []
     rows = []
     for index, step in enumerate(steps):
@@ -366,6 +366,8 @@ def rerun_execution(unit: Unit, site_id: uuid.UUID, execution_id: uuid.UUID, bod
     new_id = uuid.UUID(result["id"])
     audit.record(unit, "execution.rerun", agency_id=access.agency_id, site_id=site_id, target_type="execution",
                  target_id=new_id, details={"rerunOf": str(execution_id), "from": body.from_})
+    from .engine import send_resume_after_commit  # the engine loads on the first rerun, not at cold start
+
     unit.after_commit(lambda: send_resume_after_commit(new_id))
     return get_execution(unit, site_id, new_id)
 
