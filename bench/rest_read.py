@@ -30,13 +30,16 @@ def run(env: dict[str, str]) -> Section:
     from dramac_dev.sqs_local import create_queues
 
     from .roundtrips import traced_pool_connection
-    from .warm_latency import FILTERED_ENVELOPE, FILTERED_REST, _owner_setup, _requests, get_settings_prefix
+    from .warm_latency import (
+        FILTERED_ENVELOPE,
+        FILTERED_REST,
+        _owner_setup,
+        _requests,
+        get_settings_prefix,
+        handler_environment,
+    )
 
-    saved = {k: os.environ.get(k) for k in ("DRAMAC_DB_POOL_MAX", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                                            "AWS_DEFAULT_REGION", "SQS_ENDPOINT_URL")}
-    os.environ.update({"DRAMAC_DB_POOL_MAX": "1", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-                       "AWS_DEFAULT_REGION": "us-east-1"})
-    os.environ.pop("SQS_ENDPOINT_URL", None)
+    saved = handler_environment()
     reset_settings()
     db.close_pool()
     section = Section("7. PostgREST surface and envelope API: the same filtered read",

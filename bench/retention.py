@@ -147,7 +147,7 @@ def run(env: dict[str, str], rows: int | None = None, repeats: int = 200) -> Any
         r = measure(url, rows, repeats)
     finally:
         localdb.drop_database(server, name)
-    section = Section("7. Retention: batched DELETE or monthly partitions",
+    section = Section("8. Retention: batched DELETE or monthly partitions",
                       f".venv/bin/python -m bench.retention --rows {rows}",
                       ["operation", "plain table (batched DELETE)", "monthly partitions"])
 

@@ -19,6 +19,22 @@ BENCHMARKS = ["cold_start", "warm_latency", "provisioning", "rls_read", "automat
               "rest_read", "retention"]
 
 
+def _seed(url: str) -> None:
+    """The demo data, its events sent into an emulated queue (never towards AWS), then forgotten."""
+    from dramac_common.core import aws, queues
+    from dramac_common.core.settings import get_settings
+    from moto import mock_aws
+
+    from dramac_dev.seed import seed_demo
+    from dramac_dev.sqs_local import create_queues
+
+    with mock_aws():
+        aws.reset_clients()
+        create_queues(queues.sqs_client(), get_settings().queue_prefix)
+        seed_demo(url)
+    aws.reset_clients()
+
+
 def main(argv: list[str]) -> int:
     from dramac_common.core.migrate import apply_migrations
     from dramac_common.core.settings import reset_settings
@@ -39,9 +55,7 @@ def main(argv: list[str]) -> int:
         apply_migrations(url)
         os.environ["DATABASE_URL"] = url
         reset_settings()
-        from dramac_dev.seed import seed_demo
-
-        seed_demo(url)
+        _seed(url)
         env = {"DATABASE_URL": url, "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_METRICS_DISABLED": "1",
                "POWERTOOLS_LOG_LEVEL": "WARNING", "DRAMAC_ROUTER_LOCAL": "1"}
         sections = []
@@ -116,12 +130,16 @@ def _commit() -> str:
 
 
 def _merged(sections: list[Any], existing: Path, *, replace_all: bool) -> list[str]:
-    """The new sections, plus (unless every benchmark ran) the other sections of the existing file."""
+    """The new sections, plus (unless every benchmark ran) the other numbered sections of the existing file,
+    and always its unnumbered ones: figures measured by a command of their own (``python -m bench.rate_limit``),
+    which this run does not make."""
     blocks: dict[str, str] = {}
-    if not replace_all and existing.exists():
+    if existing.exists():
         for chunk in re.split(r"(?m)^(?=## )", existing.read_text())[1:]:
             title = chunk.splitlines()[0][3:].strip()
-            if title[:1].isdigit():  # numbered benchmark sections; the summary is rebuilt
+            if title == "Goals at a glance":  # rebuilt
+                continue
+            if not title[:1].isdigit() or not replace_all:
                 blocks[title] = chunk.rstrip() + "\n"
     for section in sections:
         blocks[section.title] = section.markdown()

@@ -295,6 +295,20 @@ class _OwnSql:
             raise RuntimeError(f"the bare replay's row counts {self.rowcounts} differ from the request's {expected}")
 
 
+def handler_environment() -> dict[str, str | None]:
+    """The environment the handlers run in during a benchmark (returns what it replaced, for restoring):
+    the pool's one connection, emulated AWS, and rate limits a benchmark's hundreds of requests a second
+    do not exhaust (the reads still take a token: its cost is measured)."""
+    saved = {k: os.environ.get(k) for k in ("DRAMAC_DB_POOL_MAX", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                            "AWS_DEFAULT_REGION", "SQS_ENDPOINT_URL", "DRAMAC_PLAN_LIMITS")}
+    os.environ.update({"DRAMAC_DB_POOL_MAX": "1", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+                       "AWS_DEFAULT_REGION": "us-east-1",
+                       "DRAMAC_PLAN_LIMITS": json.dumps({plan: {"siteRate": 1_000_000, "siteBurst": 1_000_000}
+                                                         for plan in ("free", "standard", "pro")})})
+    os.environ.pop("SQS_ENDPOINT_URL", None)
+    return saved
+
+
 def run(env: dict[str, str]) -> Section:
     import psycopg
     from dramac_common.core import aws, db, queues
@@ -308,15 +322,7 @@ def run(env: dict[str, str]) -> Section:
 
     from .roundtrips import RoundTripCounter, StatementRecorder, traced_pool_connection
 
-    saved = {k: os.environ.get(k) for k in ("DRAMAC_DB_POOL_MAX", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                                            "AWS_DEFAULT_REGION", "SQS_ENDPOINT_URL", "DRAMAC_PLAN_LIMITS")}
-    os.environ.update({"DRAMAC_DB_POOL_MAX": "1", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-                       "AWS_DEFAULT_REGION": "us-east-1",
-                       # the reads still take a rate-limit token (its cost is measured), from a bucket that
-                       # a benchmark's hundreds of requests a second do not empty
-                       "DRAMAC_PLAN_LIMITS": json.dumps({plan: {"siteRate": 1_000_000, "siteBurst": 1_000_000}
-                                                         for plan in ("free", "standard", "pro")})})
-    os.environ.pop("SQS_ENDPOINT_URL", None)
+    saved = handler_environment()
     reset_settings()
     db.close_pool()
     total = REQUESTS + WARMUP + TRACED
