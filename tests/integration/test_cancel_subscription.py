@@ -71,6 +71,32 @@ def test_a_free_subscription_is_canceled_at_once_and_its_installations_disabled(
     assert len(events(owner_conn, tenant, "marketplace.subscription.canceled")) == 1
 
 
+def test_canceling_disables_the_module_on_every_site_each_with_its_event(
+        api, function_client, tenant, make_module, owner_conn, queues):
+    from dramac_common.installations.lifecycle import PAYLOAD_KEYS
+
+    from dramac_dev import seed
+
+    module = make_module(module_type="widget")
+    subscribed = function_client("subscribe").post("/api/modules/subscribe", user=tenant.owner,
+                                                   body={"agencyId": str(tenant.agency_id), "moduleId": str(module)})
+    sites = [tenant.site_id, *(seed.create_site(owner_conn, tenant.agency_id, client_id=tenant.client_id)
+                               for _ in range(2))]
+    for site in sites:
+        install_module(owner_conn, site_id=site, agency_id=tenant.agency_id, module_id=module)
+    queues.drain()
+    assert api.post(cancel_path(tenant, subscribed.data["id"]), user=tenant.owner).status == 200
+    disabled = owner_conn.execute(
+        "SELECT site_id, payload, dispatched_at FROM automation_events_log "
+        "WHERE event_type = 'marketplace.module.disabled' AND payload ->> 'module_id' = %s", (str(module),)).fetchall()
+    assert sorted(e["site_id"] for e in disabled) == sorted(sites)
+    for event in disabled:
+        assert set(event["payload"]) == PAYLOAD_KEYS | {"reason"}
+        assert (event["payload"]["site_id"], event["payload"]["previous_status"], event["payload"]["status"]) == (
+            str(event["site_id"]), "active", "disabled")
+        assert event["dispatched_at"] is not None  # sent after commit, with the subscription's own event
+
+
 def test_a_paid_sandbox_subscription_is_canceled_at_the_end_of_the_period_by_the_webhook(
         api, tenant, make_module, owner_conn, webhook_gateway):
     module = make_module(pricing_type="monthly", wholesale_price_cents=1999)

@@ -89,6 +89,32 @@ def log_automation_event(
     return event_id
 
 
+def log_platform_events(unit: Unit, events: list[dict[str, Any]]) -> list[uuid.UUID]:
+    """Several platform events (``marketplace.*``, ``automation.*``) in one statement, each recorded as
+    ``log_automation_event`` records one: through ``private.log_platform_event``, in the caller's
+    transaction, sent after commit. ``events``: dicts of ``site_id``, ``agency_id``, ``event_type``,
+    ``payload``, ``source_module``, ``source_entity_type``, ``source_entity_id``. Their ids, in order."""
+    if not events:
+        return []
+    for event in events:
+        validate_event_type(event["event_type"])
+        if not registry.is_platform_event(event["event_type"]):
+            raise ValueError(f"not a platform event: {event['event_type']}")
+        if event.get("site_id") is None and event.get("agency_id") is None:
+            raise ValueError("an automation event needs a site_id or an agency_id")
+        _require_known(unit, event.get("site_id"), event["event_type"])
+    rows = [{**event, "n": n, "source_entity_id": None if event.get("source_entity_id") is None
+             else str(event["source_entity_id"])} for n, event in enumerate(events)]
+    ids: list[uuid.UUID] = unit.write_path_row(
+        "SELECT array_agg(private.log_platform_event(r.site_id, r.agency_id, r.event_type, coalesce(r.payload, "
+        "'{}'::jsonb), r.source_module, r.source_entity_type, r.source_entity_id) ORDER BY r.n) AS ids "
+        "FROM jsonb_to_recordset(%s) AS r(n int, site_id uuid, agency_id uuid, event_type text, payload jsonb, "
+        "source_module text, source_entity_type text, source_entity_id text)",
+        (Jsonb(rows, dumps=_json_dumps),))["ids"]
+    dispatch_after_commit(unit, ids)
+    return ids
+
+
 def events_for_rows(
     unit: Unit,
     site_id: uuid.UUID | str,

@@ -101,8 +101,6 @@ def disable_installations(unit: Unit, agency_id: uuid.UUID, module_id: uuid.UUID
     ``marketplace.module.disabled`` event; the actor is the caller (none for the provider's webhook)."""
     rows = unit.call_write_path("disable_canceled_installations", agency_id, module_id) or []
     actor = uuid.UUID(unit.claims["sub"]) if unit.claims and unit.claims.get("sub") else None
-    for row in rows:
-        lifecycle.emit(unit, "disabled", row, module_slug=module_slug, version=row.get("installed_version"),
-                       actor_id=actor, previous_status=row["previous_status"],
-                       extra={"reason": "subscription_canceled"})
+    lifecycle.emit_each(unit, "disabled", rows, module_slug=module_slug, actor_id=actor,
+                        extra={"reason": "subscription_canceled"})  # one statement for every site
     return len(rows)
