@@ -138,7 +138,7 @@ def batch(request: Request, site_id: SiteId, module: ModuleRef, body: JsonBody,
         raise BadRequest('The body is {"operations": [...]}', code="invalid_batch")
 
     def act() -> tuple[int, Any]:
-        with site_unit(principal, site_id, action=WRITE) as unit:
+        with site_unit(principal, site_id, action=WRITE, gated=True) as unit:
             return 200, open_sdk(unit, site_id, module, write=True).batch(operations)
 
     return idempotent_response(request, scope="module-data-batch", principal=principal_id(principal),
@@ -163,7 +163,7 @@ def create_rows(request: Request, table: str, site_id: SiteId, module: ModuleRef
         raise BadRequest("The body is an object of column values, or an array of them", code="invalid_body")
 
     def act() -> tuple[int, Any]:
-        with site_unit(principal, site_id, action=WRITE) as unit:
+        with site_unit(principal, site_id, action=WRITE, gated=True) as unit:
             rows = open_sdk(unit, site_id, module, write=True).create(table, body)
         return 201, rows[0] if isinstance(body, dict) else rows
 
@@ -188,7 +188,7 @@ def update_row(table: str, row_id: str, site_id: SiteId, module: ModuleRef,
                body: JsonBody, principal: PrincipalDep) -> Response:
     if not isinstance(body, dict):
         raise BadRequest("The body is an object of column values", code="invalid_body")
-    with site_unit(principal, site_id, action=WRITE) as unit:
+    with site_unit(principal, site_id, action=WRITE, gated=True) as unit:
         row = open_sdk(unit, site_id, module, write=True).update_by_id(table, row_id, body)
     if row is None:
         raise NotFound("No such row on this site", code="row_not_found")
@@ -198,7 +198,7 @@ def update_row(table: str, row_id: str, site_id: SiteId, module: ModuleRef,
 @app.delete(DATA + "/{table}/{row_id}", response_model=Envelope[dict[str, Any]])
 def delete_row(table: str, row_id: str, site_id: SiteId, module: ModuleRef,
                principal: PrincipalDep) -> Response:
-    with site_unit(principal, site_id, action=WRITE) as unit:
+    with site_unit(principal, site_id, action=WRITE, gated=True) as unit:
         row = open_sdk(unit, site_id, module, write=True).delete_by_id(table, row_id)
     if row is None:
         raise NotFound("No such row on this site", code="row_not_found")
@@ -268,7 +268,7 @@ def set_storage_value(key: str, site_id: SiteId, module: ModuleRef, body: JsonBo
                       principal: PrincipalDep) -> Response:
     if not isinstance(body, dict) or "value" not in body:
         raise BadRequest('The body is {"value": <any JSON>}', code="invalid_body")
-    with site_unit(principal, site_id, action=WRITE) as unit:
+    with site_unit(principal, site_id, action=WRITE, gated=True) as unit:
         row = open_storage(unit, site_id, module, write=True).set(key, body["value"])
     return data_response(row)
 
@@ -276,7 +276,7 @@ def set_storage_value(key: str, site_id: SiteId, module: ModuleRef, body: JsonBo
 @app.delete(STORAGE + "/{key}", response_model=Envelope[StorageDeleted])
 def delete_storage_value(key: str, site_id: SiteId, module: ModuleRef,
                          principal: PrincipalDep) -> Response:
-    with site_unit(principal, site_id, action=WRITE) as unit:
+    with site_unit(principal, site_id, action=WRITE, gated=True) as unit:
         deleted = open_storage(unit, site_id, module, write=True).delete(key)
     if not deleted:
         raise NotFound("No such key", code="key_not_found")

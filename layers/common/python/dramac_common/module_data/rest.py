@@ -523,7 +523,7 @@ def serve(principal_of: Callable[[], Principal], method: str, site_ref: str, mod
         return _read(principal, site_id, module, table, request, prefer, single)
     data = _json_body(body)
     try:
-        with site_unit(principal, site_id, action=Action.WRITE_MODULE_DATA) as unit:
+        with site_unit(principal, site_id, action=Action.WRITE_MODULE_DATA, gated=True) as unit:
             sdk = ModuleDatabaseSDK.for_request(unit, site_id=site_id, module=module, write=True)
             response = _write(sdk, method, table, request, prefer, single, data)
             if prefer.tx == "rollback":
