@@ -347,3 +347,67 @@ def test_widget_storage_get_set_delete_and_list(owner_conn, make_module, tenant,
     with db.user_unit(claims_for(other_tenant.owner)) as unit:
         store = WidgetStorage.for_request(unit, site_id=other_tenant.site_id, module=module_id)
         assert store.list_keys() == [] and store.get("form.title", "none") == "none"
+
+
+def _merge_held_open_while_another_waits(tenant, module_id, owner_conn, row_id, first_score, second_score):
+    """Merge ``row_id`` in a transaction held open until a second merge of the same row is waiting on
+    it, then commit; returns when the second has finished."""
+    import threading
+    import time
+
+    done = threading.Event()
+    failure: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            with db.user_unit(claims_for(tenant.owner)) as unit:
+                sdk_for(unit, tenant, module_id).insert(
+                    "contacts", {"id": str(row_id), "email": "b@example.com", "lead_score": second_score},
+                    resolution="merge")
+        except BaseException as exc:
+            failure.append(exc)
+        finally:
+            done.set()
+
+    with db.user_unit(claims_for(tenant.owner)) as unit:
+        sdk_for(unit, tenant, module_id).insert(
+            "contacts", {"id": str(row_id), "email": "a@example.com", "lead_score": first_score}, resolution="merge")
+        waiter = threading.Thread(target=second)
+        waiter.start()
+        for _ in range(500):  # until the second merge waits on this transaction's row lock
+            if owner_conn.execute("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() "
+                                  "AND wait_event_type = 'Lock'").fetchone()["n"]:
+                break
+            time.sleep(0.01)
+    waiter.join(30)
+    assert done.is_set() and not failure, failure
+
+
+def _events_of_row(owner_conn, row_id):
+    return owner_conn.execute(
+        "SELECT event_type, payload FROM automation_events_log WHERE source_entity_id = %s ORDER BY created_at, id",
+        (str(row_id),)).fetchall()
+
+
+def test_concurrent_merges_of_a_row_report_the_row_each_one_replaced(crm, tenant, owner_conn):
+    """Two merges of one existing row at the same moment: the second's ``previous`` is the first's
+    result (the row it really replaced), not what its snapshot saw before the first committed."""
+    module_id, _ = crm
+    row_id = uuid.uuid4()
+    with db.user_unit(claims_for(tenant.owner)) as unit:
+        sdk_for(unit, tenant, module_id).insert("contacts", {"id": str(row_id), "email": "x@example.com",
+                                                             "lead_score": 10}, resolution="merge")
+    _merge_held_open_while_another_waits(tenant, module_id, owner_conn, row_id, 20, 30)
+    updated = [e["payload"] for e in _events_of_row(owner_conn, row_id) if e["event_type"].endswith(".updated")]
+    assert [(u["previous"]["lead_score"], u["lead_score"]) for u in updated] == [(10, 20), (20, 30)]
+
+
+def test_concurrent_merges_of_a_new_row_report_one_creation_and_one_update_of_it(crm, tenant, owner_conn):
+    """Two merges of a row that does not exist yet: the first creates it, the second updates what the
+    first created (its ``previous``), never an update of nothing."""
+    module_id, _ = crm
+    row_id = uuid.uuid4()
+    _merge_held_open_while_another_waits(tenant, module_id, owner_conn, row_id, 20, 30)
+    events = _events_of_row(owner_conn, row_id)
+    assert [e["event_type"].rsplit(".", 1)[1] for e in events] == ["created", "updated"]
+    assert (events[1]["payload"]["previous"]["lead_score"], events[1]["payload"]["lead_score"]) == (20, 30)

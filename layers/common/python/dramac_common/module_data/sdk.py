@@ -316,6 +316,24 @@ class ModuleDatabaseSDK:
             return self._write(t, "created", change, params, written=written)
         return self._merge(t, insert, params, target, clean, written)
 
+    def _merge_locks(self, table: Table, keys: list[str], key_rows: list[dict[str, Any]]) -> sql.Composed:
+        """Before a merge, in one round trip: a transaction lock per key (sorted, so two merges never wait
+        on each other in a cycle), then the rows those keys already name, ``FOR UPDATE``. Two statements,
+        so the second takes its snapshot once the first holds its locks, and the merge after them sees the
+        row as the last writer committed it: its ``previous`` is the row it really replaces, and of two
+        merges of a new key the second updates the row the first created (instead of an update of nothing)."""
+        scope = f"module-merge:{self.schema.schema_name}.{table.name}:{self.site_id}:"
+        names = sorted({scope + json.dumps([str(r[k]) for k in keys]) for r in key_rows})
+        existing = sql.SQL("({}) IN (VALUES {})").format(
+            sql.SQL(", ").join(sql.Identifier("o", k) for k in keys),
+            sql.SQL(", ").join(sql.SQL("({})").format(sql.SQL(", ").join(sql.Literal(r[k]) for k in keys))
+                               for r in key_rows))
+        return sql.SQL(
+            "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
+            "FROM (SELECT k FROM unnest({names}::text[]) AS u(k) ORDER BY k) AS s; "
+            "SELECT 1 FROM {t} AS o WHERE o.site_id = {site} AND {existing} FOR UPDATE"
+        ).format(names=sql.Literal(names), t=self._ident(table), site=sql.Literal(self.site_id), existing=existing)
+
     def _conflict_target(self, table: Table, on_conflict: Sequence[str] | None) -> tuple[str, ...]:
         """``site_id`` and the caller's columns, when they are a unique index of the table: rows only
         ever collide with rows of the same site."""
@@ -377,6 +395,8 @@ class ModuleDatabaseSDK:
                     updated_events=events[1][0], event_ids=sql.Identifier(_EVENTS))
         all_params = [self.site_id, *key_params, *params, *events[0][1], *events[1][1]]
         with self._scope(), _database_errors(table, written=written, action="updated"):
+            if key_rows:
+                self.unit.execute(self._merge_locks(table, keys, key_rows))
             rows = self._fetch_rows(statement, all_params)
         event_ids = list(rows[0][_EVENTS] or []) if rows else []
         for row in rows:
