@@ -379,3 +379,30 @@ def test_widget_storage_follows_client_access(fn, owner_conn, make_module, tenan
         changed = unit.execute("UPDATE public.module_data SET value = '\"sql\"' WHERE module_id = %s",
                                (module_id,)).rowcount
     assert (len(visible), changed) == ((0 if access == "none" else 1), (1 if access == "write" else 0))
+
+
+def test_a_role_change_racing_a_removal_never_brings_the_person_back(fn, tenant, owner_conn, database_url):
+    """The member is removed while the role change waits on the agency's lock (the removal holds it):
+    the change answers 404 and the person stays out, instead of the upsert giving them a role again."""
+    import threading
+    import time
+
+    replies: list = []
+    with psycopg.connect(database_url) as remover:  # one transaction: the removal, held open
+        remover.execute("SELECT 1 FROM agencies WHERE id = %s FOR UPDATE", (tenant.agency_id,))
+        remover.execute("DELETE FROM agency_members WHERE agency_id = %s AND user_id = %s",
+                        (tenant.agency_id, tenant.member))
+        change = threading.Thread(target=lambda: replies.append(fn("agencies").patch(
+            members_path(tenant, tenant.member), user=tenant.owner, body={"role": "admin"})))
+        change.start()
+        for _ in range(500):  # until the change waits on the removal's lock
+            if owner_conn.execute("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() "
+                                  "AND wait_event_type = 'Lock'").fetchone()["n"]:
+                break
+            time.sleep(0.01)
+        remover.commit()
+    change.join(30)
+    [reply] = replies
+    assert (reply.status, reply.body.get("code")) == (404, "member_not_found"), reply.body
+    assert owner_conn.execute("SELECT count(*) AS n FROM agency_members WHERE agency_id = %s AND user_id = %s",
+                              (tenant.agency_id, tenant.member)).fetchone()["n"] == 0

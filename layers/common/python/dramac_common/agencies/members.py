@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 import psycopg
@@ -78,18 +80,25 @@ def _find_user(unit: Unit, user_id: uuid.UUID | None, email: str | None) -> uuid
     return found
 
 
-def _set_role(unit: Unit, agency_id: uuid.UUID, user_id: uuid.UUID, role: str,
-              client_id: uuid.UUID | None) -> dict[str, object]:
+@contextmanager
+def _member_write(last_owner: str) -> Iterator[None]:
+    """A member write path's refusals as the caller's answers: the last-owner trigger's (409
+    ``last_owner``), and a caller whose ownership a concurrent change took meanwhile (403: the write
+    paths lock the agency before they check it, migration 0170). Either ends the unit (rolled back)."""
     try:
-        with unit.conn.transaction():  # a savepoint: the trigger's refusal becomes a 409, not an aborted unit
-            result: dict[str, object] = unit.call_write_path("set_agency_role", agency_id, user_id, role, client_id)
+        yield
     except psycopg.errors.CheckViolation as exc:
         if exc.diag.constraint_name == LAST_OWNER_CONSTRAINT:
-            raise Conflict("The agency would have no owner left: make someone else owner first",
-                           code="last_owner") from exc
+            raise Conflict(last_owner, code="last_owner") from exc
         raise
-    except psycopg.errors.InsufficientPrivilege as exc:  # a concurrent change took the caller's ownership
+    except psycopg.errors.InsufficientPrivilege as exc:
         raise refusal(Action.MANAGE_MEMBERS) from exc
+
+
+def _set_role(unit: Unit, agency_id: uuid.UUID, user_id: uuid.UUID, role: str,
+              client_id: uuid.UUID | None) -> dict[str, object]:
+    with _member_write("The agency would have no owner left: make someone else owner first"):
+        result: dict[str, object] = unit.call_write_path("set_agency_role", agency_id, user_id, role, client_id)
     return result
 
 
@@ -114,10 +123,15 @@ def add_person(unit: Unit, agency_id: uuid.UUID, *, user_id: uuid.UUID | None, e
 def change_role(unit: Unit, agency_id: uuid.UUID, user_id: uuid.UUID, *, role: str,
                 client_id: uuid.UUID | None) -> AgencyUser:
     require_agency_access(unit, agency_id, action=Action.MANAGE_MEMBERS)
-    if _person(unit, agency_id, user_id) is None:
-        raise NotFound("This user is not in the agency", code="member_not_found")
     _require_client(unit, agency_id, role, client_id)
-    result = _set_role(unit, agency_id, user_id, role, client_id)
+    try:
+        result = _set_role(unit, agency_id, user_id, role, client_id)
+    except psycopg.errors.ForeignKeyViolation as exc:  # no such user at all
+        raise NotFound("This user is not in the agency", code="member_not_found") from exc
+    if result.get("previous_role") is None:
+        # not (or no longer: the write path reads it under the agency's lock) in the agency: raising
+        # rolls back the row the write path gave them, so a role change never brings a removed person back
+        raise NotFound("This user is not in the agency", code="member_not_found")
     audit.record(unit, "member.role_changed", agency_id=agency_id, target_type="user", target_id=user_id,
                  details={"role": role, "previous_role": result.get("previous_role"),
                           "client_id": str(client_id) if client_id else None})
@@ -131,16 +145,8 @@ def remove_person(unit: Unit, agency_id: uuid.UUID, user_id: uuid.UUID) -> Agenc
     person = _person(unit, agency_id, user_id)
     if person is None:
         raise NotFound("This user is not in the agency", code="member_not_found")
-    try:
-        with unit.conn.transaction():
-            removed = unit.call_write_path("remove_agency_user", agency_id, user_id)
-    except psycopg.errors.CheckViolation as exc:
-        if exc.diag.constraint_name == LAST_OWNER_CONSTRAINT:
-            raise Conflict("The agency's last owner cannot be removed: make someone else owner first",
-                           code="last_owner") from exc
-        raise
-    except psycopg.errors.InsufficientPrivilege as exc:  # a concurrent change took the caller's ownership
-        raise refusal(Action.MANAGE_MEMBERS) from exc
+    with _member_write("The agency's last owner cannot be removed: make someone else owner first"):
+        removed = unit.call_write_path("remove_agency_user", agency_id, user_id)
     if removed is None:  # a concurrent removal won
         raise NotFound("This user is not in the agency", code="member_not_found")
     audit.record(unit, "member.removed", agency_id=agency_id, target_type="user", target_id=user_id,
