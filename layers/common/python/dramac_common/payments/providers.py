@@ -155,7 +155,10 @@ class PaddleProvider:
             "custom_data": request.custom_data,
         }
 
-    def create_checkout(self, request: CheckoutRequest) -> ProviderCheckout:
+    def _post(self, path: str, body: dict[str, Any], refused: str) -> Any:
+        """``POST {paddle_api_url}{path}`` with the API key; Paddle's ``data``. A missing key, an
+        unreachable API, a refusal (``refused``: what to tell the caller) or an answer without ``data``
+        is a ``PaymentProviderError`` (503)."""
         import httpx
 
         if not self.config.paddle_api_key:
@@ -163,51 +166,38 @@ class PaddleProvider:
             raise PaymentProviderError("Payments are not configured; try again later")
         try:
             response = _paddle_http(self.config).post(
-                f"{self.config.paddle_api_url}/transactions",
-                json=self.transaction_body(request),
-                headers={"authorization": f"Bearer {self.config.paddle_api_key}"},
-            )
+                f"{self.config.paddle_api_url}{path}", json=body,
+                headers={"authorization": f"Bearer {self.config.paddle_api_key}"})
         except httpx.HTTPError as exc:
             log.warning("Paddle unreachable: %s", type(exc).__name__)
             raise PaymentProviderError("The payment provider is unavailable; try again shortly") from exc
         if response.status_code >= 300:
-            log.warning("Paddle refused the transaction", extra={"status": response.status_code,
-                                                                  "paddle_error": _paddle_error(response)})
-            raise PaymentProviderError("The payment provider refused the checkout; try again later")
+            log.warning("Paddle refused %s", path.split("/", 2)[1],
+                        extra={"status": response.status_code, "paddle_error": _paddle_error(response)})
+            raise PaymentProviderError(refused)
         try:
-            data = response.json()["data"]
-            transaction_id = data["id"]
+            return response.json()["data"]
         except (ValueError, KeyError, TypeError) as exc:
             raise PaymentProviderError("The payment provider answered unexpectedly; try again later") from exc
+
+    def create_checkout(self, request: CheckoutRequest) -> ProviderCheckout:
+        data = self._post("/transactions", self.transaction_body(request),
+                          "The payment provider refused the checkout; try again later")
+        transaction_id = data.get("id") if isinstance(data, dict) else None
         if not isinstance(transaction_id, str) or not transaction_id:
             raise PaymentProviderError("The payment provider answered unexpectedly; try again later")
-        url = (data.get("checkout") or {}).get("url") if isinstance(data, dict) else None
+        url = (data.get("checkout") or {}).get("url")
         return ProviderCheckout(provider=self.name, provider_checkout_id=transaction_id, url=url)
-
 
     def cancel_subscription(self, provider_subscription_id: str, *, period_end: datetime) -> datetime:
         """Paddle Billing: ``POST /subscriptions/{id}/cancel`` with ``effective_from: next_billing_period``;
         Paddle answers the scheduled change and sends ``subscription.canceled`` when it takes effect."""
-        import httpx
+        from urllib.parse import quote
 
-        if not self.config.paddle_api_key:
-            log.error("PADDLE_API_KEY is not set")
-            raise PaymentProviderError("Payments are not configured; try again later")
+        data = self._post(f"/subscriptions/{quote(provider_subscription_id, safe='')}/cancel",
+                          {"effective_from": "next_billing_period"},
+                          "The payment provider refused to cancel; try again later")
         try:
-            response = _paddle_http(self.config).post(
-                f"{self.config.paddle_api_url}/subscriptions/{provider_subscription_id}/cancel",
-                json={"effective_from": "next_billing_period"},
-                headers={"authorization": f"Bearer {self.config.paddle_api_key}"},
-            )
-        except httpx.HTTPError as exc:
-            log.warning("Paddle unreachable: %s", type(exc).__name__)
-            raise PaymentProviderError("The payment provider is unavailable; try again shortly") from exc
-        if response.status_code >= 300:
-            log.warning("Paddle refused the cancel", extra={"status": response.status_code,
-                                                             "paddle_error": _paddle_error(response)})
-            raise PaymentProviderError("The payment provider refused to cancel; try again later")
-        try:
-            data = response.json()["data"]
             change = data.get("scheduled_change") or {}
             when = change.get("effective_at") or data.get("current_billing_period", {}).get("ends_at")
             return datetime.fromisoformat(str(when).replace("Z", "+00:00")) if when else period_end
