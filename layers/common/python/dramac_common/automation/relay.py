@@ -13,7 +13,7 @@
   forever: past ``AUTOMATION_MAX_RELAY_RESUMES`` resumes at one step it is marked failed with the reason.
 
 Only rows older than a grace period are touched, so the request's own send is not raced: the grace
-(60 s) is some sixty times the second a queue at rest takes to deliver (docs/automation.md).
+(60 s) is far above the under-a-second delivery of a queue at rest (docs/automation.md).
 """
 
 from __future__ import annotations
