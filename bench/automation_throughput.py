@@ -55,9 +55,9 @@ _RAW_STATEMENT = """
 
 def _insert_events(conn: Any, site: Any, events: int) -> list[Any]:
     return [r["id"] for r in conn.execute(
-        """INSERT INTO automation_events_log (site_id, event_type, payload, dispatched_at)
+        """INSERT INTO automation_events_log (site_id, event_type, payload)
            SELECT %s, 'crm.contact.created', jsonb_build_object('email', 'c' || g || '@example.test',
-                  'lead_score', 70, 'status', 'active'), now()
+                  'lead_score', 70, 'status', 'active')
            FROM generate_series(1, %s) g RETURNING id""", (site, events)).fetchall()]
 
 

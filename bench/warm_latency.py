@@ -441,10 +441,11 @@ def run(env: dict[str, str]) -> Section:
         f"{REQUESTS} timed requests each after {WARMUP} warm-up requests; every write request targets a fresh "
         "agency or site, so each one really inserts; round trips counted on {TRACED} further requests".replace(
             "{TRACED}", str(TRACED)),
-        "round trips: F→B turns in libpq's protocol trace of the pool's only connection, including the after-commit "
-        "work (queue send bookkeeping); raw SQL is one statement on an autocommit owner connection",
+        "round trips: F→B turns in libpq's protocol trace of the pool's only connection, including any after-commit "
+        "SQL (a write's events are sent after commit with no transaction after the send: the event processor marks "
+        "them received); raw SQL is one statement on an autocommit owner connection",
         "own SQL bare: every statement the handler sent for that very request (its rate-limit token, BEGIN, "
-        "set_config of the claims and role, the statements, COMMIT, the after-commit dispatched_at transaction), "
+        "set_config of the claims and role, the statements, COMMIT), "
         "recorded from psycopg's execute on the pool's connection with its pipelines, then replayed right after it "
         "on a second connection (same login, autocommit, dict rows, no FastAPI/Mangum/pydantic/handler code), "
         "pipeline for pipeline, every answer fetched; a write replays against a fresh agency (with its owner's "

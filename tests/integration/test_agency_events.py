@@ -51,7 +51,7 @@ def test_subscription_activation_runs_workflows_on_each_site_of_the_agency(
     assert values["value"] == f"crm{tenant.agency_id.hex[:8]}"
 
 
-def test_subscription_events_reach_the_queue_in_one_send_and_are_marked_dispatched(
+def test_subscription_events_reach_the_queue_in_one_send_and_are_marked_when_the_processor_reads_them(
         subscribe, tenant, make_module, owner_conn, aws, monkeypatch):
     from dramac_common.core import queues
 
@@ -68,6 +68,10 @@ def test_subscription_events_reach_the_queue_in_one_send_and_are_marked_dispatch
         "SELECT id, event_type, dispatched_at FROM automation_events_log WHERE agency_id = %s ORDER BY event_type",
         (tenant.agency_id,)).fetchall()
     assert [e["event_type"] for e in events] == ["marketplace.subscription.activated", "marketplace.subscription.created"]
-    assert all(e["dispatched_at"] is not None for e in events)
+    assert all(e["dispatched_at"] is None for e in events)  # the request sends, nothing more
     [sent] = sends  # both events in one batched send
     assert sorted(m["eventId"] for m in sent) == sorted(str(e["id"]) for e in events)
+    aws.drain()
+    received = owner_conn.execute("SELECT dispatched_at FROM automation_events_log WHERE id = ANY(%s)",
+                                  ([e["id"] for e in events],)).fetchall()
+    assert len(received) == 2 and all(e["dispatched_at"] is not None for e in received)  # the processor's receipt

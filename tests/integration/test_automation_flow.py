@@ -289,6 +289,48 @@ def test_crash_between_commit_and_send_is_recovered_by_the_relay(api, tenant, aw
     assert len(receiver.requests) == 1
 
 
+def test_the_processor_marks_the_events_it_reads_and_the_relay_leaves_them_alone(api, tenant, aws, receiver,
+                                                                                 owner_conn, monkeypatch):
+    from dramac_common.automation import relay
+    from dramac_common.core import queues
+
+    create_workflow(api, tenant, three_steps(receiver.url))
+    event_id = emit(tenant.site_id, "crm.contact.created", CONTACT)
+
+    def dispatched_at():
+        return owner_conn.execute("SELECT dispatched_at FROM automation_events_log WHERE id = %s",
+                                  (event_id,)).fetchone()["dispatched_at"]
+
+    assert dispatched_at() is None  # sent after commit; no transaction follows the send
+    aws.drain()
+    assert dispatched_at() is not None  # the receipt, committed with the admission of its workflow
+    relayed = []
+    real_send = queues.send_messages
+    monkeypatch.setattr(queues, "send_messages", lambda logical, bodies: relayed.extend(bodies) or real_send(logical, bodies))
+    relay.run_relay(grace_s=0)
+    assert {"eventId": str(event_id)} not in relayed
+    assert len(receiver.requests) == 1
+
+
+def test_an_event_still_queued_past_the_grace_is_sent_again_by_the_relay_and_runs_once(api, tenant, aws, receiver,
+                                                                                       owner_conn, monkeypatch):
+    from dramac_common.automation import relay
+    from dramac_common.core import queues
+
+    workflow = create_workflow(api, tenant, three_steps(receiver.url))
+    sent = []
+    real_send = queues.send_messages
+    monkeypatch.setattr(queues, "send_messages", lambda logical, bodies: sent.extend(bodies) or real_send(logical, bodies))
+    event_id = emit(tenant.site_id, "crm.contact.created", CONTACT)
+    # a backlog: the processor has not read the request's message yet when the relay runs past the grace
+    relay.run_relay(grace_s=0)
+    assert sent.count({"eventId": str(event_id)}) == 2
+    aws.drain()
+    [execution] = executions(owner_conn, workflow["id"])
+    assert execution["status"] == "completed"
+    assert len(receiver.requests) == 1
+
+
 def test_relay_resumes_an_execution_whose_worker_died(api, tenant, aws, receiver, owner_conn):
     from dramac_common.automation import relay
 

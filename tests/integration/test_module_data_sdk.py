@@ -115,8 +115,8 @@ def test_bulk_create_emits_one_event_per_row_in_one_transaction(crm, tenant, own
     assert {e["source_entity_id"] for e in events} == {str(r["id"]) for r in rows}
 
 
-def test_sdk_events_go_through_the_shared_outbox_rules(crm, tenant, owner_conn):
-    """Chain depth from the transaction (as a workflow step sets it), no agency, dispatched after commit."""
+def test_sdk_events_go_through_the_shared_outbox_rules(crm, tenant, owner_conn, aws):
+    """Chain depth from the transaction (as a workflow step sets it), no agency, sent after commit."""
     from dramac_common.automation import dal
 
     _, slug = crm
@@ -125,10 +125,10 @@ def test_sdk_events_go_through_the_shared_outbox_rules(crm, tenant, owner_conn):
         sdk = ModuleDatabaseSDK.for_service(unit, module_slug=slug, site_id=tenant.site_id)
         contact = sdk.create_one("contacts", {"email": "deep@example.com"})
     event = owner_conn.execute(
-        "SELECT event_type, chain_depth, agency_id, dispatched_at FROM automation_events_log "
+        "SELECT id, event_type, chain_depth, agency_id FROM automation_events_log "
         "WHERE source_entity_id = %s", (str(contact["id"]),)).fetchone()
     assert (event["event_type"], event["chain_depth"], event["agency_id"]) == (f"{slug}.contact.created", 2, None)
-    assert event["dispatched_at"] is not None
+    assert {"eventId": str(event["id"])} in aws.take("events")
 
 
 def test_statement_level_events_refuse_a_type_unknown_on_the_site(crm, tenant):

@@ -38,12 +38,16 @@ def load_event(unit: Unit, event_id: uuid.UUID | str) -> dict[str, Any] | None:
 
 
 def load_events(unit: Unit, event_ids: list[uuid.UUID]) -> Any:
-    """The events of a batch (a cursor: fetch after the pipeline's other statements are sent)."""
+    """The events of a batch (a cursor: fetch after the pipeline's other statements are sent), marked
+    received by the same statement: ``dispatched_at`` is set on those the queue delivered first (the
+    request only sends them: ``automation.outbox``), so the relay leaves them alone once this commits."""
     return unit.execute(
-        """SELECT id, site_id, agency_id, event_type, payload, source_module, source_entity_type,
+        """WITH received AS (UPDATE public.automation_events_log SET dispatched_at = now()
+                             WHERE id = ANY(%(events)s::uuid[]) AND dispatched_at IS NULL)
+           SELECT id, site_id, agency_id, event_type, payload, source_module, source_entity_type,
                   source_entity_id, chain_depth, created_at
-           FROM public.automation_events_log WHERE id = ANY(%s::uuid[])""",
-        (event_ids,),
+           FROM public.automation_events_log WHERE id = ANY(%(events)s::uuid[])""",
+        {"events": event_ids},
     )
 
 

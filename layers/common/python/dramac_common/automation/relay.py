@@ -1,16 +1,19 @@
 """The outbox relay, run on a schedule: sends what a crash kept from the events queue.
 
-- Events committed but never dispatched (the process died between commit and send, or SQS was
-  unreachable): sent, then marked dispatched, in one transaction that holds their rows locked
-  (``FOR UPDATE SKIP LOCKED``), so two relays never send the same batch. If the commit fails after
-  the send, the events go again next time; the processor's unique (event, workflow) execution makes
-  that harmless.
+- Events no processor has received (``dispatched_at`` is the processor's receipt, set by the statement
+  that reads a batch's events): the process died between commit and send, SQS was unreachable, the
+  message was dead-lettered unread, or it is still queued behind a backlog older than the grace. Sent,
+  then marked, in one transaction that holds their rows locked (``FOR UPDATE SKIP LOCKED``), so two
+  relays never send the same batch and each event is sent by the relay once. If the commit fails after
+  the send, the events go again next time; the processor's unique (event, workflow) execution makes a
+  second delivery harmless.
 - Executions whose message was lost: waiting past their resume time, or unfinished with an expired
   lease (their worker died and the message was dead-lettered): a resume message is sent. An execution
   that keeps stalling at the same step (it kills its worker, or times out, every time) is not resumed
   forever: past ``AUTOMATION_MAX_RELAY_RESUMES`` resumes at one step it is marked failed with the reason.
 
-Only rows older than a grace period are touched, so the normal after-commit send is not raced.
+Only rows older than a grace period are touched, so the request's own send is not raced: the grace
+(60 s) is far above the under-a-second delivery of a queue at rest (docs/automation.md).
 """
 
 from __future__ import annotations
