@@ -84,18 +84,19 @@ class Execution:
     variables: dict[str, Any]
     outcome: str = "running"
     inserted: bool = True  # False: new in a batch's first transaction, inserted once its steps ran there
+    _fixed: dict[str, Any] | None = field(default=None, repr=False)  # the template context's unchanging part
 
     def template_context(self) -> dict[str, Any]:
-        event = self.event
-        return {
-            "event": {"id": str(event.get("id")) if event.get("id") else None, "type": event.get("event_type"),
-                      "siteId": str(self.site_id), "payload": event.get("payload") or {},
-                      "createdAt": str(event.get("created_at")) if event.get("created_at") else None},
-            "steps": self.context.setdefault("steps", {}),
-            "variables": self.variables,
-            "execution": {"id": str(self.id)},
-            "workflow": {"id": str(self.workflow_id)},
-        }
+        if self._fixed is None:
+            event = self.event
+            self._fixed = {
+                "event": {"id": str(event.get("id")) if event.get("id") else None, "type": event.get("event_type"),
+                          "siteId": str(self.site_id), "payload": event.get("payload") or {},
+                          "createdAt": str(event.get("created_at")) if event.get("created_at") else None},
+                "execution": {"id": str(self.id)},
+                "workflow": {"id": str(self.workflow_id)},
+            }
+        return {**self._fixed, "steps": self.context.setdefault("steps", {}), "variables": self.variables}
 
     def snapshot(self) -> tuple[int, dict[str, Any], dict[str, Any], str]:
         """What a step changes in memory, to go back to when a batch's transaction is rolled back."""
