@@ -87,7 +87,8 @@ def _state_query(module_id: uuid.UUID, short_id: str, schema: str, version: str 
 
 def _lock_and_read(unit: db.Unit, module_id: uuid.UUID, short_id: str, schema: str,
                    version: str | None = None) -> dict[str, Any]:
-    """Take the module's lock, then read its state: two statements, one round trip. Each statement
+    """Take the module's lock, then read its state: two statements, one round trip with the unit's
+    opening (BEGIN and its settings travel ahead of them in the same simple query). Each statement
     gets its own snapshot, so the read sees whatever the previous lock holder committed."""
     cur = unit.execute(sql.SQL("{}; {}").format(lock_statement(short_id),
                                                 _state_query(module_id, short_id, schema, version)))
@@ -136,18 +137,23 @@ def _activate_statement(module_id: uuid.UUID, schema_version: str | None) -> sql
              payload=sql.SQL(_LIFECYCLE_PAYLOAD))
 
 
-def _run_script(unit: db.Unit, parts: list[tuple[str | None, sql.Composable]]) -> dict[str, Any] | None:
-    """Run statements as one simple-protocol script; returns the last statement's row. A database
-    error is reported with the table whose statement failed, when the server says where."""
+def _run_script(unit: db.Unit, parts: list[tuple[str | None, sql.Composable]], *, commit: bool = False
+                ) -> dict[str, Any] | None:
+    """Run statements as one simple-protocol script (``commit``: with the unit's ``COMMIT``, in the same
+    round trip); returns the row of the last statement that returns rows. A database error is reported
+    with the table whose statement failed, when the server says where."""
     texts = [(table, part.as_string(unit.conn)) for table, part in parts]
     script = ";\n".join(text for _, text in texts)
     try:
-        cur = unit.execute(script)
+        cur = unit.execute(script, commit=commit)
     except psycopg.Error as exc:
         raise _classify(exc, texts) from exc
-    while cur.nextset():
-        pass
-    return cur.fetchone() if cur.description else None
+    row = None
+    while True:
+        if cur.description:
+            row = cur.fetchone()
+        if not cur.nextset():
+            return row
 
 
 def _classify(exc: psycopg.Error, texts: list[tuple[str | None, str]]) -> Exception:
@@ -183,13 +189,13 @@ def provision_module(module_id: uuid.UUID | str, version: str | None = None) -> 
                 raise ProvisioningRefused(f"version {version} of the module is not published")
             _, definition = validate_manifest(state["version_manifest"] if version else module["manifest"])
             if not needs_schema(module["module_type"], definition):
-                row = _run_script(unit, [(None, _activate_statement(module_id, definition.version))])
+                row = _run_script(unit, [(None, _activate_statement(module_id, definition.version))], commit=True)
                 return ProvisionResult(module_id, "no_schema", definition.version, activated=_activated(unit, row))
             entries = [registry.RegistryEntry.from_json(e) for e in state["registry"]]
             action, parts, schema_version = _plan(module_id, short_id, schema, definition, entries,
                                                   ddl.CatalogState.from_row(state), keep_newer=version is not None)
             parts.append((None, _activate_statement(module_id, schema_version)))
-            row = _run_script(unit, parts)
+            row = _run_script(unit, parts, commit=True)
             return ProvisionResult(module_id, action, definition.version, schema, definition.table_names,
                                    _activated(unit, row))
     except psycopg.OperationalError as exc:
@@ -281,7 +287,7 @@ def deprovision_module(module_id: uuid.UUID | str) -> bool:
         _run_script(unit, [
             (None, sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))),
             (None, registry.delete_statement(module_id)),
-        ])
+        ], commit=True)
     return True
 
 
