@@ -12,7 +12,7 @@ import pytest
 from dramac_common.core import db
 from dramac_common.core.naming import get_module_schema_name
 from dramac_common.provisioning import provisioner
-from dramac_common.provisioning.errors import TransientProvisioningError
+from dramac_common.provisioning.errors import ManifestError, TransientProvisioningError
 from support.handlers import claims_for
 
 from dramac_dev.events import LocalContext, sqs_event, sqs_record
@@ -451,3 +451,23 @@ def test_reserved_word_list_covers_the_servers_reserved_keywords(owner_conn):
 
     server = {r["word"] for r in owner_conn.execute("SELECT word FROM pg_get_keywords() WHERE catcode IN ('R', 'T')")}
     assert server <= RESERVED_WORDS
+
+
+def test_a_version_validated_once_is_not_validated_again_in_the_container(crm, tenant, owner_conn, monkeypatch):
+    calls = []
+    validate = provisioner.validate_manifest
+    monkeypatch.setattr(provisioner, "validate_manifest", lambda raw: calls.append(raw) or validate(raw))
+    module = crm()
+    provisioner.provision_module(module)
+    again = provisioner.provision_module(module)
+    assert again.action == "unchanged" and len(calls) == 1
+
+
+def test_a_manifest_edited_under_the_same_version_is_validated_afresh(crm, tenant, owner_conn):
+    module = crm()
+    provisioner.provision_module(module)
+    edited = copy.deepcopy(CRM_MANIFEST)
+    edited["database"]["tables"][1]["columns"][4]["check"] = "lead_score >= 0); DROP TABLE public.sites; --"
+    _set_manifest(owner_conn, module, edited)
+    with pytest.raises(ManifestError, match="table contacts, column lead_score: check:"):
+        provisioner.provision_module(module)

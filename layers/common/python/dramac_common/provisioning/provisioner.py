@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,12 +79,19 @@ def _state_query(module_id: uuid.UUID, short_id: str, schema: str, version: str 
     registry rows and its schema's catalog state."""
     return sql.SQL(
         "SELECT c.*, ({registry}) AS registry, "
-        "(SELECT to_jsonb(m) FROM (SELECT id, slug, module_type, manifest FROM public.modules_v2 "
-        "WHERE id = {module}) m) AS module, "
-        "(SELECT v.manifest FROM public.module_versions v WHERE v.module_id = {module} AND v.version = {version} "
-        "AND v.status IN ('published', 'deprecated')) AS version_manifest FROM ({catalog}) c"
+        "(SELECT to_jsonb(m) FROM (SELECT id, slug, module_type, manifest, {module_digest} AS manifest_digest "
+        "FROM public.modules_v2 WHERE id = {module}) m) AS module, "
+        "v.manifest AS version_manifest, {version_digest} AS version_manifest_digest FROM ({catalog}) c "
+        "LEFT JOIN public.module_versions v ON v.module_id = {module} AND v.version = {version} "
+        "AND v.status IN ('published', 'deprecated')"
     ).format(registry=registry.entries_query(module_id, short_id), module=sql.Literal(module_id),
-             version=sql.Literal(version), catalog=ddl.catalog_query(schema))
+             version=sql.Literal(version), catalog=ddl.catalog_query(schema),
+             module_digest=_digest(sql.Identifier("manifest")), version_digest=_digest(sql.Identifier("v", "manifest")))
+
+
+def _digest(manifest: sql.Composable) -> sql.Composed:
+    """The SHA-256 of a manifest's jsonb text (jsonb prints its keys in one order), in hex."""
+    return sql.SQL("encode(pg_catalog.sha256(convert_to({}::text, 'UTF8')), 'hex')").format(manifest)
 
 
 def _lock_and_read(unit: db.Unit, module_id: uuid.UUID, short_id: str, schema: str,
@@ -187,7 +196,10 @@ def provision_module(module_id: uuid.UUID | str, version: str | None = None) -> 
                 raise ProvisioningRefused("the module no longer exists")
             if version is not None and state["version_manifest"] is None:
                 raise ProvisioningRefused(f"version {version} of the module is not published")
-            _, definition = validate_manifest(state["version_manifest"] if version else module["manifest"])
+            if version is not None:
+                definition = _validated(module_id, version, state["version_manifest"], state["version_manifest_digest"])
+            else:
+                definition = _validated(module_id, None, module["manifest"], module["manifest_digest"])
             if not needs_schema(module["module_type"], definition):
                 row = _run_script(unit, [(None, _activate_statement(module_id, definition.version))], commit=True)
                 return ProvisionResult(module_id, "no_schema", definition.version, activated=_activated(unit, row))
@@ -200,6 +212,31 @@ def provision_module(module_id: uuid.UUID | str, version: str | None = None) -> 
                                    _activated(unit, row))
     except psycopg.OperationalError as exc:
         raise TransientProvisioningError(f"the database was unavailable ({str(exc).strip()[:200]})") from exc
+
+
+# Validated manifests, per container: validation is a pure function of the manifest, and one module
+# version is provisioned again and again (each site's upgrade to it is a job, and a redelivered job runs
+# twice). Keyed by the module, the version asked for and the SHA-256 of the manifest's jsonb text (the
+# state query computes it), so an edited manifest is validated afresh; the plan is built from the
+# cached definition, never from a manifest it was not validated from. Refused manifests are not kept.
+_VALIDATED: OrderedDict[tuple[uuid.UUID, str | None, str], SchemaDefinition] = OrderedDict()
+_VALIDATED_MAX = 256
+_validated_lock = threading.Lock()
+
+
+def _validated(module_id: uuid.UUID, version: str | None, manifest: Any, digest: str) -> SchemaDefinition:
+    key = (module_id, version, digest)
+    with _validated_lock:
+        definition = _VALIDATED.get(key)
+        if definition is not None:
+            _VALIDATED.move_to_end(key)
+            return definition
+    _, definition = validate_manifest(manifest)
+    with _validated_lock:
+        _VALIDATED[key] = definition
+        if len(_VALIDATED) > _VALIDATED_MAX:
+            _VALIDATED.popitem(last=False)
+    return definition
 
 
 def _activated(unit: db.Unit, row: dict[str, Any] | None) -> int:
