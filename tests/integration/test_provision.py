@@ -331,8 +331,9 @@ def test_connection_killed_mid_job_leaves_no_partial_schema_and_a_retry_succeeds
     worker.start()
     pid = None
     for _ in range(200):  # the job has created the schema and its tables, and waits to register them
+        # this run's database only: another worker's job may be waiting on a lock of its own
         row = owner_conn.execute("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                 "AND query LIKE '%%CREATE SCHEMA%%'").fetchone()
+                                 "AND datname = current_database() AND query LIKE '%%CREATE SCHEMA%%'").fetchone()
         if row:
             pid = row["pid"]
             break
