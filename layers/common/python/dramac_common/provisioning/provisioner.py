@@ -1,9 +1,9 @@
 """Provisioning jobs: one transaction each, under a per-module advisory lock.
 
-``provision_module`` validates the manifest, reads the module, its registry rows and the schema's
-catalog state, plans the DDL and runs it together with the registry upsert and the installations'
-status update, in one script (one round trip) and one transaction: everything commits or nothing
-does. The advisory lock is keyed by the module's short id, so concurrent or redelivered jobs for one
+``provision_module`` reads the module, its registry rows and the schema's catalog state (with the
+transaction's BEGIN: one round trip), validates the manifest (once per module version and container),
+plans the DDL and runs it together with the registry upsert, the installations' status update and the
+COMMIT, in one script (one round trip) and one transaction: everything commits or nothing does. The advisory lock is keyed by the module's short id, so concurrent or redelivered jobs for one
 module run one after the other, and each later job finds nothing left to do; two modules whose ids
 share a short id serialise too, and the second is refused instead of sharing the first's schema.
 
