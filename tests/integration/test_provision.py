@@ -472,3 +472,20 @@ def test_a_manifest_edited_under_the_same_version_is_validated_afresh(crm, tenan
     _set_manifest(owner_conn, module, edited)
     with pytest.raises(ManifestError, match="table contacts, column lead_score: check:"):
         provisioner.provision_module(module)
+
+
+def test_a_provisioning_job_takes_two_round_trips(crm, tenant, owner_conn, env):
+    from bench.roundtrips import traced_pool_connection
+
+    env.set("DRAMAC_DB_POOL_MAX", "1")  # one pooled connection: the one traced
+    db.close_pool()
+    module = crm()
+    install_row(owner_conn, tenant, module)
+    try:
+        with traced_pool_connection() as counter, counter.measure() as trips:
+            result = provisioner.provision_module(module)
+    finally:
+        db.close_pool()
+    assert (result.action, result.activated) == ("created", 1)
+    assert trips == [2]  # BEGIN with the lock and the state read; the DDL script with COMMIT
+    assert installation(owner_conn, tenant, module)["status"] == "active"
