@@ -129,6 +129,7 @@ def measure(events: int, repeats: int, batch_sizes: list[int]) -> dict[Any, floa
         os.environ["DATABASE_URL"] = url
         os.environ["DRAMAC_DB_POOL_MAX"] = "4"
         reset_settings()
+        db.close_pool()  # a pool opened before (``bench.run`` seeds its own database) points elsewhere
         with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn, Receiver() as receiver, \
                 Receiver(delay_s=SLOW_RECEIVER_S) as slow, mock_aws():
             queues.reset_client()

@@ -258,3 +258,15 @@ def test_cancels_at_the_same_moment_cancel_once(api, tenant, aws, owner_conn):
     audited = owner_conn.execute("SELECT count(*) AS n FROM audit_log WHERE action = 'execution.cancelled' "
                                  "AND target_id = %s", (str(execution["id"]),)).fetchone()["n"]
     assert audited == 1
+
+
+def test_a_rerun_counts_towards_the_sites_hourly_volume(api, tenant, aws, receiver, owner_conn):
+    def counted() -> int:
+        return owner_conn.execute("SELECT coalesce(sum(executions), 0) AS n FROM private.site_execution_minutes "
+                                  "WHERE site_id = %s", (tenant.site_id,)).fetchone()["n"]
+
+    _, old = failed_execution(api, tenant, aws, receiver, owner_conn)
+    assert counted() == 1
+    reply = api.post(f"{base(tenant)}/executions/{old['id']}/rerun", user=tenant.owner, body={"from": "start"})
+    assert reply.status == 201, reply.body
+    assert counted() == 2

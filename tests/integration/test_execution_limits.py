@@ -134,3 +134,35 @@ def test_over_the_hourly_volume_executions_are_recorded_not_run(api, tenant, oth
     refused = [r for r in mine if r["status"] == "failed"]
     assert all("2 executions in the last hour" in r["error"] for r in refused)
     assert [r["status"] for r in executions(owner_conn, theirs["id"])] == ["completed"] * 4  # others unaffected
+
+
+def test_concurrent_batches_of_one_site_never_start_more_than_its_hourly_volume(api, tenant, aws, owner_conn, env):
+    from dramac_dev.events import LocalContext, sqs_event, sqs_record
+    from dramac_dev.functions_loader import get_handler
+
+    limits(env, free={"maxExecutionsPerHour": 3}, standard={"maxExecutionsPerHour": 100})
+    owner_conn.execute("INSERT INTO private.agency_plans (agency_id, plan) VALUES (%s, 'free')", (tenant.agency_id,))
+    workflow = create_workflow(api, tenant, [{"type": "set_variable", "config": {"name": "last", "value": "x"}}])
+    events = [emit(tenant.site_id, "crm.contact.created", {"id": str(n)}) for n in range(8)]
+    aws.purge()  # delivered below, four batches of two at the same moment
+    start = threading.Barrier(4)
+    failed: list[dict] = []
+
+    def deliver(batch) -> None:
+        records = [sqs_record(json.dumps({"eventId": str(e)}), queue_arn=aws.queue_arn) for e in batch]
+        start.wait()
+        failed.extend(get_handler("event_processor")(sqs_event(records), LocalContext("event_processor"))[
+            "batchItemFailures"])
+
+    threads = [threading.Thread(target=deliver, args=(events[n:n + 2],)) for n in range(0, 8, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failed == []
+    runs = executions(owner_conn, workflow["id"])
+    assert sorted(r["status"] for r in runs) == ["completed"] * 3 + ["failed"] * 5
+    counted = owner_conn.execute("SELECT sum(executions) AS n FROM private.site_execution_minutes WHERE site_id = %s",
+                                 (tenant.site_id,)).fetchone()["n"]
+    assert counted == 3  # the refused ones do not count towards the volume

@@ -12,7 +12,7 @@ import pytest
 from dramac_common.core import db
 from dramac_common.core.naming import get_module_schema_name
 from dramac_common.provisioning import provisioner
-from dramac_common.provisioning.errors import TransientProvisioningError
+from dramac_common.provisioning.errors import ManifestError, TransientProvisioningError
 from support.handlers import claims_for
 
 from dramac_dev.events import LocalContext, sqs_event, sqs_record
@@ -331,8 +331,9 @@ def test_connection_killed_mid_job_leaves_no_partial_schema_and_a_retry_succeeds
     worker.start()
     pid = None
     for _ in range(200):  # the job has created the schema and its tables, and waits to register them
+        # this run's database only: another worker's job may be waiting on a lock of its own
         row = owner_conn.execute("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                 "AND query LIKE '%%CREATE SCHEMA%%'").fetchone()
+                                 "AND datname = current_database() AND query LIKE '%%CREATE SCHEMA%%'").fetchone()
         if row:
             pid = row["pid"]
             break
@@ -451,3 +452,40 @@ def test_reserved_word_list_covers_the_servers_reserved_keywords(owner_conn):
 
     server = {r["word"] for r in owner_conn.execute("SELECT word FROM pg_get_keywords() WHERE catcode IN ('R', 'T')")}
     assert server <= RESERVED_WORDS
+
+
+def test_a_version_validated_once_is_not_validated_again_in_the_container(crm, tenant, owner_conn, monkeypatch):
+    calls = []
+    validate = provisioner.validate_manifest
+    monkeypatch.setattr(provisioner, "validate_manifest", lambda raw: calls.append(raw) or validate(raw))
+    module = crm()
+    provisioner.provision_module(module)
+    again = provisioner.provision_module(module)
+    assert again.action == "unchanged" and len(calls) == 1
+
+
+def test_a_manifest_edited_under_the_same_version_is_validated_afresh(crm, tenant, owner_conn):
+    module = crm()
+    provisioner.provision_module(module)
+    edited = copy.deepcopy(CRM_MANIFEST)
+    edited["database"]["tables"][1]["columns"][4]["check"] = "lead_score >= 0); DROP TABLE public.sites; --"
+    _set_manifest(owner_conn, module, edited)
+    with pytest.raises(ManifestError, match="table contacts, column lead_score: check:"):
+        provisioner.provision_module(module)
+
+
+def test_a_provisioning_job_takes_two_round_trips(crm, tenant, owner_conn, env):
+    from bench.roundtrips import traced_pool_connection
+
+    env.set("DRAMAC_DB_POOL_MAX", "1")  # one pooled connection: the one traced
+    db.close_pool()
+    module = crm()
+    install_row(owner_conn, tenant, module)
+    try:
+        with traced_pool_connection() as counter, counter.measure() as trips:
+            result = provisioner.provision_module(module)
+    finally:
+        db.close_pool()
+    assert (result.action, result.activated) == ("created", 1)
+    assert trips == [2]  # BEGIN with the lock and the state read; the DDL script with COMMIT
+    assert installation(owner_conn, tenant, module)["status"] == "active"

@@ -101,7 +101,8 @@ def test_a_run_out_of_time_stops_and_the_next_continues(owner_conn, tenant, work
     old = [execution(owner_conn, tenant, workflow, age_days=40, status="completed") for _ in range(3)]
     periods = Periods(executions_days=30, step_logs_days=30, events_days=30, batch_size=1)
     assert run_retention(periods, remaining_ms=lambda: 1_000) == {
-        "executionsDeleted": 0, "stepLogsDeleted": 0, "eventsDeleted": 0, "complete": 0}
+        "executionsDeleted": 0, "stepLogsDeleted": 0, "eventsDeleted": 0, "executionMinutesDeleted": 0,
+        "complete": 0}
     assert ids(owner_conn, "workflow_executions", "workflow_id", workflow["id"]) == set(old)
     assert run_retention(periods)["executionsDeleted"] >= 3  # (and any other test's old execution)
     assert ids(owner_conn, "workflow_executions", "workflow_id", workflow["id"]) == set()

@@ -89,7 +89,9 @@ def test_provisioning_killed_at_every_statement_leaves_nothing_partial_and_retry
     statements = killer.count
     expected = provisioned_state(owner_conn, reference, tenant.site_id)
     assert expected["registry"] == "active" and expected["installation"] == "active"
-    assert statements >= 3
+    # BEGIN with the lock and the state read, then the DDL script with COMMIT (a kill in the middle of the
+    # script: test_provision's test_connection_killed_mid_job_leaves_no_partial_schema_and_a_retry_succeeds)
+    assert statements >= 2
 
     for n in range(1, statements + 1):
         module_id = new_module()

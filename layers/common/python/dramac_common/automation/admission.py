@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.db import Unit
-from ..core.settings import get_settings, plan_limits
+from ..core.settings import plan_limits
 from . import dal
 
 QUEUED_RETRY_S = 10  # a queued execution asks again after this long
@@ -28,20 +28,23 @@ def _lock_site(unit: Unit, site_id: uuid.UUID) -> None:
     unit.execute("SELECT pg_advisory_xact_lock(hashtextextended('dramac.executions:' || %s::text, 0))", (site_id,))
 
 
+# A site's executions started in the rolling hour, read in whole minutes (migration 0174: every statement
+# inserting executions counts them per site and minute, ``dal.COUNT_STARTED``), so the cost stays the same
+# however busy the site is; the hour is up to a minute longer, never shorter: the cap is never exceeded.
+_RECENT = """(SELECT coalesce(sum(m.executions), 0) FROM private.site_execution_minutes m
+              WHERE m.site_id = {site} AND m.minute >= date_trunc('minute', now() - interval '1 hour'))"""
+
+
 def _site_state(unit: Unit, site_id: uuid.UUID) -> dict[str, Any]:
-    """Running executions (live lease), executions admitted in the last hour (counted up to the largest
-    hourly limit of any plan: the count stays cheap), and the agency's plan."""
-    most = max(p.max_executions_per_hour for p in get_settings().plan_limits.values()) + 1
+    """Running executions (live lease), executions admitted in the last hour, and the agency's plan."""
     return unit.fetchrow(
-        """SELECT
+        f"""SELECT
              (SELECT count(*) FROM public.workflow_executions
               WHERE site_id = %(site)s AND status = 'running' AND lease_expires_at > now()) AS running,
-             (SELECT count(*) FROM (SELECT 1 FROM public.workflow_executions
-                                    WHERE site_id = %(site)s AND created_at > now() - interval '1 hour'
-                                      AND stop_reason IS DISTINCT FROM 'volume_limit' LIMIT %(most)s) recent) AS recent,
+             {_RECENT.format(site="%(site)s")} AS recent,
              (SELECT p.plan FROM public.sites s JOIN private.agency_plans p ON p.agency_id = s.agency_id
               WHERE s.id = %(site)s) AS plan""",
-        {"site": site_id, "most": most},
+        {"site": site_id},
     )
 
 
@@ -58,7 +61,6 @@ def site_capacities(unit: Unit, event_ids: list[uuid.UUID]) -> Callable[[], dict
     """``admit``'s locks and counts for every site subscribed to the events of a batch, sent now (pipeline
     mode) and read by calling the result. The sites are locked in one order (two workers locking
     overlapping sets never deadlock), then counted as ``_site_state``."""
-    most = max(p.max_executions_per_hour for p in get_settings().plan_limits.values()) + 1
     sites = f"SELECT DISTINCT site_id FROM ({dal.BATCH_SUBSCRIPTIONS}) s"
     unit.execute(f"""SELECT count(pg_advisory_xact_lock(hashtextextended('dramac.executions:' || site_id::text, 0)))
                      FROM ({sites} ORDER BY site_id) sites""", {"events": event_ids})
@@ -66,13 +68,11 @@ def site_capacities(unit: Unit, event_ids: list[uuid.UUID]) -> Callable[[], dict
         f"""SELECT site_id AS site,
               (SELECT count(*) FROM public.workflow_executions e
                WHERE e.site_id = sites.site_id AND e.status = 'running' AND e.lease_expires_at > now()) AS running,
-              (SELECT count(*) FROM (SELECT 1 FROM public.workflow_executions e
-                                     WHERE e.site_id = sites.site_id AND e.created_at > now() - interval '1 hour'
-                                       AND e.stop_reason IS DISTINCT FROM 'volume_limit' LIMIT %(most)s) recent) AS recent,
+              {_RECENT.format(site="sites.site_id")} AS recent,
               (SELECT p.plan FROM public.sites s JOIN private.agency_plans p ON p.agency_id = s.agency_id
                WHERE s.id = sites.site_id) AS plan
             FROM ({sites}) sites""",
-        {"events": event_ids, "most": most},
+        {"events": event_ids},
     )
     return lambda: {row["site"]: _capacity(row) for row in cursor.fetchall()}
 
@@ -98,12 +98,15 @@ def queue_executions(unit: Unit, event: dict[str, Any], workflow_ids: list[uuid.
     if not workflow_ids:
         return []
     rows = unit.fetchall(
-        """INSERT INTO public.workflow_executions (workflow_id, site_id, event_id, status, next_position)
-           SELECT w.id, w.site_id, %(event)s, 'pending',
-                  coalesce((SELECT min(s.position) FROM public.workflow_steps s WHERE s.workflow_id = w.id), 0)
-           FROM public.automation_workflows w WHERE w.id = ANY(%(workflows)s::uuid[])
-           ON CONFLICT (event_id, workflow_id) WHERE rerun_of IS NULL DO NOTHING
-           RETURNING id""",
+        f"""WITH queued AS (
+             INSERT INTO public.workflow_executions (workflow_id, site_id, event_id, status, next_position)
+             SELECT w.id, w.site_id, %(event)s, 'pending',
+                    coalesce((SELECT min(s.position) FROM public.workflow_steps s WHERE s.workflow_id = w.id), 0)
+             FROM public.automation_workflows w WHERE w.id = ANY(%(workflows)s::uuid[])
+             ON CONFLICT (event_id, workflow_id) WHERE rerun_of IS NULL DO NOTHING
+             RETURNING id, site_id
+           ), counted AS ({dal.COUNT_STARTED.format(rows="queued")})
+           SELECT id FROM queued""",
         {"event": event["id"], "workflows": list(workflow_ids)},
     )
     return [r["id"] for r in rows]
@@ -111,16 +114,20 @@ def queue_executions(unit: Unit, event: dict[str, Any], workflow_ids: list[uuid.
 
 def record_stopped(unit: Unit, event: dict[str, Any], workflow_ids: list[uuid.UUID], *, reason: str,
                    error: str) -> int:
-    """Executions that do not run, with why: ``failed``, ``stop_reason``, ``error`` (new ones only)."""
+    """Executions that do not run, with why: ``failed``, ``stop_reason``, ``error`` (new ones only); all but
+    those refused for volume count towards the site's hourly volume, as every execution created does."""
     if not workflow_ids:
         return 0
     rows = unit.fetchall(
-        """INSERT INTO public.workflow_executions
-             (workflow_id, site_id, event_id, status, next_position, started_at, completed_at, error, stop_reason)
-           SELECT w.id, w.site_id, %(event)s, 'failed', 0, now(), now(), %(error)s, %(reason)s
-           FROM public.automation_workflows w WHERE w.id = ANY(%(workflows)s::uuid[])
-           ON CONFLICT (event_id, workflow_id) WHERE rerun_of IS NULL DO NOTHING
-           RETURNING id""",
+        f"""WITH stopped AS (
+             INSERT INTO public.workflow_executions
+               (workflow_id, site_id, event_id, status, next_position, started_at, completed_at, error, stop_reason)
+             SELECT w.id, w.site_id, %(event)s, 'failed', 0, now(), now(), %(error)s, %(reason)s
+             FROM public.automation_workflows w WHERE w.id = ANY(%(workflows)s::uuid[])
+             ON CONFLICT (event_id, workflow_id) WHERE rerun_of IS NULL DO NOTHING
+             RETURNING id, site_id, stop_reason
+           ), counted AS ({dal.COUNT_STARTED.format(rows="stopped WHERE stop_reason <> 'volume_limit'")})
+           SELECT id FROM stopped""",
         {"event": event["id"], "workflows": list(workflow_ids), "error": error, "reason": reason},
     )
     return len(rows)

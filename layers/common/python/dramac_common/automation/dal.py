@@ -114,6 +114,14 @@ def mark_dispatched(unit: Unit, event_ids: list[uuid.UUID]) -> None:
 
 EXECUTION_STATE = "id, workflow_id, site_id, event_id, status, next_position, context, started_at"
 
+# Executions a statement inserted (``{rows}``: a CTE of theirs with ``site_id``), added to their sites'
+# count of this minute: admission's hourly volume (``admission._RECENT``, migration 0174). Every statement
+# inserting executions that count runs it as a CTE of its own, once per site.
+COUNT_STARTED = """
+    INSERT INTO private.site_execution_minutes AS m (site_id, minute, executions)
+    SELECT site_id, date_trunc('minute', now()), count(*) FROM {rows} GROUP BY site_id ORDER BY site_id
+    ON CONFLICT (site_id, minute) DO UPDATE SET executions = m.executions + EXCLUDED.executions"""
+
 
 def start_batch_executions(unit: Unit, pairs: list[tuple[uuid.UUID, uuid.UUID]], owner: uuid.UUID,
                            lease_s: float) -> list[dict[str, Any]]:
@@ -126,6 +134,7 @@ def start_batch_executions(unit: Unit, pairs: list[tuple[uuid.UUID, uuid.UUID]],
     ordered = sorted(set(pairs))
     return unit.fetchall(
         f"""
+        WITH started AS (
         INSERT INTO public.workflow_executions AS e
           (workflow_id, site_id, event_id, status, started_at, lease_owner, lease_expires_at, next_position)
         SELECT w.id, w.site_id, p.event_id, 'running', now(), %(owner)s, now() + make_interval(secs => %(lease)s),
@@ -137,31 +146,65 @@ def start_batch_executions(unit: Unit, pairs: list[tuple[uuid.UUID, uuid.UUID]],
           SET status = 'running', lease_owner = EXCLUDED.lease_owner, lease_expires_at = EXCLUDED.lease_expires_at,
               started_at = coalesce(e.started_at, now()), updated_at = now()
           WHERE e.status IN ('pending', 'running') AND (e.lease_expires_at IS NULL OR e.lease_expires_at < now())
-        RETURNING {EXECUTION_STATE}
+        RETURNING {EXECUTION_STATE}, e.created_at = now() AS created  -- not an earlier one taken over
+        ), counted AS ({COUNT_STARTED.format(rows="started WHERE created")})
+        SELECT {EXECUTION_STATE} FROM started
         """,
         {"owner": owner, "lease": lease_s, "events": [e for e, _ in ordered], "workflows": [w for _, w in ordered]},
     )
 
 
-def insert_executions(unit: Unit, rows: list[dict[str, Any]], owner: uuid.UUID, lease_s: float) -> Any:
-    """New executions, leased to this worker, with the ids chosen by the caller (``id, event_id,
-    workflow_id, site_id, next_position``), sent without waiting (pipeline mode). One that an execution
-    of the same (event, workflow) already holds is not inserted: the steps the caller then runs for it
-    fail their guard (``finish_steps``), and the caller's transaction must not commit. A cursor whose
-    row's ``n`` counts the rows inserted."""
+def insert_finished_executions(unit: Unit, rows: list[dict[str, Any]], owner: uuid.UUID, lease_s: float,
+                               finished: list[dict[str, Any]]) -> Any:
+    """A batch's new executions (ids chosen by the caller: ``id, event_id, workflow_id, site_id,
+    next_position, status``), inserted in the state the steps the batch's transaction ran for them left
+    them in, with those steps' log rows: one insert, not an insert and then ``finish_steps``'s update.
+    ``finished`` holds ``finish_step``'s arguments for these executions, in the order the steps ran: an
+    execution's last step decides its state (``status``, the row's, when none ran: ``completed`` for a
+    workflow without steps), and one still running keeps its lease. One that an execution of the same
+    (event, workflow) already holds is not inserted, nor are its logs: the caller's transaction must not
+    commit. Sent without waiting (pipeline mode): a cursor whose row's ``n`` counts the executions inserted."""
+    last: dict[uuid.UUID, dict[str, Any]] = {}
+    outputs: dict[uuid.UUID, dict[str, Any]] = {}
+    for f in finished:
+        last[f["execution_id"]] = f
+        steps = outputs.setdefault(f["execution_id"], {})
+        if f["log_status"] == "completed":
+            steps[str(f["step"]["position"])] = {"output": f["output"]}
+    executions = []
+    for r in rows:
+        step = last.get(r["id"])
+        status = (step.get("execution_status") or "running") if step else r["status"]
+        executions.append({
+            "id": r["id"], "workflow_id": r["workflow_id"], "site_id": r["site_id"], "event_id": r["event_id"],
+            "status": status, "next_position": step["next_position"] if step else r["next_position"],
+            "context": {"steps": outputs[r["id"]]} if step else {},
+            "error": step.get("execution_error") if step else None,
+            "resume_at": step.get("resume_at") if step else None, "leased": status == "running"})
     return unit.execute(
-        """WITH inserted AS (
-             INSERT INTO public.workflow_executions
-               (id, workflow_id, site_id, event_id, status, started_at, lease_owner, lease_expires_at, next_position)
-             SELECT id, workflow_id, site_id, event_id, 'running', now(), %(owner)s,
-                    now() + make_interval(secs => %(lease)s), next_position
-             FROM jsonb_to_recordset(%(rows)s)
-               AS r(id uuid, workflow_id uuid, site_id uuid, event_id uuid, next_position integer)
-             ON CONFLICT (event_id, workflow_id) WHERE rerun_of IS NULL DO NOTHING
-             RETURNING 1)
-           SELECT count(*) AS n FROM inserted""",
-        {"rows": _json([{k: r[k] for k in ("id", "workflow_id", "site_id", "event_id", "next_position")}
-                        for r in rows]), "owner": owner, "lease": lease_s},
+        f"""
+        WITH entry AS ({_ENTRIES}), ex AS (
+          INSERT INTO public.workflow_executions AS e
+            (id, workflow_id, site_id, event_id, status, next_position, context, error, resume_at, started_at,
+             completed_at, lease_owner, lease_expires_at)
+          SELECT x.id, x.workflow_id, x.site_id, x.event_id, x.status, x.next_position, x.context, x.error,
+                 x.resume_at, now(), CASE WHEN x.status IN ('completed', 'failed') THEN now() END,
+                 CASE WHEN x.leased THEN %(owner)s::uuid END,
+                 CASE WHEN x.leased THEN now() + make_interval(secs => %(lease)s) END
+          FROM jsonb_to_recordset(%(executions)s) AS x(
+            id uuid, workflow_id uuid, site_id uuid, event_id uuid, status text, next_position integer,
+            context jsonb, error text, resume_at timestamptz, leased boolean)
+          ON CONFLICT (event_id, workflow_id) WHERE rerun_of IS NULL DO NOTHING
+          RETURNING e.id, e.site_id
+        ), counted AS ({COUNT_STARTED.format(rows="ex")}), logged AS (
+          INSERT INTO public.step_execution_logs
+            (execution_id, step_id, site_id, position, step_type, status, input, output, error, attempts,
+             started_at, completed_at, duration_ms)
+          {_LOG_ROWS}
+        ), skipped AS ({_SKIPPED_ROWS})
+        SELECT count(*) AS n FROM ex
+        """,
+        {"entries": _json(_entries(finished)), "executions": _json(executions), "owner": owner, "lease": lease_s},
     )
 
 
@@ -377,33 +420,20 @@ def finish_steps(unit: Unit, owner: uuid.UUID, lease_s: float, finished: list[di
     ``finished`` holds ``finish_step``'s arguments, in the order the steps ran; each execution's first
     step is checked against its lease and position, its last decides its state, and every step gets its
     log row (and, stopping early, the later steps theirs as ``skipped``)."""
-    entries = [{"n": n, "execution_id": f["execution_id"], "workflow_id": f["workflow_id"], "step_id": f["step"]["id"],
-                "position": f["step"]["position"], "step_type": f["step"]["step_type"],
-                "next_position": f["next_position"], "log_status": f["log_status"], "input": f["input_"],
-                "output": f["output"], "log_error": f["error"], "attempts": f["attempts"],
-                "duration_ms": f["duration_ms"], "execution_status": f.get("execution_status"),
-                "execution_error": f.get("execution_error"), "resume_at": f.get("resume_at"),
-                "skip_rest": bool(f.get("skip_rest"))} for n, f in enumerate(finished)]
     return unit.execute(
-        """
-        WITH entry AS (
-          SELECT * FROM jsonb_to_recordset(%(entries)s) AS x(
-            n integer, execution_id uuid, workflow_id uuid, step_id uuid, position integer, step_type text,
-            next_position integer, log_status text, input jsonb, output jsonb, log_error text, attempts integer,
-            duration_ms integer, execution_status text, execution_error text, resume_at timestamptz,
-            skip_rest boolean)
-        ), first AS (
+        f"""
+        WITH entry AS ({_ENTRIES}), first AS (
           SELECT DISTINCT ON (execution_id) execution_id, position FROM entry ORDER BY execution_id, n
         ), last AS (
           SELECT DISTINCT ON (execution_id) * FROM entry ORDER BY execution_id, n DESC
         ), outputs AS (
           SELECT execution_id, coalesce(jsonb_object_agg(position::text, jsonb_build_object('output', output))
-                                          FILTER (WHERE log_status = 'completed'), '{}'::jsonb) AS steps
+                                          FILTER (WHERE log_status = 'completed'), '{{}}'::jsonb) AS steps
           FROM entry GROUP BY execution_id
         ), ex AS (
           UPDATE public.workflow_executions e SET
             next_position = last.next_position,
-            context = jsonb_set(e.context, '{steps}', coalesce(e.context -> 'steps', '{}'::jsonb) || outputs.steps),
+            context = jsonb_set(e.context, '{{steps}}', coalesce(e.context -> 'steps', '{{}}'::jsonb) || outputs.steps),
             status = coalesce(last.execution_status, e.status),
             completed_at = CASE WHEN last.execution_status IN ('completed', 'failed') THEN now() ELSE e.completed_at END,
             error = coalesce(last.execution_error, e.error),
@@ -420,28 +450,49 @@ def finish_steps(unit: Unit, owner: uuid.UUID, lease_s: float, finished: list[di
           INSERT INTO public.step_execution_logs AS l
             (execution_id, step_id, site_id, position, step_type, status, input, output, error, attempts,
              started_at, completed_at, duration_ms)
-          SELECT ex.id, entry.step_id, ex.site_id, entry.position, entry.step_type, entry.log_status, entry.input,
-                 entry.output, entry.log_error, entry.attempts,
-                 now() - make_interval(secs => entry.duration_ms / 1000.0),
-                 CASE WHEN entry.log_status = 'running' THEN NULL ELSE now() END,
-                 CASE WHEN entry.log_status = 'running' THEN NULL ELSE entry.duration_ms END
-          FROM entry JOIN ex ON ex.id = entry.execution_id
+          {_LOG_ROWS}
           ON CONFLICT (execution_id, position) DO UPDATE SET
             status = EXCLUDED.status, input = EXCLUDED.input, output = EXCLUDED.output, error = EXCLUDED.error,
             attempts = EXCLUDED.attempts, completed_at = EXCLUDED.completed_at, duration_ms = EXCLUDED.duration_ms
-        ), skipped AS (
-          INSERT INTO public.step_execution_logs
-            (execution_id, step_id, site_id, position, step_type, status, attempts, started_at, completed_at, duration_ms)
-          SELECT ex.id, s.id, ex.site_id, s.position, s.step_type, 'skipped', 0, now(), now(), 0
-          FROM entry JOIN ex ON ex.id = entry.execution_id
-          JOIN public.workflow_steps s ON s.workflow_id = entry.workflow_id AND s.position > entry.position
-          WHERE entry.skip_rest
-          ON CONFLICT (execution_id, position) DO NOTHING
-        )
+        ), skipped AS ({_SKIPPED_ROWS})
         SELECT count(*) AS n FROM ex
         """,
-        {"entries": _json(entries), "owner": owner, "lease": lease_s},
+        {"entries": _json(_entries(finished)), "owner": owner, "lease": lease_s},
     )
+
+
+# ``finish_steps``' and ``insert_finished_executions``' steps (``entry``: ``_entries``, ``ex``: the executions
+# written, ``id, site_id``): their log rows, and when one stopped its execution early, the later steps' as skipped
+_ENTRIES = """
+    SELECT * FROM jsonb_to_recordset(%(entries)s) AS x(
+      n integer, execution_id uuid, workflow_id uuid, step_id uuid, position integer, step_type text,
+      next_position integer, log_status text, input jsonb, output jsonb, log_error text, attempts integer,
+      duration_ms integer, execution_status text, execution_error text, resume_at timestamptz, skip_rest boolean)"""
+_LOG_ROWS = """
+    SELECT ex.id, entry.step_id, ex.site_id, entry.position, entry.step_type, entry.log_status, entry.input,
+           entry.output, entry.log_error, entry.attempts, now() - make_interval(secs => entry.duration_ms / 1000.0),
+           CASE WHEN entry.log_status = 'running' THEN NULL ELSE now() END,
+           CASE WHEN entry.log_status = 'running' THEN NULL ELSE entry.duration_ms END
+    FROM entry JOIN ex ON ex.id = entry.execution_id"""
+_SKIPPED_ROWS = """
+    INSERT INTO public.step_execution_logs
+      (execution_id, step_id, site_id, position, step_type, status, attempts, started_at, completed_at, duration_ms)
+    SELECT ex.id, s.id, ex.site_id, s.position, s.step_type, 'skipped', 0, now(), now(), 0
+    FROM entry JOIN ex ON ex.id = entry.execution_id
+    JOIN public.workflow_steps s ON s.workflow_id = entry.workflow_id AND s.position > entry.position
+    WHERE entry.skip_rest
+    ON CONFLICT (execution_id, position) DO NOTHING"""
+
+
+def _entries(finished: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``finish_step``'s arguments of a batch's steps as ``_ENTRIES`` reads them, numbered in the order they ran."""
+    return [{"n": n, "execution_id": f["execution_id"], "workflow_id": f["workflow_id"], "step_id": f["step"]["id"],
+             "position": f["step"]["position"], "step_type": f["step"]["step_type"],
+             "next_position": f["next_position"], "log_status": f["log_status"], "input": f["input_"],
+             "output": f["output"], "log_error": f["error"], "attempts": f["attempts"],
+             "duration_ms": f["duration_ms"], "execution_status": f.get("execution_status"),
+             "execution_error": f.get("execution_error"), "resume_at": f.get("resume_at"),
+             "skip_rest": bool(f.get("skip_rest"))} for n, f in enumerate(finished)]
 
 
 def finish_empty_execution(unit: Unit, execution_id: uuid.UUID, owner: uuid.UUID) -> None:

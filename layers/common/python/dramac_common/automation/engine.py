@@ -18,9 +18,10 @@ Exactly-once bookkeeping:
 Batches (``handle_batch``, the event processor's SQS batch): the events are admitted in one
 transaction that also runs every execution's steps up to its first external call; the steps a shared
 transaction ran are logged and their executions advanced by one statement (``dal.finish_steps``), its
-guards checked before commit. The batch's external calls are then made at once on the container's
-threads (each site has at most its running slots among them), and the next transaction records their
-results and goes on. A shared transaction that must not commit (a guard fails, a statement or a
+guards checked before commit; the batch's new executions are inserted once their first steps ran, in the
+state those left them in, with their log rows (``dal.insert_finished_executions``: one insert, no update).
+The batch's external calls are then made at once on the container's threads (each site has at most its
+running slots among them), and the next transaction records their results and goes on. A shared transaction that must not commit (a guard fails, a statement or a
 database step is refused) is rolled back and its executions go on one at a time, a transaction per
 step, so one event's trouble neither fails nor repeats another's.
 
@@ -82,18 +83,20 @@ class Execution:
     context: dict[str, Any]
     variables: dict[str, Any]
     outcome: str = "running"
+    inserted: bool = True  # False: new in a batch's first transaction, inserted once its steps ran there
+    _fixed: dict[str, Any] | None = field(default=None, repr=False)  # the template context's unchanging part
 
     def template_context(self) -> dict[str, Any]:
-        event = self.event
-        return {
-            "event": {"id": str(event.get("id")) if event.get("id") else None, "type": event.get("event_type"),
-                      "siteId": str(self.site_id), "payload": event.get("payload") or {},
-                      "createdAt": str(event.get("created_at")) if event.get("created_at") else None},
-            "steps": self.context.setdefault("steps", {}),
-            "variables": self.variables,
-            "execution": {"id": str(self.id)},
-            "workflow": {"id": str(self.workflow_id)},
-        }
+        if self._fixed is None:
+            event = self.event
+            self._fixed = {
+                "event": {"id": str(event.get("id")) if event.get("id") else None, "type": event.get("event_type"),
+                          "siteId": str(self.site_id), "payload": event.get("payload") or {},
+                          "createdAt": str(event.get("created_at")) if event.get("created_at") else None},
+                "execution": {"id": str(self.id)},
+                "workflow": {"id": str(self.workflow_id)},
+            }
+        return {**self._fixed, "steps": self.context.setdefault("steps", {}), "variables": self.variables}
 
     def snapshot(self) -> tuple[int, dict[str, Any], dict[str, Any], str]:
         """What a step changes in memory, to go back to when a batch's transaction is rolled back."""
@@ -300,7 +303,7 @@ class Engine:
             rows: list[dict[str, Any]]
             fresh: list[dict[str, Any]] = []
             if first_steps:
-                # New executions get their ids here and are inserted with their first steps' statements:
+                # New executions get their ids here and are inserted once their first steps ran (``_steps_in``):
                 # one a concurrent worker inserted first is not, and the transaction is rolled back.
                 rows = dal.start_batch_executions(unit, run, self.owner, self.lease_s) if run else []
                 fresh = self._new_executions(new, definitions)
@@ -308,15 +311,14 @@ class Engine:
             else:
                 rows = dal.start_batch_executions(unit, run + [(e, w) for e, w, _ in new], self.owner, self.lease_s)
             executions = self._load_batch(unit, rows, events, definitions)
+            fresh_ids = {row["id"] for row in fresh}
+            for execution in executions:
+                execution.inserted = execution.id not in fresh_ids
             order = {event_id: n for n, event_id in enumerate(event_ids)}
             executions.sort(key=lambda execution: order[execution.event["id"]])  # the batch's order: last write wins
             calls = None
             if first_steps:
-                inserted: list[Any] = []
-                calls = self._steps_in(unit, [(execution, None) for execution in executions], first=lambda: inserted.append(
-                    dal.insert_executions(unit, fresh, self.owner, self.lease_s) if fresh else None))
-                if fresh and inserted[0].fetchone()["n"] != len(fresh):
-                    raise BatchRetry("another worker started one of the batch's executions first")
+                calls = self._steps_in(unit, [(execution, None) for execution in executions], fresh)
         for event_id, entries in queued.items():
             summaries[event_id].executions += entries
         return executions, deferred, calls
@@ -410,14 +412,14 @@ class Engine:
             return []
 
     def _steps_in(self, unit: db.Unit, active: list[tuple[Execution, StepCall | None]],
-                  first: Callable[[], Any] | None = None) -> list[StepCall]:
-        """A batch's shared transaction (``_advance``): raises when it must not commit. ``first`` sends
-        statements ahead of the steps' (pipeline mode)."""
+                  fresh: list[dict[str, Any]] | None = None) -> list[StepCall]:
+        """A batch's shared transaction (``_advance``): raises when it must not commit. ``fresh``: the rows
+        of new executions (``_admit_batch``), inserted after their steps ran, in the state those left them in
+        (``dal.insert_finished_executions``); one a concurrent worker inserted first is not, and the
+        transaction is rolled back."""
         calls: list[StepCall] = []
         checks: list[dict[str, Any]] = []
         with _Pipeline(unit) as pipeline:
-            if first is not None:
-                first()
             for execution, made in active:
                 call = self._segment(unit, pipeline, checks, execution, made)
                 if call is not None:
@@ -425,6 +427,16 @@ class Engine:
             if pipeline.variable_writes:
                 dal.set_variables(unit, pipeline.variable_writes)
             # Steps' rows first: the attempts and releases below check the positions they advance.
+            inserted = None
+            if fresh:
+                new = {execution.id: execution for execution, _ in active if not execution.inserted}
+                for row in fresh:  # its state when none of its steps ran: a workflow without steps is done
+                    row["status"] = "completed" if new[row["id"]].outcome == "completed" else "running"
+                inserted = dal.insert_finished_executions(unit, fresh, self.owner, self.lease_s,
+                                                          [c for c in checks if c["execution_id"] in new])
+                checks = [c for c in checks if c["execution_id"] not in new]
+                for execution in new.values():
+                    execution.inserted = True
             finished = dal.finish_steps(unit, self.owner, self.lease_s, checks) if checks else None
             for call in calls:
                 call.attempt = dal.record_attempt_later(
@@ -434,6 +446,8 @@ class Engine:
                 if execution.outcome == "continued":  # too little time left: a fresh invocation goes on
                     dal.release_lease(unit, execution.id, self.owner)
                     unit.after_commit(functools.partial(send_resume_after_commit, execution.id))
+            if inserted is not None and fresh and inserted.fetchone()["n"] != len(fresh):
+                raise BatchRetry("another worker started one of the batch's executions first")
             if finished is not None and finished.fetchone()["n"] != len({c["execution_id"] for c in checks}):
                 raise BatchRetry("an execution of the batch was taken over")
             for call in calls:
@@ -474,7 +488,8 @@ class Engine:
                 return None
         pending = [s for s in execution.steps if s["position"] >= execution.next_position]
         if not pending:
-            dal.finish_empty_execution(unit, execution.id, self.owner)
+            if execution.inserted:  # a new one is inserted completed
+                dal.finish_empty_execution(unit, execution.id, self.owner)
             execution.outcome = "completed"
             return None
         for index, step in enumerate(pending):

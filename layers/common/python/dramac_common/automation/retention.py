@@ -8,6 +8,7 @@ daily in AWS; ``dramac retention`` locally).
 - Events of the events log created before the events period that the relay has sent (``dispatched_at``
   set) and that no unfinished execution still needs; an execution kept longer loses only its link
   (``event_id`` set NULL by the foreign key).
+- Sites' executions per minute (admission's hourly volume, migration 0174) once over two hours old.
 - The audit log is never pruned (append-only, by trigger).
 
 Each batch is one transaction (``FOR UPDATE SKIP LOCKED``: two runs never fight over rows) that
@@ -72,6 +73,13 @@ _EVENTS = """
 """
 
 
+_EXECUTION_MINUTES = """
+    DELETE FROM private.site_execution_minutes WHERE (site_id, minute) IN (
+      SELECT site_id, minute FROM private.site_execution_minutes WHERE minute < now() - interval '2 hours'
+      ORDER BY minute LIMIT %(batch)s FOR UPDATE SKIP LOCKED)
+"""
+
+
 def _prune(statement: str, days: int, batch: int, time_left: Callable[[], bool]) -> tuple[int, bool]:
     """Delete in batches; returns (rows deleted, whether everything old is gone)."""
     deleted = 0
@@ -85,8 +93,9 @@ def _prune(statement: str, days: int, batch: int, time_left: Callable[[], bool])
 
 
 def run_retention(periods: Periods | None = None, remaining_ms: Callable[[], int] | None = None) -> dict[str, int]:
-    """One run: executions (with their step logs), then step logs kept longer, then events. Returns how
-    many rows each deleted, and ``complete`` 1 when nothing old is left (0: the time ran out first)."""
+    """One run: executions (with their step logs), then step logs kept longer, then events, then the sites'
+    executions per minute. Returns how many rows each deleted, and ``complete`` 1 when nothing old is left
+    (0: the time ran out first)."""
     periods = periods or Periods.from_settings()
     deadline = time.monotonic() + 3600
 
@@ -98,7 +107,9 @@ def run_retention(periods: Periods | None = None, remaining_ms: Callable[[], int
     executions, done_executions = _prune(_EXECUTIONS, periods.executions_days, periods.batch_size, time_left)
     step_logs, done_logs = _prune(_STEP_LOGS, periods.step_logs_days, periods.batch_size, time_left)
     events, done_events = _prune(_EVENTS, periods.events_days, periods.batch_size, time_left)
+    minutes, done_minutes = _prune(_EXECUTION_MINUTES, 0, periods.batch_size, time_left)
     result = {"executionsDeleted": executions, "stepLogsDeleted": step_logs, "eventsDeleted": events,
-              "complete": int(done_executions and done_logs and done_events)}
+              "executionMinutesDeleted": minutes,
+              "complete": int(done_executions and done_logs and done_events and done_minutes)}
     log.info("retention run", extra=result)
     return result

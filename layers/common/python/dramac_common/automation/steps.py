@@ -18,6 +18,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import re
 import time
 import uuid
@@ -191,8 +192,39 @@ class SendEmailConfig(_Config):
 # Executors -----------------------------------------------------------------------------------------
 
 def _jsonable(value: Any) -> Any:
-    """Plain JSON values (a record's ``Decimal`` numbers stay numbers, as in the event payloads)."""
-    return json.loads(jsonbody.dumps(jsonbody.finite(value), default=str))
+    """Plain JSON values (a record's ``Decimal`` numbers stay numbers, as in the event payloads), copied:
+    a value that is already plain JSON (most outputs) directly, any other through its JSON text."""
+    copied = _plain_copy(value)
+    if copied is _NOT_PLAIN:
+        return json.loads(jsonbody.dumps(jsonbody.finite(value), default=str))
+    return copied
+
+
+_NOT_PLAIN = object()
+_PLAIN_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _plain_copy(value: Any) -> Any:
+    """A copy of a value made only of JSON's own types (str keys, finite floats), else ``_NOT_PLAIN``:
+    what the JSON text round trip would give, without it."""
+    kind = type(value)
+    if kind in _PLAIN_SCALARS:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else _NOT_PLAIN
+    if kind is dict:
+        copy = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                return _NOT_PLAIN
+            copy[key] = item = _plain_copy(item)
+            if item is _NOT_PLAIN:
+                return _NOT_PLAIN
+        return copy
+    if kind is list:
+        items = [_plain_copy(item) for item in value]
+        return _NOT_PLAIN if any(item is _NOT_PLAIN for item in items) else items
+    return _NOT_PLAIN
 
 
 def run_condition(rt: StepRuntime, config: dict[str, Any], raw: dict[str, Any]) -> StepResult:

@@ -107,7 +107,10 @@ class Unit:
     limit's token, ``BEGIN``, the statement timeout, the caller's claims) is pipelined with the unit's
     first statement, so both cost one round trip. ``commit=True`` on a statement pipelines ``COMMIT``
     after it: the unit is then over, and any further statement is refused (it would run outside the
-    transaction, without the caller's claims). Reaching ``conn`` directly opens the transaction first.
+    transaction, without the caller's claims). A text of several statements cannot join a pipeline: it
+    travels as one simple query, the opening's text ahead of it and ``COMMIT`` after it, still one round
+    trip (an opening with a rate limit goes first, on its own). Reaching ``conn`` directly opens the
+    transaction first.
     """
 
     def __init__(self, conn: psycopg.Connection[Row], claims: Mapping[str, Any] | None, *,
@@ -134,11 +137,8 @@ class Unit:
         ``json_loads``: how this statement's json/jsonb values load."""
         self._require_open()
         if (self._opening is not None or commit) and params is None and _may_hold_several(query, self._conn):
-            # several statements in one text cannot join a pipeline: the opening and COMMIT go on their own
-            cursor = _cursor(self.conn, json_loads).execute(query)
-            if commit:
-                self._finish()
-            return cursor
+            # several statements in one text cannot join a pipeline: they travel as one simple query
+            return self._run_script(query, commit=commit, json_loads=json_loads)
         if self._opening is None and not commit:
             return _cursor(self._conn, json_loads).execute(query, params)
         return self._run([(query, params, json_loads)], commit=commit)[0]
@@ -224,6 +224,39 @@ class Unit:
             return cursors
         raise AssertionError("unreachable")
 
+    def _run_script(self, query: Query, *, commit: bool, json_loads: JsonLoads | None) -> psycopg.Cursor[Row]:
+        """Run a text of several statements as one simple query, with the due opening before it and
+        ``COMMIT`` after it: one round trip. The cursor is left on the text's first result; a ``COMMIT``
+        adds one result (no rows) after its last. An opening with a rate limit goes on its own first (its
+        token commits apart, in a pipeline)."""
+        text = query if isinstance(query, str | bytes) else query.as_string(self._conn)
+        if isinstance(text, bytes):
+            text = text.decode()
+        if self._opening is not None and self._opening.rate_limit is not None:
+            self._run([])
+        opening, self._opening = self._opening, None
+        for attempt in range(2):
+            conn = self._conn
+            prefix = opening.script(conn) if opening is not None else []
+            script = ";\n".join([*prefix, text, *(["COMMIT"] if commit else [])])
+            cursor = _cursor(conn, json_loads)
+            try:
+                cursor.execute(script)
+            except psycopg.Error:
+                if opening is not None and attempt == 0 and self._pool is not None and (conn.closed or conn.broken):
+                    # died while idle in the pool (server restart, proxy idle timeout): nothing ran on it
+                    self._pool.putconn(conn)
+                    self._conn = self._pool.getconn()
+                    continue
+                if conn.closed or conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                    self._over = True  # the opening or the COMMIT failed: there is no transaction to go on in
+                raise
+            for _ in prefix:
+                cursor.nextset()
+            self._over = self._committed = commit
+            return cursor
+        raise AssertionError("unreachable")
+
     def _finish(self) -> None:
         """Commit, unless the last statement did (a unit that ran nothing still takes its rate-limit token)."""
         if self._opening is not None:
@@ -292,6 +325,14 @@ class _Opening:
                          "set_config('role', 'authenticated', true)",
                          (str(self.timeout_ms), json.dumps(dict(self.claims), default=str)))
         return rate
+
+    def script(self, conn: psycopg.Connection[Row]) -> list[str]:
+        """The opening (without a rate limit) as statements' text, to go ahead of a simple query's."""
+        settings: list[sql.Composable] = [sql.SQL("set_config('statement_timeout', {}, true)").format(sql.Literal(str(self.timeout_ms)))]
+        if self.claims is not None:
+            settings += [sql.SQL("set_config('request.jwt.claims', {}, true)").format(
+                sql.Literal(json.dumps(dict(self.claims), default=str))), sql.SQL("set_config('role', 'authenticated', true)")]
+        return ["BEGIN", sql.SQL("SELECT {}").format(sql.SQL(", ").join(settings)).as_string(conn)]
 
     def check(self, rate: psycopg.Cursor[Row] | None) -> None:
         """Raise the rate limit's 429 if it refused this request."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from psycopg import sql
 
@@ -122,6 +123,13 @@ def parse_column_type(text: object) -> ColumnType:
     """``'VARCHAR( 255 )'`` → ``ColumnType('character varying', 255)``; anything else raises."""
     if not isinstance(text, str) or not text.strip() or len(text) > 64:
         raise ColumnTypeError(f"type must be a short string such as 'text' or 'numeric(10,2)', got {text!r}")
+    return _parse_type_text(text)
+
+
+# A container sees few distinct type texts ('text', 'uuid', 'numeric(12,2)'...), each many times: a
+# manifest names a column's type where it declares it, and its checks, defaults and casts name them again.
+@lru_cache(maxsize=512)
+def _parse_type_text(text: str) -> ColumnType:
     normalised = re.sub(r"\s+", " ", text.strip().lower())
     normalised = re.sub(r" ?([(),\[\]]) ?", r"\1", normalised)
     m = _TYPE_RE.match(normalised)

@@ -14,58 +14,21 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from psycopg import sql
 
 from .errors import ProvisioningRefused
-from .manifest import IMPLICIT_COLUMNS, ForeignKeyDef, IndexDef, SchemaDefinition, TableDef
+from .manifest import IMPLICIT_COLUMNS, ColumnDef, ForeignKeyDef, IndexDef, SchemaDefinition, TableDef
 
 # Row-level security, privileges and the four site-isolation policies of a module table come from one
-# database function (migration 0073), which also brought tables provisioned before it in line: the
+# database function, private.secure_module_table (migration 0073), one statement per new table, which also brought tables provisioned before it in line: the
 # policies read ``private.module_readable_site_ids(<module id>)`` / ``module_writable_site_ids``, the
 # caller's site ids as one array evaluated once per statement (an initPlan; ``site_id = ANY(array)``
 # uses the (site_id, ...) indexes), empty for a site API key limited to other modules. No ``OR
 # is_super_admin()``: an OR with a per-statement boolean turns every query into a sequential scan
 # (bench/rls_policy.py); operators reach module data through the provisioner's service path instead.
-SECURE_TABLE = sql.SQL("SELECT private.secure_module_table({}, {}, {})")
-
-# The schema's relations are found through pg_depend (each table, sequence or view depends on its
-# namespace, and pg_depend is indexed by what is depended on), their indexes through pg_index.indrelid,
-# their columns and constraints through indexes too: the query's cost follows the size of this schema.
-# Filtering pg_class by relnamespace instead scans every relation of the database (no index leads with
-# it): three sequential scans, 40-45 ms at 87,000 relations, against about 1 ms this way.
-CATALOG_QUERY = sql.SQL(
-    """
-    WITH ns AS (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = {schema}),
-    own AS MATERIALIZED (
-      SELECT c.oid, c.relname, c.relkind
-        FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class c ON c.oid = d.objid
-       WHERE d.refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
-         AND d.refobjid = (SELECT oid FROM ns) AND d.refobjsubid = 0
-         AND d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.deptype = 'n'
-         AND c.relnamespace = (SELECT oid FROM ns))
-    SELECT
-      EXISTS (SELECT 1 FROM ns) AS schema_exists,
-      (SELECT coalesce(jsonb_object_agg(c.relname, cols.columns), '{{}}'::jsonb)
-         FROM own c
-         CROSS JOIN LATERAL (
-           SELECT coalesce(jsonb_object_agg(a.attname,
-                    jsonb_build_array(pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull)),
-                    '{{}}'::jsonb) AS columns
-             FROM pg_catalog.pg_attribute a
-            WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) cols
-        WHERE c.relkind IN ('r', 'p')) AS tables,
-      (SELECT coalesce(jsonb_agg(jsonb_build_array(c.relname, con.conname)), '[]'::jsonb)
-         FROM own c JOIN pg_catalog.pg_constraint con ON con.conrelid = c.oid) AS constraints,
-      (SELECT coalesce(jsonb_agg(r.relname), '[]'::jsonb) FROM (
-         SELECT c.relname FROM own c
-         UNION ALL
-         SELECT ic.relname FROM own c
-           JOIN pg_catalog.pg_index i ON i.indrelid = c.oid
-           JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid) r) AS relations
-    """
-)
 
 
 @dataclass(frozen=True)
@@ -98,7 +61,12 @@ class CatalogState:
 
 
 def catalog_query(schema: str) -> sql.Composed:
-    return CATALOG_QUERY.format(schema=sql.Literal(schema))
+    """The schema's catalog state in one row (``CatalogState.from_row``): private.module_catalog_state
+    (migration 0177) finds the schema's relations through pg_depend and the rest through indexes, so its
+    cost follows the size of this schema, not the database's 87,000 relations at 10,000 modules (a
+    filter on pg_class.relnamespace scanned all of them: 40-45 ms, against about 1 ms); a function, so
+    a session plans it once."""
+    return sql.SQL("SELECT * FROM private.module_catalog_state({})").format(sql.Literal(schema))
 
 
 @dataclass
@@ -115,11 +83,35 @@ class Plan:
     def is_empty(self) -> bool:
         return not self.statements
 
-    def add(self, table: str | None, statement: sql.Composable) -> None:
-        self.statements.append((table, statement))
+    def add(self, table: str | None, statement: str) -> None:
+        """``statement``: text built by this module from ``_name``, ``_value``, ``_expression`` and the
+        validator's allow-lists only."""
+        self.statements.append((table, sql.SQL(statement)))
 
     def script(self) -> sql.Composed:
         return sql.SQL(";\n").join(s for _, s in self.statements) if self.statements else sql.Composed([])
+
+
+# The plan's text is composed once per statement, as text: each name quoted by psycopg.sql.Identifier
+# (remembered per name: a module's names recur in many statements, and across the modules a
+# container provisions), each value by psycopg.sql.Literal, each check, default and index predicate
+# rendered from the validator's expression tree by its own sql.Composable. Composing every statement
+# through sql.SQL.format instead built some 400 objects per four-table module and rendered them one by
+# one (about 1.2 ms of CPU against 0.2 ms; bench/provisioning.py measures the whole job). Without a
+# connection, psycopg quotes as libpq does for the server's UTF-8 (standard_conforming_strings on,
+# and a value with a backslash as E'...'), and the validator allows plain ASCII names only.
+@lru_cache(maxsize=4096)
+def _name(*parts: str) -> str:
+    return sql.Identifier(*parts).as_string()
+
+
+def _value(value: str) -> str:
+    return sql.Literal(value).as_string()
+
+
+def _expression(node: Any) -> str:
+    text: str = node.to_sql().as_string()
+    return text
 
 
 def plan_schema(schema: str, definition: SchemaDefinition, catalog: CatalogState, module_id: uuid.UUID) -> Plan:
@@ -128,10 +120,10 @@ def plan_schema(schema: str, definition: SchemaDefinition, catalog: CatalogState
     _refuse_destructive_changes(definition, catalog)
     plan = Plan(schema, module_id)
     if not catalog.schema_exists:
-        s = sql.Identifier(schema)
-        plan.add(None, sql.SQL("CREATE SCHEMA {}").format(s))
-        plan.add(None, sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(s))
-        plan.add(None, sql.SQL("GRANT USAGE ON SCHEMA {} TO authenticated").format(s))
+        s = _name(schema)
+        plan.add(None, "CREATE SCHEMA " + s)
+        plan.add(None, "REVOKE ALL ON SCHEMA " + s + " FROM PUBLIC")
+        plan.add(None, "GRANT USAGE ON SCHEMA " + s + " TO authenticated")
     for table in definition.tables:
         if table.name in catalog.tables:
             _plan_additions(plan, table, catalog)
@@ -191,25 +183,23 @@ def _refuse_destructive_changes(definition: SchemaDefinition, catalog: CatalogSt
         raise ProvisioningRefused("Upgrade refused: " + "; ".join(problems))
 
 
-def _column_sql(col: Any) -> sql.Composed:
-    parts = [sql.Identifier(col.name), col.type.as_sql()]
+def _column_sql(col: ColumnDef) -> str:
+    text = _name(col.name) + " " + col.type.name  # the type's name comes from the allow-list (column_types)
     if not col.nullable:
-        parts.append(sql.SQL("NOT NULL"))
+        text += " NOT NULL"
     if col.default is not None:
-        parts.append(sql.SQL("DEFAULT {}").format(col.default.to_sql()))
-    joined: sql.Composed = sql.SQL(" ").join(parts)
-    return joined
+        text += " DEFAULT " + _expression(col.default)
+    return text
 
 
-def _table_constraints(table: TableDef, existing: set[str]) -> list[sql.Composed]:
+def _table_constraints(table: TableDef, existing: set[str]) -> list[str]:
     out = []
     for check in table.checks:
         if check.name not in existing:
-            out.append(sql.SQL("CONSTRAINT {} CHECK ({})").format(sql.Identifier(check.name), check.expression.to_sql()))
+            out.append("CONSTRAINT " + _name(check.name) + " CHECK (" + _expression(check.expression) + ")")
     for unique in table.uniques:
         if unique.name not in existing:
-            out.append(sql.SQL("CONSTRAINT {} UNIQUE ({})").format(
-                sql.Identifier(unique.name), sql.SQL(", ").join(map(sql.Identifier, unique.columns))))
+            out.append("CONSTRAINT " + _name(unique.name) + " UNIQUE (" + ", ".join(map(_name, unique.columns)) + ")")
     return out
 
 
@@ -217,56 +207,53 @@ def _plan_new_table(plan: Plan, table: TableDef) -> None:
     # No foreign key to public.sites: it made deleting any site lock and scan every table of every module
     # ever provisioned. A site's rows go with its installations (migration 0090,
     # private.purge_installation_data), and the policies hide the rows of any site the caller has not.
-    qualified = sql.Identifier(plan.schema, table.name)
+    qualified = _name(plan.schema, table.name)
     definitions = [
-        sql.SQL("id uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid()"),
-        sql.SQL("site_id uuid NOT NULL"),
+        "id uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid()",
+        "site_id uuid NOT NULL",
         *(_column_sql(c) for c in table.columns),
-        sql.SQL("created_at timestamp with time zone NOT NULL DEFAULT pg_catalog.now()"),
-        sql.SQL("updated_at timestamp with time zone NOT NULL DEFAULT pg_catalog.now()"),
-        sql.SQL("CONSTRAINT {} PRIMARY KEY (id)").format(sql.Identifier(f"{table.name}_pkey")),
-        sql.SQL("CONSTRAINT {} UNIQUE (site_id, id)").format(sql.Identifier(table.site_key_name)),
+        "created_at timestamp with time zone NOT NULL DEFAULT pg_catalog.now()",
+        "updated_at timestamp with time zone NOT NULL DEFAULT pg_catalog.now()",
+        "CONSTRAINT " + _name(f"{table.name}_pkey") + " PRIMARY KEY (id)",
+        "CONSTRAINT " + _name(table.site_key_name) + " UNIQUE (site_id, id)",
         *_table_constraints(table, set()),
     ]
-    plan.add(table.name, sql.SQL("CREATE TABLE {} (\n  {}\n)").format(qualified, sql.SQL(",\n  ").join(definitions)))
-    plan.add(table.name, sql.SQL(
-        "CREATE TRIGGER set_updated_at BEFORE UPDATE ON {} FOR EACH ROW EXECUTE FUNCTION private.set_updated_at()"
-    ).format(qualified))
-    plan.add(table.name, SECURE_TABLE.format(sql.Literal(plan.schema), sql.Literal(table.name),
-                                             sql.Literal(str(plan.module_id))))
+    plan.add(table.name, "CREATE TABLE " + qualified + " (\n  " + ",\n  ".join(definitions) + "\n)")
+    plan.add(table.name, "CREATE TRIGGER set_updated_at BEFORE UPDATE ON " + qualified
+             + " FOR EACH ROW EXECUTE FUNCTION private.set_updated_at()")
+    plan.add(table.name, "SELECT private.secure_module_table(" + _value(plan.schema) + ", " + _value(table.name)
+             + ", " + _value(str(plan.module_id)) + ")")
     plan.created_tables.append(table.name)
 
 
 def _plan_additions(plan: Plan, table: TableDef, catalog: CatalogState) -> None:
-    qualified = sql.Identifier(plan.schema, table.name)
     present = catalog.tables[table.name]
-    actions = [sql.SQL("ADD COLUMN {}").format(_column_sql(c)) for c in table.columns if c.name not in present]
-    actions += [sql.SQL("ADD {}").format(c) for c in _table_constraints(table, catalog.constraints.get(table.name, set()))]
+    actions = ["ADD COLUMN " + _column_sql(c) for c in table.columns if c.name not in present]
+    actions += ["ADD " + c for c in _table_constraints(table, catalog.constraints.get(table.name, set()))]
     if actions:
-        plan.add(table.name, sql.SQL("ALTER TABLE {}\n  {}").format(qualified, sql.SQL(",\n  ").join(actions)))
+        plan.add(table.name, "ALTER TABLE " + _name(plan.schema, table.name) + "\n  " + ",\n  ".join(actions))
         _mark_changed(plan, table.name)
 
 
-def _add_foreign_key(schema: str, table: str, fk: ForeignKeyDef) -> sql.Composed:
+def _add_foreign_key(schema: str, table: str, fk: ForeignKeyDef) -> str:
     # (site_id, column) → (site_id, key): a row can only point at a row of its own site.
-    columns = sql.SQL("site_id, {}").format(sql.Identifier(fk.column))
-    target = sql.SQL("{} (site_id, {})").format(sql.Identifier(schema, fk.target_table), sql.Identifier(fk.target_column))
-    on_delete: sql.Composable = sql.SQL(fk.on_delete)
+    # The actions come from the validator's allow-list (manifest._normalise_action), never from the manifest.
+    on_delete = fk.on_delete
     if fk.on_delete in ("SET NULL", "SET DEFAULT"):
         # PostgreSQL 15+: only the referencing column is reset, never site_id.
-        on_delete = sql.SQL("{} ({})").format(on_delete, sql.Identifier(fk.column))
-    return sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ON DELETE {} ON UPDATE {}").format(
-        sql.Identifier(schema, table), sql.Identifier(fk.name), columns, target, on_delete, sql.SQL(fk.on_update))
+        on_delete += " (" + _name(fk.column) + ")"
+    return ("ALTER TABLE " + _name(schema, table) + " ADD CONSTRAINT " + _name(fk.name) + " FOREIGN KEY (site_id, "
+            + _name(fk.column) + ") REFERENCES " + _name(schema, fk.target_table) + " (site_id, "
+            + _name(fk.target_column) + ") ON DELETE " + on_delete + " ON UPDATE " + fk.on_update)
 
 
-def _create_index(schema: str, table: str, index: IndexDef) -> sql.Composed:
+def _create_index(schema: str, table: str, index: IndexDef) -> str:
     opclasses = index.opclasses or (None,) * len(index.columns)
-    # operator classes come from ColumnType.opclass (a fixed list), never from the manifest
-    keys = [sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(o)) if o else sql.Identifier(c)
-            for c, o in zip(index.columns, opclasses, strict=True)]
-    statement = sql.SQL("CREATE {}INDEX {} ON {} USING {} ({})").format(
-        sql.SQL("UNIQUE " if index.unique else ""), sql.Identifier(index.name), sql.Identifier(schema, table),
-        sql.SQL(index.method), sql.SQL(", ").join(keys))
+    # the method and operator classes come from allow-lists (INDEX_METHODS, ColumnType.opclass), never
+    # from the manifest
+    keys = [_name(c) + " " + o if o else _name(c) for c, o in zip(index.columns, opclasses, strict=True)]
+    statement = ("CREATE " + ("UNIQUE " if index.unique else "") + "INDEX " + _name(index.name) + " ON "
+                 + _name(schema, table) + " USING " + index.method + " (" + ", ".join(keys) + ")")
     if index.where is not None:
-        statement = sql.SQL("{} WHERE {}").format(statement, index.where.to_sql())
+        statement += " WHERE " + _expression(index.where)
     return statement

@@ -39,15 +39,6 @@ def provisioned_version(unit: Unit, module_id: uuid.UUID) -> str | None:
     return row["version"] if row else None
 
 
-def entries_query(module_id: uuid.UUID, short_id: str) -> sql.Composed:
-    """Registry rows of this module or of its short id (a collision), as a jsonb array."""
-    return sql.SQL(
-        "SELECT coalesce(jsonb_agg(to_jsonb(r)), '[]'::jsonb) FROM ("
-        "SELECT module_id, module_short_id, schema_name, version, table_names, status "
-        "FROM public.module_database_registry WHERE module_id = {m} OR module_short_id = {s}) r"
-    ).format(m=sql.Literal(module_id), s=sql.Literal(short_id))
-
-
 def upsert_statement(module_id: uuid.UUID, short_id: str, schema: str, tables: list[str], version: str) -> sql.Composed:
     return sql.SQL(
         "INSERT INTO public.module_database_registry "

@@ -1,0 +1,59 @@
+"""A unit's text of several statements (the provisioner's scripts) runs inside the unit's transaction:
+the opening's settings and claims apply to it, ``commit=True`` commits it with its last statement, and
+a failing statement leaves nothing of the text behind."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from dramac_common.core import db
+from psycopg import sql
+
+
+@pytest.fixture
+def scratch(owner_conn: psycopg.Connection) -> Iterator[sql.Identifier]:
+    table = sql.Identifier(f"scratch_{uuid.uuid4().hex[:12]}")
+    owner_conn.execute(sql.SQL("CREATE TABLE public.{} (n integer PRIMARY KEY)").format(table))
+    yield table
+    owner_conn.execute(sql.SQL("DROP TABLE public.{}").format(table))
+
+
+def _count(owner_conn: psycopg.Connection, table: sql.Identifier) -> int:
+    return owner_conn.execute(sql.SQL("SELECT count(*) AS n FROM public.{}").format(table)).fetchone()["n"]
+
+
+def test_a_script_with_commit_runs_in_the_units_transaction_and_commits(owner_conn, scratch) -> None:
+    with db.service_unit() as unit:
+        cur = unit.execute(sql.SQL("INSERT INTO public.{t} VALUES (1); INSERT INTO public.{t} VALUES (2); "
+                                   "SELECT current_setting('statement_timeout') AS timeout").format(t=scratch),
+                           commit=True)
+        assert cur.rowcount == 1  # the cursor starts on the text's first statement, not the opening's
+        cur.nextset()
+        cur.nextset()
+        row = cur.fetchone()
+        assert row["timeout"] != "0"  # the opening's setting (the server's default is 0: none)
+        with pytest.raises(RuntimeError):
+            unit.execute("SELECT 1")  # committed: nothing may follow
+    assert _count(owner_conn, scratch) == 2
+
+
+def test_a_script_in_a_user_unit_runs_with_the_callers_claims(database_url) -> None:
+    user = uuid.uuid4()
+    claims = {"sub": str(user), "role": "authenticated", "aud": "authenticated", "note": "it's; here"}
+    with db.user_unit(claims) as unit:
+        cur = unit.execute("SELECT current_user AS who; SELECT auth.uid() AS uid")
+        assert cur.fetchone()["who"] == "authenticated"
+        cur.nextset()
+        assert cur.fetchone()["uid"] == user
+
+
+def test_a_failing_statement_leaves_nothing_of_the_script(owner_conn, scratch) -> None:
+    with pytest.raises(psycopg.errors.UniqueViolation), db.service_unit() as unit:
+        unit.execute(sql.SQL("INSERT INTO public.{t} VALUES (1); INSERT INTO public.{t} VALUES (1)").format(
+            t=scratch), commit=True)
+    assert _count(owner_conn, scratch) == 0
+    with db.service_unit() as unit:  # the pool's connection is usable again
+        assert unit.fetchrow("SELECT 1 AS one")["one"] == 1
