@@ -59,9 +59,13 @@ class EmulatedAws:
         for m in self.pending_messages():
             self.sqs.delete_message(QueueUrl=self.events_url, ReceiptHandle=m["ReceiptHandle"])
 
-    def drain(self, rounds: int = 20, batch_size: int = 10) -> list[dict[str, Any]]:
+    def drain(self, rounds: int = 500, batch_size: int = 10) -> list[dict[str, Any]]:
         """Feed visible events-queue messages to the event_processor handler until the queue is empty;
-        returns the handler's results. Messages it reports failed are left on the queue."""
+        returns the handler's results. Messages it reports failed are left on the queue.
+
+        ``rounds`` only bounds a queue that never empties: a relay run with no grace sends, ahead of a
+        test's own messages, every event an earlier test on the same worker sent into an emulated queue
+        that was then thrown away (no processor received them, so none is marked), hundreds of them."""
         from dramac_dev.events import LocalContext, sqs_event, sqs_record
         from dramac_dev.functions_loader import get_handler
 
