@@ -72,19 +72,31 @@ def batch_subscriptions(unit: Unit, event_ids: list[uuid.UUID]) -> Any:
 def subscribed_definitions(unit: Unit, event_ids: list[uuid.UUID]) -> Callable[[], tuple[
         dict[uuid.UUID, list[dict[str, Any]]], dict[uuid.UUID, dict[str, Any]]]]:
     """``workflow_definitions`` of every workflow subscribed to the events of a batch, sent now (pipeline
-    mode) and read by calling the result."""
-    steps = unit.execute(
-        f"""SELECT id, workflow_id, position, step_type, config, secret_envelopes FROM public.workflow_steps
-            WHERE workflow_id IN (SELECT workflow_id FROM ({BATCH_SUBSCRIPTIONS}) s)
-            ORDER BY workflow_id, position""",
+    mode) and read by calling the result: one statement, its steps' rows then its variables' per workflow."""
+    rows = unit.execute(
+        f"""WITH subscribed AS (SELECT DISTINCT workflow_id FROM ({BATCH_SUBSCRIPTIONS}) s)
+            SELECT 'step' AS kind, st.id, st.workflow_id, st.position, st.step_type, st.config, st.secret_envelopes,
+                   NULL::text AS key, NULL::jsonb AS value
+            FROM public.workflow_steps st WHERE st.workflow_id IN (SELECT workflow_id FROM subscribed)
+            UNION ALL
+            SELECT 'variable', NULL, v.workflow_id, NULL, NULL, NULL, NULL, v.key, v.value
+            FROM public.workflow_variables v WHERE v.workflow_id IN (SELECT workflow_id FROM subscribed)
+            ORDER BY workflow_id, kind, position""",
         {"events": event_ids},
     )
-    values = unit.execute(
-        f"""SELECT workflow_id, key, value FROM public.workflow_variables
-            WHERE workflow_id IN (SELECT workflow_id FROM ({BATCH_SUBSCRIPTIONS}) s)""",
-        {"events": event_ids},
-    )
-    return lambda: _definitions(steps.fetchall(), values.fetchall())
+
+    def read() -> tuple[dict[uuid.UUID, list[dict[str, Any]]], dict[uuid.UUID, dict[str, Any]]]:
+        steps: list[dict[str, Any]] = []
+        values: list[dict[str, Any]] = []
+        for row in rows.fetchall():
+            if row["kind"] == "step":
+                steps.append({k: row[k] for k in ("id", "workflow_id", "position", "step_type", "config",
+                                                  "secret_envelopes")})
+            else:
+                values.append(row)
+        return _definitions(steps, values)
+
+    return read
 
 
 def batch_started(unit: Unit, event_ids: list[uuid.UUID]) -> Any:
