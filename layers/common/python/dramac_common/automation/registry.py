@@ -27,7 +27,7 @@ from typing import Any
 from ..core.db import Unit
 from ..core.errors import Forbidden, ValidationFailed
 
-EVENT_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){1,3}$")
+EVENT_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){1,3}\Z")
 _NOT_SEGMENT_RE = re.compile(r"[^a-z0-9_]+")
 
 # Events the platform records when the change happens (an installation, a subscription, an incoming

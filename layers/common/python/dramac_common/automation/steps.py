@@ -38,8 +38,8 @@ from .filters import OPERATORS, FilterError, evaluate_condition, validate_operan
 from .templates import TemplateError, validate_path, validate_templates
 
 MAX_DELAY_S = 30 * 24 * 3600
-EMAIL_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
-IDENTIFIER_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+EMAIL_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+\Z")
+IDENTIFIER_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 
 
 class Outcome(Enum):

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 TEMPLATE_RE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
-PATH_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)*$")
+PATH_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)*\Z")
 ROOTS = ("event", "steps", "variables", "execution", "workflow", "connections")
 EVENT_FIELDS = ("id", "type", "siteId", "payload", "createdAt")
 

@@ -36,7 +36,7 @@ def record(unit: Unit, action: str, *, agency_id: uuid.UUID | None, site_id: uui
 
 # Reading the trail (owners of the agency, and super admins) ---------------------------------------
 
-ACTION_FILTER = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*(\.\*)?$")
+ACTION_FILTER = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*(\.\*)?\Z")
 MAX_PAGE = 200
 
 

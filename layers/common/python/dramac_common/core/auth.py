@@ -158,7 +158,7 @@ def dev_token_claims(token: str) -> dict[str, Any]:
 # -- site API keys ---------------------------------------------------------------------------------
 
 KEY_PREFIX = "dk_live_"
-KEY_RE = re.compile(r"^dk_live_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$")
+KEY_RE = re.compile(r"^dk_live_([0-9a-f]{32})_([A-Za-z0-9_-]{43})\Z")
 TOUCH_INTERVAL_SECONDS = 60  # last_used_at is refreshed at most this often, not on every request
 _INVALID_KEY = "The API key is not valid (unknown, revoked or expired)"
 

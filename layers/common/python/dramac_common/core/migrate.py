@@ -14,7 +14,7 @@ import psycopg
 
 from .settings import get_settings
 
-MIGRATION_RE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+MIGRATION_RE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql\Z")
 _LOCK_KEY = 0x4D494752  # "MIGR"
 
 # The ledger lives in public (operators and tools look for it there), the schema PostgREST exposes: it

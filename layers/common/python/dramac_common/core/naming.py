@@ -7,10 +7,10 @@ import uuid
 
 from psycopg import sql
 
-SHORT_ID_RE = re.compile(r"^[a-f0-9]{8}$")
-SCHEMA_RE = re.compile(r"^mod_[a-f0-9]{8}$")
+SHORT_ID_RE = re.compile(r"^[a-f0-9]{8}\Z")
+SCHEMA_RE = re.compile(r"^mod_[a-f0-9]{8}\Z")
 # Lower-case SQL identifier that needs no quoting; 63 bytes is PostgreSQL's NAMEDATALEN - 1.
-IDENTIFIER_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+IDENTIFIER_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 
 
 class NamingError(ValueError):

@@ -20,7 +20,7 @@ from ..core.settings import get_settings
 from ..core.tenancy import require_site_access
 from ..core.wire import CamelModel
 
-SLUG_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+SLUG_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}\Z")
 MAX_ROTATION_OVERLAP_SECONDS = 30 * 24 * 3600
 
 

@@ -28,7 +28,7 @@ from ..core.tenancy import require_super_admin
 from ..core.wire import CamelModel
 from ..provisioning.dry_run import DryRun, dry_run
 from ..provisioning.errors import ManifestError
-from ..provisioning.manifest import SLUG_RE, parse_version, validate_manifest
+from ..provisioning.manifest import SLUG_PATTERN, parse_version, validate_manifest
 
 ModuleType = Literal["widget", "app", "integration", "system", "custom"]
 PricingType = Literal["free", "one_time", "monthly", "yearly"]
@@ -41,7 +41,7 @@ VERSION_COLUMNS = "v.id, v.module_id, v.version, v.status, v.changelog, v.create
 
 
 class NewModule(CamelModel):
-    slug: str = Field(min_length=1, max_length=63, pattern=SLUG_RE.pattern)
+    slug: str = Field(min_length=1, max_length=63, pattern=SLUG_PATTERN)
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=5000)
     module_type: ModuleType

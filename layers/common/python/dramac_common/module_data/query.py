@@ -28,7 +28,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 MAX_OFFSET = 1_000_000
 MAX_IN_VALUES = 1000
-_COLUMN_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_COLUMN_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def _split_list(text: str) -> list[str]:
     return values
 
 
-_FTS_OPTION = re.compile(r"^(p?l?|ph|w)fts\(([a-z_][a-z0-9_]{0,62})\)$")
+_FTS_OPTION = re.compile(r"^(p?l?|ph|w)fts\(([a-z_][a-z0-9_]{0,62})\)\Z")
 
 
 def parse_filter(column: str, text: str, operators: frozenset[str] = OPERATORS) -> Filter:

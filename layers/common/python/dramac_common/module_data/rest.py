@@ -51,7 +51,7 @@ LOGIC_KEYS = frozenset({"or", "and", "not.or", "not.and"})
 MAX_SELECT_LENGTH = 4000
 _NAME = r"[a-z_][a-z0-9_]{0,62}"
 _SELECT_ITEM = re.compile(rf"^(?:({_NAME}):)?({_NAME}|\*)((?:!{_NAME})*)$")
-_RANGE = re.compile(r"^\s*(\d{1,9})-(\d{0,9})\s*$")
+_RANGE = re.compile(r"^\s*(\d{1,9})-(\d{0,9})\s*\Z")
 
 
 class RestError(ApiError):

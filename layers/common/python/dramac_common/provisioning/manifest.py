@@ -29,8 +29,11 @@ MAX_COLUMNS = 200
 MAX_INDEXES = 32
 MAX_FOREIGN_KEYS = 32
 MAX_INDEX_COLUMNS = 32  # PostgreSQL's INDEX_MAX_KEYS
-VERSION_RE = re.compile(r"^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})$")
-SLUG_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+VERSION_RE = re.compile(r"^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\Z")
+# A slug in JSON Schema and pydantic (their "$" is the end of the text); in Python, "$" also matches before
+# a final newline, so the compiled form ends with "\Z"
+SLUG_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
+SLUG_RE = re.compile(SLUG_PATTERN.removesuffix("$") + r"\Z")
 
 # PostgreSQL's reserved key words (categories R and T of pg_get_keywords(); a test keeps this in step
 # with the server) and the system column names a table cannot use.
