@@ -3,7 +3,6 @@ newline, so a name, slug, version or event type with a trailing newline passed e
 in ``$`` (and became, quoted, a table or column whose name ends in a newline)."""
 
 import pytest
-
 from dramac_common.automation import registry, templates
 from dramac_common.core import naming
 from dramac_common.core.errors import ValidationFailed
