@@ -177,7 +177,7 @@ def dispatch_events(event_ids: list[uuid.UUID]) -> None:
         # One round trip (a pipeline), and a commit that does not wait for its WAL flush: a mark lost
         # in a crash, or one that fails, only has the relay send these events once more, which the
         # processor's unique (event, workflow) execution makes harmless.
-        with db.get_pool().connection() as conn, conn.pipeline():
+        with db.connection() as conn, conn.pipeline():
             conn.execute("BEGIN")
             conn.execute("SET LOCAL synchronous_commit = off")
             conn.execute("UPDATE public.automation_events_log SET dispatched_at = now() WHERE id = ANY(%s)",
