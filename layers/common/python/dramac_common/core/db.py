@@ -1,8 +1,9 @@
 """Database access: the container's connections, and units of work.
 
 Connections come from one source per process, created on first use. A Lambda container serves one
-request at a time, so it keeps one connection open between requests (``SingleConnection``; psycopg_pool
-and its threads are never loaded there, which is 5% of an HTTP function's cold start); a process that
+request at a time, so it keeps one connection open between requests (``SingleConnection``: psycopg_pool
+and its threads are never loaded there, 1% of an HTTP function's cold-start instructions and 3-4% of its
+CPU time); a process that
 serves requests at once (``dramac dev``, the tests, the benchmarks) gets a ``psycopg_pool`` pool of
 ``DRAMAC_DB_POOL_MAX`` connections.
 
