@@ -107,8 +107,12 @@ def _first_event(function: str) -> str:
 
 def _probe(interpreter: str, path: Path, layer: Path, event: str, env: dict[str, str]) -> dict[str, float]:
     code = _PROBE.format(folder=str(path.parent), layer=str(layer), path=str(path), event=event)
-    # The migrate function finds migrations/ beside itself when bundled; here, in the repository.
-    env = {**os.environ, **env, "DRAMAC_MIGRATIONS_DIR": str(ROOT / "migrations")}
+    # The migrate function finds migrations/ beside itself when bundled; here, in the repository. The relay
+    # leaves alone what other handlers' first events committed during the run (their after-commit sends find no
+    # queue here): on a loaded machine the run outlasts its 60 s grace, and it would send them towards AWS.
+    # AWS_LAMBDA_FUNCTION_NAME: Lambda sets it, and the layer serves a container's requests from one connection.
+    env = {**os.environ, **env, "DRAMAC_MIGRATIONS_DIR": str(ROOT / "migrations"),
+           "AUTOMATION_RELAY_GRACE_SECONDS": "86400", "AWS_LAMBDA_FUNCTION_NAME": "bench"}
     result = subprocess.run([interpreter, "-I", "-B", "-c", code], cwd=path.parent, env=env,
                             capture_output=True, text=True, check=False)
     if result.returncode != 0:

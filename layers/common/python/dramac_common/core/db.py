@@ -1,4 +1,11 @@
-"""Database access: one connection pool per container, and units of work.
+"""Database access: the container's connections, and units of work.
+
+Connections come from one source per process, created on first use. A Lambda container serves one
+request at a time, so it keeps one connection open between requests (``SingleConnection``: psycopg_pool
+and its threads are never loaded there, 1% of an HTTP function's cold-start instructions and 3-4% of its
+CPU time); a process that
+serves requests at once (``dramac dev``, the tests, the benchmarks) gets a ``psycopg_pool`` pool of
+``DRAMAC_DB_POOL_MAX`` connections.
 
 A unit of work is one transaction. ``user_unit`` runs it as the ``authenticated`` role with the
 caller's JWT claims set transaction-locally (as PostgREST does on Supabase), so row-level security
@@ -15,17 +22,19 @@ import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import set_json_dumps, set_json_loads
-from psycopg_pool import ConnectionPool
 
 from . import aws, jsonbody
 from .ratelimit import RateLimit
 from .settings import get_settings
+
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
 
 # jsonb parameters keep Decimal numbers exact (the module data API parses numbers as Decimal)
 set_json_dumps(jsonbody.dumps)
@@ -38,7 +47,19 @@ JsonLoads = Callable[[str | bytes], Any]  # how a statement's json/jsonb values 
 # The role that may execute the write paths (the API's login role is granted it; requests never are).
 WRITE_ROLE = "dramac_backend"
 
-_pool: ConnectionPool[Any] | None = None  # connections with dict rows (Row)
+
+
+class Connections(Protocol):
+    """Where units get their connection (autocommit, dict rows) and give it back."""
+
+    def getconn(self) -> psycopg.Connection[Row]: ...
+
+    def putconn(self, conn: psycopg.Connection[Row]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+_pool: Connections | None = None  # the process's connections: a SingleConnection or a ConnectionPool
 _pool_lock = threading.Lock()
 
 
@@ -69,30 +90,89 @@ def _url_from_secret(secret_arn: str) -> str:
     )
 
 
-def get_pool() -> ConnectionPool[Any]:
-    """The container's pool, created on first use (not at import: cold start stays cheap)."""
+class SingleConnection:
+    """One connection kept open between units, for a process that serves one request at a time (a Lambda
+    container). It is opened by the first unit that needs it and reopened when found closed or broken. A
+    unit that asks while it is lent (a nested unit, a worker's thread) gets a connection of its own; of
+    those given back, the first is kept and the others closed. A connection given back inside a
+    transaction is closed rather than kept (its state is unknown)."""
+
+    def __init__(self, conninfo: str):
+        self._conninfo = conninfo
+        self._idle: psycopg.Connection[Row] | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def getconn(self) -> psycopg.Connection[Row]:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the connections are closed")
+            conn, self._idle = self._idle, None
+        if conn is not None and not conn.closed and not conn.broken:
+            return conn
+        return psycopg.connect(self._conninfo, autocommit=True, row_factory=dict_row, connect_timeout=10)
+
+    def putconn(self, conn: psycopg.Connection[Row]) -> None:
+        if not conn.closed and not conn.broken and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            with self._lock:
+                if self._idle is None and not self._closed:
+                    self._idle = conn
+                    return
+        conn.close()
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Row]]:
+        conn = self.getconn()
+        try:
+            yield conn
+        finally:
+            self.putconn(conn)
+
+    def close(self) -> None:
+        with self._lock:
+            conn, self._idle, self._closed = self._idle, None, True
+        if conn is not None:
+            conn.close()
+
+
+def get_pool() -> Any:
+    """The process's connections (``Connections``), created on first use (not at import: cold start stays
+    cheap): a ``SingleConnection`` in Lambda, a ``psycopg_pool.ConnectionPool`` anywhere else."""
     global _pool
     if _pool is None:
         with _pool_lock:
             if _pool is None:
                 settings = get_settings()
-                _pool = ConnectionPool(
-                    conninfo=database_url(),
-                    min_size=1,
-                    max_size=max(1, settings.pool_max_size),
-                    kwargs={"autocommit": True, "row_factory": dict_row},
-                    timeout=10,
-                    name="dramac",
-                    open=True,
-                )
+                _pool = SingleConnection(database_url()) if settings.in_lambda else _new_pool(settings.pool_max_size)
                 # A process that ends (a dramac command, a benchmark's probe) closes it first: on Python
                 # 3.13 an open pool's worker threads hold the interpreter's exit for 5 s each (20 s).
                 atexit.register(close_pool)
     return _pool
 
 
+def _new_pool(max_size: int) -> ConnectionPool[Any]:
+    from psycopg_pool import ConnectionPool
+
+    return ConnectionPool(
+        conninfo=database_url(),
+        min_size=1,
+        max_size=max(1, max_size),
+        kwargs={"autocommit": True, "row_factory": dict_row},
+        timeout=10,
+        name="dramac",
+        open=True,
+    )
+
+
+@contextmanager
+def connection() -> Iterator[psycopg.Connection[Row]]:
+    """A connection of the process's own (autocommit), outside any unit of work, given back after."""
+    with get_pool().connection() as conn:
+        yield conn
+
+
 def close_pool() -> None:
-    """Close the pool (tests, the local stack's shutdown, or a changed DATABASE_URL)."""
+    """Close the process's connections (tests, the local stack's shutdown, or a changed DATABASE_URL)."""
     global _pool
     with _pool_lock:
         if _pool is not None:
@@ -114,7 +194,7 @@ class Unit:
     """
 
     def __init__(self, conn: psycopg.Connection[Row], claims: Mapping[str, Any] | None, *,
-                 opening: _Opening | None = None, pool: ConnectionPool[Any] | None = None):
+                 opening: _Opening | None = None, pool: Connections | None = None):
         self._conn = conn
         self.claims = dict(claims) if claims is not None else None
         self._after_commit: list[Callable[[], None]] = []
@@ -346,8 +426,8 @@ class _Opening:
 
 @contextmanager
 def _unit(claims: Mapping[str, Any] | None, rate_limit: RateLimit | None = None) -> Iterator[Unit]:
-    pool = get_pool()
-    conn: psycopg.Connection[Row] = pool.getconn()  # the pool's row_factory is dict_row
+    pool: Connections = get_pool()
+    conn = pool.getconn()  # autocommit, dict rows
     unit = Unit(conn, claims, opening=_Opening(claims, get_settings().statement_timeout_ms, rate_limit), pool=pool)
     try:
         try:

@@ -3,17 +3,19 @@
 ``get_settings()`` is the one place an environment variable is read (the domain router, a
 standard-library bundle without environment variables at the edge, has its own ``config.json``).
 Settings are read on first use and cached; ``reset_settings()`` forgets them (tests and the local
-stack change the environment). A frozen dataclass rather than pydantic-settings: reading ~40
-variables needs no parsing library, and the queue workers import nothing more at cold start.
+stack change the environment). A ``NamedTuple`` rather than pydantic-settings: reading ~50
+variables needs no parsing library, and the queue workers import nothing more at cold start. Not a
+frozen dataclass either: making one of ~50 fields generates and compiles its methods at every cold
+start (2% of a hello-world FastAPI's cold-start instructions); named tuples are as immutable and typed.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 DEV_JWT_SECRET = "dramac-local-dev-secret-not-for-production"  # noqa: S105 - the documented local default, never used in AWS
 DEV_JWT_ISSUER = "dramac-local"
@@ -25,8 +27,7 @@ PADDLE_SANDBOX_API_URL = "https://sandbox-api.paddle.com"
 QUEUE_NAMES = ("provision", "events")  # logical names: core.queues sends to <prefix>-<name>
 
 
-@dataclass(frozen=True)
-class PlanLimits:
+class PlanLimits(NamedTuple):
     """What one plan allows a site (docs/limits.md). Rates are token buckets: ``*_rate`` tokens per second
     refill a bucket of ``*_burst``; a request on the data and events routes takes one from its site's
     bucket and, with an API key, one from the key's."""
@@ -66,7 +67,7 @@ def _plan_limits(raw: str | None) -> dict[str, PlanLimits]:
         if not isinstance(fields, dict) or set(fields) - set(_PLAN_FIELDS):
             raise ValueError(f"DRAMAC_PLAN_LIMITS.{name}: an object of {', '.join(_PLAN_FIELDS)}")
         base = plans.get(name, DEFAULT_PLAN_LIMITS["standard"])
-        values = {**base.__dict__, **{_PLAN_FIELDS[k]: v for k, v in fields.items()}}
+        values = {**base._asdict(), **{_PLAN_FIELDS[k]: v for k, v in fields.items()}}
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values.values()) \
                 or values["site_burst"] < 1 or values["key_burst"] < 1:
             raise ValueError(f"DRAMAC_PLAN_LIMITS.{name}: every limit is a positive number, bursts at least 1")
@@ -74,8 +75,7 @@ def _plan_limits(raw: str | None) -> dict[str, PlanLimits]:
     return plans
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     # database
     database_url: str | None  # DATABASE_URL; else built from the secret below
     database_secret_arn: str | None  # DATABASE_SECRET_ARN: the Secrets Manager secret of the cluster
