@@ -120,14 +120,6 @@ class SingleConnection:
                     return
         conn.close()
 
-    @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection[Row]]:
-        conn = self.getconn()
-        try:
-            yield conn
-        finally:
-            self.putconn(conn)
-
     def close(self) -> None:
         with self._lock:
             conn, self._idle, self._closed = self._idle, None, True
@@ -162,13 +154,6 @@ def _new_pool(max_size: int) -> ConnectionPool[Any]:
         name="dramac",
         open=True,
     )
-
-
-@contextmanager
-def connection() -> Iterator[psycopg.Connection[Row]]:
-    """A connection of the process's own (autocommit), outside any unit of work, given back after."""
-    with get_pool().connection() as conn:
-        yield conn
 
 
 def close_pool() -> None:
