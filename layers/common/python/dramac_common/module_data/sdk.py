@@ -385,8 +385,8 @@ class ModuleDatabaseSDK:
             {created} AS (SELECT * FROM marked WHERE {inserted}),
             {updated} AS (SELECT * FROM marked WHERE NOT {inserted}),
             created_events AS ({created_events}), updated_events AS ({updated_events})
-            SELECT m.*, (SELECT array_agg(e.id) FROM (SELECT id FROM created_events UNION ALL
-                                                      SELECT id FROM updated_events) e) AS {event_ids}
+            SELECT m.*, (SELECT array_agg(e.id) FROM (SELECT id FROM created_events WHERE to_send UNION ALL
+                                                      SELECT id FROM updated_events WHERE to_send) e) AS {event_ids}
             FROM marked m
         """).format(t=self._ident(table), old_condition=old_condition, insert=insert,
                     conflict=sql.SQL(", ").join(sql.Identifier(c) for c in target), assignments=assignments,
@@ -839,7 +839,7 @@ class ModuleDatabaseSDK:
             source_entity_id=sql.SQL("r.id::text"), source_manifest=self.target.manifest)
         statement = sql.SQL("""
             WITH changed AS ({change}), events AS ({events})
-            SELECT c.*, (SELECT array_agg(e.id) FROM events e) AS {event_ids} FROM changed c
+            SELECT c.*, (SELECT array_agg(e.id) FROM events e WHERE e.to_send) AS {event_ids} FROM changed c
         """).format(change=change, events=events, event_ids=sql.Identifier(_EVENTS))
         with self._scope(), _database_errors(table, written=written, action=action):
             rows = self._fetch_rows(statement, [*params, *event_params])
