@@ -23,6 +23,12 @@ the mark moved into the processor's read, took the requests' p50 down 16-19% bes
 purchase, install in one process, the two dispatches alternating: docs/performance.md), and cost the
 processor nothing measurable (DB-only workflow, batches of 10: 608 events/s with the mark, 591 without).
 
+An event no active workflow listens to when it is written is not sent at all (migration 0180): a
+trigger on the outbox marks it received at insert (``private.event_has_listeners``, the processor's
+match), and the writers here read the mark back with the insert and hand only the unmarked ones to
+the queue; the relay never sends a marked event. A module data batch of 1,000 rows on a site without
+workflows costs no send instead of 100 ``SendMessageBatch`` calls.
+
 Events belong to a site (``site_id``) or, for agency-level events such as
 ``marketplace.subscription.activated``, to an agency (``site_id=None, agency_id=...``).
 
