@@ -375,6 +375,24 @@ def test_the_installed_event_is_sent_only_when_a_workflow_listens(api, tenant, c
 
 
 @pytest.mark.parametrize("listening", [True, False])
+def test_the_disabled_event_is_sent_only_when_a_workflow_listens(api, tenant, crm, owner_conn, sent_events,
+                                                                 listening):
+    """A platform event written one at a time (``lifecycle.emit``, through private.log_platform_event)."""
+    module = crm(module_type="widget")
+    assert api.post(path(tenant.site_id, module), user=tenant.admin).status == 201
+    if listening:
+        listen(owner_conn, tenant.site_id, "marketplace.module.disabled")
+    sent_events.clear()
+    assert api.delete(path(tenant.site_id, module), user=tenant.owner).status == 200
+    [event] = owner_conn.execute(
+        "SELECT id::text, dispatched_at IS NOT NULL AS marked FROM automation_events_log "
+        "WHERE site_id = %s AND event_type = 'marketplace.module.disabled' AND payload ->> 'module_id' = %s",
+        (tenant.site_id, str(module))).fetchall()
+    assert event["marked"] is not listening
+    assert sent_events == ([event["id"]] if listening else [])
+
+
+@pytest.mark.parametrize("listening", [True, False])
 def test_the_provisioners_installed_event_is_sent_only_when_a_workflow_listens(
         api, tenant, crm, provision_queue, owner_conn, sent_events, listening):
     if listening:
