@@ -47,6 +47,13 @@ def _owner_setup(conn: Any, n: int) -> dict[str, Any]:
     owners_buy = [seed.create_user(conn) for _ in range(n)]
     agencies_sub = [seed.create_agency(conn, owner=owner, name=f"sub {i}") for i, owner in enumerate(owners_sub)]
     agencies_buy = [seed.create_agency(conn, owner=owner, name=f"buy {i}") for i, owner in enumerate(owners_buy)]
+    # The send path: agencies (again one owner each) with a workflow on one of their sites listening to
+    # marketplace.subscription.created, so subscribe sends that event (the agencies above have no workflow:
+    # their events are marked received when written and not sent, the common case: migration 0180)
+    owners_heard = [seed.create_user(conn) for _ in range(n)]
+    agencies_heard = [seed.create_agency(conn, owner=owner, name=f"heard {i}") for i, owner in enumerate(owners_heard)]
+    for agency in agencies_heard:
+        _listening_site(conn, agency)
     # The separate many-agency case: a user (an operator of many client agencies) who is a member of
     # MANY_AGENCIES agencies besides the demo one, reading the same rows.
     crowded = seed.create_user(conn)
@@ -74,7 +81,19 @@ def _owner_setup(conn: Any, n: int) -> dict[str, Any]:
             SELECT %s, 'c' || g || '@example.test', 'C' || g, g %% 100 FROM generate_series(1, 500) g""",
         (seed.DEMO_SITE_ID,))
     return {"user": user, "agencies_sub": agencies_sub, "agencies_buy": agencies_buy, "sites": sites,
-            "schema": schema, "owners_sub": owners_sub, "owners_buy": owners_buy, "crowded": crowded}
+            "schema": schema, "owners_sub": owners_sub, "owners_buy": owners_buy, "crowded": crowded,
+            "owners_heard": owners_heard, "agencies_heard": agencies_heard}
+
+
+def _listening_site(conn: Any, agency: uuid.UUID) -> None:
+    """A site of the agency with an active workflow subscribed to marketplace.subscription.created."""
+    from dramac_dev import seed
+
+    site = seed.create_site(conn, agency, client_id=seed.create_client(conn, agency))
+    conn.execute("""WITH w AS (INSERT INTO public.automation_workflows (site_id, name) VALUES (%s, 'listener')
+                               RETURNING id)
+                    INSERT INTO public.automation_event_subscriptions (workflow_id, site_id, event_type)
+                    SELECT id, %s, 'marketplace.subscription.created' FROM w""", (site, site))
 
 
 def _requests(setup: dict[str, Any]) -> dict[str, tuple[str, Callable[[int], dict[str, Any]]]]:
@@ -91,6 +110,9 @@ def _requests(setup: dict[str, Any]) -> dict[str, tuple[str, Callable[[int], dic
         "subscribe (free module, new subscription)": ("subscribe", lambda i: http_event(
             "POST", "/api/modules/subscribe", claims=claims_of(setup["owners_sub"][i]),
             body={"agencyId": str(setup["agencies_sub"][i]), "moduleId": str(crm)})),
+        SUBSCRIBE_HEARD: ("subscribe", lambda i: http_event(
+            "POST", "/api/modules/subscribe", claims=claims_of(setup["owners_heard"][i]),
+            body={"agencyId": str(setup["agencies_heard"][i]), "moduleId": str(crm)})),
         "purchase (paid module, pending subscription + checkout + event)": ("purchase", lambda i: http_event(
             "POST", f"/api/modules/{paid}/purchase", claims=claims_of(setup["owners_buy"][i]),
             body={"agencyId": str(setup["agencies_buy"][i]), "markupType": "percentage", "markupValue": 20})),
@@ -112,6 +134,7 @@ def _requests(setup: dict[str, Any]) -> dict[str, tuple[str, Callable[[int], dic
     }
 
 
+SUBSCRIBE_HEARD = "subscribe, a workflow listening (its created event is sent)"
 FILTERED_ENVELOPE = "module data filtered read, envelope API (…/data/contacts, 50 rows)"
 FILTERED_REST = "module data filtered read, PostgREST surface (…/rest/contacts, 50 rows)"
 
@@ -123,11 +146,14 @@ def _replay_targets(conn: Any, setup: dict[str, Any]) -> dict[str, list[dict[uui
 
     n = len(setup["sites"])
     twins: dict[str, list[dict[uuid.UUID, uuid.UUID]]] = {}
-    for function, key in (("subscribe", "sub"), ("purchase", "buy")):
+    for function, key in (("subscribe", "sub"), ("purchase", "buy"), (SUBSCRIBE_HEARD, "heard")):
         twins[function] = []
         for owner, agency in zip(setup[f"owners_{key}"], setup[f"agencies_{key}"], strict=True):
             twin_owner = seed.create_user(conn)
-            twins[function].append({owner: twin_owner, agency: seed.create_agency(conn, owner=twin_owner)})
+            twin = seed.create_agency(conn, owner=twin_owner)
+            if key == "heard":  # the replay's event is heard too
+                _listening_site(conn, twin)
+            twins[function].append({owner: twin_owner, agency: twin})
     client = seed.create_client(conn, seed.DEMO_AGENCY_ID)
     twins["install"] = [{site: seed.create_site(conn, seed.DEMO_AGENCY_ID, client_id=client)}
                         for site in setup["sites"][:n]]
@@ -139,7 +165,7 @@ def _baselines(conn: Any, setup: dict[str, Any]) -> dict[str, Callable[[int], An
     from dramac_dev import seed
 
     crm, widget, paid = seed.DEMO_FREE_MODULE_ID, seed.DEMO_WIDGET_MODULE_ID, seed.DEMO_PAID_MODULE_ID
-    extra = {key: [seed.create_agency(conn) for _ in range(len(setup["sites"]))] for key in ("sub", "buy")}
+    extra = {key: [seed.create_agency(conn) for _ in range(len(setup["sites"]))] for key in ("sub", "buy", "heard")}
     client = seed.create_client(conn, seed.DEMO_AGENCY_ID)
     sites = [seed.create_site(conn, seed.DEMO_AGENCY_ID, client_id=client) for _ in range(len(setup["sites"]))]
     subscribe = """INSERT INTO public.agency_module_subscriptions (agency_id, module_id, status, billing_cycle,
@@ -167,6 +193,7 @@ def _baselines(conn: Any, setup: dict[str, Any]) -> dict[str, Callable[[int], An
                 "AND status = 'lead' ORDER BY created_at DESC, id DESC LIMIT 50")
     return {
         "subscribe": lambda i: conn.execute(subscribe, (extra["sub"][i], crm)).fetchall(),
+        SUBSCRIBE_HEARD: lambda i: conn.execute(subscribe, (extra["heard"][i], crm)).fetchall(),
         "purchase": lambda i: conn.execute(purchase, {"agency": extra["buy"][i], "module": paid,
                                                       "checkout": uuid.uuid4(), "user": setup["user"]}).fetchall(),
         "install": lambda i: conn.execute(install, (sites[i], widget, seed.DEMO_AGENCY_ID, setup["user"])).fetchall(),
@@ -380,7 +407,7 @@ def run(env: dict[str, str]) -> Section:
                     handler = get_handler(function)
                     context = LocalContext(function)
                     events = [make_event(i) for i in range(total)]
-                    targets = replay_targets.get(function, [])
+                    targets = replay_targets.get(label) or replay_targets.get(function, [])
                     statuses = set()
                     latencies, queue_share, own_latencies, trips, own_trips = [], [], [], [], []
                     for i in range(total):
@@ -456,6 +483,10 @@ def run(env: dict[str, str]) -> Section:
         "alone; install and read by the demo user (one agency); the many-agency row is a user in "
         f"{MANY_AGENCIES + 1:,} agencies; the queues are drained after every request (untimed), so each send "
         "meets an empty moto queue",
+        "events: no workflow listens on the agencies and sites of the rows above but one, so their events are "
+        "marked received when written and not sent (migration 0180: the common case); the row 'subscribe, a "
+        "workflow listening' has a workflow on a site of each of its agencies (and of its replay's) subscribed "
+        "to marketplace.subscription.created, so that event is sent after commit (the send path)",
         "goal: p50 ≤ 3 ms with ≤ 3 round trips (reads ≤ 2), and p50 ≤ 2× the same request's own SQL run bare on "
         "one connection; a row not met says which parts miss",
     ]

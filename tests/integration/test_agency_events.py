@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from support.automation import create_workflow, executions
+from support.automation import create_workflow, executions, listen
 
 from dramac_dev import seed
 
@@ -58,6 +58,7 @@ def test_subscription_events_reach_the_queue_in_one_send_and_are_marked_when_the
     sends = []
     real_send = queues.send_messages
     monkeypatch.setattr(queues, "send_messages", lambda logical, bodies: sends.append(bodies) or real_send(logical, bodies))
+    listen(owner_conn, tenant.site_id, "marketplace.subscription.created", "marketplace.subscription.activated")
     module = make_module(slug=f"crm{tenant.agency_id.hex[:8]}")
 
     reply = subscribe.post("/api/modules/subscribe", user=tenant.owner,

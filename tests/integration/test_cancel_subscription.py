@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import pytest
+from support.automation import listen
 from support.modules import install_module
 from support.purchase import forward_to_function, loopback_server
 
@@ -84,6 +85,7 @@ def test_canceling_disables_the_module_on_every_site_each_with_its_event(
                                for _ in range(2))]
     for site in sites:
         install_module(owner_conn, site_id=site, agency_id=tenant.agency_id, module_id=module)
+        listen(owner_conn, site, "marketplace.module.disabled")
     queues.drain()
     assert api.post(cancel_path(tenant, subscribed.data["id"]), user=tenant.owner).status == 200
     sent = {m["eventId"] for m in queues.take("events")}

@@ -10,6 +10,7 @@ import pytest
 from dramac_common.core import db
 from dramac_common.core.naming import get_module_schema_name
 from dramac_common.installations import site_modules
+from support.automation import listen
 from support.aws import emulated_aws
 from support.handlers import claims_for
 from support.provision import ProvisionQueue
@@ -336,6 +337,72 @@ def test_a_provisioned_installation_emits_installed_when_the_provisioner_activat
     assert [e["event_type"] for e in events] == ["marketplace.module.installed"]
     assert (events[0]["payload"]["actor_id"], events[0]["payload"]["version"],
             events[0]["payload"]["previous_status"]) == (str(tenant.admin), "1.0.0", "provisioning")
+
+
+@pytest.fixture
+def sent_events(monkeypatch):
+    """The event ids handed to the events queue."""
+    from dramac_common.core import queues
+
+    sent: list[str] = []
+    real_send = queues.send_messages
+
+    def send(logical, bodies):
+        if logical == queues.EVENTS:
+            sent.extend(b["eventId"] for b in bodies if "eventId" in b)
+        return real_send(logical, bodies)
+    monkeypatch.setattr(queues, "send_messages", send)
+    return sent
+
+
+def lifecycle_event_marks(owner_conn, site_id, module_id):
+    return owner_conn.execute(
+        "SELECT id::text, dispatched_at IS NOT NULL AS marked FROM automation_events_log "
+        "WHERE site_id = %s AND event_type = 'marketplace.module.installed' AND payload ->> 'module_id' = %s",
+        (site_id, str(module_id))).fetchall()
+
+
+@pytest.mark.parametrize("listening", [True, False])
+def test_the_installed_event_is_sent_only_when_a_workflow_listens(api, tenant, crm, owner_conn, sent_events,
+                                                                  listening):
+    if listening:
+        listen(owner_conn, tenant.site_id, "marketplace.module.installed")
+    module = crm(module_type="widget")
+    assert api.post(path(tenant.site_id, module), user=tenant.admin).status == 201
+    [event] = lifecycle_event_marks(owner_conn, tenant.site_id, module)
+    assert event["marked"] is not listening  # unheard: marked received at insert
+    assert sent_events == ([event["id"]] if listening else [])
+
+
+@pytest.mark.parametrize("listening", [True, False])
+def test_the_disabled_event_is_sent_only_when_a_workflow_listens(api, tenant, crm, owner_conn, sent_events,
+                                                                 listening):
+    """A platform event written one at a time (``lifecycle.emit``, through private.log_platform_event)."""
+    module = crm(module_type="widget")
+    assert api.post(path(tenant.site_id, module), user=tenant.admin).status == 201
+    if listening:
+        listen(owner_conn, tenant.site_id, "marketplace.module.disabled")
+    sent_events.clear()
+    assert api.delete(path(tenant.site_id, module), user=tenant.owner).status == 200
+    [event] = owner_conn.execute(
+        "SELECT id::text, dispatched_at IS NOT NULL AS marked FROM automation_events_log "
+        "WHERE site_id = %s AND event_type = 'marketplace.module.disabled' AND payload ->> 'module_id' = %s",
+        (tenant.site_id, str(module))).fetchall()
+    assert event["marked"] is not listening
+    assert sent_events == ([event["id"]] if listening else [])
+
+
+@pytest.mark.parametrize("listening", [True, False])
+def test_the_provisioners_installed_event_is_sent_only_when_a_workflow_listens(
+        api, tenant, crm, provision_queue, owner_conn, sent_events, listening):
+    if listening:
+        listen(owner_conn, tenant.site_id, "marketplace.module.installed")
+    module = crm()
+    api.post(path(tenant.site_id, module), user=tenant.admin)
+    provision_queue.drain()
+    [event] = lifecycle_event_marks(owner_conn, tenant.site_id, module)
+    assert event["marked"] is not listening
+    assert sent_events == ([event["id"]] if listening else [])
 
 
 def test_a_refused_install_emits_nothing_and_audits_nothing(api, tenant, crm, owner_conn):

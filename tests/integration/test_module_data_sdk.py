@@ -7,6 +7,7 @@ import pytest
 from dramac_common.core import db
 from dramac_common.core.errors import ApiError, Conflict, NotFound, ValidationFailed
 from dramac_common.module_data import ModuleDatabaseSDK, Query, WidgetStorage, parse_query_params
+from support.automation import listen
 from support.handlers import claims_for
 from support.modules import install_module, make_crm
 
@@ -78,6 +79,7 @@ def test_count_is_a_real_count_and_exists(crm, tenant, other_tenant, owner_conn)
 
 def test_update_and_delete_by_id_emit_events_with_previous(crm, tenant, owner_conn, aws):
     module_id, slug = crm
+    listen(owner_conn, tenant.site_id, f"{slug}.contact.created", f"{slug}.contact.updated", f"{slug}.deal_note.created")
     with db.user_unit(claims_for(tenant.owner)) as unit:
         sdk = sdk_for(unit, tenant, module_id)
         contact = sdk.create_one("contacts", {"email": "ada@example.com", "lead_score": 5})
@@ -97,12 +99,11 @@ def test_update_and_delete_by_id_emit_events_with_previous(crm, tenant, owner_co
     assert upd["source_entity_id"] == str(contact["id"])
     assert by_type[f"{slug}.contact.deleted"]["payload"]["email"] == "ada@example.com"
     assert note["amount"] == pytest.approx(12.5)
-    # handed to the events queue after commit (with the installation's own marketplace.module.installed)
+    # those a workflow listens to are handed to the events queue after commit; contact.deleted, which no
+    # workflow listens to, was marked received at insert and is not sent
     sent = {m["eventId"] for m in aws.take("events")}
-    ours = {str(e["id"]) for e in events}
-    others = owner_conn.execute("SELECT DISTINCT event_type FROM automation_events_log WHERE id = ANY(%s::uuid[])",
-                                (list(sent - ours),)).fetchall()
-    assert ours <= sent and {r["event_type"] for r in others} <= {"marketplace.module.installed"}
+    heard = {str(e["id"]) for e in events if e["event_type"] != f"{slug}.contact.deleted"}
+    assert sent == heard
 
 
 def test_bulk_create_emits_one_event_per_row_in_one_transaction(crm, tenant, owner_conn):
@@ -120,6 +121,7 @@ def test_sdk_events_go_through_the_shared_outbox_rules(crm, tenant, owner_conn, 
     from dramac_common.automation import dal
 
     _, slug = crm
+    listen(owner_conn, tenant.site_id, f"{slug}.contact.created")
     with db.service_unit() as unit:
         dal.set_automation_depth(unit, 2)
         sdk = ModuleDatabaseSDK.for_service(unit, module_slug=slug, site_id=tenant.site_id)
@@ -411,3 +413,22 @@ def test_concurrent_merges_of_a_new_row_report_one_creation_and_one_update_of_it
     events = _events_of_row(owner_conn, row_id)
     assert [e["event_type"].rsplit(".", 1)[1] for e in events] == ["created", "updated"]
     assert (events[1]["payload"]["previous"]["lead_score"], events[1]["payload"]["lead_score"]) == (20, 30)
+
+
+def test_a_merge_sends_only_the_events_a_workflow_listens_to(crm, tenant, owner_conn, aws):
+    """The merge writes its created and updated events in one statement; only those of a type a
+    workflow on the site listens to reach the queue (migration 0180)."""
+    module_id, slug = crm
+    listen(owner_conn, tenant.site_id, f"{slug}.contact.updated")
+    aws.take("events")
+    row_id = uuid.uuid4()
+    for score in (10, 20):
+        with db.user_unit(claims_for(tenant.owner)) as unit:
+            sdk_for(unit, tenant, module_id).insert("contacts", {"id": str(row_id), "email": "x@example.com",
+                                                                 "lead_score": score}, resolution="merge")
+    events = owner_conn.execute(
+        "SELECT id, event_type, dispatched_at FROM automation_events_log WHERE source_entity_id = %s ORDER BY created_at",
+        (str(row_id),)).fetchall()
+    assert [e["event_type"] for e in events] == [f"{slug}.contact.created", f"{slug}.contact.updated"]
+    assert events[0]["dispatched_at"] is not None and events[1]["dispatched_at"] is None
+    assert [m["eventId"] for m in aws.take("events")] == [str(events[1]["id"])]

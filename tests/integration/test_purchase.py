@@ -2,9 +2,11 @@
 through the real purchase handler on real PostgreSQL (sandbox provider, emulated events queue)."""
 
 
+import json
 import uuid
 
 import pytest
+from support.automation import listen
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +42,7 @@ def subscription_rows(owner_conn, agency_id, module_id):
 
 def agency_events(owner_conn, agency_id):
     return owner_conn.execute(
-        "SELECT event_type, payload, site_id FROM automation_events_log WHERE agency_id = %s ORDER BY created_at",
+        "SELECT id, event_type, payload, site_id, dispatched_at FROM automation_events_log WHERE agency_id = %s ORDER BY created_at",
         (agency_id,),
     ).fetchall()
 
@@ -73,6 +75,7 @@ def test_purchase_snapshots_the_wholesale_price_at_purchase_time(api, tenant, pa
 
 
 def test_purchase_emits_subscription_created_for_the_agency(api, tenant, paid, owner_conn, queues):
+    listen(owner_conn, tenant.site_id, "marketplace.subscription.created")
     module = paid()
     reply = api.post(purchase_path(module), user=tenant.owner, body={"agencyId": str(tenant.agency_id)})
     [event] = agency_events(owner_conn, tenant.agency_id)
@@ -83,7 +86,15 @@ def test_purchase_emits_subscription_created_for_the_agency(api, tenant, paid, o
     from dramac_common.core import queues as q
 
     messages = q.sqs_client().receive_message(QueueUrl=queues.urls["events"], MaxNumberOfMessages=10)["Messages"]
-    assert len(messages) == 1
+    assert [json.loads(m["Body"])["eventId"] for m in messages] == [str(event["id"])]
+
+
+def test_a_purchase_event_no_workflow_listens_to_is_recorded_but_not_sent(api, tenant, paid, owner_conn, queues):
+    reply = api.post(purchase_path(paid()), user=tenant.owner, body={"agencyId": str(tenant.agency_id)})
+    assert reply.status == 201
+    [event] = agency_events(owner_conn, tenant.agency_id)
+    assert event["dispatched_at"] is not None  # marked received at insert
+    assert queues.take("events") == []
 
 
 @pytest.mark.parametrize("role, status", [("owner", 201), ("admin", 403)])

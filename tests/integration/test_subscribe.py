@@ -4,6 +4,7 @@ import json
 import uuid
 
 import pytest
+from support.automation import listen
 from support.aws import emulated_aws
 
 SUBSCRIBE = "/api/modules/subscribe"
@@ -183,6 +184,7 @@ def test_unknown_route_is_404_envelope(api, tenant):
 
 
 def test_new_free_subscription_emits_created_and_activated_events(api, tenant, make_module, owner_conn, queues):
+    listen(owner_conn, tenant.site_id, "marketplace.subscription.created", "marketplace.subscription.activated")
     module = make_module()
     reply = api.post(SUBSCRIBE, user=tenant.owner, body={"agencyId": str(tenant.agency_id), "moduleId": str(module)})
     rows = owner_conn.execute(

@@ -27,6 +27,21 @@ def create_workflow(api, tenant, steps: list[dict[str, Any]], *, trigger: str = 
     return reply.data
 
 
+def listen(owner_conn, site_id: uuid.UUID, *event_types: str, active: bool = True,
+           subscribed: bool = True) -> uuid.UUID:
+    """A workflow on the site, without steps, subscribed to ``event_types``: events of those types on the
+    site (and agency-level ones of its agency) are sent to the queue; unheard ones are not (migration 0180).
+    ``active``/``subscribed`` False: an inactive workflow, or inactive subscriptions, which do not count."""
+    workflow = owner_conn.execute(
+        "INSERT INTO automation_workflows (site_id, name, is_active) VALUES (%s, 'Listener', %s) RETURNING id",
+        (site_id, active)).fetchone()["id"]
+    for event_type in event_types:
+        owner_conn.execute(
+            "INSERT INTO automation_event_subscriptions (workflow_id, site_id, event_type, is_active) "
+            "VALUES (%s, %s, %s, %s)", (workflow, site_id, event_type, subscribed))
+    return workflow
+
+
 def executions(owner_conn, workflow_id) -> list[dict[str, Any]]:
     return owner_conn.execute(
         "SELECT id, status, error, next_position FROM workflow_executions WHERE workflow_id = %s ORDER BY created_at",

@@ -23,6 +23,12 @@ the mark moved into the processor's read, took the requests' p50 down 16-19% bes
 purchase, install in one process, the two dispatches alternating: docs/performance.md), and cost the
 processor nothing measurable (DB-only workflow, batches of 10: 608 events/s with the mark, 591 without).
 
+An event no active workflow listens to when it is written is not sent at all (migration 0180): a
+trigger on the outbox marks it received at insert (``private.event_has_listeners``, the processor's
+match), and the writers here read the mark back with the insert and hand only the unmarked ones to
+the queue; the relay never sends a marked event. A module data batch of 1,000 rows on a site without
+workflows costs no send instead of 100 ``SendMessageBatch`` calls.
+
 Events belong to a site (``site_id``) or, for agency-level events such as
 ``marketplace.subscription.activated``, to an agency (``site_id=None, agency_id=...``).
 
@@ -82,15 +88,18 @@ def log_automation_event(
     _require_known(unit, site_id, event_type)
     values = (site_id, agency_id, event_type, Jsonb(payload, dumps=_json_dumps), source_module, source_entity_type,
               str(source_entity_id) if source_entity_id is not None else None)
-    event_id: uuid.UUID
     if registry.is_platform_event(event_type):
         # only the backend writes platform events (migration 0074): a request role may not
-        event_id = unit.call_write_path("log_platform_event", *values)
+        written = unit.write_path_row(
+            "SELECT e AS id, private.events_to_send(ARRAY[e]) <> '{}' AS to_send "
+            "FROM private.log_platform_event(%s, %s, %s, %s, %s, %s, %s) AS e", values)
     else:
-        event_id = unit.fetchrow(
-            sql.SQL("INSERT INTO public.automation_events_log ({}) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id")
-            .format(_OUTBOX_COLUMNS), values)["id"]
-    dispatch_after_commit(unit, [event_id])
+        written = unit.fetchrow(
+            sql.SQL("INSERT INTO public.automation_events_log ({}) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                    "RETURNING id, dispatched_at IS NULL AS to_send").format(_OUTBOX_COLUMNS), values)
+    event_id: uuid.UUID = written["id"]
+    if written["to_send"]:
+        dispatch_after_commit(unit, [event_id])
     return event_id
 
 
@@ -110,13 +119,15 @@ def log_platform_events(unit: Unit, events: list[dict[str, Any]]) -> list[uuid.U
         _require_known(unit, event.get("site_id"), event["event_type"])
     rows = [{**event, "n": n, "source_entity_id": None if event.get("source_entity_id") is None
              else str(event["source_entity_id"])} for n, event in enumerate(events)]
-    ids: list[uuid.UUID] = unit.write_path_row(
-        "SELECT array_agg(private.log_platform_event(r.site_id, r.agency_id, r.event_type, coalesce(r.payload, "
-        "'{}'::jsonb), r.source_module, r.source_entity_type, r.source_entity_id) ORDER BY r.n) AS ids "
+    written = unit.write_path_row(
+        "SELECT w.ids, private.events_to_send(w.ids) AS to_send FROM (SELECT array_agg(private.log_platform_event("
+        "r.site_id, r.agency_id, r.event_type, coalesce(r.payload, '{}'::jsonb), r.source_module, "
+        "r.source_entity_type, r.source_entity_id) ORDER BY r.n) AS ids "
         "FROM jsonb_to_recordset(%s) AS r(n int, site_id uuid, agency_id uuid, event_type text, payload jsonb, "
-        "source_module text, source_entity_type text, source_entity_id text)",
-        (Jsonb(rows, dumps=_json_dumps),))["ids"]
-    dispatch_after_commit(unit, ids)
+        "source_module text, source_entity_type text, source_entity_id text)) w",
+        (Jsonb(rows, dumps=_json_dumps),))
+    dispatch_after_commit(unit, list(written["to_send"]))
+    ids: list[uuid.UUID] = written["ids"]
     return ids
 
 
@@ -133,8 +144,10 @@ def events_for_rows(
     source_manifest: dict[str, Any] | None = None,
 ) -> tuple[sql.Composed, list[Any]]:
     """One site event per row of the CTE ``rows``: validates ``event_type`` as ``log_automation_event``
-    does and returns ``(statement, params)``, an ``INSERT ... SELECT ... FROM rows RETURNING id`` to
-    use as a further CTE of the caller's statement (its params follow the statement's own).
+    does and returns ``(statement, params)``, an ``INSERT ... SELECT ... FROM rows RETURNING id, to_send``
+    to use as a further CTE of the caller's statement (its params follow the statement's own). The
+    caller hands to ``dispatch_after_commit`` the ids whose ``to_send`` is true: the others no workflow
+    listens to (marked at insert, migration 0180).
 
     ``payload`` and ``source_entity_id`` are expressions over the row (alias ``r``). A caller that
     has checked that ``source_module`` is installed and enabled on the site passes its manifest, so an
@@ -143,7 +156,8 @@ def events_for_rows(
     _require_known(unit, site_id, event_type, source_module, source_manifest)
     statement = sql.SQL(
         "INSERT INTO public.automation_events_log ({columns}) "
-        "SELECT %s, NULL, %s, {payload}, %s, %s, {entity_id} FROM {rows} AS r RETURNING id"
+        "SELECT %s, NULL, %s, {payload}, %s, %s, {entity_id} FROM {rows} AS r "
+        "RETURNING id, dispatched_at IS NULL AS to_send"
     ).format(columns=_OUTBOX_COLUMNS, payload=payload, entity_id=source_entity_id, rows=sql.Identifier(rows))
     return statement, [site_id, event_type, source_module, source_entity_type]
 

@@ -163,7 +163,9 @@ _MODULE_KEYS = [column.strip().removeprefix("m.") for column in marketplace.MODU
 # The write and what it calls for, in one statement (run as the write role, with the caller's claims):
 # ``marketplace.module.installed`` when the installation became active now (``lifecycle.PAYLOAD_KEYS``,
 # as ``lifecycle.emit`` writes it), and ``installation.created|enabled`` in the audit log when its status
-# changed. The CTEs run in order: the write, then the event, then the audit row.
+# changed. The CTEs run in order: the write, then the event, then the audit row. ``event_id`` is the
+# event's when it is to be sent (``private.events_to_send``: no workflow listening, it was marked at
+# insert, migration 0180).
 _INSTALL = """
     WITH ins AS MATERIALIZED (SELECT private.install_module(%(site)s, %(module)s, %(config)s) AS r),
     ev AS MATERIALIZED (
@@ -185,7 +187,8 @@ _INSTALL = """
                                   'previous_status', r -> 'previous_status')) AS id
       FROM ins
       WHERE r ->> 'refused' IS NULL AND (r ->> 'previous_status') IS DISTINCT FROM r ->> 'status')
-    SELECT ins.r AS result, (SELECT ev.id FROM ev) AS event_id, (SELECT count(*) FROM au) AS audited FROM ins
+    SELECT ins.r AS result, (SELECT (private.events_to_send(ARRAY[ev.id]))[1] FROM ev) AS event_id,
+           (SELECT count(*) FROM au) AS audited FROM ins
 """
 
 

@@ -74,6 +74,12 @@ _COMPARISONS = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte"
 _CONTAINMENT = {"cs": "@>", "cd": "<@", "ov": "&&"}
 
 
+def _event_ids(rows: list[dict[str, Any]]) -> list[Any]:
+    """The ids of the events a write's statement wrote for the queue: the statement carries them on its first
+    row only (on every row, a 1,000-row write would fetch and parse a million ids)."""
+    return next((list(row[_EVENTS]) for row in rows if row.get(_EVENTS)), [])
+
+
 def _invalid(column: str, message: str, code: str = "invalid_value") -> ValidationFailed:
     return ValidationFailed(f"{column}: {message}", code=code, details=[{"field": column, "message": message}])
 
@@ -385,8 +391,9 @@ class ModuleDatabaseSDK:
             {created} AS (SELECT * FROM marked WHERE {inserted}),
             {updated} AS (SELECT * FROM marked WHERE NOT {inserted}),
             created_events AS ({created_events}), updated_events AS ({updated_events})
-            SELECT m.*, (SELECT array_agg(e.id) FROM (SELECT id FROM created_events UNION ALL
-                                                      SELECT id FROM updated_events) e) AS {event_ids}
+            SELECT m.*, CASE WHEN row_number() OVER () = 1 THEN (
+                          SELECT array_agg(e.id) FROM (SELECT id FROM created_events WHERE to_send UNION ALL
+                                                       SELECT id FROM updated_events WHERE to_send) e) END AS {event_ids}
             FROM marked m
         """).format(t=self._ident(table), old_condition=old_condition, insert=insert,
                     conflict=sql.SQL(", ").join(sql.Identifier(c) for c in target), assignments=assignments,
@@ -398,7 +405,7 @@ class ModuleDatabaseSDK:
             if key_rows:
                 self.unit.execute(self._merge_locks(table, keys, key_rows))
             rows = self._fetch_rows(statement, all_params)
-        event_ids = list(rows[0][_EVENTS] or []) if rows else []
+        event_ids = _event_ids(rows)
         for row in rows:
             for extra in (_EVENTS, _PREVIOUS, _INSERTED):
                 row.pop(extra, None)
@@ -839,11 +846,13 @@ class ModuleDatabaseSDK:
             source_entity_id=sql.SQL("r.id::text"), source_manifest=self.target.manifest)
         statement = sql.SQL("""
             WITH changed AS ({change}), events AS ({events})
-            SELECT c.*, (SELECT array_agg(e.id) FROM events e) AS {event_ids} FROM changed c
+            SELECT c.*, CASE WHEN row_number() OVER () = 1 THEN (SELECT array_agg(e.id) FROM events e WHERE e.to_send)
+                        END AS {event_ids}
+            FROM changed c
         """).format(change=change, events=events, event_ids=sql.Identifier(_EVENTS))
         with self._scope(), _database_errors(table, written=written, action=action):
             rows = self._fetch_rows(statement, [*params, *event_params])
-        event_ids = list(rows[0][_EVENTS] or []) if rows else []
+        event_ids = _event_ids(rows)
         for row in rows:
             row.pop(_EVENTS, None)
             row.pop(_PREVIOUS, None)
