@@ -83,20 +83,18 @@ def log_automation_event(
     installed on the site); an agency-level event passes ``site_id=None`` and ``agency_id`` and must
     be a documented event."""
     validate_event_type(event_type)
-    if site_id is None and agency_id is None:
-        raise ValueError("an automation event needs a site_id or an agency_id")
-    _require_known(unit, site_id, event_type)
-    values = (site_id, agency_id, event_type, Jsonb(payload, dumps=_json_dumps), source_module, source_entity_type,
-              str(source_entity_id) if source_entity_id is not None else None)
+    event = {"site_id": site_id, "agency_id": agency_id, "event_type": event_type, "payload": payload,
+             "source_module": source_module, "source_entity_type": source_entity_type,
+             "source_entity_id": source_entity_id}
     if registry.is_platform_event(event_type):
         # only the backend writes platform events (migration 0074): a request role may not
-        written = unit.write_path_row(
-            "SELECT e AS id, private.events_to_send(ARRAY[e]) <> '{}' AS to_send "
-            "FROM private.log_platform_event(%s, %s, %s, %s, %s, %s, %s) AS e", values)
-    else:
-        written = unit.fetchrow(
-            sql.SQL("INSERT INTO public.automation_events_log ({}) VALUES (%s, %s, %s, %s, %s, %s, %s) "
-                    "RETURNING id, dispatched_at IS NULL AS to_send").format(_OUTBOX_COLUMNS), values)
+        return log_platform_events(unit, [event])[0]
+    _require_valid(unit, event)
+    written = unit.fetchrow(
+        sql.SQL("INSERT INTO public.automation_events_log ({}) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                "RETURNING id, dispatched_at IS NULL AS to_send").format(_OUTBOX_COLUMNS),
+        (site_id, agency_id, event_type, Jsonb(payload, dumps=_json_dumps), source_module, source_entity_type,
+         str(source_entity_id) if source_entity_id is not None else None))
     event_id: uuid.UUID = written["id"]
     if written["to_send"]:
         dispatch_after_commit(unit, [event_id])
@@ -114,9 +112,7 @@ def log_platform_events(unit: Unit, events: list[dict[str, Any]]) -> list[uuid.U
         validate_event_type(event["event_type"])
         if not registry.is_platform_event(event["event_type"]):
             raise ValueError(f"not a platform event: {event['event_type']}")
-        if event.get("site_id") is None and event.get("agency_id") is None:
-            raise ValueError("an automation event needs a site_id or an agency_id")
-        _require_known(unit, event.get("site_id"), event["event_type"])
+        _require_valid(unit, event)
     rows = [{**event, "n": n, "source_entity_id": None if event.get("source_entity_id") is None
              else str(event["source_entity_id"])} for n, event in enumerate(events)]
     written = unit.write_path_row(
@@ -129,6 +125,14 @@ def log_platform_events(unit: Unit, events: list[dict[str, Any]]) -> list[uuid.U
     dispatch_after_commit(unit, list(written["to_send"]))
     ids: list[uuid.UUID] = written["ids"]
     return ids
+
+
+def _require_valid(unit: Unit, event: dict[str, Any]) -> None:
+    """An event's type well formed and known where it is written, and its site or agency named."""
+    validate_event_type(event["event_type"])
+    if event.get("site_id") is None and event.get("agency_id") is None:
+        raise ValueError("an automation event needs a site_id or an agency_id")
+    _require_known(unit, event.get("site_id"), event["event_type"])
 
 
 def events_for_rows(
