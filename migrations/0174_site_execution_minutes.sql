@@ -3,7 +3,7 @@
 -- with the site's volume: up to 100,000 index entries per batch on the pro plan).
 --
 -- Every insert into workflow_executions adds its rows to the minute they were created in, in the same
--- transaction; as in the count, executions refused for volume (stop_reason 'volume_limit') do not
+-- transaction (a statement-level trigger); as in the count, executions refused for volume (stop_reason 'volume_limit') do not
 -- count. Admission holds the site's advisory lock while it reads the count and inserts
 -- (automation/admission.py), so two batches of one site never exceed the cap between them; an insert
 -- without that lock (a re-run from the API) waits for the minute's row at most until that transaction
@@ -28,24 +28,26 @@ BEGIN
 END
 $$;
 
--- The engine's statements that insert executions add them to this count themselves, once per site and
--- statement (automation/dal.py, COUNT_STARTED). A re-run is inserted by private.rerun_execution (the
--- API): this trigger counts it, and only it (the condition keeps every other insert free of the call).
-CREATE OR REPLACE FUNCTION private.count_rerun_execution() RETURNS trigger
+-- Every statement that inserts executions adds them to the count, once per site: a statement-level
+-- trigger over the rows it inserted (a transition table), so no writer (the engine's batches, admission's
+-- queued and stopped rows, a re-run from the API, or one written later) can forget to count.
+CREATE OR REPLACE FUNCTION private.count_started_executions() RETURNS trigger
   LANGUAGE plpgsql SECURITY DEFINER SET search_path = ''
   AS $$
   BEGIN
     INSERT INTO private.site_execution_minutes AS m (site_id, minute, executions)
-    VALUES (NEW.site_id, date_trunc('minute', NEW.created_at), 1)
-    ON CONFLICT (site_id, minute) DO UPDATE SET executions = m.executions + 1;
+    SELECT s.site_id, date_trunc('minute', now()), count(*) FROM started s
+     WHERE s.stop_reason IS DISTINCT FROM 'volume_limit'
+     GROUP BY s.site_id ORDER BY s.site_id
+    ON CONFLICT (site_id, minute) DO UPDATE SET executions = m.executions + EXCLUDED.executions;
     RETURN NULL;
   END
   $$;
-REVOKE ALL ON FUNCTION private.count_rerun_execution() FROM PUBLIC;
+REVOKE ALL ON FUNCTION private.count_started_executions() FROM PUBLIC;
 
-DROP TRIGGER IF EXISTS workflow_executions_count_rerun ON public.workflow_executions;
-CREATE TRIGGER workflow_executions_count_rerun AFTER INSERT ON public.workflow_executions
-  FOR EACH ROW WHEN (NEW.rerun_of IS NOT NULL) EXECUTE FUNCTION private.count_rerun_execution();
+DROP TRIGGER IF EXISTS workflow_executions_count_started ON public.workflow_executions;
+CREATE TRIGGER workflow_executions_count_started AFTER INSERT ON public.workflow_executions
+  REFERENCING NEW TABLE AS started FOR EACH STATEMENT EXECUTE FUNCTION private.count_started_executions();
 
 -- The executions already counted by the hour that is running when this migration is applied.
 INSERT INTO private.site_execution_minutes (site_id, minute, executions)

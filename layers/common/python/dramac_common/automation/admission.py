@@ -28,8 +28,8 @@ def _lock_site(unit: Unit, site_id: uuid.UUID) -> None:
     unit.execute("SELECT pg_advisory_xact_lock(hashtextextended('dramac.executions:' || %s::text, 0))", (site_id,))
 
 
-# A site's executions started in the rolling hour, read in whole minutes (migration 0174: every statement
-# inserting executions counts them per site and minute, ``dal.COUNT_STARTED``), so the cost stays the same
+# A site's executions started in the rolling hour, read in whole minutes (migration 0174: a trigger counts
+# every statement's inserted executions per site and minute), so the cost stays the same
 # however busy the site is; the hour is up to a minute longer, never shorter: the cap is never exceeded.
 _RECENT = """(SELECT coalesce(sum(m.executions), 0) FROM private.site_execution_minutes m
               WHERE m.site_id = {site} AND m.minute >= date_trunc('minute', now() - interval '1 hour'))"""
@@ -98,15 +98,12 @@ def queue_executions(unit: Unit, event: dict[str, Any], workflow_ids: list[uuid.
     if not workflow_ids:
         return []
     rows = unit.fetchall(
-        f"""WITH queued AS (
-             INSERT INTO public.workflow_executions (workflow_id, site_id, event_id, status, next_position)
-             SELECT w.id, w.site_id, %(event)s, 'pending',
-                    coalesce((SELECT min(s.position) FROM public.workflow_steps s WHERE s.workflow_id = w.id), 0)
-             FROM public.automation_workflows w WHERE w.id = ANY(%(workflows)s::uuid[])
-             ON CONFLICT (event_id, workflow_id) WHERE rerun_of IS NULL DO NOTHING
-             RETURNING id, site_id
-           ), counted AS ({dal.COUNT_STARTED.format(rows="queued")})
-           SELECT id FROM queued""",
+        """INSERT INTO public.workflow_executions (workflow_id, site_id, event_id, status, next_position)
+           SELECT w.id, w.site_id, %(event)s, 'pending',
+                  coalesce((SELECT min(s.position) FROM public.workflow_steps s WHERE s.workflow_id = w.id), 0)
+           FROM public.automation_workflows w WHERE w.id = ANY(%(workflows)s::uuid[])
+           ON CONFLICT (event_id, workflow_id) WHERE rerun_of IS NULL DO NOTHING
+           RETURNING id""",
         {"event": event["id"], "workflows": list(workflow_ids)},
     )
     return [r["id"] for r in rows]
@@ -119,15 +116,12 @@ def record_stopped(unit: Unit, event: dict[str, Any], workflow_ids: list[uuid.UU
     if not workflow_ids:
         return 0
     rows = unit.fetchall(
-        f"""WITH stopped AS (
-             INSERT INTO public.workflow_executions
-               (workflow_id, site_id, event_id, status, next_position, started_at, completed_at, error, stop_reason)
-             SELECT w.id, w.site_id, %(event)s, 'failed', 0, now(), now(), %(error)s, %(reason)s
-             FROM public.automation_workflows w WHERE w.id = ANY(%(workflows)s::uuid[])
-             ON CONFLICT (event_id, workflow_id) WHERE rerun_of IS NULL DO NOTHING
-             RETURNING id, site_id, stop_reason
-           ), counted AS ({dal.COUNT_STARTED.format(rows="stopped WHERE stop_reason <> 'volume_limit'")})
-           SELECT id FROM stopped""",
+        """INSERT INTO public.workflow_executions
+             (workflow_id, site_id, event_id, status, next_position, started_at, completed_at, error, stop_reason)
+           SELECT w.id, w.site_id, %(event)s, 'failed', 0, now(), now(), %(error)s, %(reason)s
+           FROM public.automation_workflows w WHERE w.id = ANY(%(workflows)s::uuid[])
+           ON CONFLICT (event_id, workflow_id) WHERE rerun_of IS NULL DO NOTHING
+           RETURNING id""",
         {"event": event["id"], "workflows": list(workflow_ids), "error": error, "reason": reason},
     )
     return len(rows)

@@ -126,15 +126,6 @@ def mark_dispatched(unit: Unit, event_ids: list[uuid.UUID]) -> None:
 
 EXECUTION_STATE = "id, workflow_id, site_id, event_id, status, next_position, context, started_at"
 
-# Executions a statement inserted (``{rows}``: a CTE of theirs with ``site_id``), added to their sites'
-# count of this minute: admission's hourly volume (``admission._RECENT``, migration 0174). Every statement
-# inserting executions that count runs it as a CTE of its own, once per site.
-COUNT_STARTED = """
-    INSERT INTO private.site_execution_minutes AS m (site_id, minute, executions)
-    SELECT site_id, date_trunc('minute', now()), count(*) FROM {rows} GROUP BY site_id ORDER BY site_id
-    ON CONFLICT (site_id, minute) DO UPDATE SET executions = m.executions + EXCLUDED.executions"""
-
-
 def start_batch_executions(unit: Unit, pairs: list[tuple[uuid.UUID, uuid.UUID]], owner: uuid.UUID,
                            lease_s: float) -> list[dict[str, Any]]:
     """Create the executions of a batch's (event, workflow) pairs (at most one per pair) and lease those
@@ -158,8 +149,8 @@ def start_batch_executions(unit: Unit, pairs: list[tuple[uuid.UUID, uuid.UUID]],
           SET status = 'running', lease_owner = EXCLUDED.lease_owner, lease_expires_at = EXCLUDED.lease_expires_at,
               started_at = coalesce(e.started_at, now()), updated_at = now()
           WHERE e.status IN ('pending', 'running') AND (e.lease_expires_at IS NULL OR e.lease_expires_at < now())
-        RETURNING {EXECUTION_STATE}, e.created_at = now() AS created  -- not an earlier one taken over
-        ), counted AS ({COUNT_STARTED.format(rows="started WHERE created")})
+        RETURNING {EXECUTION_STATE}
+        )
         SELECT {EXECUTION_STATE} FROM started
         """,
         {"owner": owner, "lease": lease_s, "events": [e for e, _ in ordered], "workflows": [w for _, w in ordered]},
@@ -208,7 +199,7 @@ def insert_finished_executions(unit: Unit, rows: list[dict[str, Any]], owner: uu
             context jsonb, error text, resume_at timestamptz, leased boolean)
           ON CONFLICT (event_id, workflow_id) WHERE rerun_of IS NULL DO NOTHING
           RETURNING e.id, e.site_id
-        ), counted AS ({COUNT_STARTED.format(rows="ex")}), logged AS (
+        ), logged AS (
           INSERT INTO public.step_execution_logs
             (execution_id, step_id, site_id, position, step_type, status, input, output, error, attempts,
              started_at, completed_at, duration_ms)
