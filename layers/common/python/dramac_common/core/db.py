@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import select
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -92,7 +93,7 @@ def _url_from_secret(secret_arn: str) -> str:
 
 class SingleConnection:
     """One connection kept open between units, for a process that serves one request at a time (a Lambda
-    container). It is opened by the first unit that needs it and reopened when found closed or broken. A
+    container). It is opened by the first unit that needs it and reopened when found dead (``_dead_while_idle``). A
     unit that asks while it is lent (a nested unit, a worker's thread) gets a connection of its own; of
     those given back, the first is kept and the others closed. A connection given back inside a
     transaction is closed rather than kept (its state is unknown)."""
@@ -108,8 +109,10 @@ class SingleConnection:
             if self._closed:
                 raise RuntimeError("the connections are closed")
             conn, self._idle = self._idle, None
-        if conn is not None and not conn.closed and not conn.broken:
-            return conn
+        if conn is not None:
+            if not _dead_while_idle(conn):
+                return conn
+            conn.close()
         return psycopg.connect(self._conninfo, autocommit=True, row_factory=dict_row, connect_timeout=10)
 
     def putconn(self, conn: psycopg.Connection[Row]) -> None:
@@ -152,8 +155,30 @@ def _new_pool(max_size: int) -> ConnectionPool[Any]:
         kwargs={"autocommit": True, "row_factory": dict_row},
         timeout=10,
         name="dramac",
+        check=_check_idle,
         open=True,
     )
+
+
+def _dead_while_idle(conn: psycopg.Connection[Any]) -> bool:
+    """Whether a connection that sat idle has died meanwhile (a server restart, a proxy's idle timeout), found
+    without a round trip: an idle connection is sent nothing unless the server ended it, so anything waiting on
+    its socket (the server's farewell, or the end of the stream) means it is gone. Found before a unit sends,
+    the unit takes another connection; found only by a failed send, a round trip that carried ``COMMIT`` could
+    not be retried (``Unit._retry``)."""
+    if conn.closed or conn.broken:
+        return True
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+def _check_idle(conn: psycopg.Connection[Any]) -> None:
+    """psycopg_pool's ``check`` on lending a connection: a dead one is discarded and another lent."""
+    if _dead_while_idle(conn):
+        raise psycopg.OperationalError("the connection died while idle in the pool")
 
 
 def close_pool() -> None:
@@ -273,10 +298,7 @@ class Unit:
                     if commit:
                         conn.execute("COMMIT")
             except psycopg.Error:
-                if opening is not None and attempt == 0 and self._pool is not None and (conn.closed or conn.broken):
-                    # died while idle in the pool (server restart, proxy idle timeout): nothing ran on it
-                    self._pool.putconn(conn)
-                    self._conn = self._pool.getconn()
+                if self._retry(conn, opening, attempt, commit):
                     continue
                 if opening is not None:
                     opening.check(rate)  # a refused request answers 429, whatever its statement did
@@ -308,10 +330,7 @@ class Unit:
             try:
                 cursor.execute(script)
             except psycopg.Error:
-                if opening is not None and attempt == 0 and self._pool is not None and (conn.closed or conn.broken):
-                    # died while idle in the pool (server restart, proxy idle timeout): nothing ran on it
-                    self._pool.putconn(conn)
-                    self._conn = self._pool.getconn()
+                if self._retry(conn, opening, attempt, commit):
                     continue
                 if conn.closed or conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
                     self._over = True  # the opening or the COMMIT failed: there is no transaction to go on in
@@ -321,6 +340,18 @@ class Unit:
             self._over = self._committed = commit
             return cursor
         raise AssertionError("unreachable")
+
+    def _retry(self, conn: psycopg.Connection[Row], opening: _Opening | None, attempt: int, commit: bool) -> bool:
+        """After the unit's first round trip failed: whether to send it again, on a new connection. Only when
+        the connection is gone (it died between the check on lending and the send) and the round trip did not
+        carry ``COMMIT``: the transaction it opened died with the connection, so nothing of it stays. With
+        ``COMMIT`` aboard, the server may have committed before the connection went: sending again could do
+        the work twice, so the error stands (503; the caller's retry meets the idempotency guards)."""
+        if opening is None or attempt > 0 or commit or self._pool is None or not (conn.closed or conn.broken):
+            return False
+        self._pool.putconn(conn)
+        self._conn = self._pool.getconn()
+        return True
 
     def _finish(self) -> None:
         """Commit, unless the last statement did (a unit that ran nothing still takes its rate-limit token)."""
