@@ -18,6 +18,7 @@ transaction has committed.
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import select
 import threading
@@ -212,12 +213,14 @@ class Unit:
         self._pool = pool  # to replace a connection found dead when the opening first uses it
         self._over = False  # committed (or its transaction failed to open): no statement may follow
         self._committed = False
+        self._elevated = False  # the role is the write role since a write path: restored before another statement
 
     @property
     def conn(self) -> psycopg.Connection[Row]:
-        """The unit's connection, its transaction open (for savepoints, cursors, ``as_string``)."""
+        """The unit's connection, its transaction open and its role the caller's (for savepoints, cursors,
+        ``as_string``)."""
         self._require_open()
-        if self._opening is not None:
+        if self._opening is not None or self._elevated:
             self._run([])
         return self._conn
 
@@ -226,10 +229,11 @@ class Unit:
         """Run one statement; ``commit``: and commit the unit in the same round trip (its last statement);
         ``json_loads``: how this statement's json/jsonb values load."""
         self._require_open()
-        if (self._opening is not None or commit) and params is None and _may_hold_several(query, self._conn):
+        due = self._opening is not None or self._elevated  # statements to send ahead of this one
+        if (due or commit) and params is None and _may_hold_several(query, self._conn):
             # several statements in one text cannot join a pipeline: they travel as one simple query
             return self._run_script(query, commit=commit, json_loads=json_loads)
-        if self._opening is None and not commit:
+        if not due and not commit:
             return _cursor(self._conn, json_loads).execute(query, params)
         return self._run([(query, params, json_loads)], commit=commit)[0]
 
@@ -252,12 +256,11 @@ class Unit:
     def call_write_path(self, function: str, *args: Any, commit: bool = False) -> Any:
         """The result of ``private.<function>(*args)``, one of the write paths of payment state, prices
         and installation status (migration 0051). Only the role ``dramac_backend`` may execute them:
-        a user unit switches to it for this one statement and back to ``authenticated``, pipelined into
-        one round trip (with the unit's opening, and ``commit``, when they are due); the request's
-        claims stay set, and the function checks the caller from them."""
-        call = sql.SQL("SELECT {}({}) AS result").format(
-            sql.Identifier("private", function), sql.SQL(", ").join(sql.Placeholder() * len(args)))
-        return self.write_path_row(call, args, commit=commit)["result"]
+        a user unit switches to it for its write paths and back to ``authenticated`` ahead of any other
+        statement, each switch pipelined with the statement it precedes (one round trip, with the unit's
+        opening and ``commit`` when they are due); the request's claims stay set, and the function checks
+        the caller from them."""
+        return self.write_path_row(_write_path_call(function, len(args)), args, commit=commit)["result"]
 
     def write_path_row(self, query: Query, params: Params = None, *, commit: bool = False) -> Row:
         """The one row of a statement that calls write paths (``private.<function>``, several in one
@@ -265,10 +268,15 @@ class Unit:
         self._require_open()
         if self.claims is None:
             return self.fetchrow(query, params, commit=commit)
-        cursors = self._run([(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(WRITE_ROLE)), None, None),
-                             (query, params, None),
-                             ("SET LOCAL ROLE authenticated", None, None)], commit=commit)
-        row = cursors[1].fetchone()
+        # No statement of its own for the switch when the write path opens the unit (the opening sets the
+        # role) or follows another one (the role is still the write role); the way back is sent with the
+        # next other statement (``_run``), and a COMMIT ends the role with the transaction.
+        statements: list[tuple[Query, Params, JsonLoads | None]] = [(query, params, None)]
+        if self._opening is not None:
+            self._opening.role = WRITE_ROLE
+        elif not self._elevated:
+            statements.insert(0, (_SET_WRITE_ROLE, None, None))
+        row = self._run(statements, commit=commit, as_write_role=True)[-1].fetchone()
         if row is None:
             raise LookupError("the write path returned no row")
         return row
@@ -280,11 +288,15 @@ class Unit:
             raise RuntimeError("the unit of work has committed: no statement may follow its last")
 
     def _run(self, statements: list[tuple[Query, Params, JsonLoads | None]], *,
-             commit: bool = False) -> list[psycopg.Cursor[Row]]:
+             commit: bool = False, as_write_role: bool = False) -> list[psycopg.Cursor[Row]]:
         """Send the due opening, ``statements`` and (``commit``) ``COMMIT`` in one pipeline: one round trip.
         An error raises the first failing statement's exception, as a lone statement would; the statements
-        after it are skipped and the transaction is left for the unit to roll back."""
+        after it are skipped and the transaction is left for the unit to roll back. Statements run as
+        ``authenticated`` unless ``as_write_role`` (``write_path_row``): a write role left by a write path
+        is switched back first, in the same pipeline."""
         opening, self._opening = self._opening, None
+        restore = self._elevated and not as_write_role
+        self._elevated = as_write_role and not commit
         for attempt in range(2):
             conn = self._conn
             rate: psycopg.Cursor[Row] | None = None
@@ -293,6 +305,8 @@ class Unit:
                 with conn.pipeline():
                     if opening is not None:
                         rate = opening.send(conn)
+                    if restore:
+                        conn.execute("SET LOCAL ROLE authenticated")
                     for cursor, (query, params, _) in zip(cursors, statements, strict=True):
                         cursor.execute(query, params)
                     if commit:
@@ -322,9 +336,12 @@ class Unit:
         if self._opening is not None and self._opening.rate_limit is not None:
             self._run([])
         opening, self._opening = self._opening, None
+        restore, self._elevated = self._elevated, False
         for attempt in range(2):
             conn = self._conn
             prefix = opening.script(conn) if opening is not None else []
+            if restore:
+                prefix.append("SET LOCAL ROLE authenticated")
             script = ";\n".join([*prefix, text, *(["COMMIT"] if commit else [])])
             cursor = _cursor(conn, json_loads)
             try:
@@ -381,6 +398,17 @@ class Unit:
                 conn.execute("ROLLBACK")
 
 
+@functools.cache
+def _write_path_call(function: str, arity: int) -> str:
+    """``SELECT private.<function>(%s, ...) AS result``, composed once per write path: a statement composed
+    with psycopg.sql is composed again and turned into bytes on every execute (25 us), a text only once."""
+    return sql.SQL("SELECT {}({}) AS result").format(
+        sql.Identifier("private", function), sql.SQL(", ").join(sql.Placeholder() * arity)).as_string()
+
+
+_SET_WRITE_ROLE = sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(WRITE_ROLE)).as_string()
+
+
 def _cursor(conn: psycopg.Connection[Row], json_loads: JsonLoads | None) -> psycopg.Cursor[Row]:
     cursor = conn.cursor()
     if json_loads is not None:
@@ -401,6 +429,7 @@ class _Opening:
         self.claims = claims
         self.timeout_ms = timeout_ms
         self.rate_limit = rate_limit
+        self.role = "authenticated"  # the role a user unit's transaction begins in (WRITE_ROLE: a write path first)
 
     def send(self, conn: psycopg.Connection[Row]) -> psycopg.Cursor[Row] | None:
         """Queue the opening in ``conn``'s pipeline; returns the rate limit's cursor (its row says ``wait``)."""
@@ -418,8 +447,8 @@ class _Opening:
             conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(self.timeout_ms),))
         else:
             conn.execute("SELECT set_config('statement_timeout', %s, true), set_config('request.jwt.claims', %s, true), "
-                         "set_config('role', 'authenticated', true)",
-                         (str(self.timeout_ms), json.dumps(dict(self.claims), default=str)))
+                         "set_config('role', %s, true)",
+                         (str(self.timeout_ms), json.dumps(dict(self.claims), default=str), self.role))
         return rate
 
     def script(self, conn: psycopg.Connection[Row]) -> list[str]:
@@ -427,7 +456,8 @@ class _Opening:
         settings: list[sql.Composable] = [sql.SQL("set_config('statement_timeout', {}, true)").format(sql.Literal(str(self.timeout_ms)))]
         if self.claims is not None:
             settings += [sql.SQL("set_config('request.jwt.claims', {}, true)").format(
-                sql.Literal(json.dumps(dict(self.claims), default=str))), sql.SQL("set_config('role', 'authenticated', true)")]
+                sql.Literal(json.dumps(dict(self.claims), default=str))), sql.SQL("set_config('role', {}, true)").format(
+                sql.Literal(self.role))]
         return ["BEGIN", sql.SQL("SELECT {}").format(sql.SQL(", ").join(settings)).as_string(conn)]
 
     def check(self, rate: psycopg.Cursor[Row] | None) -> None:
