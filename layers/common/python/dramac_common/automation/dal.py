@@ -158,15 +158,15 @@ def start_batch_executions(unit: Unit, pairs: list[tuple[uuid.UUID, uuid.UUID]],
 
 
 def insert_finished_executions(unit: Unit, rows: list[dict[str, Any]], owner: uuid.UUID, lease_s: float,
-                               finished: list[dict[str, Any]]) -> Any:
+                               finished: list[dict[str, Any]]) -> None:
     """A batch's new executions (ids chosen by the caller: ``id, event_id, workflow_id, site_id,
     next_position, status``), inserted in the state the steps the batch's transaction ran for them left
     them in, with those steps' log rows: one insert, not an insert and then ``finish_steps``'s update.
     ``finished`` holds ``finish_step``'s arguments for these executions, in the order the steps ran: an
     execution's last step decides its state (``status``, the row's, when none ran: ``completed`` for a
     workflow without steps), and one still running keeps its lease. One that an execution of the same
-    (event, workflow) already holds is not inserted, nor are its logs: the caller's transaction must not
-    commit. Sent without waiting (pipeline mode): a cursor whose row's ``n`` counts the executions inserted."""
+    (event, workflow) already holds is not inserted, nor are its logs, and the statement raises (40001,
+    ``private.batch_guard``): the caller's transaction must not commit. Sent without waiting (pipeline mode)."""
     last: dict[uuid.UUID, dict[str, Any]] = {}
     outputs: dict[uuid.UUID, dict[str, Any]] = {}
     for f in finished:
@@ -184,7 +184,7 @@ def insert_finished_executions(unit: Unit, rows: list[dict[str, Any]], owner: uu
             "context": {"steps": outputs[r["id"]]} if step else {},
             "error": step.get("execution_error") if step else None,
             "resume_at": step.get("resume_at") if step else None, "leased": status == "running"})
-    return unit.execute(
+    unit.execute(
         f"""
         WITH entry AS ({_ENTRIES}), ex AS (
           INSERT INTO public.workflow_executions AS e
@@ -205,9 +205,11 @@ def insert_finished_executions(unit: Unit, rows: list[dict[str, Any]], owner: uu
              started_at, completed_at, duration_ms)
           {_LOG_ROWS}
         ), skipped AS ({_SKIPPED_ROWS})
-        SELECT count(*) AS n FROM ex
+        SELECT private.batch_guard(count(*) = %(expected)s, 'another worker started one of the batch''s executions first')
+        FROM ex
         """,
-        {"entries": _json(_entries(finished)), "executions": _json(executions), "owner": owner, "lease": lease_s},
+        {"entries": _json(_entries(finished)), "executions": _json(executions), "owner": owner, "lease": lease_s,
+         "expected": len(executions)},
     )
 
 
@@ -288,9 +290,11 @@ def record_attempt(unit: Unit, *, execution_id: uuid.UUID, owner: uuid.UUID, lea
 
 
 def record_attempt_later(unit: Unit, *, execution_id: uuid.UUID, owner: uuid.UUID, lease_s: float, position: int,
-                         step: dict[str, Any], input_: Any) -> Any:
+                         step: dict[str, Any], input_: Any, guarded: bool = False) -> Any:
     """``record_attempt`` sent without waiting for its answer (pipeline mode): a cursor whose one row
-    holds ``previous_status``, ``attempts`` and ``owned``."""
+    holds ``previous_status``, ``attempts`` and ``owned``; ``guarded``: the statement raises (40001,
+    ``private.batch_guard``) when this worker no longer holds the execution, and the caller's transaction
+    must not commit."""
     return unit.execute(
         """
         WITH ex AS (
@@ -309,10 +313,12 @@ def record_attempt_later(unit: Unit, *, execution_id: uuid.UUID, owner: uuid.UUI
         )
         SELECT (SELECT status FROM previous) AS previous_status,
                coalesce((SELECT attempts FROM previous), 0) AS attempts,
-               EXISTS (SELECT 1 FROM logged) AS owned
+               EXISTS (SELECT 1 FROM logged) AS owned,
+               private.batch_guard(NOT %(guarded)s OR EXISTS (SELECT 1 FROM logged),
+                                   'an execution of the batch was taken over') AS guard
         """,
         {"lease": lease_s, "execution": execution_id, "owner": owner, "position": position,
-         "step_id": step["id"], "step_type": step["step_type"], "input": _json(input_)},
+         "step_id": step["id"], "step_type": step["step_type"], "input": _json(input_), "guarded": guarded},
     )
 
 
@@ -417,13 +423,13 @@ def _finish_step_statement(
     )
 
 
-def finish_steps(unit: Unit, owner: uuid.UUID, lease_s: float, finished: list[dict[str, Any]]) -> Any:
+def finish_steps(unit: Unit, owner: uuid.UUID, lease_s: float, finished: list[dict[str, Any]]) -> None:
     """``finish_step`` for every step a batch's transaction ran, in one statement sent without waiting
-    (a cursor whose row's ``n`` counts the executions advanced: all of them, unless one was taken over).
-    ``finished`` holds ``finish_step``'s arguments, in the order the steps ran; each execution's first
+    (pipeline mode): it raises (40001, ``private.batch_guard``) unless it advanced every execution, that is
+    unless one was taken over, and the caller's transaction must not commit. ``finished`` holds ``finish_step``'s arguments, in the order the steps ran; each execution's first
     step is checked against its lease and position, its last decides its state, and every step gets its
     log row (and, stopping early, the later steps theirs as ``skipped``)."""
-    return unit.execute(
+    unit.execute(
         f"""
         WITH entry AS ({_ENTRIES}), first AS (
           SELECT DISTINCT ON (execution_id) execution_id, position FROM entry ORDER BY execution_id, n
@@ -458,9 +464,10 @@ def finish_steps(unit: Unit, owner: uuid.UUID, lease_s: float, finished: list[di
             status = EXCLUDED.status, input = EXCLUDED.input, output = EXCLUDED.output, error = EXCLUDED.error,
             attempts = EXCLUDED.attempts, completed_at = EXCLUDED.completed_at, duration_ms = EXCLUDED.duration_ms
         ), skipped AS ({_SKIPPED_ROWS})
-        SELECT count(*) AS n FROM ex
+        SELECT private.batch_guard(count(*) = %(expected)s, 'an execution of the batch was taken over') FROM ex
         """,
-        {"entries": _json(_entries(finished)), "owner": owner, "lease": lease_s},
+        {"entries": _json(_entries(finished)), "owner": owner, "lease": lease_s,
+         "expected": len({f["execution_id"] for f in finished})},
     )
 
 
