@@ -256,15 +256,17 @@ class Engine:
         queued: dict[uuid.UUID, list[dict[str, str]]] = {}
         deferred: set[uuid.UUID] = set()
         with db.service_unit() as unit:
-            with unit.pipeline():  # one round trip, the transaction's opening with it
+            # One round trip, the transaction's opening with it: the answers are read once the pipeline's end
+            # has brought them all (read inside it, they would cost a round trip more: a flush, then the sync).
+            with unit.pipeline():
                 # the sites first: a worker admitting the same events waits here, then sees what that one started
                 capacities_of = admission.site_capacities(unit, event_ids)
                 found, subscribed, existing = (dal.load_events(unit, event_ids), dal.batch_subscriptions(unit, event_ids),
                                                dal.batch_started(unit, event_ids))
                 definitions_of = dal.subscribed_definitions(unit, event_ids)
-                events = {row["id"]: row for row in found.fetchall()}
-                subscriptions, started = subscribed.fetchall(), existing.fetchall()
-                capacities, definitions = capacities_of(), definitions_of()
+            events = {row["id"]: row for row in found.fetchall()}
+            subscriptions, started = subscribed.fetchall(), existing.fetchall()
+            capacities, definitions = capacities_of(), definitions_of()
             by_event: dict[uuid.UUID, list[dict[str, Any]]] = {}
             for row in subscriptions:
                 by_event.setdefault(row["event_id"], []).append(row)
