@@ -53,15 +53,25 @@ def load_events(unit: Unit, event_ids: list[uuid.UUID]) -> Any:
 
 # The active subscriptions to each event's type whose workflow is active (``%(events)s``: a batch's event
 # ids), each row naming its ``event_id``: the site's own for a site event; those of every site of the
-# agency for an agency-level event (``site_id`` NULL)
+# agency for an agency-level event (``site_id`` NULL). Two branches (one kind of event each) rather than
+# one join on ``site = event's site OR site in the agency's``: each finds its subscriptions in their index
+# by (site, event type), so the cost follows the batch, not how many sites subscribe to the same event type
+# (with the OR, every active subscription to the type was read: 0.53 ms at 300 sites, four times a batch).
 BATCH_SUBSCRIPTIONS = """
     SELECT ev.id AS event_id, s.workflow_id, s.filter, s.site_id
     FROM public.automation_events_log ev
-    JOIN public.automation_event_subscriptions s ON s.event_type = ev.event_type AND s.is_active
-      AND (s.site_id = ev.site_id
-           OR (ev.site_id IS NULL AND s.site_id IN (SELECT id FROM public.sites WHERE agency_id = ev.agency_id)))
+    JOIN public.automation_event_subscriptions s ON s.site_id = ev.site_id AND s.event_type = ev.event_type
+      AND s.is_active
     JOIN public.automation_workflows w ON w.id = s.workflow_id AND w.is_active
-    WHERE ev.id = ANY(%(events)s::uuid[])"""
+    WHERE ev.id = ANY(%(events)s::uuid[])
+    UNION ALL
+    SELECT ev.id, s.workflow_id, s.filter, s.site_id
+    FROM public.automation_events_log ev
+    JOIN public.sites site ON site.agency_id = ev.agency_id
+    JOIN public.automation_event_subscriptions s ON s.site_id = site.id AND s.event_type = ev.event_type
+      AND s.is_active
+    JOIN public.automation_workflows w ON w.id = s.workflow_id AND w.is_active
+    WHERE ev.id = ANY(%(events)s::uuid[]) AND ev.site_id IS NULL"""
 
 
 def batch_subscriptions(unit: Unit, event_ids: list[uuid.UUID]) -> Any:
