@@ -172,3 +172,30 @@ def test_a_batch_statement_whose_guard_fails_commits_nothing_of_its_transaction(
         unit.queue_commit()
     [done] = executions(owner_conn, workflow["id"])
     assert (done["status"], done["next_position"]) == ("completed", 2)
+
+
+def test_a_batch_whose_connection_died_while_idle_runs_together_on_a_new_one(api, tenant, aws, owner_conn, env,
+                                                                               caplog):
+    """The batch's transaction opens with its first statements (``Unit.pipeline``): a container's connection
+    closed while idle between invocations is found dead there, before anything ran, and the batch runs again
+    on a new connection, together (not one event at a time)."""
+    from dramac_common.core import db
+
+    env.set("AWS_LAMBDA_FUNCTION_NAME", "event_processor")  # one connection kept between invocations
+    db.close_pool()
+    try:
+        workflow = create_workflow(api, tenant, [
+            {"type": "set_variable", "config": {"name": "last", "value": "{{event.payload.email}}"}}])
+        events = [emit(tenant.site_id, "crm.contact.created", {"email": f"c{n}@example.test"}) for n in range(3)]
+        aws.purge()
+        with db.service_unit() as unit:
+            kept = unit.fetchrow("SELECT pg_backend_pid() AS pid")["pid"]
+        owner_conn.execute("SELECT pg_terminate_backend(%s)", (kept,))
+
+        assert deliver(aws.queue_arn, [(f"m{n}", {"eventId": str(e)}) for n, e in enumerate(events)]) == set()
+
+        rows = executions(owner_conn, workflow["id"])
+        assert len(rows) == 3 and {r["status"] for r in rows} == {"completed"}
+        assert "each goes again alone" not in caplog.text
+    finally:
+        db.close_pool()

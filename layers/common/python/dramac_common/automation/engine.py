@@ -220,10 +220,14 @@ class Engine:
         summaries = {event_id: Summary() for event_id in event_ids}
         outcomes: dict[uuid.UUID, Summary | BaseException] = {}
         waiting = list(event_ids)
+        reconnected = False
         while waiting:
             try:
                 executions, deferred, calls = self._admit_batch(waiting, summaries, first_steps=together)
             except Exception as exc:
+                if isinstance(exc, db.ConnectionLost) and not reconnected:
+                    reconnected = True  # closed while idle (between invocations): nothing ran; again, on a new one
+                    continue
                 if len(waiting) == 1 and not together:
                     outcomes[waiting[0]] = exc
                     break

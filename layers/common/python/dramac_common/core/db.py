@@ -49,6 +49,12 @@ WRITE_ROLE = "dramac_backend"
 
 
 
+class ConnectionLost(psycopg.OperationalError):
+    """A unit's connection was found dead as its transaction began in a pipeline (``Unit.pipeline``; closed by
+    the server while idle in the pool, or a proxy's idle timeout): no COMMIT was sent, so nothing of the unit
+    ran. Its work may run again in a new unit, which gets a new connection."""
+
+
 class Connections(Protocol):
     """Where units get their connection (autocommit, dict rows) and give it back."""
 
@@ -202,16 +208,23 @@ class Unit:
         """Pipeline mode for the block's statements, the due opening queued ahead of them: the first answer the
         block reads costs one round trip for both (``conn.pipeline()`` opens the transaction first, a round trip
         of its own). A connection that died while idle in the pool is not replaced here, as the unit's first
-        statement would replace it (the block cannot be sent again): its error goes up, and the connection is
-        dropped when given back."""
+        statement would replace it (the block cannot be sent again): ``ConnectionLost`` goes up, and the
+        connection is dropped when given back."""
         self._require_open()
         if self._opening is not None and self._opening.rate_limit is not None:
             self._run([])  # the token commits apart, first
         opening, self._opening = self._opening, None
-        with self._conn.pipeline():
-            if opening is not None:
-                opening.send(self._conn)
-            yield
+        conn = self._conn
+        try:
+            with conn.pipeline():
+                if opening is not None:
+                    opening.send(conn)
+                yield
+        except psycopg.OperationalError as exc:
+            if opening is not None and self._queued_commit is None and (conn.closed or conn.broken):
+                self._over = True  # no transaction to roll back; the connection is dropped when given back
+                raise ConnectionLost(f"the connection was found dead as the transaction began: {exc}") from exc
+            raise
 
     def queue_commit(self) -> None:
         """In a pipeline (``pipeline``): queue ``COMMIT`` after the statements queued so far, to travel in their
