@@ -156,6 +156,8 @@ def test_a_batch_statement_whose_guard_fails_commits_nothing_of_its_transaction(
     attempt = {"execution_id": execution["id"], "position": 1, "step": step, "input_": {}}
     for write in (lambda unit, owner: dal.insert_finished_executions(unit, [duplicate], owner, 60, []),
                   lambda unit, owner: dal.finish_steps(unit, owner, 60, [finished]),
+                  lambda unit, owner: dal.finish_steps(unit, owner, 60, [finished],  # the variables in the statement
+                                                       {(workflow["id"], "guarded"): (tenant.site_id, "written")}),
                   lambda unit, owner: dal.record_attempt_later(unit, owner=owner, lease_s=60, guarded=True, **attempt)):
         with pytest.raises(psycopg.errors.SerializationFailure), db.service_unit() as unit, unit.pipeline():
             dal.set_variables(unit, {(workflow["id"], "guarded"): (tenant.site_id, "written")})

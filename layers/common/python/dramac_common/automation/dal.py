@@ -26,6 +26,16 @@ def _json(value: Any) -> Jsonb:
     return Jsonb(value, dumps=lambda v: json.dumps(v, default=str))
 
 
+VariableWrites = dict[tuple[uuid.UUID, str], tuple[uuid.UUID, Any]]  # (workflow id, key) → (site id, value)
+
+# ``set_variable`` for several variables (``%(variables)s``: ``_variable_rows``), a statement or a CTE of one
+_SET_VARIABLES = """
+    INSERT INTO public.workflow_variables (workflow_id, site_id, key, value)
+    SELECT workflow_id, site_id, key, value
+    FROM jsonb_to_recordset(%(variables)s) AS v(workflow_id uuid, site_id uuid, key text, value jsonb)
+    ON CONFLICT (workflow_id, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()"""
+
+
 # Events ----------------------------------------------------------------------------------------
 
 def load_event(unit: Unit, event_id: uuid.UUID | str) -> dict[str, Any] | None:
@@ -168,7 +178,7 @@ def start_batch_executions(unit: Unit, pairs: list[tuple[uuid.UUID, uuid.UUID]],
 
 
 def insert_finished_executions(unit: Unit, rows: list[dict[str, Any]], owner: uuid.UUID, lease_s: float,
-                               finished: list[dict[str, Any]]) -> None:
+                               finished: list[dict[str, Any]], variables: VariableWrites | None = None) -> None:
     """A batch's new executions (ids chosen by the caller: ``id, event_id, workflow_id, site_id,
     next_position, status``), inserted in the state the steps the batch's transaction ran for them left
     them in, with those steps' log rows: one insert, not an insert and then ``finish_steps``'s update.
@@ -196,7 +206,7 @@ def insert_finished_executions(unit: Unit, rows: list[dict[str, Any]], owner: uu
             "resume_at": step.get("resume_at") if step else None, "leased": status == "running"})
     unit.execute(
         f"""
-        WITH entry AS ({_ENTRIES}), ex AS (
+        WITH {_VARIABLES_CTE if variables else ""} entry AS ({_ENTRIES}), ex AS (
           INSERT INTO public.workflow_executions AS e
             (id, workflow_id, site_id, event_id, status, next_position, context, error, resume_at, started_at,
              completed_at, lease_owner, lease_expires_at)
@@ -219,7 +229,7 @@ def insert_finished_executions(unit: Unit, rows: list[dict[str, Any]], owner: uu
         FROM ex
         """,
         {"entries": _json(_entries(finished)), "executions": _json(executions), "owner": owner, "lease": lease_s,
-         "expected": len(executions)},
+         "expected": len(executions), "variables": _variable_rows(variables) if variables else None},
     )
 
 
@@ -433,15 +443,17 @@ def _finish_step_statement(
     )
 
 
-def finish_steps(unit: Unit, owner: uuid.UUID, lease_s: float, finished: list[dict[str, Any]]) -> None:
+def finish_steps(unit: Unit, owner: uuid.UUID, lease_s: float, finished: list[dict[str, Any]],
+                 variables: VariableWrites | None = None) -> None:
     """``finish_step`` for every step a batch's transaction ran, in one statement sent without waiting
     (pipeline mode): it raises (40001, ``private.batch_guard``) unless it advanced every execution, that is
     unless one was taken over, and the caller's transaction must not commit. ``finished`` holds ``finish_step``'s arguments, in the order the steps ran; each execution's first
     step is checked against its lease and position, its last decides its state, and every step gets its
-    log row (and, stopping early, the later steps theirs as ``skipped``)."""
+    log row (and, stopping early, the later steps theirs as ``skipped``). ``variables``: the transaction's
+    ``set_variables``, written by the same statement."""
     unit.execute(
         f"""
-        WITH entry AS ({_ENTRIES}), first AS (
+        WITH {_VARIABLES_CTE if variables else ""} entry AS ({_ENTRIES}), first AS (
           SELECT DISTINCT ON (execution_id) execution_id, position FROM entry ORDER BY execution_id, n
         ), last AS (
           SELECT DISTINCT ON (execution_id) * FROM entry ORDER BY execution_id, n DESC
@@ -477,9 +489,13 @@ def finish_steps(unit: Unit, owner: uuid.UUID, lease_s: float, finished: list[di
         SELECT private.batch_guard(count(*) = %(expected)s, 'an execution of the batch was taken over') FROM ex
         """,
         {"entries": _json(_entries(finished)), "owner": owner, "lease": lease_s,
-         "expected": len({f["execution_id"] for f in finished})},
+         "expected": len({f["execution_id"] for f in finished}),
+         "variables": _variable_rows(variables) if variables else None},
     )
 
+
+# ``set_variables`` as the first CTE of ``finish_steps`` or ``insert_finished_executions``: a statement less
+_VARIABLES_CTE = f"variables AS ({_SET_VARIABLES}),"
 
 # ``finish_steps``' and ``insert_finished_executions``' steps (``entry``: ``_entries``, ``ex``: the executions
 # written, ``id, site_id``): their log rows, and when one stopped its execution early, the later steps' as skipped
@@ -613,17 +629,15 @@ def set_variable(unit: Unit, workflow_id: uuid.UUID, site_id: uuid.UUID, key: st
     )
 
 
-def set_variables(unit: Unit, writes: dict[tuple[uuid.UUID, str], tuple[uuid.UUID, Any]]) -> None:
-    """``set_variable`` for several variables in one statement: (workflow id, key) → (site id, value)."""
-    rows = [{"workflow_id": workflow_id, "site_id": site_id, "key": key, "value": value}
-            for (workflow_id, key), (site_id, value) in sorted(writes.items(), key=lambda w: (str(w[0][0]), w[0][1]))]
-    unit.execute(
-        """INSERT INTO public.workflow_variables (workflow_id, site_id, key, value)
-           SELECT workflow_id, site_id, key, value
-           FROM jsonb_to_recordset(%s) AS v(workflow_id uuid, site_id uuid, key text, value jsonb)
-           ON CONFLICT (workflow_id, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()""",
-        (_json(rows),),
-    )
+def _variable_rows(writes: VariableWrites) -> Jsonb:
+    return _json([{"workflow_id": workflow_id, "site_id": site_id, "key": key, "value": value}
+                  for (workflow_id, key), (site_id, value) in sorted(writes.items(),
+                                                                     key=lambda w: (str(w[0][0]), w[0][1]))])
+
+
+def set_variables(unit: Unit, writes: VariableWrites) -> None:
+    """``set_variable`` for several variables in one statement."""
+    unit.execute(_SET_VARIABLES, {"variables": _variable_rows(writes)})
 
 
 def set_automation_depth(unit: Unit, depth: int) -> None:

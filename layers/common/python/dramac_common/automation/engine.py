@@ -444,20 +444,23 @@ class Engine:
                 call = self._segment(unit, pipeline, checks, execution, made)
                 if call is not None:
                     calls.append(call)
-            if pipeline.variable_writes:
-                dal.set_variables(unit, pipeline.variable_writes)
             # Steps' rows first: the attempts and releases below check the positions they advance. Each statement
             # checks its own guard (it raises when a lease was lost or another worker inserted an execution
-            # first), so COMMIT travels with them: one round trip, and nothing commits when a guard fails.
+            # first), so COMMIT travels with them: one round trip, and nothing commits when a guard fails. The
+            # transaction's variables are written by the first of them.
+            variables = pipeline.variable_writes or None
             if fresh:
                 new = {execution.id: execution for execution, _ in active if not execution.inserted}
                 for row in fresh:  # its state when none of its steps ran: a workflow without steps is done
                     row["status"] = "completed" if new[row["id"]].outcome == "completed" else "running"
                 dal.insert_finished_executions(unit, fresh, self.owner, self.lease_s,
-                                               [c for c in checks if c["execution_id"] in new])
-                checks = [c for c in checks if c["execution_id"] not in new]
+                                               [c for c in checks if c["execution_id"] in new], variables)
+                checks, variables = [c for c in checks if c["execution_id"] not in new], None
             if checks:
-                dal.finish_steps(unit, self.owner, self.lease_s, checks)
+                dal.finish_steps(unit, self.owner, self.lease_s, checks, variables)
+                variables = None
+            if variables:
+                dal.set_variables(unit, variables)
             for call in calls:
                 call.attempt = dal.record_attempt_later(
                     unit, execution_id=call.execution.id, owner=self.owner, lease_s=self.lease_s,
