@@ -181,7 +181,8 @@ class Unit:
     transaction, without the caller's claims). A text of several statements cannot join a pipeline: it
     travels as one simple query, the opening's text ahead of it and ``COMMIT`` after it, still one round
     trip (an opening with a rate limit goes first, on its own). Reaching ``conn`` directly opens the
-    transaction first.
+    transaction first; ``pipeline`` queues the opening ahead of its block's statements instead, and
+    ``queue_commit`` sends ``COMMIT`` with the block's last ones (the event processor's batches).
     """
 
     def __init__(self, conn: psycopg.Connection[Row], claims: Mapping[str, Any] | None, *,
