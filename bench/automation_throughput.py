@@ -4,7 +4,8 @@
     .venv/bin/python -m bench.automation_throughput [--events 200] [--repeats 5] [--batch-sizes 1,10]
 
 Runs on the embedded PostgreSQL (or DATABASE_URL's server) in a scratch database, with moto SQS/SES
-in process. Events are written beforehand (untimed); the timed part is the real event_processor
+in process, the database already holding another site's history (``_history``). Events are written
+beforehand (untimed); the timed part is the real event_processor
 handler on SQS events of the given batch size, until every event's execution is completed. Prints
 the median of the repeats per batch size.
 """
@@ -28,6 +29,7 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ["AUTOMATION_ALLOW_PRIVATE_HTTP"] = "1"
 
 
+HISTORY_EVENTS = 10_000  # another site's past events, each with its execution and step logs (see _history)
 N8N_DOCUMENTED = 220  # executions/s n8n documents on a single 2-vCPU instance (a published figure, not measured)
 SLOW_RECEIVER_S = 0.020
 
@@ -59,6 +61,29 @@ def _insert_events(conn: Any, site: Any, events: int) -> list[Any]:
            SELECT %s, 'crm.contact.created', jsonb_build_object('email', 'c' || g || '@example.test',
                   'lead_score', 70, 'status', 'active')
            FROM generate_series(1, %s) g RETURNING id""", (site, events)).fetchall()]
+
+
+def _history(conn: Any, site: Any, workflow: Any, events: int) -> None:
+    """A platform database has a past: another site's events, each with a completed execution of its workflow
+    and two step logs, then ``ANALYZE``. On an empty database the first statements are planned while the
+    tables hold a few hundred rows; a prepared statement keeps that plan (a sequential scan of the events or
+    executions, where an index finds a batch's rows) while the run grows the tables twentyfold faster than
+    autovacuum re-analyzes them: the engine's look-ups, and the baseline's foreign-key checks, then cost more
+    at every repeat, and by how much depends on when autovacuum happens to run. Untimed."""
+    conn.execute(
+        """WITH ev AS (
+             INSERT INTO automation_events_log (site_id, event_type, payload, dispatched_at)
+             SELECT %(site)s, 'crm.contact.created', jsonb_build_object('email', 'h' || g || '@example.test'), now()
+             FROM generate_series(1, %(events)s) g RETURNING id
+           ), ex AS (
+             INSERT INTO workflow_executions (workflow_id, site_id, event_id, status, context, next_position,
+                                              started_at, completed_at)
+             SELECT %(workflow)s, %(site)s, ev.id, 'completed', '{}'::jsonb, 3, now(), now() FROM ev RETURNING id)
+           INSERT INTO step_execution_logs (execution_id, site_id, position, status, input, output, completed_at,
+                                            duration_ms)
+           SELECT ex.id, %(site)s, p, 'completed', '{}'::jsonb, '{}'::jsonb, now(), 0 FROM ex, generate_series(1, 2) p""",
+        {"site": site, "workflow": workflow, "events": events})
+    conn.execute("ANALYZE")
 
 
 def _raw_baseline(conn: Any, site: Any, workflow: Any, url: str | None, events: int, repeats: int, *,
@@ -136,9 +161,11 @@ def measure(events: int, repeats: int, batch_sizes: list[int]) -> dict[Any, floa
             create_queues(queues.sqs_client(), "dramac")
             owner = seed.create_user(conn)
             agency = seed.create_agency(conn, owner=owner)
-            sites = {case: seed.create_site(conn, agency) for case in ("http", "slow", "db")}
+            sites = {case: seed.create_site(conn, agency) for case in ("http", "slow", "db", "history")}
             workflows = {case: _workflow(dal, db, sites[case], owner, target)
-                         for case, target in (("http", receiver.url), ("slow", slow.url), ("db", None))}
+                         for case, target in (("http", receiver.url), ("slow", slow.url), ("db", None),
+                                              ("history", None))}
+            _history(conn, sites["history"], workflows["history"], HISTORY_EVENTS)
             handler = get_handler("event_processor")
             arn = "arn:aws:sqs:us-east-1:000000000000:dramac-events"
             results: dict[Any, float] = {}

@@ -128,3 +128,76 @@ def test_a_batch_near_its_deadline_hands_the_rest_to_a_resume(api, tenant, aws, 
     receiver.delay_s = 0
     aws.drain()  # the resume messages
     assert_each_ran_once(owner_conn, receiver, workflow["id"], events)
+
+
+def test_a_batch_statement_whose_guard_fails_commits_nothing_of_its_transaction(api, tenant, aws, owner_conn):
+    """The statements that write what a batch ran check their own guards, so the COMMIT queued after them
+    (``Unit.queue_commit``) never commits a batch that lost a race: 40001, and nothing of it stays."""
+    import psycopg
+    from dramac_common.automation import dal
+    from dramac_common.core import db
+
+    workflow = create_workflow(api, tenant, [
+        {"type": "set_variable", "config": {"name": "last", "value": "{{event.payload.email}}"}}])
+    event = emit(tenant.site_id, "crm.contact.created", {"email": "c0@example.test"})
+    aws.purge()
+    assert deliver(aws.queue_arn, [("m0", {"eventId": str(event)})]) == set()
+    [execution] = executions(owner_conn, workflow["id"])
+    step = owner_conn.execute("SELECT id, position, step_type FROM workflow_steps WHERE workflow_id = %s",
+                              (workflow["id"],)).fetchone()
+    worker = uuid.uuid4()
+    owner_conn.execute("UPDATE workflow_executions SET status = 'running', next_position = 1, lease_owner = %s, "
+                       "lease_expires_at = now() + interval '1 minute' WHERE id = %s", (worker, execution["id"]))
+    finished = {"execution_id": execution["id"], "workflow_id": workflow["id"], "step": step, "next_position": 2,
+                "log_status": "completed", "input_": {}, "output": {"value": "x"}, "error": None, "attempts": 1,
+                "duration_ms": 0, "execution_status": "completed"}
+    duplicate = {"id": uuid.uuid4(), "event_id": event, "workflow_id": workflow["id"], "site_id": tenant.site_id,
+                 "next_position": 1, "status": "running"}
+    attempt = {"execution_id": execution["id"], "position": 1, "step": step, "input_": {}}
+    for write in (lambda unit, owner: dal.insert_finished_executions(unit, [duplicate], owner, 60, []),
+                  lambda unit, owner: dal.finish_steps(unit, owner, 60, [finished]),
+                  lambda unit, owner: dal.finish_steps(unit, owner, 60, [finished],  # the variables in the statement
+                                                       {(workflow["id"], "guarded"): (tenant.site_id, "written")}),
+                  lambda unit, owner: dal.record_attempt_later(unit, owner=owner, lease_s=60, guarded=True, **attempt)):
+        with pytest.raises(psycopg.errors.SerializationFailure), db.service_unit() as unit, unit.pipeline():
+            dal.set_variables(unit, {(workflow["id"], "guarded"): (tenant.site_id, "written")})
+            write(unit, uuid.uuid4())  # another worker's id: it holds no lease, or another execution exists
+            unit.queue_commit()
+        assert owner_conn.execute("SELECT count(*) AS n FROM workflow_variables WHERE workflow_id = %s "
+                                  "AND key = 'guarded'", (workflow["id"],)).fetchone()["n"] == 0
+    [still] = executions(owner_conn, workflow["id"])
+    assert (still["id"], still["status"], still["next_position"]) == (execution["id"], "running", 1)
+    assert [(s["position"], s["status"]) for s in step_logs(owner_conn, execution["id"])] == [(1, "completed")]
+
+    with db.service_unit() as unit, unit.pipeline():  # the lease's holder passes the same guards
+        dal.finish_steps(unit, worker, 60, [finished])
+        unit.queue_commit()
+    [done] = executions(owner_conn, workflow["id"])
+    assert (done["status"], done["next_position"]) == ("completed", 2)
+
+
+def test_a_batch_whose_connection_died_while_idle_runs_together_on_a_new_one(api, tenant, aws, owner_conn, env,
+                                                                               caplog):
+    """The batch's transaction opens with its first statements (``Unit.pipeline``): a container's connection
+    closed while idle between invocations is found dead there, before anything ran, and the batch runs again
+    on a new connection, together (not one event at a time)."""
+    from dramac_common.core import db
+
+    env.set("AWS_LAMBDA_FUNCTION_NAME", "event_processor")  # one connection kept between invocations
+    db.close_pool()
+    try:
+        workflow = create_workflow(api, tenant, [
+            {"type": "set_variable", "config": {"name": "last", "value": "{{event.payload.email}}"}}])
+        events = [emit(tenant.site_id, "crm.contact.created", {"email": f"c{n}@example.test"}) for n in range(3)]
+        aws.purge()
+        with db.service_unit() as unit:
+            kept = unit.fetchrow("SELECT pg_backend_pid() AS pid")["pid"]
+        owner_conn.execute("SELECT pg_terminate_backend(%s)", (kept,))
+
+        assert deliver(aws.queue_arn, [(f"m{n}", {"eventId": str(e)}) for n, e in enumerate(events)]) == set()
+
+        rows = executions(owner_conn, workflow["id"])
+        assert len(rows) == 3 and {r["status"] for r in rows} == {"completed"}
+        assert "each goes again alone" not in caplog.text
+    finally:
+        db.close_pool()

@@ -220,10 +220,14 @@ class Engine:
         summaries = {event_id: Summary() for event_id in event_ids}
         outcomes: dict[uuid.UUID, Summary | BaseException] = {}
         waiting = list(event_ids)
+        reconnected = False
         while waiting:
             try:
                 executions, deferred, calls = self._admit_batch(waiting, summaries, first_steps=together)
             except Exception as exc:
+                if isinstance(exc, db.ConnectionLost) and not reconnected:
+                    reconnected = True  # closed while idle (between invocations): nothing ran; again, on a new one
+                    continue
                 if len(waiting) == 1 and not together:
                     outcomes[waiting[0]] = exc
                     break
@@ -256,15 +260,17 @@ class Engine:
         queued: dict[uuid.UUID, list[dict[str, str]]] = {}
         deferred: set[uuid.UUID] = set()
         with db.service_unit() as unit:
-            with unit.conn.pipeline():  # one round trip
+            # One round trip, the transaction's opening with it: the answers are read once the pipeline's end
+            # has brought them all (read inside it, they would cost a round trip more: a flush, then the sync).
+            with unit.pipeline():
                 # the sites first: a worker admitting the same events waits here, then sees what that one started
                 capacities_of = admission.site_capacities(unit, event_ids)
                 found, subscribed, existing = (dal.load_events(unit, event_ids), dal.batch_subscriptions(unit, event_ids),
                                                dal.batch_started(unit, event_ids))
                 definitions_of = dal.subscribed_definitions(unit, event_ids)
-                events = {row["id"]: row for row in found.fetchall()}
-                subscriptions, started = subscribed.fetchall(), existing.fetchall()
-                capacities, definitions = capacities_of(), definitions_of()
+            events = {row["id"]: row for row in found.fetchall()}
+            subscriptions, started = subscribed.fetchall(), existing.fetchall()
+            capacities, definitions = capacities_of(), definitions_of()
             by_event: dict[uuid.UUID, list[dict[str, Any]]] = {}
             for row in subscriptions:
                 by_event.setdefault(row["event_id"], []).append(row)
@@ -419,42 +425,51 @@ class Engine:
         transaction is rolled back."""
         calls: list[StepCall] = []
         checks: list[dict[str, Any]] = []
+        try:
+            self._steps_queued(unit, active, fresh, calls, checks)
+        except psycopg.errors.SerializationFailure as exc:  # a statement's guard (dal.batch_guard)
+            raise BatchRetry(str(exc)) from exc
+        for execution, _ in active:
+            execution.inserted = True
+        for call in calls:
+            call.attempt = call.attempt.fetchone()
+        return calls
+
+    def _steps_queued(self, unit: db.Unit, active: list[tuple[Execution, StepCall | None]],
+                      fresh: list[dict[str, Any]] | None, calls: list[StepCall], checks: list[dict[str, Any]]) -> None:
+        """``_steps_in``'s pipeline: every execution's segment, then the statements that write what they did,
+        then ``COMMIT``."""
         with _Pipeline(unit) as pipeline:
             for execution, made in active:
                 call = self._segment(unit, pipeline, checks, execution, made)
                 if call is not None:
                     calls.append(call)
-            if pipeline.variable_writes:
-                dal.set_variables(unit, pipeline.variable_writes)
-            # Steps' rows first: the attempts and releases below check the positions they advance.
-            inserted = None
+            # Steps' rows first: the attempts and releases below check the positions they advance. Each statement
+            # checks its own guard (it raises when a lease was lost or another worker inserted an execution
+            # first), so COMMIT travels with them: one round trip, and nothing commits when a guard fails. The
+            # transaction's variables are written by the first of them.
+            variables = pipeline.variable_writes or None
             if fresh:
                 new = {execution.id: execution for execution, _ in active if not execution.inserted}
                 for row in fresh:  # its state when none of its steps ran: a workflow without steps is done
                     row["status"] = "completed" if new[row["id"]].outcome == "completed" else "running"
-                inserted = dal.insert_finished_executions(unit, fresh, self.owner, self.lease_s,
-                                                          [c for c in checks if c["execution_id"] in new])
-                checks = [c for c in checks if c["execution_id"] not in new]
-                for execution in new.values():
-                    execution.inserted = True
-            finished = dal.finish_steps(unit, self.owner, self.lease_s, checks) if checks else None
+                dal.insert_finished_executions(unit, fresh, self.owner, self.lease_s,
+                                               [c for c in checks if c["execution_id"] in new], variables)
+                checks, variables = [c for c in checks if c["execution_id"] not in new], None
+            if checks:
+                dal.finish_steps(unit, self.owner, self.lease_s, checks, variables)
+                variables = None
+            if variables:
+                dal.set_variables(unit, variables)
             for call in calls:
                 call.attempt = dal.record_attempt_later(
                     unit, execution_id=call.execution.id, owner=self.owner, lease_s=self.lease_s,
-                    position=call.step["position"], step=call.step, input_=call.logged)
+                    position=call.step["position"], step=call.step, input_=call.logged, guarded=True)
             for execution, _ in active:
                 if execution.outcome == "continued":  # too little time left: a fresh invocation goes on
                     dal.release_lease(unit, execution.id, self.owner)
                     unit.after_commit(functools.partial(send_resume_after_commit, execution.id))
-            if inserted is not None and fresh and inserted.fetchone()["n"] != len(fresh):
-                raise BatchRetry("another worker started one of the batch's executions first")
-            if finished is not None and finished.fetchone()["n"] != len({c["execution_id"] for c in checks}):
-                raise BatchRetry("an execution of the batch was taken over")
-            for call in calls:
-                call.attempt = call.attempt.fetchone()
-                if not (call.attempt and call.attempt["owned"]):
-                    raise BatchRetry("an execution of the batch was taken over")
-        return calls
+            unit.queue_commit()
 
     def _go_on_alone(self, execution: Execution, made: StepCall | None) -> None:
         """An execution of a batch whose shared transaction failed: on its own, a transaction per step."""
@@ -832,11 +847,12 @@ def _call_pool() -> ThreadPoolExecutor:
 
 
 class _Pipeline:
-    """A batch's transaction in pipeline mode: statements whose answers are read later travel together.
-    ``paused`` leaves it for a step whose executor reads as it goes (the module data SDK)."""
+    """A batch's transaction in pipeline mode: statements whose answers are read later travel together, the
+    transaction's opening with the first of them (``db.Unit.pipeline``). ``paused`` leaves it for a step whose
+    executor reads as it goes (the module data SDK)."""
 
     def __init__(self, unit: db.Unit):
-        self.conn = unit.conn
+        self.unit = unit
         self._pipeline: Any = None
         # the transaction's set_variable writes, sent together (``dal.set_variables``)
         self.variable_writes: dict[tuple[uuid.UUID, str], tuple[uuid.UUID, Any]] = {}
@@ -849,7 +865,7 @@ class _Pipeline:
         self._off(kind, value, traceback)
 
     def _on(self) -> None:
-        self._pipeline = self.conn.pipeline()
+        self._pipeline = self.unit.pipeline()
         self._pipeline.__enter__()
 
     def _off(self, kind: Any = None, value: Any = None, traceback: Any = None) -> None:

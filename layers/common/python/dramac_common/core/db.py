@@ -51,6 +51,12 @@ WRITE_ROLE = "dramac_backend"
 
 
 
+class ConnectionLost(psycopg.OperationalError):
+    """A unit's connection was found dead as its transaction began in a pipeline (``Unit.pipeline``; closed by
+    the server while idle in the pool, or a proxy's idle timeout): no COMMIT was sent, so nothing of the unit
+    ran. Its work may run again in a new unit, which gets a new connection."""
+
+
 class Connections(Protocol):
     """Where units get their connection (autocommit, dict rows) and give it back."""
 
@@ -201,7 +207,8 @@ class Unit:
     transaction, without the caller's claims). A text of several statements cannot join a pipeline: it
     travels as one simple query, the opening's text ahead of it and ``COMMIT`` after it, still one round
     trip (an opening with a rate limit goes first, on its own). Reaching ``conn`` directly opens the
-    transaction first.
+    transaction first; ``pipeline`` queues the opening ahead of its block's statements instead, and
+    ``queue_commit`` sends ``COMMIT`` with the block's last ones (the event processor's batches).
     """
 
     def __init__(self, conn: psycopg.Connection[Row], claims: Mapping[str, Any] | None, *,
@@ -214,6 +221,7 @@ class Unit:
         self._over = False  # committed (or its transaction failed to open): no statement may follow
         self._committed = False
         self._elevated = False  # the role is the write role since a write path: restored before another statement
+        self._queued_commit: psycopg.Cursor[Row] | None = None  # ``queue_commit``'s, its answer read with the pipeline's
 
     @property
     def conn(self) -> psycopg.Connection[Row]:
@@ -223,6 +231,40 @@ class Unit:
         if self._opening is not None or self._elevated:
             self._run([])
         return self._conn
+
+    @contextmanager
+    def pipeline(self) -> Iterator[None]:
+        """Pipeline mode for the block's statements, the due opening queued ahead of them: the first answer the
+        block reads costs one round trip for both (``conn.pipeline()`` opens the transaction first, a round trip
+        of its own). A connection that died while idle in the pool is not replaced here, as the unit's first
+        statement would replace it (the block cannot be sent again): ``ConnectionLost`` goes up, and the
+        connection is dropped when given back."""
+        self._require_open()
+        if self._opening is not None and self._opening.rate_limit is not None:
+            self._run([])  # the token commits apart, first
+        opening, self._opening = self._opening, None
+        conn = self._conn
+        try:
+            with conn.pipeline():
+                if opening is not None:
+                    opening.send(conn)
+                yield
+        except psycopg.OperationalError as exc:
+            if opening is not None and self._queued_commit is None and (conn.closed or conn.broken):
+                self._over = True  # no transaction to roll back; the connection is dropped when given back
+                raise ConnectionLost(f"the connection was found dead as the transaction began: {exc}") from exc
+            raise
+
+    def queue_commit(self) -> None:
+        """In a pipeline (``pipeline``): queue ``COMMIT`` after the statements queued so far, to travel in their
+        round trip, for statements whose guards are checked in SQL (read nothing in between to decide). A
+        statement refused before it makes the server skip it, and the unit rolls back. The unit is over: no
+        statement may follow. Whether it committed is known once the pipeline's answers are read."""
+        self._require_open()
+        if self._opening is not None or not self._conn.pgconn.pipeline_status:
+            raise RuntimeError("queue_commit is for a unit's open transaction in pipeline mode")
+        self._queued_commit = self._conn.execute("COMMIT")
+        self._over = True
 
     def execute(self, query: Query, params: Params = None, *, commit: bool = False,
                 json_loads: JsonLoads | None = None) -> psycopg.Cursor[Row]:
@@ -370,9 +412,17 @@ class Unit:
         self._conn = self._pool.getconn()
         return True
 
+    def _commit_queued_ran(self) -> bool:
+        """Whether ``queue_commit``'s ``COMMIT`` committed (its answer read without error, and not a rollback)."""
+        cursor = self._queued_commit
+        return cursor is not None and cursor.pgresult is not None and cursor.statusmessage == "COMMIT"
+
     def _finish(self) -> None:
         """Commit, unless the last statement did (a unit that ran nothing still takes its rate-limit token)."""
-        if self._opening is not None:
+        if self._queued_commit is not None:
+            if not self._commit_queued_ran():
+                raise psycopg.OperationalError("the unit's queued COMMIT was not answered: its pipeline was left unread")
+        elif self._opening is not None:
             if self._opening.rate_limit is None:
                 self._opening = None  # nothing ran: there is no transaction to commit
                 self._over = self._committed = True
@@ -392,6 +442,11 @@ class Unit:
             self._opening, self._committed = None, False  # the body's work never ran
             return
         conn = self._conn
+        if self._queued_commit is not None:
+            if self._commit_queued_ran():
+                self._committed = True  # the body failed after its COMMIT was answered: what committed must be sent
+                return
+            self._over = False  # a statement before the queued COMMIT was refused: roll back below
         if not self._over and not conn.closed \
                 and conn.info.transaction_status != psycopg.pq.TransactionStatus.UNKNOWN:
             with suppress(psycopg.Error):
