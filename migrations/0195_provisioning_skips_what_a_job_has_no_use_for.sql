@@ -12,10 +12,14 @@
 --    (0.19 ms instead of 0.47 after a CREATE SCHEMA when none waits).
 -- What they read and write, and what they return, is unchanged.
 
-CREATE OR REPLACE FUNCTION private.provisioning_state(p_module_id uuid, p_short_id text, p_schema text,
-                                                      p_version text)
+-- It also says whether any installation of the module waits (for the provisioning, or for an upgrade):
+-- when none does, the job leaves the activation out. An installation that starts waiting after this
+-- read has its own job queued once it commits (installations.site_modules, installations.upgrades),
+-- which takes the module's lock after this job and activates it.
+DROP FUNCTION private.provisioning_state(uuid, text, text, text);
+CREATE FUNCTION private.provisioning_state(p_module_id uuid, p_short_id text, p_schema text, p_version text)
   RETURNS TABLE (schema_exists boolean, tables jsonb, constraints jsonb, relations jsonb, registry jsonb,
-                 module jsonb, version_manifest jsonb, version_manifest_digest text)
+                 module jsonb, version_manifest jsonb, version_manifest_digest text, waiting boolean)
   LANGUAGE plpgsql STABLE SET search_path = '' SET plan_cache_mode = force_generic_plan
   AS $$
   #variable_conflict use_column
@@ -39,8 +43,10 @@ CREATE OR REPLACE FUNCTION private.provisioning_state(p_module_id uuid, p_short_
       (SELECT to_jsonb(m) FROM (
          SELECT d.id, d.slug, d.module_type, d.manifest,
                 encode(pg_catalog.sha256(convert_to(d.manifest::text, 'UTF8')), 'hex') AS manifest_digest
-           FROM public.modules_v2 d WHERE d.id = p_module_id) m)
-      INTO registry, module;
+           FROM public.modules_v2 d WHERE d.id = p_module_id) m),
+      EXISTS (SELECT 1 FROM public.site_module_installations i
+               WHERE i.module_id = p_module_id AND (i.status = 'provisioning' OR i.target_version IS NOT NULL))
+      INTO registry, module, waiting;
     IF p_version IS NOT NULL THEN
       SELECT v.manifest, encode(pg_catalog.sha256(convert_to(v.manifest::text, 'UTF8')), 'hex')
         INTO version_manifest, version_manifest_digest
@@ -50,6 +56,9 @@ CREATE OR REPLACE FUNCTION private.provisioning_state(p_module_id uuid, p_short_
     RETURN NEXT;
   END
   $$;
+
+REVOKE ALL ON FUNCTION private.provisioning_state(uuid, text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION private.provisioning_state(uuid, text, text, text) TO dramac_backend;
 
 -- The two writes touch disjoint rows (status 'provisioning' against any other status), so running the
 -- upgrades' first and the activations' second writes what the single statement of 0180 wrote; the

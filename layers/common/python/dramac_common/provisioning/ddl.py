@@ -20,6 +20,7 @@ from typing import Any
 from psycopg import sql
 
 from .errors import ProvisioningRefused
+from .expressions import text_literal
 from .manifest import IMPLICIT_COLUMNS, ColumnDef, ForeignKeyDef, IndexDef, SchemaDefinition, TableDef
 
 # Row-level security, privileges and the four site-isolation policies of a module table come from one
@@ -110,7 +111,7 @@ def _name(*parts: str) -> str:
 
 
 def _value(value: str) -> str:
-    return sql.Literal(value).as_string()
+    return text_literal(value)
 
 
 def _expression(node: Any) -> str:

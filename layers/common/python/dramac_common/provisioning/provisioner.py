@@ -1,9 +1,10 @@
 """Provisioning jobs: one transaction each, under a per-module advisory lock.
 
-``provision_module`` reads the module, its registry rows and the schema's catalog state (with the
-transaction's BEGIN: one round trip), validates the manifest (once per module version and container),
-plans the DDL and runs it together with the registry upsert, the installations' status update and the
-COMMIT, in one script (one round trip) and one transaction: everything commits or nothing does. The advisory lock is keyed by the module's short id, so concurrent or redelivered jobs for one
+``provision_module`` reads the module, its registry rows, the schema's catalog state and whether any
+installation waits (with the transaction's BEGIN: one round trip), validates the manifest (once per
+module version and container), plans the DDL and runs it together with the registry upsert, the
+waiting installations' status update and the COMMIT, in one script (one round trip) and one
+transaction: everything commits or nothing does. The advisory lock is keyed by the module's short id, so concurrent or redelivered jobs for one
 module run one after the other, and each later job finds nothing left to do; two modules whose ids
 share a short id serialise too, and the second is refused instead of sharing the first's schema.
 
@@ -35,6 +36,7 @@ from .errors import (
     ProvisioningRefused,
     TransientProvisioningError,
 )
+from .expressions import text_literal
 from .manifest import SchemaDefinition, parse_version, validate_manifest
 
 log = logging.getLogger(__name__)
@@ -66,7 +68,7 @@ def lock_statement(short_id: str) -> str:
 def _literal(value: Any) -> str:
     """A value as SQL text (``psycopg.sql.Literal``), for the provisioner's own statements, which travel
     as text in one simple query with the unit's opening or the DDL script."""
-    return sql.Literal(value).as_string()
+    return text_literal(value) if isinstance(value, str) else sql.Literal(value).as_string()
 
 
 @dataclass
@@ -166,16 +168,22 @@ def provision_module(module_id: uuid.UUID | str, version: str | None = None) -> 
                 definition = _validated(module_id, version, state["version_manifest"], state["version_manifest_digest"])
             else:
                 definition = _validated(module_id, None, module["manifest"], module["manifest_digest"])
+            # no installation waiting when the state was read: no activation (one that starts waiting
+            # later has its own job queued, which runs after this one: provisioning_state, migration 0195)
+            waiting = bool(state["waiting"])
             if not needs_schema(module["module_type"], definition):
-                row = _run_script(unit, [(None, _activate_statement(module_id, definition.version))], commit=True)
-                return ProvisionResult(module_id, "no_schema", definition.version, activated=_activated(unit, row))
+                row = _run_script(unit, [(None, _activate_statement(module_id, definition.version))],
+                                  commit=True) if waiting else None
+                return ProvisionResult(module_id, "no_schema", definition.version,
+                                       activated=_activated(unit, row, waiting))
             entries = [registry.RegistryEntry.from_json(e) for e in state["registry"]]
             action, parts, schema_version = _plan(module_id, short_id, schema, definition, entries,
                                                   ddl.CatalogState.from_row(state), keep_newer=version is not None)
-            parts.append((None, _activate_statement(module_id, schema_version)))
-            row = _run_script(unit, parts, commit=True)
+            if waiting:
+                parts.append((None, _activate_statement(module_id, schema_version)))
+            row = _run_script(unit, parts, commit=True) if parts else None
             return ProvisionResult(module_id, action, definition.version, schema, definition.table_names,
-                                   _activated(unit, row))
+                                   _activated(unit, row, waiting))
     except psycopg.OperationalError as exc:
         raise TransientProvisioningError(f"the database was unavailable ({str(exc).strip()[:200]})") from exc
 
@@ -205,9 +213,11 @@ def _validated(module_id: uuid.UUID, version: str | None, manifest: Any, digest:
     return definition
 
 
-def _activated(unit: db.Unit, row: dict[str, Any] | None) -> int:
-    """How many installations the activation statement (the script's last) made active; its events
-    go to the events queue once the job's transaction commits."""
+def _activated(unit: db.Unit, row: dict[str, Any] | None, ran: bool = True) -> int:
+    """How many installations the activation statement (the script's last, when it ``ran``) made
+    active; its events go to the events queue once the job's transaction commits."""
+    if not ran:
+        return 0
     if row is None:
         raise LookupError("the activation statement returned no row")
     outbox.dispatch_after_commit(unit, list(row["event_ids"]))
@@ -241,8 +251,8 @@ def _plan(module_id: uuid.UUID, short_id: str, schema: str, definition: SchemaDe
     plan = ddl.plan_schema(schema, definition, catalog, module_id)
     parts: list[tuple[str | None, str]] = [(None, "SET LOCAL lock_timeout = " + _literal(LOCK_TIMEOUT))]
     parts += plan.texts
-    parts.append((None, registry.upsert_statement(module_id, short_id, schema, definition.table_names,
-                                                  definition.version).as_string()))
+    parts.append((None, registry.upsert_text(module_id, short_id, schema, definition.table_names,
+                                             definition.version)))
     return ("created" if owner is None else "upgraded"), parts, definition.version
 
 
