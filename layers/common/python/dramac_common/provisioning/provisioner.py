@@ -114,17 +114,19 @@ def _activate_statement(module_id: uuid.UUID, schema_version: str | None) -> str
             f"{_literal(schema_version)})")
 
 
-def _run_script(unit: db.Unit, texts: list[tuple[str | None, str]], *, commit: bool = False
-                ) -> dict[str, Any] | None:
+def _run_script(unit: db.Unit, texts: list[tuple[str | None, str]], *, commit: bool = False,
+                want_row: bool = True) -> dict[str, Any] | None:
     """Run statements (their text, each tagged with its table or None) as one simple-protocol script
     (``commit``: with the unit's ``COMMIT``, in the same round trip); returns the row of the last statement
-    that returns rows. A database error is reported with the table whose statement failed, when the
-    server says where."""
+    that returns rows (``want_row``; else None, without going through the script's results). A database
+    error is reported with the table whose statement failed, when the server says where."""
     script = ";\n".join(text for _, text in texts)
     try:
         cur = unit.execute(script, commit=commit)
     except psycopg.Error as exc:
         raise _classify(exc, texts) from exc
+    if not want_row:
+        return None
     row = None
     while True:
         if cur.description:
@@ -181,7 +183,7 @@ def provision_module(module_id: uuid.UUID | str, version: str | None = None) -> 
                                                   ddl.CatalogState.from_row(state), keep_newer=version is not None)
             if waiting:
                 parts.append((None, _activate_statement(module_id, schema_version)))
-            row = _run_script(unit, parts, commit=True) if parts else None
+            row = _run_script(unit, parts, commit=True, want_row=waiting) if parts else None
             return ProvisionResult(module_id, action, definition.version, schema, definition.table_names,
                                    _activated(unit, row, waiting))
     except psycopg.OperationalError as exc:
@@ -299,7 +301,7 @@ def deprovision_module(module_id: uuid.UUID | str) -> bool:
         _run_script(unit, [
             (None, sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)).as_string()),
             (None, registry.delete_statement(module_id).as_string()),
-        ], commit=True)
+        ], commit=True, want_row=False)
     return True
 
 
