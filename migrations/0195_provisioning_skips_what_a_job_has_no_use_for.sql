@@ -15,11 +15,14 @@
 -- It also says whether any installation of the module waits (for the provisioning, or for an upgrade):
 -- when none does, the job leaves the activation out. An installation that starts waiting after this
 -- read has its own job queued once it commits (installations.site_modules, installations.upgrades),
--- which takes the module's lock after this job and activates it.
+-- which takes the module's lock after this job and activates it. The manifests come as their jsonb
+-- text, which the provisioner parses and hashes itself (the key of its cache of validated manifests,
+-- the same SHA-256 of the same text as before), and the registry rows and the module as flat objects:
+-- building a row's jsonb (to_jsonb of a subquery) and hashing on the server cost more than reading.
 DROP FUNCTION private.provisioning_state(uuid, text, text, text);
 CREATE FUNCTION private.provisioning_state(p_module_id uuid, p_short_id text, p_schema text, p_version text)
   RETURNS TABLE (schema_exists boolean, tables jsonb, constraints jsonb, relations jsonb, registry jsonb,
-                 module jsonb, version_manifest jsonb, version_manifest_digest text, waiting boolean)
+                 module jsonb, manifest text, version_manifest text, waiting boolean)
   LANGUAGE plpgsql STABLE SET search_path = '' SET plan_cache_mode = force_generic_plan
   AS $$
   #variable_conflict use_column
@@ -36,20 +39,19 @@ CREATE FUNCTION private.provisioning_state(p_module_id uuid, p_short_id text, p_
         FROM private.module_catalog_state(p_schema) c;
     END IF;
     SELECT
-      (SELECT coalesce(jsonb_agg(to_jsonb(r)), '[]'::jsonb) FROM (
-         SELECT g.module_id, g.module_short_id, g.schema_name, g.version, g.table_names, g.status
-           FROM public.module_database_registry g
-          WHERE g.module_id = p_module_id OR g.module_short_id = p_short_id) r),
-      (SELECT to_jsonb(m) FROM (
-         SELECT d.id, d.slug, d.module_type, d.manifest,
-                encode(pg_catalog.sha256(convert_to(d.manifest::text, 'UTF8')), 'hex') AS manifest_digest
-           FROM public.modules_v2 d WHERE d.id = p_module_id) m),
+      (SELECT jsonb_build_object('id', d.id, 'slug', d.slug, 'module_type', d.module_type)
+         FROM public.modules_v2 d WHERE d.id = p_module_id),
+      (SELECT d.manifest::text FROM public.modules_v2 d WHERE d.id = p_module_id),
+      (SELECT coalesce(jsonb_agg(jsonb_build_object('module_id', g.module_id, 'module_short_id', g.module_short_id,
+                                                    'schema_name', g.schema_name, 'version', g.version,
+                                                    'table_names', g.table_names, 'status', g.status)), '[]'::jsonb)
+         FROM public.module_database_registry g
+        WHERE g.module_id = p_module_id OR g.module_short_id = p_short_id),
       EXISTS (SELECT 1 FROM public.site_module_installations i
                WHERE i.module_id = p_module_id AND (i.status = 'provisioning' OR i.target_version IS NOT NULL))
-      INTO registry, module, waiting;
+      INTO module, manifest, registry, waiting;
     IF p_version IS NOT NULL THEN
-      SELECT v.manifest, encode(pg_catalog.sha256(convert_to(v.manifest::text, 'UTF8')), 'hex')
-        INTO version_manifest, version_manifest_digest
+      SELECT v.manifest::text INTO version_manifest
         FROM public.module_versions v
        WHERE v.module_id = p_module_id AND v.version = p_version AND v.status IN ('published', 'deprecated');
     END IF;

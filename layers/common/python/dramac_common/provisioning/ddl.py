@@ -107,6 +107,8 @@ class Plan:
 # and a value with a backslash as E'...'), and the validator allows plain ASCII names only.
 @lru_cache(maxsize=4096)
 def _name(*parts: str) -> str:
+    if len(parts) > 1:  # schema.table: each part remembered on its own (a new module brings a new schema)
+        return ".".join(map(_name, parts))
     return sql.Identifier(*parts).as_string()
 
 

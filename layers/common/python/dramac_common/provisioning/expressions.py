@@ -103,6 +103,9 @@ class Token(NamedTuple):
     pos: int
 
 
+_new_token = tuple.__new__  # Token's own __new__, without its Python-level wrapper
+
+
 def tokenize(text: str) -> list[Token]:
     """Tokens up to the first character outside the grammar, which becomes a ``bad`` token: the
     parser reports it only when it gets there, so errors come in reading order."""
@@ -133,7 +136,7 @@ def tokenize(text: str) -> list[Token]:
         if problem is not None or m is None or kind is None:
             tokens.append(Token("bad", problem or f"unexpected character at position {pos + 1}", pos))
             return tokens
-        tokens.append(Token(kind, m.group(), pos))
+        tokens.append(_new_token(Token, (kind, m.group(), pos)))
         pos = m.end()
     tokens.append(Token("end", "", length))
     return tokens

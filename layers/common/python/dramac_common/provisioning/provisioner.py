@@ -15,6 +15,7 @@ under row-level security (``installations.purge`` runs it for an owner's purge a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -166,10 +167,8 @@ def provision_module(module_id: uuid.UUID | str, version: str | None = None) -> 
                 raise ProvisioningRefused("the module no longer exists")
             if version is not None and state["version_manifest"] is None:
                 raise ProvisioningRefused(f"version {version} of the module is not published")
-            if version is not None:
-                definition = _validated(module_id, version, state["version_manifest"], state["version_manifest_digest"])
-            else:
-                definition = _validated(module_id, None, module["manifest"], module["manifest_digest"])
+            manifest_text = state["manifest"] if version is None else state["version_manifest"]
+            definition = _validated(module_id, version, manifest_text)
             # no installation waiting when the state was read: no activation (one that starts waiting
             # later has its own job queued, which runs after this one: provisioning_state, migration 0195)
             waiting = bool(state["waiting"])
@@ -192,22 +191,23 @@ def provision_module(module_id: uuid.UUID | str, version: str | None = None) -> 
 
 # Validated manifests, per container: validation is a pure function of the manifest, and one module
 # version is provisioned again and again (each site's upgrade to it is a job, and a redelivered job runs
-# twice). Keyed by the module, the version asked for and the SHA-256 of the manifest's jsonb text (the
-# state query computes it), so an edited manifest is validated afresh; the plan is built from the
+# twice). Keyed by the module, the version asked for and the SHA-256 of the manifest's jsonb text (as the
+# state query returns it), so an edited manifest is validated afresh; the plan is built from the
 # cached definition, never from a manifest it was not validated from. Refused manifests are not kept.
 _VALIDATED: OrderedDict[tuple[uuid.UUID, str | None, str], SchemaDefinition] = OrderedDict()
 _VALIDATED_MAX = 256
 _validated_lock = threading.Lock()
 
 
-def _validated(module_id: uuid.UUID, version: str | None, manifest: Any, digest: str) -> SchemaDefinition:
-    key = (module_id, version, digest)
+def _validated(module_id: uuid.UUID, version: str | None, manifest_text: str) -> SchemaDefinition:
+    """The definition validated from the manifest (its jsonb text), remembered per container."""
+    key = (module_id, version, hashlib.sha256(manifest_text.encode()).hexdigest())
     with _validated_lock:
         definition = _VALIDATED.get(key)
         if definition is not None:
             _VALIDATED.move_to_end(key)
             return definition
-    _, definition = validate_manifest(manifest)
+    _, definition = validate_manifest(json.loads(manifest_text))
     with _validated_lock:
         _VALIDATED[key] = definition
         if len(_VALIDATED) > _VALIDATED_MAX:
