@@ -162,8 +162,8 @@ def provision_module(module_id: uuid.UUID | str, version: str | None = None) -> 
     try:
         with db.service_unit() as unit:
             state = _lock_and_read(unit, module_id, short_id, schema, version)
-            module = state["module"]
-            if module is None:
+            module_type = state["module_type"]
+            if module_type is None:
                 raise ProvisioningRefused("the module no longer exists")
             if version is not None and state["version_manifest"] is None:
                 raise ProvisioningRefused(f"version {version} of the module is not published")
@@ -172,7 +172,7 @@ def provision_module(module_id: uuid.UUID | str, version: str | None = None) -> 
             # no installation waiting when the state was read: no activation (one that starts waiting
             # later has its own job queued, which runs after this one: provisioning_state, migration 0195)
             waiting = bool(state["waiting"])
-            if not needs_schema(module["module_type"], definition):
+            if not needs_schema(module_type, definition):
                 row = _run_script(unit, [(None, _activate_statement(module_id, definition.version))],
                                   commit=True) if waiting else None
                 return ProvisionResult(module_id, "no_schema", definition.version,
