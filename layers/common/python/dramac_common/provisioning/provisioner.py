@@ -69,7 +69,13 @@ def lock_statement(short_id: str) -> str:
 def _literal(value: Any) -> str:
     """A value as SQL text (``psycopg.sql.Literal``), for the provisioner's own statements, which travel
     as text in one simple query with the unit's opening or the DDL script."""
-    return text_literal(value) if isinstance(value, str) else sql.Literal(value).as_string()
+    if isinstance(value, str):
+        return text_literal(value)
+    if value is None:
+        return "NULL"
+    if isinstance(value, uuid.UUID):
+        return "'" + str(value) + "'::uuid"  # hex digits and dashes only
+    return sql.Literal(value).as_string()
 
 
 @dataclass
