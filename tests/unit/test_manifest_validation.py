@@ -6,8 +6,17 @@ import uuid
 import pytest
 from dramac_common.provisioning.column_types import ColumnTypeError, parse_column_type
 from dramac_common.provisioning.errors import ManifestError
-from dramac_common.provisioning.expressions import Context, ExpressionError, parse_expression
+from dramac_common.provisioning.expressions import (
+    Context,
+    ExpressionError,
+    _Parser,
+    parse_expression,
+    text_literal,
+)
 from dramac_common.provisioning.manifest import object_name, parse_version, validate_manifest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from psycopg import sql
 
 from dramac_dev.seed import CRM_MANIFEST
 
@@ -133,6 +142,38 @@ def test_version_is_required_with_tables_and_must_be_semantic():
 
 def test_dependencies_must_be_slugs():
     assert "is not a module slug" in problems_of({"dependencies": ["CRM; drop"]})
+
+
+@given(st.text(max_size=40))
+@settings(max_examples=500, deadline=None)
+def test_text_literal_writes_a_value_as_psycopg_does(value):
+    try:
+        expected = sql.Literal(value).as_string()
+    except Exception as exc:  # a NUL: Literal refuses it, and so does text_literal
+        with pytest.raises(type(exc)):
+            text_literal(value)
+        return
+    assert text_literal(value) == expected
+
+
+@given(st.one_of(
+    st.from_regex(r"\s*(\d{1,30}|'([^'\x00]|'')*')\s*", fullmatch=True),
+    st.from_regex(r"\s*[-+(]?\s*(\d{1,5}|'[a-z{}]*')\s*[-+)a-z0-9:']*\s*", fullmatch=True),
+    st.text(alphabet="0123456789' \t\n(){}abe-+.:", max_size=12)))
+@settings(max_examples=400, deadline=None)
+def test_a_lone_literal_parses_as_the_grammar_parses_it(text):
+    """parse_expression answers a lone integer or string literal without the parser: the same node,
+    or the same error, as the parser gives."""
+    if "\x00" in text or not text.strip():
+        return
+    try:
+        expected = _Parser(text, Context.DEFAULT, frozenset()).parse()
+    except ExpressionError as exc:
+        with pytest.raises(ExpressionError) as raised:
+            parse_expression(text, Context.DEFAULT)
+        assert str(raised.value) == str(exc)
+        return
+    assert parse_expression(text, Context.DEFAULT) == expected
 
 
 @pytest.mark.parametrize(

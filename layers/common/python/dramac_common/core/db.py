@@ -24,6 +24,7 @@ import select
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
 import psycopg
@@ -508,6 +509,8 @@ class _Opening:
 
     def script(self, conn: psycopg.Connection[Row]) -> list[str]:
         """The opening (without a rate limit) as statements' text, to go ahead of a simple query's."""
+        if self.claims is None:
+            return ["BEGIN", _service_settings(self.timeout_ms)]
         settings: list[sql.Composable] = [sql.SQL("set_config('statement_timeout', {}, true)").format(sql.Literal(str(self.timeout_ms)))]
         if self.claims is not None:
             settings += [sql.SQL("set_config('request.jwt.claims', {}, true)").format(
@@ -523,6 +526,12 @@ class _Opening:
             row = rate.fetchone()
             if row is not None and row["wait"] > 0:
                 raise self.rate_limit.refuse(row["wait"])
+
+
+@lru_cache(maxsize=8)
+def _service_settings(timeout_ms: int) -> str:
+    """A service unit's settings as text: the same for every unit of the process (a queue worker's)."""
+    return sql.SQL("SELECT set_config('statement_timeout', {}, true)").format(sql.Literal(str(timeout_ms))).as_string()
 
 
 @contextmanager

@@ -20,6 +20,7 @@ from typing import Any
 from psycopg import sql
 
 from .errors import ProvisioningRefused
+from .expressions import text_literal
 from .manifest import IMPLICIT_COLUMNS, ColumnDef, ForeignKeyDef, IndexDef, SchemaDefinition, TableDef
 
 # Row-level security, privileges and the four site-isolation policies of a module table come from one
@@ -71,25 +72,29 @@ def catalog_query(schema: str) -> sql.Composed:
 
 @dataclass
 class Plan:
-    """Statements tagged with the table they concern (for error messages), in execution order."""
+    """Statements' text tagged with the table they concern (for error messages), in execution order."""
 
     schema: str
     module_id: uuid.UUID
-    statements: list[tuple[str | None, sql.Composable]] = field(default_factory=list)
+    texts: list[tuple[str | None, str]] = field(default_factory=list)
     created_tables: list[str] = field(default_factory=list)
     changed_tables: list[str] = field(default_factory=list)
 
     @property
     def is_empty(self) -> bool:
-        return not self.statements
+        return not self.texts
+
+    @property
+    def statements(self) -> list[tuple[str | None, sql.Composable]]:
+        return [(table, sql.SQL(text)) for table, text in self.texts]
 
     def add(self, table: str | None, statement: str) -> None:
         """``statement``: text built by this module from ``_name``, ``_value``, ``_expression`` and the
         validator's allow-lists only."""
-        self.statements.append((table, sql.SQL(statement)))
+        self.texts.append((table, statement))
 
     def script(self) -> sql.Composed:
-        return sql.SQL(";\n").join(s for _, s in self.statements) if self.statements else sql.Composed([])
+        return sql.Composed([sql.SQL(";\n".join(text for _, text in self.texts))]) if self.texts else sql.Composed([])
 
 
 # The plan's text is composed once per statement, as text: each name quoted by psycopg.sql.Identifier
@@ -102,15 +107,17 @@ class Plan:
 # and a value with a backslash as E'...'), and the validator allows plain ASCII names only.
 @lru_cache(maxsize=4096)
 def _name(*parts: str) -> str:
+    if len(parts) > 1:  # schema.table: each part remembered on its own (a new module brings a new schema)
+        return ".".join(map(_name, parts))
     return sql.Identifier(*parts).as_string()
 
 
 def _value(value: str) -> str:
-    return sql.Literal(value).as_string()
+    return text_literal(value)
 
 
 def _expression(node: Any) -> str:
-    text: str = node.to_sql().as_string()
+    text: str = node.to_text()
     return text
 
 

@@ -31,7 +31,8 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from psycopg import sql
 
@@ -96,50 +97,79 @@ _TOKEN_RE = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class Token:
-    kind: str  # number | string | word | op | end
+class Token(NamedTuple):
+    kind: str  # number | string | word | op | end | bad
     text: str
     pos: int
+
+
+_new_token = tuple.__new__  # Token's own __new__, without its Python-level wrapper
 
 
 def tokenize(text: str) -> list[Token]:
     """Tokens up to the first character outside the grammar, which becomes a ``bad`` token: the
     parser reports it only when it gets there, so errors come in reading order."""
     tokens: list[Token] = []
-    pos = 0
-    while pos < len(text):
-        m = _TOKEN_RE.match(text, pos)
+    match = _TOKEN_RE.match
+    pos, length = 0, len(text)
+    while pos < length:
+        m = match(text, pos)
+        kind = m.lastgroup if m is not None else None
+        if kind == "ws":
+            pos = m.end()  # type: ignore[union-attr]
+            continue
         problem = None
         if m is None:
             problem = f"unexpected character {text[pos]!r} at position {pos + 1}"
-        elif m.lastgroup == "comment":
+        elif kind == "comment":
             problem = f"comments are not allowed (position {pos + 1})"
-        elif m.lastgroup == "unterminated":
+        elif kind == "unterminated":
             problem = f"unterminated string starting at position {pos + 1}"
-        elif m.lastgroup == "number" and m.end() < len(text) and (text[m.end()].isalpha() or text[m.end()] == "_"):
+        elif kind == "number" and m.end() < length and (text[m.end()].isalpha() or text[m.end()] == "_"):
             problem = f"malformed number at position {pos + 1}"
-        elif m.lastgroup == "string" and tokens and tokens[-1].kind == "word" and (
+        elif kind == "string" and tokens and tokens[-1].kind == "word" and (
             tokens[-1].pos + len(tokens[-1].text) == pos
         ):
             # E'..', B'..', X'..', U&'..': prefixed strings change the escaping rules
             problem = f"prefixed string literals are not allowed (position {tokens[-1].pos + 1})"
             pos = tokens.pop().pos
-        if problem is not None or m is None or m.lastgroup is None:
+        if problem is not None or m is None or kind is None:
             tokens.append(Token("bad", problem or f"unexpected character at position {pos + 1}", pos))
             return tokens
-        if m.lastgroup != "ws":
-            tokens.append(Token(m.lastgroup, m.group(), pos))
+        tokens.append(_new_token(Token, (kind, m.group(), pos)))
         pos = m.end()
-    tokens.append(Token("end", "", len(text)))
+    tokens.append(Token("end", "", length))
     return tokens
 
 
 # AST ---------------------------------------------------------------------------------------------
 
+def text_literal(value: str) -> str:
+    """A text value as SQL, exactly as ``psycopg.sql.Literal(value).as_string()`` writes it: quotes
+    doubled inside quotes, unless it holds a backslash or a NUL, which go to ``Literal`` itself (its
+    ``E'...'`` form, or its error). A quarter of the cost, for the many short values of a module's DDL."""
+    if "\\" in value or "\x00" in value:
+        return sql.Literal(value).as_string()
+    return "'" + value.replace("'", "''") + "'"
+
+
+@lru_cache(maxsize=4096)
+def _quoted(name: str) -> str:
+    """A column name quoted by ``psycopg.sql.Identifier`` (remembered: a container meets few names)."""
+    return sql.Identifier(name).as_string()
+
+
 class Node:
-    def to_sql(self) -> sql.Composable:  # pragma: no cover - every node overrides it
+    """An expression of the grammar. ``to_text`` writes it as SQL: names quoted by
+    ``psycopg.sql.Identifier``, values by ``psycopg.sql.Literal``, operators and functions from the
+    grammar's fixed text, each operation in parentheses (composing ``psycopg.sql`` objects for every
+    node took about 5 us an expression, a quarter of planning a module; bench/provisioning.py)."""
+
+    def to_text(self) -> str:  # pragma: no cover - every node overrides it
         raise NotImplementedError
+
+    def to_sql(self) -> sql.Composable:
+        return sql.SQL(self.to_text())
 
     def columns(self) -> set[str]:
         return set()
@@ -149,28 +179,30 @@ class Node:
 class Literal(Node):
     value: Any  # str | int | Decimal | bool | None
 
-    def to_sql(self) -> sql.Composable:
+    def to_text(self) -> str:
         if self.value is None:
-            return sql.SQL("NULL")
+            return "NULL"
         if isinstance(self.value, bool):
-            return sql.SQL("true" if self.value else "false")
-        return sql.Literal(self.value)
+            return "true" if self.value else "false"
+        if isinstance(self.value, str):
+            return text_literal(self.value)
+        return sql.Literal(self.value).as_string()
 
 
 @dataclass(frozen=True)
 class KeywordValue(Node):
     keyword: str
 
-    def to_sql(self) -> sql.Composable:
-        return sql.SQL(KEYWORD_VALUES[self.keyword][0])
+    def to_text(self) -> str:
+        return KEYWORD_VALUES[self.keyword][0]
 
 
 @dataclass(frozen=True)
 class ColumnRef(Node):
     name: str
 
-    def to_sql(self) -> sql.Composable:
-        return sql.Identifier(self.name)
+    def to_text(self) -> str:
+        return _quoted(self.name)
 
     def columns(self) -> set[str]:
         return {self.name}
@@ -181,8 +213,8 @@ class Unary(Node):
     op: str  # "-", "+", "NOT"
     operand: Node
 
-    def to_sql(self) -> sql.Composable:
-        return sql.SQL("({} {})").format(sql.SQL(self.op), self.operand.to_sql())
+    def to_text(self) -> str:
+        return "(" + self.op + " " + self.operand.to_text() + ")"
 
     def columns(self) -> set[str]:
         return self.operand.columns()
@@ -194,8 +226,8 @@ class Binary(Node):
     left: Node
     right: Node
 
-    def to_sql(self) -> sql.Composable:
-        return sql.SQL("({} {} {})").format(self.left.to_sql(), sql.SQL(self.op), self.right.to_sql())
+    def to_text(self) -> str:
+        return "(" + self.left.to_text() + " " + self.op + " " + self.right.to_text() + ")"
 
     def columns(self) -> set[str]:
         return self.left.columns() | self.right.columns()
@@ -207,10 +239,8 @@ class IsTest(Node):
     what: str  # NULL | TRUE | FALSE
     negated: bool
 
-    def to_sql(self) -> sql.Composable:
-        return sql.SQL("({} IS {}{})").format(
-            self.operand.to_sql(), sql.SQL("NOT " if self.negated else ""), sql.SQL(self.what)
-        )
+    def to_text(self) -> str:
+        return "(" + self.operand.to_text() + " IS " + ("NOT " if self.negated else "") + self.what + ")"
 
     def columns(self) -> set[str]:
         return self.operand.columns()
@@ -222,11 +252,9 @@ class InList(Node):
     items: tuple[Node, ...]
     negated: bool
 
-    def to_sql(self) -> sql.Composable:
-        return sql.SQL("({} {}IN ({}))").format(
-            self.operand.to_sql(), sql.SQL("NOT " if self.negated else ""),
-            sql.SQL(", ").join(i.to_sql() for i in self.items),
-        )
+    def to_text(self) -> str:
+        return ("(" + self.operand.to_text() + " " + ("NOT " if self.negated else "") + "IN ("
+                + ", ".join(i.to_text() for i in self.items) + "))")
 
     def columns(self) -> set[str]:
         return self.operand.columns().union(*(i.columns() for i in self.items))
@@ -239,10 +267,9 @@ class Between(Node):
     high: Node
     negated: bool
 
-    def to_sql(self) -> sql.Composable:
-        return sql.SQL("({} {}BETWEEN {} AND {})").format(
-            self.operand.to_sql(), sql.SQL("NOT " if self.negated else ""), self.low.to_sql(), self.high.to_sql()
-        )
+    def to_text(self) -> str:
+        return ("(" + self.operand.to_text() + " " + ("NOT " if self.negated else "") + "BETWEEN "
+                + self.low.to_text() + " AND " + self.high.to_text() + ")")
 
     def columns(self) -> set[str]:
         return self.operand.columns() | self.low.columns() | self.high.columns()
@@ -253,10 +280,8 @@ class FuncCall(Node):
     name: str  # a key of FUNCTIONS
     args: tuple[Node, ...]
 
-    def to_sql(self) -> sql.Composable:
-        return sql.SQL("{}({})").format(
-            sql.SQL(FUNCTIONS[self.name].sql_name), sql.SQL(", ").join(a.to_sql() for a in self.args)
-        )
+    def to_text(self) -> str:
+        return FUNCTIONS[self.name].sql_name + "(" + ", ".join(a.to_text() for a in self.args) + ")"
 
     def columns(self) -> set[str]:
         return set().union(*(a.columns() for a in self.args))
@@ -267,8 +292,9 @@ class Cast(Node):
     operand: Node
     type: ColumnType
 
-    def to_sql(self) -> sql.Composable:
-        return sql.SQL("CAST({} AS {})").format(self.operand.to_sql(), self.type.as_sql())
+    def to_text(self) -> str:
+        # the type's name comes from the allow-list (column_types)
+        return "CAST(" + self.operand.to_text() + " AS " + self.type.name + ")"
 
     def columns(self) -> set[str]:
         return self.operand.columns()
@@ -279,12 +305,25 @@ class Cast(Node):
 class _Parser:
     def __init__(self, text: str, context: Context, columns: frozenset[str]):
         self.tokens = tokenize(text)
-        self.i = 0
         self.context = context
         self.allowed_columns = columns
         self.depth = 0
+        self._move(0)
 
-    # helpers
+    # helpers. The current token's kind and text (lower-cased for a word) are kept in attributes, so
+    # that the grammar's many look-aheads do not each index and inspect the token.
+    def _move(self, i: int) -> None:
+        self.i = i
+        tok = self.tokens[i]
+        self.kind = tok.kind
+        self.low = tok.text.lower() if tok.kind == "word" else tok.text
+
+    def _look(self) -> str:
+        """The current token's kind; a token outside the grammar raises its error here, as ``tok`` does."""
+        if self.kind == "bad":
+            raise ExpressionError(self.tokens[self.i].text)
+        return self.kind
+
     @property
     def tok(self) -> Token:
         tok = self.tokens[self.i]
@@ -300,14 +339,14 @@ class _Parser:
         return ExpressionError(f"{message} {self._where(tok)}")
 
     def is_word(self, *words: str) -> bool:
-        return self.tok.kind == "word" and self.tok.text.lower() in words
+        return self._look() == "word" and self.low in words
 
     def is_op(self, *ops: str) -> bool:
-        return self.tok.kind == "op" and self.tok.text in ops
+        return self._look() == "op" and self.low in ops
 
     def advance(self) -> Token:
         tok = self.tok
-        self.i += 1
+        self._move(self.i + 1)
         return tok
 
     def expect_op(self, op: str) -> None:
@@ -366,9 +405,14 @@ class _Parser:
 
     def predicate(self) -> Node:
         left = self.sum()
-        if self.tok.kind == "op" and self.tok.text in COMPARE_OPS:
-            op = COMPARE_OPS[self.advance().text]
-            return Binary(op, left, self.sum())
+        kind = self._look()
+        if kind == "op":
+            if self.low in COMPARE_OPS:
+                op = COMPARE_OPS[self.advance().text]
+                return Binary(op, left, self.sum())
+            return left
+        if kind != "word" or self.low not in _PREDICATE_WORDS:
+            return left
         if self.is_word("is"):
             self.advance()
             negated = self.is_word("not")
@@ -406,14 +450,14 @@ class _Parser:
 
     def sum(self) -> Node:
         node = self.product()
-        while self.tok.kind == "op" and self.tok.text in SUM_OPS:
+        while self._look() == "op" and self.low in SUM_OPS:
             op = self.advance().text
             node = Binary(op, node, self.product())
         return node
 
     def product(self) -> Node:
         node = self.unary()
-        while self.tok.kind == "op" and self.tok.text in PRODUCT_OPS:
+        while self._look() == "op" and self.low in PRODUCT_OPS:
             op = self.advance().text
             node = Binary(op, node, self.unary())
         return node
@@ -470,7 +514,7 @@ class _Parser:
         if tok.kind == "number":
             self.advance()
             text = tok.text
-            if re.fullmatch(r"\d+", text):
+            if _DIGITS.fullmatch(text):
                 return Literal(int(text))
             return Literal(Decimal(text))
         if tok.kind == "string":
@@ -550,6 +594,11 @@ class _Parser:
         return ColumnRef(word)
 
 
+# The words a predicate may continue with after its first operand (IS, [NOT] IN / BETWEEN / LIKE / ILIKE).
+_PREDICATE_WORDS = frozenset({"is", "not", "in", "between", "like", "ilike"})
+_DIGITS = re.compile(r"\d+")
+# One integer or one string literal with nothing else but white space (the tokenizer's own patterns).
+_LONE_LITERAL = re.compile(r"\s*(?:(?P<digits>\d+)|'(?P<string>(?:[^']|'')*)')\s*")
 _TYPE_CONTINUATIONS = frozenset({"precision", "varying", "with", "without", "time", "zone"})
 
 
@@ -569,4 +618,10 @@ def parse_expression(text: object, context: Context, columns: frozenset[str] | s
         raise ExpressionError(f"the expression is longer than {MAX_EXPRESSION_LENGTH} characters")
     if "\x00" in text:
         raise ExpressionError("the expression contains a NUL character")
+    lone = _LONE_LITERAL.fullmatch(text)
+    if lone is not None:
+        # the commonest default, one integer or one string literal: the node the parser makes of it
+        # (tests/unit/test_manifest_validation.py holds the two to the same answer)
+        digits = lone.group("digits")
+        return Literal(int(digits)) if digits is not None else Literal(lone.group("string").replace("''", "'"))
     return _Parser(text, context, frozenset(columns)).parse()

@@ -207,10 +207,10 @@ class SchemaDefinition:
 def object_name(*parts: str) -> str:
     """A constraint or index name from its parts, at most 63 bytes: long names keep a readable
     prefix and end with a hash of the full name, so they stay unique and deterministic."""
-    *body, suffix = parts
-    full = "_".join([*body, suffix])
+    full = "_".join(parts)
     if len(full) <= 63:
         return full
+    *body, suffix = parts
     digest = hashlib.sha256(full.encode()).hexdigest()[:8]
     keep = 63 - len(suffix) - len(digest) - 2
     return f"{'_'.join(body)[:keep].rstrip('_')}_{digest}_{suffix}"

@@ -13,6 +13,7 @@ from typing import Any
 from psycopg import sql
 
 from ..core.db import Unit
+from .expressions import text_literal
 
 
 @dataclass(frozen=True)
@@ -40,14 +41,19 @@ def provisioned_version(unit: Unit, module_id: uuid.UUID) -> str | None:
 
 
 def upsert_statement(module_id: uuid.UUID, short_id: str, schema: str, tables: list[str], version: str) -> sql.Composed:
-    return sql.SQL(
-        "INSERT INTO public.module_database_registry "
-        "(module_id, module_short_id, uses_schema, schema_name, table_names, status, version) "
-        "VALUES ({m}, {s}, true, {schema}, {tables}::text[], 'active', {version}) "
-        "ON CONFLICT (module_id) DO UPDATE SET uses_schema = true, schema_name = EXCLUDED.schema_name, "
-        "table_names = EXCLUDED.table_names, status = 'active', version = EXCLUDED.version"
-    ).format(m=sql.Literal(module_id), s=sql.Literal(short_id), schema=sql.Literal(schema),
-             tables=sql.Literal(tables), version=sql.Literal(version))
+    return sql.Composed([sql.SQL(upsert_text(module_id, short_id, schema, tables, version))])
+
+
+def upsert_text(module_id: uuid.UUID, short_id: str, schema: str, tables: list[str], version: str) -> str:
+    """The upsert as text, each value written by ``psycopg.sql.Literal`` (the provisioner sends it in its
+    DDL script, as text)."""
+    return ("INSERT INTO public.module_database_registry "
+            "(module_id, module_short_id, uses_schema, schema_name, table_names, status, version) VALUES ("
+            + sql.Literal(module_id).as_string() + ", " + text_literal(short_id) + ", true, "
+            + text_literal(schema) + ", " + sql.Literal(tables).as_string() + "::text[], 'active', "
+            + text_literal(version) + ") "
+            "ON CONFLICT (module_id) DO UPDATE SET uses_schema = true, schema_name = EXCLUDED.schema_name, "
+            "table_names = EXCLUDED.table_names, status = 'active', version = EXCLUDED.version")
 
 
 def delete_statement(module_id: uuid.UUID) -> sql.Composed:

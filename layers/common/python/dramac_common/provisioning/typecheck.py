@@ -59,12 +59,14 @@ ORDERED = frozenset({"smallint", "integer", "bigint", "numeric", "real", "double
                      TIMESTAMPTZ, "time without time zone", "interval", "jsonb", "bytea", "inet", "tsvector"})
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Typed:
     """What an expression evaluates to. ``type`` is None for an untyped string literal (``literal``
     holds its text) and for NULL. ``constant``: no column and no session-dependent function, so
     PostgreSQL may compute it while creating the table. ``stable``: depends on session settings
-    (not allowed in an index predicate). ``number``: the value of a numeric literal."""
+    (not allowed in an index predicate). ``number``: the value of a numeric literal. Never changed once
+    made (``replace`` makes another); not frozen, since a frozen dataclass takes about twice as long to
+    make, and the checker makes one per node of every expression."""
 
     type: ColumnType | None
     literal: str | None = None
