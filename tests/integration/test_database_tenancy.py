@@ -267,3 +267,74 @@ def test_the_backend_records_platform_events_and_only_those(database_url, tenant
         with db.user_unit(claims_for(tenant.owner)) as unit:
             unit.call_write_path("log_platform_event", tenant.site_id, None, "crm.contact.created", None, "crm",
                                  None, None)
+
+
+# A request's one site (dramac.site_id, migration 0200) only narrows ----------------------------------------
+
+@pytest.fixture
+def two_sites_of_a_module(owner_conn, make_module, make_user, tenant, other_tenant):
+    """The CRM on two agencies' sites with a contact on each; a user in both agencies and a super admin."""
+    module_id, _ = make_crm(owner_conn, make_module, tenant, other_tenant)
+    schema = f"mod_{module_id.hex[:8]}"
+    for t in (tenant, other_tenant):
+        owner_conn.execute(sql.SQL("INSERT INTO {} (site_id, email) VALUES (%s, 'a@b.test')").format(
+            sql.Identifier(schema, "contacts")), (t.site_id,))
+    both = make_user()
+    for t in (tenant, other_tenant):
+        owner_conn.execute("INSERT INTO agency_members (agency_id, user_id, role) VALUES (%s, %s, 'member')",
+                           (t.agency_id, both))
+    callers = {"owner": claims_for(tenant.owner), "client user": claims_for(tenant.client_user),
+               "member of both": claims_for(both), "super admin": claims_for(make_user(super_admin=True)),
+               "other agency's owner": claims_for(other_tenant.owner),
+               "site API key": key_claims(tenant.site_id, None)}
+    return schema, callers
+
+
+def _sites_seen(database_url, schema, claims, site_setting, statement):
+    with as_role(database_url, "authenticated", claims) as conn:
+        if site_setting is not None:  # set by the caller itself, as the authenticated role reached directly may
+            conn.execute("SELECT set_config('dramac.site_id', %s, true)", (site_setting,))
+        rows = conn.execute(sql.SQL(statement).format(sql.Identifier(schema, "contacts"))).fetchall()
+    return {row[0] for row in rows}
+
+
+@pytest.mark.parametrize("statement", [
+    "SELECT site_id FROM {}",
+    "UPDATE {} SET email = email RETURNING site_id",
+    "DELETE FROM {} RETURNING site_id",
+])
+def test_naming_the_requests_site_narrows_a_module_tables_rows_and_never_widens_them(
+        database_url, tenant, other_tenant, two_sites_of_a_module, statement):
+    """Whoever sets ``dramac.site_id`` (the shared layer for a site's request, or a caller itself), a module
+    table shows and changes the rows it did without it on that one site, and no other row."""
+    schema, callers = two_sites_of_a_module
+    for caller, claims in callers.items():
+        without = _sites_seen(database_url, schema, claims, None, statement)
+        for named in (tenant.site_id, other_tenant.site_id, uuid.uuid4()):
+            seen = _sites_seen(database_url, schema, claims, str(named), statement)
+            narrowed = without if caller == "site API key" else without & {named}  # a key is one site already
+            assert seen == narrowed, (caller, named)
+        assert _sites_seen(database_url, schema, claims, "not a uuid", statement) == without, caller
+
+
+def test_a_site_unit_reads_its_site_for_a_user_in_many_agencies(owner_conn, make_module, make_user, tenant):
+    """The unit of one site proves that site alone: a user in many agencies reads its rows, and only its."""
+    module_id, _ = make_crm(owner_conn, make_module, tenant)
+    schema = sql.Identifier(f"mod_{module_id.hex[:8]}", "contacts")
+    crowded = make_user()
+    owner_conn.execute("INSERT INTO agency_members (agency_id, user_id, role) VALUES (%s, %s, 'member')",
+                       (tenant.agency_id, crowded))
+    others = owner_conn.execute(
+        "WITH a AS (INSERT INTO agencies (name) SELECT 'many ' || g FROM generate_series(1, 50) g RETURNING id) "
+        "INSERT INTO agency_members (agency_id, user_id, role) SELECT id, %s, 'owner' FROM a RETURNING agency_id",
+        (crowded,)).fetchall()
+    from dramac_dev import seed
+
+    elsewhere = seed.create_site(owner_conn, others[0]["agency_id"])
+    owner_conn.execute(sql.SQL("INSERT INTO {} (site_id, email) VALUES (%s, 'mine@b.test'), (%s, 'there@b.test')")
+                       .format(schema), (tenant.site_id, elsewhere))
+    with db.user_unit(claims_for(crowded), site_id=tenant.site_id) as unit:
+        assert [r["email"] for r in unit.fetchall(sql.SQL("SELECT email FROM {}").format(schema))] == ["mine@b.test"]
+    with db.user_unit(claims_for(crowded)) as unit:
+        assert {r["email"] for r in unit.fetchall(sql.SQL("SELECT email FROM {}").format(schema))} == {
+            "mine@b.test", "there@b.test"}
