@@ -9,12 +9,14 @@
 -- * the gate checks the one site it is given: private.site_role(site) (one index probe per table)
 --   for a user, the key's own site for a site API key; its answers are the same as before;
 -- * the shared layer names the request's site in the transaction-local setting dramac.site_id
---   (core.db: a site unit's opening, next to the claims). The module table helpers then answer
---   ARRAY[that site] when the caller reaches it, with the same rules as the full array (member, client
---   user as the module's clientAccess says, super admin for reads; a key's scope first), and '{}'
---   otherwise. The setting only narrows: a caller who sets it itself (the authenticated role reached
---   directly, as on Supabase) sees at most the rows it saw without it, and without it (or with a value
---   that is not a uuid) the helpers compute the full array as before.
+--   (core.db: a site unit's opening, next to the claims). The site helpers then answer ARRAY[that site]
+--   when the caller reaches it, with the same rules as the full array, and '{}' otherwise: the module
+--   table helpers (member, client user as the module's clientAccess says, super admin for reads; a
+--   key's scope first), and readable_site_ids, writable_site_ids and client_site_ids, which the
+--   platform's site policies use (widget storage, events written with module data). The setting only
+--   narrows: a caller who sets it itself (the authenticated role reached directly, as on Supabase)
+--   sees at most the rows it saw without it, and without it (or with a value that is not a uuid) the
+--   helpers compute the full arrays as before.
 
 CREATE OR REPLACE FUNCTION private.request_site_id() RETURNS uuid
   LANGUAGE plpgsql STABLE SET search_path = ''
@@ -49,6 +51,60 @@ CREATE OR REPLACE FUNCTION private.is_site_client(p_site_id uuid) RETURNS boolea
                    JOIN public.client_users c ON c.client_id = s.client_id AND c.agency_id = s.agency_id
                                              AND c.user_id = auth.uid()
                    WHERE s.id = p_site_id);
+  END
+  $$;
+
+-- The platform's site helpers (0160), narrowed the same way.
+CREATE OR REPLACE FUNCTION private.readable_site_ids() RETURNS uuid[]
+  LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = ''
+  AS $$
+  DECLARE
+    v_claims jsonb := auth.jwt();
+    v_site uuid;
+  BEGIN
+    IF v_claims ->> 'role' = 'site_api_key' THEN
+      RETURN ARRAY[(v_claims ->> 'site_id')::uuid];
+    END IF;
+    v_site := private.request_site_id();
+    IF v_site IS NOT NULL THEN
+      RETURN CASE WHEN private.is_site_member(v_site) THEN ARRAY[v_site] ELSE '{}'::uuid[] END;
+    END IF;
+    RETURN (SELECT coalesce(array_agg(s.id), '{}') FROM public.sites s
+            JOIN public.agency_members m ON m.agency_id = s.agency_id
+            WHERE m.user_id = auth.uid());
+  END
+  $$;
+
+CREATE OR REPLACE FUNCTION private.writable_site_ids() RETURNS uuid[]
+  LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = ''
+  AS $$
+  DECLARE
+    v_claims jsonb := auth.jwt();
+    v_site uuid;
+  BEGIN
+    IF v_claims ->> 'role' = 'site_api_key' THEN
+      RETURN ARRAY[(v_claims ->> 'site_id')::uuid];
+    END IF;
+    v_site := private.request_site_id();
+    IF v_site IS NOT NULL THEN
+      RETURN CASE WHEN private.is_site_member(v_site) THEN ARRAY[v_site] ELSE '{}'::uuid[] END;
+    END IF;
+    RETURN private.member_site_ids();
+  END
+  $$;
+
+CREATE OR REPLACE FUNCTION private.client_site_ids() RETURNS uuid[]
+  LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = ''
+  AS $$
+  DECLARE
+    v_site uuid := private.request_site_id();
+  BEGIN
+    IF v_site IS NOT NULL THEN
+      RETURN CASE WHEN private.is_site_client(v_site) THEN ARRAY[v_site] ELSE '{}'::uuid[] END;
+    END IF;
+    RETURN (SELECT coalesce(array_agg(s.id), '{}') FROM public.sites s
+            JOIN public.client_users c ON c.client_id = s.client_id AND c.agency_id = s.agency_id
+            WHERE c.user_id = auth.uid());
   END
   $$;
 
