@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -76,3 +77,47 @@ def test_a_connection_given_back_inside_a_transaction_is_not_kept(in_lambda: Non
     assert conn.closed
     with db.service_unit() as unit:
         assert unit.fetchrow("SELECT 1 AS one")["one"] == 1
+
+
+def _terminate(owner_conn: psycopg.Connection, conn: psycopg.Connection) -> None:
+    """End ``conn``'s backend as a server restart would, and wait until its farewell reaches ``conn``'s socket."""
+    owner_conn.execute("SELECT pg_terminate_backend(%s, 5000)", (conn.info.backend_pid,))
+    readable, _, _ = select.select([conn.fileno()], [], [], 5)
+    assert readable
+
+
+def test_a_connection_that_died_while_idle_is_replaced_before_a_write_that_commits_is_sent(
+        in_lambda: None, owner_conn: psycopg.Connection) -> None:
+    owner_conn.execute("CREATE TABLE public.db_once_probe (id int PRIMARY KEY)")
+    try:
+        with db.service_unit() as first:
+            _pid(first)
+        idle = db.get_pool()._idle
+        assert idle is not None
+        _terminate(owner_conn, idle)
+        # one round trip with COMMIT aboard: it may not be retried, so the dead connection must be found first
+        with db.service_unit() as unit:
+            unit.execute("INSERT INTO public.db_once_probe VALUES (1)", commit=True)
+        assert owner_conn.execute("SELECT count(*) AS n FROM public.db_once_probe").fetchone()["n"] == 1
+    finally:
+        owner_conn.execute("DROP TABLE public.db_once_probe")
+
+
+def test_a_round_trip_that_carried_commit_is_not_sent_again_when_its_connection_dies(
+        in_lambda: None, owner_conn: psycopg.Connection) -> None:
+    owner_conn.execute("CREATE SEQUENCE public.db_once_sends")
+    try:
+        with pytest.raises(psycopg.OperationalError), db.service_unit() as unit:  # the caller gets a 503
+            unit.execute("SELECT nextval('public.db_once_sends'), pg_terminate_backend(pg_backend_pid())", commit=True)
+        # a second send would have drawn the sequence again (nextval does not roll back)
+        assert owner_conn.execute("SELECT last_value FROM public.db_once_sends").fetchone()["last_value"] == 1
+    finally:
+        owner_conn.execute("DROP SEQUENCE public.db_once_sends")
+
+
+def test_the_pool_lends_no_connection_that_died_while_idle(database_url: str, owner_conn: psycopg.Connection) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        db._check_idle(conn)  # alive: lent
+        _terminate(owner_conn, conn)
+        with pytest.raises(psycopg.OperationalError):
+            db._check_idle(conn)

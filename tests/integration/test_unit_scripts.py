@@ -57,3 +57,22 @@ def test_a_failing_statement_leaves_nothing_of_the_script(owner_conn, scratch) -
     assert _count(owner_conn, scratch) == 0
     with db.service_unit() as unit:  # the pool's connection is usable again
         assert unit.fetchrow("SELECT 1 AS one")["one"] == 1
+
+
+def test_a_user_unit_runs_its_write_paths_as_the_write_role_and_every_other_statement_as_the_caller(
+        database_url) -> None:
+    claims = {"sub": str(uuid.uuid4()), "role": "authenticated", "aud": "authenticated"}
+    with db.user_unit(claims) as unit:
+        assert unit.write_path_row("SELECT current_user AS who")["who"] == db.WRITE_ROLE  # the unit's first
+        assert unit.write_path_row("SELECT current_user AS who")["who"] == db.WRITE_ROLE  # one after another
+        assert unit.fetchrow("SELECT current_user AS who")["who"] == "authenticated"
+        assert unit.write_path_row("SELECT current_user AS who")["who"] == db.WRITE_ROLE
+        cur = unit.execute("SELECT current_user AS who; SELECT auth.uid() AS uid")  # a script after a write path
+        assert cur.fetchone()["who"] == "authenticated"
+        unit.write_path_row("SELECT 1 AS one")
+        assert unit.conn.execute("SELECT current_user AS who").fetchone()["who"] == "authenticated"  # the bare connection
+        unit.write_path_row("SELECT 1 AS one")
+    with db.user_unit(claims) as unit:  # a committed write role ends with its transaction
+        assert unit.write_path_row("SELECT current_user AS who", commit=True)["who"] == db.WRITE_ROLE
+    with db.user_unit(claims) as unit:
+        assert unit.fetchrow("SELECT current_user AS who")["who"] == "authenticated"

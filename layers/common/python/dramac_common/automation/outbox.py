@@ -16,7 +16,7 @@ Why the request still sends after commit rather than leaving delivery to the rel
 once a minute and only touches events older than its grace period, so a workflow would start one to
 two minutes after the change instead of milliseconds after it. What the request pays is kept to its
 floor instead: all the events of one unit of work go in one ``SendMessageBatch`` (subscribe writes
-two), and no transaction follows it. Measured for subscribe's two events (moto SQS, the ways
+two; a lone event goes as a ``SendMessage``), and no transaction follows it. Measured for subscribe's two events (moto SQS, the ways
 interleaved): a send and a marking transaction per event took 2.7 ms and 6 round trips of a 7.7 ms,
 14-round-trip request; one send and a one-statement mark 1.3 ms and 1 round trip. The send alone,
 the mark moved into the processor's read, took the requests' p50 down 16-19% beside that (subscribe,

@@ -69,8 +69,9 @@ def envelope(data: Any, status_code: int = 200) -> JSONResponse:
     A model (or a list of models) whose JSON pydantic writes byte for byte as ``json.dumps`` of its
     ``model_dump(mode="json")`` would is serialized by pydantic-core straight to bytes, 4-5× faster (a
     50-row list: 290 µs → 66 µs); anything else goes through ``JSONResponse`` as before."""
-    if isinstance(data, BaseModel) and _json_native(type(data)):
-        return _json_bytes(to_json(data, by_alias=True), status_code)
+    native = native_json(data)
+    if native is not None:
+        return _json_bytes(native, status_code)
     if isinstance(data, list) and data and all(isinstance(d, BaseModel) and _json_native(type(d)) for d in data):
         return _json_bytes(to_json(data, by_alias=True), status_code)
     if isinstance(data, BaseModel):
@@ -78,6 +79,14 @@ def envelope(data: Any, status_code: int = 200) -> JSONResponse:
     elif isinstance(data, list):
         data = [d.model_dump(mode="json", by_alias=True) if isinstance(d, BaseModel) else d for d in data]
     return JSONResponse({"success": True, "data": data}, status_code=status_code)
+
+
+def native_json(data: Any) -> bytes | None:
+    """A model's JSON as pydantic-core writes it, when that is byte for byte what ``json.dumps`` writes of
+    its ``model_dump(mode="json", by_alias=True)`` but for the separators (``_json_native``); else None."""
+    if isinstance(data, BaseModel) and _json_native(type(data)):
+        return to_json(data, by_alias=True)
+    return None
 
 
 class _RenderedJSON(JSONResponse):

@@ -18,7 +18,9 @@ transaction has committed.
 from __future__ import annotations
 
 import atexit
+import functools
 import json
+import select
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -94,7 +96,7 @@ def _url_from_secret(secret_arn: str) -> str:
 
 class SingleConnection:
     """One connection kept open between units, for a process that serves one request at a time (a Lambda
-    container). It is opened by the first unit that needs it and reopened when found closed or broken. A
+    container). It is opened by the first unit that needs it and reopened when found dead (``_dead_while_idle``). A
     unit that asks while it is lent (a nested unit, a worker's thread) gets a connection of its own; of
     those given back, the first is kept and the others closed. A connection given back inside a
     transaction is closed rather than kept (its state is unknown)."""
@@ -110,8 +112,10 @@ class SingleConnection:
             if self._closed:
                 raise RuntimeError("the connections are closed")
             conn, self._idle = self._idle, None
-        if conn is not None and not conn.closed and not conn.broken:
-            return conn
+        if conn is not None:
+            if not _dead_while_idle(conn):
+                return conn
+            conn.close()
         return psycopg.connect(self._conninfo, autocommit=True, row_factory=dict_row, connect_timeout=10)
 
     def putconn(self, conn: psycopg.Connection[Row]) -> None:
@@ -154,8 +158,30 @@ def _new_pool(max_size: int) -> ConnectionPool[Any]:
         kwargs={"autocommit": True, "row_factory": dict_row},
         timeout=10,
         name="dramac",
+        check=_check_idle,
         open=True,
     )
+
+
+def _dead_while_idle(conn: psycopg.Connection[Any]) -> bool:
+    """Whether a connection that sat idle has died meanwhile (a server restart, a proxy's idle timeout), found
+    without a round trip: an idle connection is sent nothing unless the server ended it, so anything waiting on
+    its socket (the server's farewell, or the end of the stream) means it is gone. Found before a unit sends,
+    the unit takes another connection; found only by a failed send, a round trip that carried ``COMMIT`` could
+    not be retried (``Unit._retry``)."""
+    if conn.closed or conn.broken:
+        return True
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+def _check_idle(conn: psycopg.Connection[Any]) -> None:
+    """psycopg_pool's ``check`` on lending a connection: a dead one is discarded and another lent."""
+    if _dead_while_idle(conn):
+        raise psycopg.OperationalError("the connection died while idle in the pool")
 
 
 def close_pool() -> None:
@@ -189,12 +215,14 @@ class Unit:
         self._pool = pool  # to replace a connection found dead when the opening first uses it
         self._over = False  # committed (or its transaction failed to open): no statement may follow
         self._committed = False
+        self._elevated = False  # the role is the write role since a write path: restored before another statement
 
     @property
     def conn(self) -> psycopg.Connection[Row]:
-        """The unit's connection, its transaction open (for savepoints, cursors, ``as_string``)."""
+        """The unit's connection, its transaction open and its role the caller's (for savepoints, cursors,
+        ``as_string``)."""
         self._require_open()
-        if self._opening is not None:
+        if self._opening is not None or self._elevated:
             self._run([])
         return self._conn
 
@@ -203,10 +231,11 @@ class Unit:
         """Run one statement; ``commit``: and commit the unit in the same round trip (its last statement);
         ``json_loads``: how this statement's json/jsonb values load."""
         self._require_open()
-        if (self._opening is not None or commit) and params is None and _may_hold_several(query, self._conn):
+        due = self._opening is not None or self._elevated  # statements to send ahead of this one
+        if (due or commit) and params is None and _may_hold_several(query, self._conn):
             # several statements in one text cannot join a pipeline: they travel as one simple query
             return self._run_script(query, commit=commit, json_loads=json_loads)
-        if self._opening is None and not commit:
+        if not due and not commit:
             return _cursor(self._conn, json_loads).execute(query, params)
         return self._run([(query, params, json_loads)], commit=commit)[0]
 
@@ -229,12 +258,11 @@ class Unit:
     def call_write_path(self, function: str, *args: Any, commit: bool = False) -> Any:
         """The result of ``private.<function>(*args)``, one of the write paths of payment state, prices
         and installation status (migration 0051). Only the role ``dramac_backend`` may execute them:
-        a user unit switches to it for this one statement and back to ``authenticated``, pipelined into
-        one round trip (with the unit's opening, and ``commit``, when they are due); the request's
-        claims stay set, and the function checks the caller from them."""
-        call = sql.SQL("SELECT {}({}) AS result").format(
-            sql.Identifier("private", function), sql.SQL(", ").join(sql.Placeholder() * len(args)))
-        return self.write_path_row(call, args, commit=commit)["result"]
+        a user unit switches to it for its write paths and back to ``authenticated`` ahead of any other
+        statement, each switch pipelined with the statement it precedes (one round trip, with the unit's
+        opening and ``commit`` when they are due); the request's claims stay set, and the function checks
+        the caller from them."""
+        return self.write_path_row(_write_path_call(function, len(args)), args, commit=commit)["result"]
 
     def write_path_row(self, query: Query, params: Params = None, *, commit: bool = False) -> Row:
         """The one row of a statement that calls write paths (``private.<function>``, several in one
@@ -242,10 +270,15 @@ class Unit:
         self._require_open()
         if self.claims is None:
             return self.fetchrow(query, params, commit=commit)
-        cursors = self._run([(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(WRITE_ROLE)), None, None),
-                             (query, params, None),
-                             ("SET LOCAL ROLE authenticated", None, None)], commit=commit)
-        row = cursors[1].fetchone()
+        # No statement of its own for the switch when the write path opens the unit (the opening sets the
+        # role) or follows another one (the role is still the write role); the way back is sent with the
+        # next other statement (``_run``), and a COMMIT ends the role with the transaction.
+        statements: list[tuple[Query, Params, JsonLoads | None]] = [(query, params, None)]
+        if self._opening is not None:
+            self._opening.role = WRITE_ROLE
+        elif not self._elevated:
+            statements.insert(0, (_SET_WRITE_ROLE, None, None))
+        row = self._run(statements, commit=commit, as_write_role=True)[-1].fetchone()
         if row is None:
             raise LookupError("the write path returned no row")
         return row
@@ -257,11 +290,15 @@ class Unit:
             raise RuntimeError("the unit of work has committed: no statement may follow its last")
 
     def _run(self, statements: list[tuple[Query, Params, JsonLoads | None]], *,
-             commit: bool = False) -> list[psycopg.Cursor[Row]]:
+             commit: bool = False, as_write_role: bool = False) -> list[psycopg.Cursor[Row]]:
         """Send the due opening, ``statements`` and (``commit``) ``COMMIT`` in one pipeline: one round trip.
         An error raises the first failing statement's exception, as a lone statement would; the statements
-        after it are skipped and the transaction is left for the unit to roll back."""
+        after it are skipped and the transaction is left for the unit to roll back. Statements run as
+        ``authenticated`` unless ``as_write_role`` (``write_path_row``): a write role left by a write path
+        is switched back first, in the same pipeline."""
         opening, self._opening = self._opening, None
+        restore = self._elevated and not as_write_role
+        self._elevated = as_write_role and not commit
         for attempt in range(2):
             conn = self._conn
             rate: psycopg.Cursor[Row] | None = None
@@ -270,15 +307,14 @@ class Unit:
                 with conn.pipeline():
                     if opening is not None:
                         rate = opening.send(conn)
+                    if restore:
+                        conn.execute("SET LOCAL ROLE authenticated")
                     for cursor, (query, params, _) in zip(cursors, statements, strict=True):
                         cursor.execute(query, params)
                     if commit:
                         conn.execute("COMMIT")
             except psycopg.Error:
-                if opening is not None and attempt == 0 and self._pool is not None and (conn.closed or conn.broken):
-                    # died while idle in the pool (server restart, proxy idle timeout): nothing ran on it
-                    self._pool.putconn(conn)
-                    self._conn = self._pool.getconn()
+                if self._retry(conn, opening, attempt, commit):
                     continue
                 if opening is not None:
                     opening.check(rate)  # a refused request answers 429, whatever its statement did
@@ -302,18 +338,18 @@ class Unit:
         if self._opening is not None and self._opening.rate_limit is not None:
             self._run([])
         opening, self._opening = self._opening, None
+        restore, self._elevated = self._elevated, False
         for attempt in range(2):
             conn = self._conn
             prefix = opening.script(conn) if opening is not None else []
+            if restore:
+                prefix.append("SET LOCAL ROLE authenticated")
             script = ";\n".join([*prefix, text, *(["COMMIT"] if commit else [])])
             cursor = _cursor(conn, json_loads)
             try:
                 cursor.execute(script)
             except psycopg.Error:
-                if opening is not None and attempt == 0 and self._pool is not None and (conn.closed or conn.broken):
-                    # died while idle in the pool (server restart, proxy idle timeout): nothing ran on it
-                    self._pool.putconn(conn)
-                    self._conn = self._pool.getconn()
+                if self._retry(conn, opening, attempt, commit):
                     continue
                 if conn.closed or conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
                     self._over = True  # the opening or the COMMIT failed: there is no transaction to go on in
@@ -323,6 +359,18 @@ class Unit:
             self._over = self._committed = commit
             return cursor
         raise AssertionError("unreachable")
+
+    def _retry(self, conn: psycopg.Connection[Row], opening: _Opening | None, attempt: int, commit: bool) -> bool:
+        """After the unit's first round trip failed: whether to send it again, on a new connection. Only when
+        the connection is gone (it died between the check on lending and the send) and the round trip did not
+        carry ``COMMIT``: the transaction it opened died with the connection, so nothing of it stays. With
+        ``COMMIT`` aboard, the server may have committed before the connection went: sending again could do
+        the work twice, so the error stands (503; the caller's retry meets the idempotency guards)."""
+        if opening is None or attempt > 0 or commit or self._pool is None or not (conn.closed or conn.broken):
+            return False
+        self._pool.putconn(conn)
+        self._conn = self._pool.getconn()
+        return True
 
     def _finish(self) -> None:
         """Commit, unless the last statement did (a unit that ran nothing still takes its rate-limit token)."""
@@ -352,6 +400,17 @@ class Unit:
                 conn.execute("ROLLBACK")
 
 
+@functools.cache
+def _write_path_call(function: str, arity: int) -> str:
+    """``SELECT private.<function>(%s, ...) AS result``, composed once per write path: a statement composed
+    with psycopg.sql is composed again and turned into bytes on every execute (25 us), a text only once."""
+    return sql.SQL("SELECT {}({}) AS result").format(
+        sql.Identifier("private", function), sql.SQL(", ").join(sql.Placeholder() * arity)).as_string()
+
+
+_SET_WRITE_ROLE = sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(WRITE_ROLE)).as_string()
+
+
 def _cursor(conn: psycopg.Connection[Row], json_loads: JsonLoads | None) -> psycopg.Cursor[Row]:
     cursor = conn.cursor()
     if json_loads is not None:
@@ -374,6 +433,7 @@ class _Opening:
         self.timeout_ms = timeout_ms
         self.rate_limit = rate_limit
         self.site_id = site_id
+        self.role = "authenticated"  # the role a user unit's transaction begins in (WRITE_ROLE: a write path first)
 
     def send(self, conn: psycopg.Connection[Row]) -> psycopg.Cursor[Row] | None:
         """Queue the opening in ``conn``'s pipeline; returns the rate limit's cursor (its row says ``wait``)."""
@@ -391,8 +451,9 @@ class _Opening:
             conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(self.timeout_ms),))
         else:
             conn.execute("SELECT set_config('statement_timeout', %s, true), set_config('request.jwt.claims', %s, true), "
-                         "set_config('dramac.site_id', %s, true), set_config('role', 'authenticated', true)",
-                         (str(self.timeout_ms), json.dumps(dict(self.claims), default=str), self._site_text()))
+                         "set_config('dramac.site_id', %s, true), set_config('role', %s, true)",
+                         (str(self.timeout_ms), json.dumps(dict(self.claims), default=str), self._site_text(),
+                          self.role))
         return rate
 
     def _site_text(self) -> str:
@@ -405,7 +466,7 @@ class _Opening:
             settings += [sql.SQL("set_config('request.jwt.claims', {}, true)").format(
                 sql.Literal(json.dumps(dict(self.claims), default=str))),
                 sql.SQL("set_config('dramac.site_id', {}, true)").format(sql.Literal(self._site_text())),
-                sql.SQL("set_config('role', 'authenticated', true)")]
+                sql.SQL("set_config('role', {}, true)").format(sql.Literal(self.role))]
         return ["BEGIN", sql.SQL("SELECT {}").format(sql.SQL(", ").join(settings)).as_string(conn)]
 
     def check(self, rate: psycopg.Cursor[Row] | None) -> None:

@@ -46,8 +46,12 @@ def send_message(logical: str, body: dict[str, Any], *, delay_seconds: int = 0) 
 
 
 def send_messages(logical: str, bodies: list[dict[str, Any]]) -> None:
-    """Send many JSON messages, ten per request (SQS's batch limit); raises if any was refused."""
+    """Send many JSON messages, ten per request (SQS's batch limit); raises if any was refused. One message
+    goes as a SendMessage (a write's one event: a smaller request and answer than a batch of one)."""
     client, url = sqs_client(), queue_url(logical)
+    if len(bodies) == 1:
+        client.send_message(QueueUrl=url, MessageBody=json.dumps(bodies[0], default=str, separators=(",", ":")))
+        return
     for start in range(0, len(bodies), 10):
         chunk = bodies[start : start + 10]
         response = client.send_message_batch(
