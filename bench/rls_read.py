@@ -117,7 +117,7 @@ def measure(server: str, rows: int, sites: int, sites_per_agency: int, repeats: 
             key_claims = {"role": "site_api_key", "site_id": str(target), "sub": None}
             for key, unit_claims in (("sdk_user", user_claims), ("sdk_key", key_claims)):
                 def request(c: dict[str, Any] = unit_claims) -> None:
-                    with db.user_unit(c) as unit:
+                    with db.user_unit(c, site_id=target) as unit:  # as tenancy.site_unit opens a route's unit
                         sdk = ModuleDatabaseSDK.for_request(unit, site_id=target, module=module_id)
                         assert len(sdk.query("contacts", Query(limit=50))[0]) == 50
                 out[key] = timed(request, repeats)
@@ -165,7 +165,8 @@ def run(env: dict[str, str]) -> Any:
         f"agency; median of {repeats} runs of the same statement on one connection (loaded in {result['load_s']:.0f} s)",
         f"owner: superuser={result['owner_role']['rolsuper']}, bypassrls={result['owner_role']['rolbypassrls']}",
     ] + [f"plan ({k}): {v}" for k, v in result["plans"].items()] + [
-        "the SDK rows are a whole unit of work (BEGIN with claims, module gate, query, COMMIT), not one statement",
+        "the SDK rows are a whole unit of work (BEGIN with claims and the request's site, module gate, query, "
+        "COMMIT), not one statement",
         "the target: RLS within 1.5× of the owner's explicit filter",
     ]
     return section

@@ -40,6 +40,7 @@ from dramac_common.core.api import KeyId, ModuleRef, SiteId, create_app, envelop
 from dramac_common.core.auth import CallerDep, PrincipalDep, principal_from_event, principal_id
 from dramac_common.core.errors import ApiError, BadRequest, NotFound, database_error
 from dramac_common.core.idempotency import IdempotencyKey, idempotent_response
+from dramac_common.core.inplace import call_blocking
 from dramac_common.core.tenancy import Action, site_unit
 from dramac_common.core.wire import CamelModel, Envelope
 from dramac_common.installations.api_keys import (
@@ -55,7 +56,6 @@ from fastapi import Body, Path, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import Response
 from pydantic import ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
 
 app = create_app("DRAMAC module data API", exact_numbers=True)
 
@@ -218,8 +218,9 @@ async def rest_table(request: Request, table: str, site_ref: Annotated[str, Path
     headers = {k.lower(): v for k, v in request.headers.items()}
     params = request.query_params.multi_items()
     try:
-        result = await run_in_threadpool(rest.serve, lambda: principal_from_event(event), request.method,
-                                         site_ref, module, table, params, headers, body)
+        # in place under Mangum, in the thread pool under an ASGI server (core.inplace), as a sync route runs
+        result = await call_blocking(rest.serve, lambda: principal_from_event(event), request.method,
+                                     site_ref, module, table, params, headers, body)
     except (ApiError, psycopg.Error) as exc:
         error = exc if isinstance(exc, ApiError) else database_error(exc)
         if error is None:

@@ -267,3 +267,95 @@ def test_the_backend_records_platform_events_and_only_those(database_url, tenant
         with db.user_unit(claims_for(tenant.owner)) as unit:
             unit.call_write_path("log_platform_event", tenant.site_id, None, "crm.contact.created", None, "crm",
                                  None, None)
+
+
+# A request's one site (dramac.site_id, migration 0200) only narrows ----------------------------------------
+
+@pytest.fixture
+def two_sites_of_a_module(owner_conn, make_module, make_user, tenant, other_tenant):
+    """The CRM on two agencies' sites with a contact, a widget storage value, an event and a workflow on
+    each; a user in both agencies and a super admin."""
+    module_id, slug = make_crm(owner_conn, make_module, tenant, other_tenant)
+    schema = f"mod_{module_id.hex[:8]}"
+    for t in (tenant, other_tenant):
+        owner_conn.execute(sql.SQL("INSERT INTO {} (site_id, email) VALUES (%s, 'a@b.test')").format(
+            sql.Identifier(schema, "contacts")), (t.site_id,))
+        owner_conn.execute("INSERT INTO module_data (module_id, site_id, key, value) VALUES (%s, %s, 'k', '1')",
+                           (module_id, t.site_id))
+        owner_conn.execute("INSERT INTO automation_events_log (site_id, event_type, dispatched_at) "
+                           "VALUES (%s, %s, now())", (t.site_id, f"{slug.replace('-', '_')}.contact.created"))
+        owner_conn.execute("INSERT INTO automation_workflows (site_id, name) VALUES (%s, 'w')", (t.site_id,))
+    both = make_user()
+    for t in (tenant, other_tenant):
+        owner_conn.execute("INSERT INTO agency_members (agency_id, user_id, role) VALUES (%s, %s, 'member')",
+                           (t.agency_id, both))
+    callers = {"owner": claims_for(tenant.owner), "client user": claims_for(tenant.client_user),
+               "member of both": claims_for(both), "super admin": claims_for(make_user(super_admin=True)),
+               "other agency's owner": claims_for(other_tenant.owner),
+               "site API key": key_claims(tenant.site_id, None)}
+    return schema, callers
+
+
+def _sites_seen(database_url, claims, site_setting, statement):
+    with as_role(database_url, "authenticated", claims) as conn:
+        if site_setting is not None:  # set by the caller itself, as the authenticated role reached directly may
+            conn.execute("SELECT set_config('dramac.site_id', %s, true)", (site_setting,))
+        rows = conn.execute(statement).fetchall()
+    return {row[0] for row in rows}
+
+
+@pytest.mark.parametrize(("statement", "through_site_arrays"), [
+    ("SELECT site_id FROM {module}.contacts", True),
+    ("UPDATE {module}.contacts SET email = email RETURNING site_id", True),
+    ("DELETE FROM {module}.contacts RETURNING site_id", True),
+    ("SELECT site_id FROM public.module_data", True),
+    ("UPDATE public.module_data SET value = '2' RETURNING site_id", True),
+    ("DELETE FROM public.module_data RETURNING site_id", True),
+    ("SELECT site_id FROM public.automation_events_log", True),
+    ("SELECT site_id FROM public.automation_workflows", False),  # policies by role and agency: not narrowed
+    ("SELECT id FROM public.sites", False),
+])
+def test_naming_the_requests_site_narrows_what_a_caller_reaches_and_never_widens_it(
+        database_url, tenant, other_tenant, two_sites_of_a_module, statement, through_site_arrays):
+    """Whoever sets ``dramac.site_id`` (the shared layer for a site's request, or a caller itself), a site's
+    rows are shown and changed as they were without it on that one site, and no other site's; a table
+    whose policies prove sites through the site arrays shows no other site's at all."""
+    schema, callers = two_sites_of_a_module
+    query = sql.SQL(statement.replace("{module}", "{}")).format(sql.Identifier(schema)) \
+        if "{module}" in statement else statement
+    ours = {tenant.site_id, other_tenant.site_id}
+    for caller, claims in callers.items():
+        # exactly that site's share, except where no site array decides: a key (bound to its site already),
+        # a super admin on platform tables ("OR is_super_admin()"), tables whose policies go by role or agency
+        narrows = through_site_arrays and caller != "site API key" and (
+            "{module}" in statement or caller != "super admin")
+        without = _sites_seen(database_url, claims, None, query) & ours
+        for named in (tenant.site_id, other_tenant.site_id, uuid.uuid4()):
+            seen = _sites_seen(database_url, claims, str(named), query) & ours
+            assert seen <= without, (caller, named)
+            if narrows:
+                assert seen == without & {named}, (caller, named)
+        assert _sites_seen(database_url, claims, "not a uuid", query) & ours == without, caller
+
+
+def test_a_site_unit_reads_its_site_for_a_user_in_many_agencies(owner_conn, make_module, make_user, tenant):
+    """The unit of one site proves that site alone: a user in many agencies reads its rows, and only its."""
+    module_id, _ = make_crm(owner_conn, make_module, tenant)
+    schema = sql.Identifier(f"mod_{module_id.hex[:8]}", "contacts")
+    crowded = make_user()
+    owner_conn.execute("INSERT INTO agency_members (agency_id, user_id, role) VALUES (%s, %s, 'member')",
+                       (tenant.agency_id, crowded))
+    others = owner_conn.execute(
+        "WITH a AS (INSERT INTO agencies (name) SELECT 'many ' || g FROM generate_series(1, 50) g RETURNING id) "
+        "INSERT INTO agency_members (agency_id, user_id, role) SELECT id, %s, 'owner' FROM a RETURNING agency_id",
+        (crowded,)).fetchall()
+    from dramac_dev import seed
+
+    elsewhere = seed.create_site(owner_conn, others[0]["agency_id"])
+    owner_conn.execute(sql.SQL("INSERT INTO {} (site_id, email) VALUES (%s, 'mine@b.test'), (%s, 'there@b.test')")
+                       .format(schema), (tenant.site_id, elsewhere))
+    with db.user_unit(claims_for(crowded), site_id=tenant.site_id) as unit:
+        assert [r["email"] for r in unit.fetchall(sql.SQL("SELECT email FROM {}").format(schema))] == ["mine@b.test"]
+    with db.user_unit(claims_for(crowded)) as unit:
+        assert {r["email"] for r in unit.fetchall(sql.SQL("SELECT email FROM {}").format(schema))} == {
+            "mine@b.test", "there@b.test"}

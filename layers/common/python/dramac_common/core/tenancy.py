@@ -225,13 +225,16 @@ def site_unit(principal: Principal, site_id: uuid.UUID, *, manage: bool = False,
     ``gated``: the route's first statement is the module gate (``module_data.gate.require_enabled_module``
     given the same ``action``), which answers only for a site the caller can read (404 ``site_not_found``
     otherwise) and applies the matrix to the caller's role there (403), in the round trip of the unit's
-    opening: the separate site check is skipped."""
+    opening: the separate site check is skipped.
+
+    The unit is about this one site (``db.user_unit(site_id=...)``): module tables' policies prove that
+    site alone, at a cost that does not grow with the caller's memberships."""
     if isinstance(principal, SiteApiKey):
         principal.require_site(site_id)
-        with db.user_unit(principal.db_claims, RateLimit(site_id, principal.key_id)) as unit:
+        with db.user_unit(principal.db_claims, RateLimit(site_id, principal.key_id), site_id=site_id) as unit:
             yield unit
         return
-    with db.user_unit(principal.db_claims, RateLimit(site_id, user_id=principal.user_id)) as unit:
+    with db.user_unit(principal.db_claims, RateLimit(site_id, user_id=principal.user_id), site_id=site_id) as unit:
         if not gated:
             require_site_access(unit, site_id, manage=manage, action=action)
         yield unit
