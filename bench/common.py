@@ -9,6 +9,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,6 +31,14 @@ class Section:
             lines.append("")
             lines += [f"- {n}" for n in self.notes]
         return "\n".join(lines) + "\n"
+
+
+def scalar(cursor: Any) -> Any:
+    """The first column of a statement's only row (a benchmark's setup reads counts and ids this way)."""
+    row = cursor.fetchone()
+    if row is None:
+        raise RuntimeError("the statement returned no row")
+    return row[0]
 
 
 def median(values: list[float]) -> float:

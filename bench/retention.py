@@ -23,6 +23,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from .common import scalar
+
 MONTHS = 13
 SITES = 1000
 BATCH = 5000
@@ -102,8 +104,8 @@ def measure(url: str, rows: int, repeats: int) -> dict[str, Any]:
         t = time.perf_counter()
         _setup(conn, rows, start)
         out["load_s"] = time.perf_counter() - t
-        site = conn.execute("SELECT id FROM sites_b LIMIT 1").fetchone()[0]
-        out["month_rows"] = conn.execute("SELECT count(*) FROM plain WHERE created_at < %s", (cutoff,)).fetchone()[0]
+        site = scalar(conn.execute("SELECT id FROM sites_b LIMIT 1"))
+        out["month_rows"] = scalar(conn.execute("SELECT count(*) FROM plain WHERE created_at < %s", (cutoff,)))
         out["read_plain"] = _read_times(conn, "plain", site, repeats)
         out["read_parted"] = _read_times(conn, "parted", site, repeats)
         recent = _month(start, MONTHS) - (_month(start, MONTHS) - _month(start, MONTHS - 1)) / 2

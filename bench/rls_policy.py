@@ -17,6 +17,8 @@ import time
 import psycopg
 from psycopg import sql
 
+from .common import scalar
+
 POLICIES = {
     "any_array": "site_id = ANY ((SELECT private.readable_site_ids())::uuid[])",
     "any_array_or_super_admin": (
@@ -76,7 +78,7 @@ def main() -> None:
                     "GRANT SELECT ON {t} TO authenticated; ANALYZE {t}"
                 ).format(t=t, sites=sql.Literal(sites), n=sql.Literal(args.rows_per_site),
                          using=sql.SQL(using.replace("{module}", str(module)))))
-            row = conn.execute(sql.SQL("SELECT id FROM bench.any_array WHERE site_id = %s LIMIT 1"), (mine,)).fetchone()[0]
+            row = scalar(conn.execute(sql.SQL("SELECT id FROM bench.any_array WHERE site_id = %s LIMIT 1"), (mine,)))
             claims = json.dumps({"sub": str(user), "role": "authenticated"})
             print(f"{args.sites} sites x {args.rows_per_site} rows per table; the user reads 2 sites; "
                   f"median of {args.repeat} runs (ms)")
@@ -95,7 +97,7 @@ def main() -> None:
                             start = time.perf_counter()
                             conn.execute(q, params).fetchall()
                             times.append((time.perf_counter() - start) * 1000)
-                        plan = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) ") + q, params).fetchone()[0]
+                        plan = scalar(conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) ") + q, params))
                     node = plan[0]["Plan"]
                     while node["Node Type"] in ("Aggregate", "Limit", "Result", "Sort", "Gather"):
                         children = [p for p in node.get("Plans", []) if p.get("Parent Relationship") != "InitPlan"]

@@ -14,10 +14,12 @@ Compared, on the same rows and the same statement:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +34,10 @@ EM11_POLICY = """site_id IN (
     JOIN public.agencies a ON c.agency_id = a.id
     JOIN public.agency_members am ON a.id = am.agency_id
     WHERE am.user_id = auth.uid())"""
+
+
+def _fetch_all(conn: Any, query: Any, target: Any) -> list[Any]:
+    return conn.execute(query, (target,)).fetchall()
 
 
 def timed(fn: Callable[[], Any], repeats: int) -> list[float]:
@@ -68,14 +74,15 @@ def measure(server: str, rows: int, sites: int, sites_per_agency: int, repeats: 
         apply_migrations(url)
         with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
             user = seed.create_user(conn)
-            site_ids, agency = [], None
+            site_ids: list[tuple[uuid.UUID, uuid.UUID]] = []
             for i in range(sites):
-                if i % sites_per_agency == 0:
+                if i % sites_per_agency == 0:  # the first site makes the first agency
                     agency = seed.create_agency(conn, owner=user if i == 0 else None)
                     client = seed.create_client(conn, agency)
                 site_ids.append((seed.create_site(conn, agency, client_id=client), agency))
             module_id = seed.create_module(conn, manifest=MANIFEST)
             schema = provisioner.provision_module(module_id).schema_name
+            assert schema is not None
             conn.execute(sql.SQL(
                 """INSERT INTO public.site_module_installations (site_id, module_id, agency_id, status, is_enabled,
                      config) SELECT s.id, {m}, s.agency_id, 'active', true, '{{}}' FROM public.sites s"""
@@ -111,7 +118,7 @@ def measure(server: str, rows: int, sites: int, sites_per_agency: int, repeats: 
                                  "set_config('role', 'authenticated', true)", (claims,))
                     got = conn.execute(q, (target,)).fetchall()
                     assert len(got) == 50 and all(r["site_id"] == target for r in got), key
-                    out[key] = timed(lambda q=q: conn.execute(q, (target,)).fetchall(), repeats)
+                    out[key] = timed(functools.partial(_fetch_all, conn, q, target), repeats)
                     out["plans"][key] = _plan(conn, q, target)
             user_claims = {"sub": str(user), "role": "authenticated", "aud": "authenticated"}
             key_claims = {"role": "site_api_key", "site_id": str(target), "sub": None}

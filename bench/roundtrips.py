@@ -48,7 +48,7 @@ class RoundTripCounter:
     append-only file (one descriptor reused: libpq leaks a small FILE buffer per measurement).
     """
 
-    def __init__(self, conn: psycopg.Connection):
+    def __init__(self, conn: psycopg.Connection[Any]):
         self.conn = conn
         self._file = tempfile.NamedTemporaryFile("w+", prefix="pqtrace", delete=False)  # noqa: SIM115
         self._fd = os.open(self._file.name, os.O_WRONLY | os.O_APPEND)
@@ -135,7 +135,7 @@ class StatementRecorder:
                 raise RuntimeError("cannot record executemany")
             return real_many(cursor, *a, **kw)
 
-        psycopg.Cursor.execute, psycopg.Cursor.executemany = execute, executemany  # type: ignore[method-assign]
+        psycopg.Cursor.execute, psycopg.Cursor.executemany = execute, executemany  # type: ignore[method-assign,assignment]
         try:
             yield statements
         finally:

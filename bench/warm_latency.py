@@ -413,7 +413,7 @@ def run(env: dict[str, str]) -> Section:
                     for i in range(total):
                         traced = i >= WARMUP + REQUESTS
                         queue_time[0] = 0.0
-                        with counter.measure() if traced else contextlib.nullcontext([]) as result, \
+                        with _measured(counter, traced) as result, \
                                 recorder.record() as statements:
                             start = time.perf_counter()
                             statuses.add(handler(events[i], context)["statusCode"])
@@ -425,7 +425,7 @@ def run(env: dict[str, str]) -> Section:
                         drain()
                         # the same request's own SQL, bare, against a target of its own (untimed preparation)
                         own = _OwnSql(counter.conn, statements, events[i], targets[i] if targets else {})
-                        with bare_counter.measure() if traced else contextlib.nullcontext([]) as result:
+                        with _measured(bare_counter, traced) as result:
                             start = time.perf_counter()
                             own.run(bare)
                             took = time.perf_counter() - start
@@ -491,6 +491,11 @@ def run(env: dict[str, str]) -> Section:
         "one connection; a row not met says which parts miss",
     ]
     return section
+
+
+def _measured(counter: Any, traced: bool) -> contextlib.AbstractContextManager[list[int]]:
+    """The round trips of a traced request (``RoundTripCounter.measure``); an untimed one counts none."""
+    return counter.measure() if traced else contextlib.nullcontext([])
 
 
 def _verdict(p50: float, own_p50: float, trips: int, max_trips: int) -> str:
