@@ -4,12 +4,14 @@ import copy
 import uuid
 
 import pytest
+from dramac_common.provisioning import registry
 from dramac_common.provisioning.column_types import ColumnTypeError, parse_column_type
 from dramac_common.provisioning.errors import ManifestError
 from dramac_common.provisioning.expressions import (
     Context,
     ExpressionError,
     _Parser,
+    number_literal,
     parse_expression,
     text_literal,
 )
@@ -154,6 +156,21 @@ def test_text_literal_writes_a_value_as_psycopg_does(value):
             text_literal(value)
         return
     assert text_literal(value) == expected
+
+
+@given(st.one_of(st.integers(), st.integers(min_value=-(10 ** 40), max_value=10 ** 40), st.decimals(),
+                 st.decimals(allow_nan=False, allow_infinity=False, places=3)))
+@settings(max_examples=500, deadline=None)
+def test_number_literal_writes_a_number_as_psycopg_does(value):
+    assert number_literal(value) == sql.Literal(value).as_string()
+
+
+def test_the_registry_upsert_writes_its_values_as_text():
+    module_id = uuid.UUID("0f8e1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b")
+    for tables, array in ((["contacts", "deals"], "ARRAY['contacts', 'deals']"), ([], "ARRAY[]")):
+        text = registry.upsert_text(module_id, "0f8e1a2b", "mod_0f8e1a2b", tables, "1.2.3")
+        assert text.split(" VALUES (", 1)[1].split(") ON CONFLICT", 1)[0] == (
+            f"'{module_id}'::uuid, '0f8e1a2b', true, 'mod_0f8e1a2b', {array}::text[], 'active', '1.2.3'")
 
 
 @given(st.one_of(

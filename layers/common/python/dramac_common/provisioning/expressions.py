@@ -153,6 +153,17 @@ def text_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def number_literal(value: Any) -> str:
+    """An int or a finite Decimal as SQL, exactly as ``psycopg.sql.Literal(value).as_string()`` writes it
+    (its digits, a negative number after a space so that no ``-`` follows an operator's ``-``); any
+    other value goes to ``Literal`` itself. Without psycopg's adapters, whose code is cold when a job
+    starts (tests/unit/test_manifest_validation.py holds the two to the same text)."""
+    if type(value) is int or (isinstance(value, Decimal) and value.is_finite()):
+        text = str(value)
+        return " " + text if text.startswith("-") else text
+    return sql.Literal(value).as_string()
+
+
 @lru_cache(maxsize=4096)
 def _quoted(name: str) -> str:
     """A column name quoted by ``psycopg.sql.Identifier`` (remembered: a container meets few names)."""
@@ -186,7 +197,7 @@ class Literal(Node):
             return "true" if self.value else "false"
         if isinstance(self.value, str):
             return text_literal(self.value)
-        return sql.Literal(self.value).as_string()
+        return number_literal(self.value)
 
 
 @dataclass(frozen=True)

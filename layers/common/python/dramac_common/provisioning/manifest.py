@@ -49,6 +49,7 @@ IMPLICIT_COLUMNS: dict[str, ColumnType] = {
 }
 FK_ACTIONS = ("NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT")
 INDEX_METHODS = ("btree", "gin", "gist", "hash")
+_INDEX_SUPPORT = {"btree": "supports_btree", "gin": "supports_gin", "gist": "supports_gist", "hash": "supports_hash"}
 
 
 # Structure ---------------------------------------------------------------------------------------
@@ -473,9 +474,9 @@ def _build_index(table: str, n: int, idx: IndexSpec, types: dict[str, ColumnType
     if method == "hash" and len(idx.columns) != 1:
         problems.append(f"{where}: a hash index has exactly one column")
         return None
-    support = {"btree": "supports_btree", "gin": "supports_gin", "gist": "supports_gist", "hash": "supports_hash"}
+    support = _INDEX_SUPPORT[method]
     for col in idx.columns:
-        if not getattr(types[col], support[method]):
+        if not getattr(types[col], support):
             problems.append(f"{where}: column {col} ({types[col].name}) cannot be indexed with {method}")
             return None
     predicate = None
@@ -499,6 +500,8 @@ def _build_index(table: str, n: int, idx: IndexSpec, types: dict[str, ColumnType
 
 
 def _normalise_action(value: str) -> str:
+    if value in FK_ACTIONS:  # already as written here (upper case, single spaces): the commonest case
+        return value
     return re.sub(r"[\s_]+", " ", value.strip().upper()) if isinstance(value, str) else ""
 
 
