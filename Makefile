@@ -63,7 +63,7 @@ lint: $(STAMP)
 # mypy: strict on the layer (pyproject.toml), checked on the dev tools, the router and each function.
 # Every function's entry point is an app.py, so each is checked on its own (one module name each).
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy -p dramac_common -p dramac_dev -p edge_router
+	$(VENV)/bin/mypy -p dramac_common -p dramac_dev -p edge_router -p bench
 	for f in functions/*/app.py functions/domain_router/bundle.py; do $(VENV)/bin/mypy "$$f" || exit 1; done
 
 # The merged OpenAPI 3.1 document of every HTTP function (checked in; tests/unit/test_openapi.py fails

@@ -23,6 +23,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from .common import scalar
+
 CRM4 = {
     "version": "1.0.0",
     "database": {"tables": [
@@ -130,7 +132,7 @@ def compare(server: str, runs: int) -> tuple[dict[str, list[float]], int, str]:
                 provisioner.deprovision_module(module)
                 for schema in (raw_schema, split_schema):
                     conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
-            version = conn.execute("SHOW server_version").fetchone()[0]
+            version = scalar(conn.execute("SHOW server_version"))
         return timings, statements_count, version
     finally:
         db.close_pool()
@@ -212,8 +214,8 @@ def scale(server: str, counts: list[int], crm_modules: int) -> dict[str, Any]:
                     start = time.perf_counter()
                     conn.execute("DELETE FROM public.sites WHERE id = %s", (bare,))
                     bare_elapsed = time.perf_counter() - start
-                    left = sum(conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE site_id = %s").format(
-                        sql.Identifier(get_module_schema_name(m), t)), (site,)).fetchone()[0]
+                    left = sum(scalar(conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE site_id = %s").format(
+                        sql.Identifier(get_module_schema_name(m), t)), (site,)))
                         for m in installed for t in ("companies", "contacts", "deals", "activities"))
                     if left:
                         raise RuntimeError(f"deleting the site left {left} rows of its modules")
@@ -251,8 +253,8 @@ def scale(server: str, counts: list[int], crm_modules: int) -> dict[str, Any]:
                         ModuleDatabaseSDK.for_request(unit, site_id=sites[i % len(sites)], module=module)
                     if i >= 10:
                         at["lookup"].append(time.perf_counter() - start)
-                schemas = conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'mod\\_%'").fetchone()[0]
-                relations = conn.execute("SELECT count(*) FROM pg_class").fetchone()[0]
+                schemas = scalar(conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'mod\\_%'"))
+                relations = scalar(conn.execute("SELECT count(*) FROM pg_class"))
                 out["at"][target] = {**{k: statistics.median(v) for k, v in at.items()}, "schemas": schemas,
                                      "relations": relations}
                 print(f"  {target} modules: {out['at'][target]}", file=sys.stderr, flush=True)
