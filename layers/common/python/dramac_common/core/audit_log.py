@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import jsonbody
 from .db import Unit
@@ -42,8 +41,7 @@ class AuditPage(CamelModel):
     next_before: int | None  # pass as ``before`` for the next (older) page; None: this is the last
 
 
-@dataclass(frozen=True)
-class AuditFilter:
+class AuditFilter(NamedTuple):
     action: str | None = None  # exact (``api_key.revoked``) or a prefix (``api_key.*``)
     site_id: uuid.UUID | None = None
     actor_user_id: uuid.UUID | None = None

@@ -14,9 +14,8 @@ Every change writes an audit row (``catalog.*``) in its transaction.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from psycopg.types.json import Jsonb
 from pydantic import Field
@@ -182,8 +181,7 @@ def get_version(unit: Unit, module_id: uuid.UUID, version: str) -> VersionInfo:
     return VersionInfo.model_validate(_version_row(unit, module_id, version))
 
 
-@dataclass(frozen=True)
-class DryRunInputs:
+class DryRunInputs(NamedTuple):
     """What a dry run needs, read in the caller's unit; ``run_dry_run`` runs it after that unit ends
     (the dry run takes a connection of its own, which must not wait on one the request holds)."""
 
