@@ -27,6 +27,7 @@ from ..core.naming import SLUG_PATTERN
 from ..core.tenancy import require_super_admin
 from ..core.wire import CamelModel
 from ..provisioning.errors import ManifestError
+from ..provisioning.versions import parse_version
 
 # The manifest validator and the dry run are imported by the routes that add or test a version, not at
 # the cold start of a function whose usual first request lists modules
@@ -150,7 +151,7 @@ def _previous_release(unit: Unit, module_id: uuid.UUID, version: str) -> dict[st
 def add_version(unit: Unit, module_id: uuid.UUID, body: NewVersion) -> VersionInfo:
     """Store a draft version after validating its manifest (400 ``invalid_manifest`` with the problems).
     Versions only grow: a version not above every existing one is 409 ``version_not_newer``."""
-    from ..provisioning.manifest import parse_version, validate_manifest
+    from ..provisioning.manifest import validate_manifest
 
     require_super_admin(unit)
     module = _module_row(unit, module_id, lock=True)
