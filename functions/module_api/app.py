@@ -26,8 +26,6 @@ users on their client's sites as the module's ``clientAccess`` says; super admin
 site API key (``X-Api-Key``: its own site, its modules, reads and writes).
 """
 
-from __future__ import annotations
-
 import datetime as dt
 import uuid
 from collections.abc import Callable

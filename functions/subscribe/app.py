@@ -10,8 +10,6 @@ Routes:
        &before=&limit=
 """
 
-from __future__ import annotations
-
 import uuid
 from datetime import datetime
 from typing import Annotated
