@@ -8,8 +8,6 @@ Routes:
   DELETE /api/agencies/{agencyId}/members/{userId}   remove someone (owners; the last owner stays)
 """
 
-from __future__ import annotations
-
 import uuid
 from typing import Annotated
 

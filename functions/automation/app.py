@@ -24,8 +24,6 @@ The creating POSTs (workflows, events, webhooks, and an incoming webhook's deliv
 Idempotency-Key (an incoming webhook also Webhook-Id): a repeat with the same key answers the first answer.
 """
 
-from __future__ import annotations
-
 import uuid
 from typing import Annotated, Any
 

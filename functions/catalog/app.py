@@ -14,8 +14,6 @@ Routes:
   POST /api/admin/modules/{moduleId}/versions/{version}/unpublish  withdraw it from the catalogue
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 from dramac_common.core import db

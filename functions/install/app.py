@@ -18,8 +18,6 @@ Routes:
   DELETE /api/sites/{siteId}/modules/{moduleId}/purge   undo a pending purge during the grace period (owner)
 """
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 from dramac_common.core import db

@@ -26,8 +26,6 @@ users on their client's sites as the module's ``clientAccess`` says; super admin
 site API key (``X-Api-Key``: its own site, its modules, reads and writes).
 """
 
-from __future__ import annotations
-
 import datetime as dt
 import uuid
 from collections.abc import Callable
@@ -51,7 +49,7 @@ from dramac_common.installations.api_keys import (
     revoke_api_key,
     without_secret,
 )
-from dramac_common.module_data import ModuleDatabaseSDK, WidgetStorage, parse_query_params, rest
+from dramac_common.module_data import ModuleDatabaseSDK, WidgetStorage, parse_query_params
 from fastapi import Body, Path, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import Response
@@ -213,6 +211,8 @@ async def rest_table(request: Request, table: str, site_ref: Annotated[str, Path
     ``/rest/v1/{table}`` alias is where supabase-js looks. Every answer, refusals included, is PostgREST's
     (``{"code", "message", "details", "hint"}``), never the envelope; the site and module are checked by
     the same gate as the envelope API's, so their refusals come in PostgREST's shape too."""
+    from dramac_common.module_data import rest  # on the first PostgREST request, not at every cold start
+
     body = await request.body()
     event = request.scope.get("aws.event") or {}
     headers = {k.lower(): v for k, v in request.headers.items()}

@@ -9,8 +9,6 @@ Routes:
   POST  /api/sandbox/checkouts/{checkoutId}/complete          complete a sandbox checkout (owner; sandbox only)
 """
 
-from __future__ import annotations
-
 import uuid
 from typing import Any, Literal
 

@@ -6,17 +6,15 @@ Routes:
   GET  /api/modules             the published catalogue (any signed-in user but a client user)
   POST /api/modules/subscribe   subscribe an agency to a free module (owners: billing, docs/roles.md)
   GET  /api/agencies/{agencyId}/audit-log   the agency's audit trail, newest first (owners), from
-       ``dramac_common.core.audit``: ?action=&siteId=&actorUserId=&targetType=&targetId=&since=&until=
+       ``dramac_common.core.audit_log``: ?action=&siteId=&actorUserId=&targetType=&targetId=&since=&until=
        &before=&limit=
 """
-
-from __future__ import annotations
 
 import uuid
 from datetime import datetime
 from typing import Annotated
 
-from dramac_common.core import audit, db
+from dramac_common.core import audit_log, db
 from dramac_common.core.api import AgencyId, create_app, envelope, error_response, lambda_handler
 from dramac_common.core.auth import CallerDep
 from dramac_common.core.wire import CamelModel, Envelope
@@ -61,7 +59,7 @@ def subscribe(body: SubscribeRequest, caller: CallerDep) -> JSONResponse:
     return envelope(subscription, status_code=201 if created else 200)
 
 
-@app.get("/api/agencies/{agencyId}/audit-log", response_model=Envelope[audit.AuditPage])
+@app.get("/api/agencies/{agencyId}/audit-log", response_model=Envelope[audit_log.AuditPage])
 def read_audit_log(
     agency_id: AgencyId, caller: CallerDep,
     action: Annotated[str | None, Query(max_length=200)] = None,
@@ -71,12 +69,13 @@ def read_audit_log(
     target_id: Annotated[str | None, Query(alias="targetId", max_length=200)] = None,
     since: datetime | None = None, until: datetime | None = None,
     before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
-    limit: Annotated[int, Query(ge=1, le=audit.MAX_PAGE)] = 50,
+    limit: Annotated[int, Query(ge=1, le=audit_log.MAX_PAGE)] = 50,
 ) -> JSONResponse:
-    where = audit.AuditFilter(action=action, site_id=site_id, actor_user_id=actor_user_id, target_type=target_type,
-                              target_id=target_id, since=since, until=until, before=before, limit=limit)
+    where = audit_log.AuditFilter(action=action, site_id=site_id, actor_user_id=actor_user_id,
+                                  target_type=target_type, target_id=target_id, since=since, until=until,
+                                  before=before, limit=limit)
     with db.user_unit(caller.db_claims) as unit:
-        return envelope(audit.list_entries(unit, agency_id, where))
+        return envelope(audit_log.list_entries(unit, agency_id, where))
 
 
 handler = lambda_handler(app, service="subscribe")

@@ -14,8 +14,6 @@ Only owners and admins (``tenancy``: the manage role) create, rotate and delete 
 change writes its audit row in the same transaction.
 """
 
-from __future__ import annotations
-
 import base64
 import uuid
 from dataclasses import dataclass, field

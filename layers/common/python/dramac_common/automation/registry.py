@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..core.db import Unit
 from ..core.errors import Forbidden, ValidationFailed
@@ -76,13 +75,12 @@ _ORDER = {"id": "uuid", "order_number": "string", "customer_email": "string", "t
           "currency": "string", "status": "string", "items": "array"}
 
 
-@dataclass(frozen=True)
-class EventDefinition:
+class EventDefinition(NamedTuple):
     event_type: str
     category: str
     name: str
     description: str
-    payload_schema: dict[str, str] = field(default_factory=dict)
+    payload_schema: dict[str, str]
     source_module: str | None = None
 
     def as_dict(self) -> dict[str, Any]:

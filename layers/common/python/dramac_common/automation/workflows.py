@@ -6,8 +6,6 @@ Step positions are 1, 2, 3… in the order the steps are given; ``{{steps.1.outp
 first step's output.
 """
 
-from __future__ import annotations
-
 import hashlib
 import secrets
 import uuid

@@ -31,8 +31,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from fastapi import Depends, Request
 
@@ -44,8 +43,7 @@ from .settings import JWT_AUDIENCE, get_settings
 # -- callers ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Caller:
+class Caller(NamedTuple):
     """The signed-in user, from verified JWT claims."""
 
     user_id: uuid.UUID
@@ -67,8 +65,7 @@ class Caller:
         return {**self.claims, "sub": str(self.user_id), "role": "authenticated"}
 
 
-@dataclass(frozen=True)
-class SiteApiKey:
+class SiteApiKey(NamedTuple):
     """A verified key: the one site it may use, and the modules (None: every installed module)."""
 
     key_id: uuid.UUID

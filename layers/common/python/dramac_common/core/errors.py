@@ -12,8 +12,7 @@ from a permanent refusal.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class ApiError(Exception):
@@ -94,8 +93,7 @@ def success_envelope(data: Any) -> dict[str, Any]:
     return {"success": True, "data": data}
 
 
-@dataclass(frozen=True)
-class DatabaseErrorRule:
+class DatabaseErrorRule(NamedTuple):
     status: int
     code: str
     message: str  # for a person, when no field can be named

@@ -11,6 +11,10 @@ SHORT_ID_RE = re.compile(r"^[a-f0-9]{8}\Z")
 SCHEMA_RE = re.compile(r"^mod_[a-f0-9]{8}\Z")
 # Lower-case SQL identifier that needs no quoting; 63 bytes is PostgreSQL's NAMEDATALEN - 1.
 IDENTIFIER_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
+# A module's slug in JSON Schema and pydantic (their "$" is the end of the text); in Python, "$" also
+# matches before a final newline, so the compiled form ends with "\Z"
+SLUG_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
+SLUG_RE = re.compile(SLUG_PATTERN.removesuffix("$") + r"\Z")
 
 
 class NamingError(ValueError):

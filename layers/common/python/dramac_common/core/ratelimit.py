@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from psycopg import sql
 
@@ -23,8 +23,7 @@ from .errors import Throttled
 from .settings import get_settings
 
 
-@dataclass(frozen=True)
-class RateLimit:
+class RateLimit(NamedTuple):
     """The buckets one request takes from: its site's and, with an API key, the key's."""
 
     site_id: uuid.UUID

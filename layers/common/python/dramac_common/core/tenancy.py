@@ -17,9 +17,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import db
 from .auth import Principal, SiteApiKey
@@ -95,8 +94,7 @@ def refusal(action: Action) -> Forbidden:
     return Forbidden(_REFUSALS.get(action, "Your role may not do this"), code="forbidden")
 
 
-@dataclass(frozen=True)
-class AgencyAccess:
+class AgencyAccess(NamedTuple):
     agency_id: uuid.UUID
     role: str
 
@@ -109,8 +107,7 @@ class AgencyAccess:
         return allows(self.role, Action.BILL)
 
 
-@dataclass(frozen=True)
-class SiteAccess:
+class SiteAccess(NamedTuple):
     site_id: uuid.UUID
     agency_id: uuid.UUID
     role: str

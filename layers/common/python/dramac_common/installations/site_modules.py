@@ -24,6 +24,7 @@ from ..core.errors import Conflict, NotFound, PaymentRequired
 from ..core.tenancy import require_site_access, site_access_from
 from ..core.wire import CamelModel
 from ..marketplace import catalog as marketplace
+from ..provisioning.versions import parse_version
 from . import lifecycle
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,6 @@ class Installation(CamelModel):
         """A newer version than the site runs is published (owners and admins may upgrade to it)."""
         if not self.latest_version or not self.installed_version:
             return False
-        from ..provisioning.manifest import parse_version  # imported on first use, not at cold start
-
         try:
             return parse_version(self.latest_version) > parse_version(self.installed_version)
         except ValueError:

@@ -25,6 +25,7 @@ from ..core.errors import Conflict, NotFound
 from ..core.naming import generate_module_short_id, get_module_schema_name
 from ..core.tenancy import require_site_access
 from ..core.wire import CamelModel
+from ..provisioning.versions import parse_version
 from . import lifecycle
 from .site_modules import Installation, get_installation
 
@@ -56,7 +57,7 @@ def _preview(unit: Unit, installation: Installation, to_version: str | None) -> 
     # provisioning (manifests, DDL planning) is imported on the first upgrade, not at the function's cold start
     from ..provisioning import ddl
     from ..provisioning.errors import ManifestError, ProvisioningRefused
-    from ..provisioning.manifest import parse_version, validate_manifest
+    from ..provisioning.manifest import validate_manifest
     from ..provisioning.provisioner import needs_schema
 
     module_id = installation.module_id

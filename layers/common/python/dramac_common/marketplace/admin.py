@@ -14,9 +14,8 @@ Every change writes an audit row (``catalog.*``) in its transaction.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from psycopg.types.json import Jsonb
 from pydantic import Field
@@ -24,11 +23,16 @@ from pydantic import Field
 from ..core import audit
 from ..core.db import Unit
 from ..core.errors import Conflict, NotFound, ValidationFailed
+from ..core.naming import SLUG_PATTERN
 from ..core.tenancy import require_super_admin
 from ..core.wire import CamelModel
-from ..provisioning.dry_run import DryRun, dry_run
 from ..provisioning.errors import ManifestError
-from ..provisioning.manifest import SLUG_PATTERN, parse_version, validate_manifest
+from ..provisioning.versions import parse_version
+
+# The manifest validator and the dry run are imported by the routes that add or test a version, not at
+# the cold start of a function whose usual first request lists modules
+if TYPE_CHECKING:
+    from ..provisioning.dry_run import DryRun
 
 ModuleType = Literal["widget", "app", "integration", "system", "custom"]
 PricingType = Literal["free", "one_time", "monthly", "yearly"]
@@ -147,6 +151,8 @@ def _previous_release(unit: Unit, module_id: uuid.UUID, version: str) -> dict[st
 def add_version(unit: Unit, module_id: uuid.UUID, body: NewVersion) -> VersionInfo:
     """Store a draft version after validating its manifest (400 ``invalid_manifest`` with the problems).
     Versions only grow: a version not above every existing one is 409 ``version_not_newer``."""
+    from ..provisioning.manifest import validate_manifest
+
     require_super_admin(unit)
     module = _module_row(unit, module_id, lock=True)
     try:
@@ -176,8 +182,7 @@ def get_version(unit: Unit, module_id: uuid.UUID, version: str) -> VersionInfo:
     return VersionInfo.model_validate(_version_row(unit, module_id, version))
 
 
-@dataclass(frozen=True)
-class DryRunInputs:
+class DryRunInputs(NamedTuple):
     """What a dry run needs, read in the caller's unit; ``run_dry_run`` runs it after that unit ends
     (the dry run takes a connection of its own, which must not wait on one the request holds)."""
 
@@ -200,6 +205,8 @@ def dry_run_inputs(unit: Unit, module_id: uuid.UUID, version: str) -> DryRunInpu
 
 def run_dry_run(inputs: DryRunInputs) -> DryRun:
     """The plan on a fresh site, as an upgrade from the previous version, and against the live schema."""
+    from ..provisioning.dry_run import dry_run
+
     previous = (inputs.previous_version, inputs.previous_manifest) if inputs.previous_version else None
     try:
         return dry_run(inputs.module_id, inputs.module_type, inputs.manifest, previous=previous)

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..automation.registry import event_segment
 from ..core.db import Unit
@@ -21,8 +20,7 @@ IMPLICIT_COLUMNS = ("id", "site_id", "created_at", "updated_at")
 READ_ONLY_COLUMNS = frozenset({"id", "created_at", "updated_at"})  # site_id is set by the SDK itself
 
 
-@dataclass(frozen=True)
-class Column:
+class Column(NamedTuple):
     name: str
     data_type: str  # format_type(): "integer", "character varying(80)", "timestamp with time zone"
     type_name: str  # pg_type.typname: int4, varchar, timestamptz, uuid, jsonb, _text (arrays)
@@ -41,14 +39,13 @@ class Column:
         return self.not_null and not self.has_default and not self.generated
 
 
-@dataclass(frozen=True)
-class Table:
+class Table(NamedTuple):
     name: str
     entity: str
     columns: dict[str, Column]
     # constraint and index names -> their columns: a database error names a constraint or an index,
     # the caller hears about the column
-    constrained: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    constrained: dict[str, tuple[str, ...]]
     # the column sets of its unique indexes (whole-table, on plain columns): what an upsert may conflict on
     uniques: tuple[frozenset[str], ...] = ()
 
@@ -58,8 +55,7 @@ class Table:
                          if n not in READ_ONLY_COLUMNS and n != "site_id" and not c.generated)
 
 
-@dataclass(frozen=True)
-class ModuleSchema:
+class ModuleSchema(NamedTuple):
     module_id: uuid.UUID
     schema_name: str
     version: str

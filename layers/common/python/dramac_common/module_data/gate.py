@@ -11,8 +11,7 @@ admin's read is recorded in the audit log (``module_data.read``), in the request
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..core import audit
 from ..core.db import Unit
@@ -21,8 +20,7 @@ from ..core.jsonbody import unstorable
 from ..core.tenancy import Action, Role, require_module_data_role, require_role
 
 
-@dataclass(frozen=True)
-class ModuleTarget:
+class ModuleTarget(NamedTuple):
     module_id: uuid.UUID
     slug: str
     module_type: str

@@ -7,15 +7,14 @@ own gateway).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..core.settings import SANDBOX_WEBHOOK_SECRET, get_settings
 
 PROVIDERS = ("paddle", "sandbox")
 
 
-@dataclass(frozen=True)
-class PaymentConfig:
+class PaymentConfig(NamedTuple):
     provider: str
     webhook_secret: str | None
     webhook_tolerance_seconds: int

@@ -7,7 +7,7 @@ No floats anywhere: half-up rounding of ``w·p/100`` is ``(2·w·p + 100) // 200
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..core.errors import ValidationFailed
 
@@ -16,8 +16,7 @@ MAX_PERCENTAGE = 1000
 MAX_PRICE_CENTS = 2_147_483_647  # the price columns are PostgreSQL integers
 
 
-@dataclass(frozen=True)
-class Markup:
+class Markup(NamedTuple):
     type: str = "none"
     value: int = 0
 

@@ -13,9 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ..core.errors import ApiError
 from .config import PaymentConfig, get_payment_config
@@ -36,8 +35,7 @@ class PaymentProviderError(ApiError):
     code = "payment_provider_error"
 
 
-@dataclass(frozen=True)
-class CheckoutRequest:
+class CheckoutRequest(NamedTuple):
     checkout_id: uuid.UUID
     subscription_id: uuid.UUID
     agency_id: uuid.UUID
@@ -59,8 +57,7 @@ class CheckoutRequest:
         }
 
 
-@dataclass(frozen=True)
-class ProviderCheckout:
+class ProviderCheckout(NamedTuple):
     provider: str
     provider_checkout_id: str
     url: str | None

@@ -22,9 +22,8 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from psycopg.types.json import Jsonb
 
@@ -46,8 +45,7 @@ STATUS_EVENT = {"active": "activated", "canceled": "canceled", "past_due": "past
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 
 
-@dataclass(frozen=True)
-class PaddleEvent:
+class PaddleEvent(NamedTuple):
     event_id: str
     event_type: str
     occurred_at: datetime
@@ -60,8 +58,7 @@ class PaddleEvent:
         return custom if isinstance(custom, dict) else {}
 
 
-@dataclass(frozen=True)
-class WebhookOutcome:
+class WebhookOutcome(NamedTuple):
     event_id: str
     event_type: str
     outcome: str  # applied | unchanged | stale | mismatch | ignored | unmatched | duplicate
@@ -174,8 +171,7 @@ def _finish(unit: Unit, event: PaddleEvent, outcome: str, sub: dict[str, Any] | 
                           status or (sub["status"] if sub else None))
 
 
-@dataclass(frozen=True)
-class PaymentMatch:
+class PaymentMatch(NamedTuple):
     """What a ``transaction.completed`` pays for: a checkout of the subscription (None for a renewal
     of its linked Paddle subscription), or why it pays for nothing we asked for."""
 

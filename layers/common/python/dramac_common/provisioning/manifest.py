@@ -18,22 +18,18 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from ..core.naming import NamingError, validate_identifier
+from ..core.naming import SLUG_RE, NamingError, validate_identifier
 from .column_types import ColumnType, ColumnTypeError, parse_column_type
 from .errors import ManifestError
 from .expressions import Context, ExpressionError, Node, parse_expression
 from .typecheck import check_condition, check_default
+from .versions import VERSION_RE, parse_version  # noqa: F401 - parse_version is still importable from here
 
 MAX_TABLES = 64
 MAX_COLUMNS = 200
 MAX_INDEXES = 32
 MAX_FOREIGN_KEYS = 32
 MAX_INDEX_COLUMNS = 32  # PostgreSQL's INDEX_MAX_KEYS
-VERSION_RE = re.compile(r"^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\Z")
-# A slug in JSON Schema and pydantic (their "$" is the end of the text); in Python, "$" also matches before
-# a final newline, so the compiled form ends with "\Z"
-SLUG_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
-SLUG_RE = re.compile(SLUG_PATTERN.removesuffix("$") + r"\Z")
 
 # PostgreSQL's reserved key words (categories R and T of pg_get_keywords(); a test keeps this in step
 # with the server) and the system column names a table cannot use.
@@ -215,13 +211,6 @@ def object_name(*parts: str) -> str:
     digest = hashlib.sha256(full.encode()).hexdigest()[:8]
     keep = 63 - len(suffix) - len(digest) - 2
     return f"{'_'.join(body)[:keep].rstrip('_')}_{digest}_{suffix}"
-
-
-def parse_version(version: str) -> tuple[int, int, int]:
-    m = VERSION_RE.match(version or "")
-    if not m:
-        raise ValueError(f"version {version!r} is not MAJOR.MINOR.PATCH")
-    return int(m.group(1)), int(m.group(2)), int(m.group(3))
 
 
 # Validation --------------------------------------------------------------------------------------

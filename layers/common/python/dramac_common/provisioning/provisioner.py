@@ -38,7 +38,8 @@ from .errors import (
     TransientProvisioningError,
 )
 from .expressions import text_literal
-from .manifest import SchemaDefinition, parse_version, validate_manifest
+from .manifest import SchemaDefinition, validate_manifest
+from .versions import parse_version
 
 log = logging.getLogger(__name__)
 
