@@ -4,25 +4,19 @@ behind and runs no after-commit callback."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 from dramac_common.core import db
 from psycopg import sql
+from support.scratch import count_rows, scratch_table
 
 
 @pytest.fixture
 def scratch(owner_conn: psycopg.Connection) -> Iterator[sql.Identifier]:
-    table = sql.Identifier(f"scratch_{uuid.uuid4().hex[:12]}")
-    owner_conn.execute(sql.SQL("CREATE TABLE public.{} (n integer PRIMARY KEY)").format(table))
-    yield table
-    owner_conn.execute(sql.SQL("DROP TABLE public.{}").format(table))
-
-
-def _count(owner_conn: psycopg.Connection, table: sql.Identifier) -> int:
-    return owner_conn.execute(sql.SQL("SELECT count(*) AS n FROM public.{}").format(table)).fetchone()["n"]
+    with scratch_table(owner_conn) as table:
+        yield table
 
 
 def _insert(unit: db.Unit, table: sql.Identifier, n: int) -> None:
@@ -45,7 +39,7 @@ def test_a_pipelined_unit_opens_with_its_first_statement_and_commits_with_its_la
         assert first["timeout"] != "0"  # the opening's setting (the server's default is 0: none)
         assert later.fetchone()["at"] == first["at"]  # one transaction: now() did not move
         assert sent == []  # not before the unit ends
-    assert _count(owner_conn, scratch) == 1
+    assert count_rows(owner_conn, scratch) == 1
     assert sent == [1]
 
 
@@ -57,7 +51,7 @@ def test_a_statement_refused_before_the_queued_commit_leaves_nothing_and_sends_n
         _insert(unit, scratch, 2)
         unit.after_commit(lambda: sent.append(1))
         unit.queue_commit()
-    assert _count(owner_conn, scratch) == 0 and sent == []
+    assert count_rows(owner_conn, scratch) == 0 and sent == []
     with db.service_unit() as unit:  # the pool's connection is usable again, outside any transaction
         assert unit.fetchrow("SELECT 1 AS one")["one"] == 1
 
@@ -70,7 +64,7 @@ def test_a_body_failing_after_its_queued_commit_was_answered_still_sends_what_co
             unit.after_commit(lambda: sent.append(1))
             unit.queue_commit()
         raise LookupError("after the commit")
-    assert _count(owner_conn, scratch) == 1 and sent == [1]
+    assert count_rows(owner_conn, scratch) == 1 and sent == [1]
 
 
 def test_queue_commit_outside_a_pipeline_is_refused(owner_conn, scratch) -> None:
@@ -78,4 +72,4 @@ def test_queue_commit_outside_a_pipeline_is_refused(owner_conn, scratch) -> None
         _insert(unit, scratch, 1)
         with pytest.raises(RuntimeError):
             unit.queue_commit()
-    assert _count(owner_conn, scratch) == 1  # the unit still commits as usual
+    assert count_rows(owner_conn, scratch) == 1  # the unit still commits as usual

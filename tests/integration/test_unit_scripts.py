@@ -11,18 +11,13 @@ import psycopg
 import pytest
 from dramac_common.core import db
 from psycopg import sql
+from support.scratch import count_rows, scratch_table
 
 
 @pytest.fixture
 def scratch(owner_conn: psycopg.Connection) -> Iterator[sql.Identifier]:
-    table = sql.Identifier(f"scratch_{uuid.uuid4().hex[:12]}")
-    owner_conn.execute(sql.SQL("CREATE TABLE public.{} (n integer PRIMARY KEY)").format(table))
-    yield table
-    owner_conn.execute(sql.SQL("DROP TABLE public.{}").format(table))
-
-
-def _count(owner_conn: psycopg.Connection, table: sql.Identifier) -> int:
-    return owner_conn.execute(sql.SQL("SELECT count(*) AS n FROM public.{}").format(table)).fetchone()["n"]
+    with scratch_table(owner_conn) as table:
+        yield table
 
 
 def test_a_script_with_commit_runs_in_the_units_transaction_and_commits(owner_conn, scratch) -> None:
@@ -37,7 +32,7 @@ def test_a_script_with_commit_runs_in_the_units_transaction_and_commits(owner_co
         assert row["timeout"] != "0"  # the opening's setting (the server's default is 0: none)
         with pytest.raises(RuntimeError):
             unit.execute("SELECT 1")  # committed: nothing may follow
-    assert _count(owner_conn, scratch) == 2
+    assert count_rows(owner_conn, scratch) == 2
 
 
 def test_a_script_in_a_user_unit_runs_with_the_callers_claims(database_url) -> None:
@@ -54,7 +49,7 @@ def test_a_failing_statement_leaves_nothing_of_the_script(owner_conn, scratch) -
     with pytest.raises(psycopg.errors.UniqueViolation), db.service_unit() as unit:
         unit.execute(sql.SQL("INSERT INTO public.{t} VALUES (1); INSERT INTO public.{t} VALUES (1)").format(
             t=scratch), commit=True)
-    assert _count(owner_conn, scratch) == 0
+    assert count_rows(owner_conn, scratch) == 0
     with db.service_unit() as unit:  # the pool's connection is usable again
         assert unit.fetchrow("SELECT 1 AS one")["one"] == 1
 
