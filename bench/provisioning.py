@@ -101,7 +101,7 @@ def compare(server: str, runs: int) -> tuple[dict[str, list[float]], int, str]:
         labels = list(timings)
         with psycopg.connect(url, autocommit=True) as conn:
             statements_count = len(ddl.plan_schema("mod_00000000", definition, ddl.CatalogState(),
-                                                    uuid.UUID(int=0)).statements)
+                                                    uuid.UUID(int=0)).texts)
             for run in range(runs + 2):  # the first two runs warm caches and are not counted
                 module = uuid.uuid4()
                 seed.create_module(conn, module_id=module, module_type="app", manifest=copy.deepcopy(CRM4))
@@ -119,8 +119,8 @@ def compare(server: str, runs: int) -> tuple[dict[str, list[float]], int, str]:
 
                 split_module = uuid.uuid4()
                 split_schema = get_module_schema_name(split_module)
-                statements = [s.as_string(conn) for _, s in ddl.plan_schema(
-                    split_schema, definition, ddl.CatalogState(), split_module).statements]
+                statements = [text for _, text in ddl.plan_schema(
+                    split_schema, definition, ddl.CatalogState(), split_module).texts]
                 start = time.perf_counter()
                 for statement in statements:
                     conn.execute(statement)

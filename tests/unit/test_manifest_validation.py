@@ -13,6 +13,7 @@ from dramac_common.provisioning.expressions import (
     _Parser,
     number_literal,
     parse_expression,
+    sql_literal,
     text_literal,
 )
 from dramac_common.provisioning.manifest import object_name, parse_version, validate_manifest
@@ -165,12 +166,18 @@ def test_number_literal_writes_a_number_as_psycopg_does(value):
     assert number_literal(value) == sql.Literal(value).as_string()
 
 
+@given(st.one_of(st.none(), st.uuids(), st.text(alphabet="ab'\\ -", max_size=8), st.integers(), st.booleans()))
+@settings(max_examples=200, deadline=None)
+def test_sql_literal_writes_the_provisioners_values_as_psycopg_does(value):
+    assert sql_literal(value) == sql.Literal(value).as_string()
+
+
 def test_the_registry_upsert_writes_its_values_as_text():
     module_id = uuid.UUID("0f8e1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b")
     for tables, array in ((["contacts", "deals"], "ARRAY['contacts', 'deals']"), ([], "ARRAY[]")):
         text = registry.upsert_text(module_id, "0f8e1a2b", "mod_0f8e1a2b", tables, "1.2.3")
         assert text.split(" VALUES (", 1)[1].split(") ON CONFLICT", 1)[0] == (
-            f"'{module_id}'::uuid, '0f8e1a2b', true, 'mod_0f8e1a2b', {array}::text[], 'active', '1.2.3'")
+            f"'{module_id.hex}'::uuid, '0f8e1a2b', true, 'mod_0f8e1a2b', {array}::text[], 'active', '1.2.3'")
 
 
 @given(st.one_of(

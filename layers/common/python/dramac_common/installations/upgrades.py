@@ -105,7 +105,7 @@ def _preview(unit: Unit, installation: Installation, to_version: str | None) -> 
     except ProvisioningRefused as exc:
         return preview.model_copy(update={"reason": str(exc), "code": "destructive_upgrade"})
     return preview.model_copy(update={"allowed": True, "runs": "provision_queue",
-                                      "statements": [s.as_string(unit.conn) for _, s in plan.statements]})
+                                      "statements": [text for _, text in plan.texts]})
 
 
 def upgrade_module(unit: Unit, site_id: uuid.UUID, module_id: uuid.UUID, *, to_version: str | None,

@@ -84,12 +84,8 @@ class Plan:
     def is_empty(self) -> bool:
         return not self.texts
 
-    @property
-    def statements(self) -> list[tuple[str | None, sql.Composable]]:
-        return [(table, sql.SQL(text)) for table, text in self.texts]
-
     def add(self, table: str | None, statement: str) -> None:
-        """``statement``: text built by this module from ``_name``, ``_value``, ``_expression`` and the
+        """``statement``: text built by this module from ``_name``, ``text_literal``, the expressions' ``to_text`` and the
         validator's allow-lists only."""
         self.texts.append((table, statement))
 
@@ -110,15 +106,6 @@ def _name(*parts: str) -> str:
     if len(parts) > 1:  # schema.table: each part remembered on its own (a new module brings a new schema)
         return ".".join(map(_name, parts))
     return sql.Identifier(*parts).as_string()
-
-
-def _value(value: str) -> str:
-    return text_literal(value)
-
-
-def _expression(node: Any) -> str:
-    text: str = node.to_text()
-    return text
 
 
 def plan_schema(schema: str, definition: SchemaDefinition, catalog: CatalogState, module_id: uuid.UUID) -> Plan:
@@ -195,7 +182,7 @@ def _column_sql(col: ColumnDef) -> str:
     if not col.nullable:
         text += " NOT NULL"
     if col.default is not None:
-        text += " DEFAULT " + _expression(col.default)
+        text += " DEFAULT " + col.default.to_text()
     return text
 
 
@@ -203,7 +190,7 @@ def _table_constraints(table: TableDef, existing: set[str]) -> list[str]:
     out = []
     for check in table.checks:
         if check.name not in existing:
-            out.append("CONSTRAINT " + _name(check.name) + " CHECK (" + _expression(check.expression) + ")")
+            out.append("CONSTRAINT " + _name(check.name) + " CHECK (" + check.expression.to_text() + ")")
     for unique in table.uniques:
         if unique.name not in existing:
             out.append("CONSTRAINT " + _name(unique.name) + " UNIQUE (" + ", ".join(map(_name, unique.columns)) + ")")
@@ -228,8 +215,8 @@ def _plan_new_table(plan: Plan, table: TableDef) -> None:
     plan.add(table.name, "CREATE TABLE " + qualified + " (\n  " + ",\n  ".join(definitions) + "\n)")
     plan.add(table.name, "CREATE TRIGGER set_updated_at BEFORE UPDATE ON " + qualified
              + " FOR EACH ROW EXECUTE FUNCTION private.set_updated_at()")
-    plan.add(table.name, "SELECT private.secure_module_table(" + _value(plan.schema) + ", " + _value(table.name)
-             + ", " + _value(str(plan.module_id)) + ")")
+    plan.add(table.name, "SELECT private.secure_module_table(" + text_literal(plan.schema) + ", "
+             + text_literal(table.name) + ", " + text_literal(str(plan.module_id)) + ")")
     plan.created_tables.append(table.name)
 
 
@@ -262,5 +249,5 @@ def _create_index(schema: str, table: str, index: IndexDef) -> str:
     statement = ("CREATE " + ("UNIQUE " if index.unique else "") + "INDEX " + _name(index.name) + " ON "
                  + _name(schema, table) + " USING " + index.method + " (" + ", ".join(keys) + ")")
     if index.where is not None:
-        statement += " WHERE " + _expression(index.where)
+        statement += " WHERE " + index.where.to_text()
     return statement

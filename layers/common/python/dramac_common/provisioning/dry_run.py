@@ -111,13 +111,13 @@ def _scratch_schema(unit: db.Unit) -> str:
             return name
 
 
-def _statements(unit: db.Unit, plan: ddl.Plan) -> list[str]:
-    return [s.as_string(unit.conn) for _, s in plan.statements]
+def _statements(plan: ddl.Plan) -> list[str]:
+    return [text for _, text in plan.texts]
 
 
 def _execute(unit: db.Unit, plan: ddl.Plan) -> str | None:
     """Run the plan inside a savepoint; the error a real run would report, or None."""
-    texts = [(table, s.as_string(unit.conn)) for table, s in plan.statements]
+    texts = list(plan.texts)
     if not texts:
         return None
     try:
@@ -133,7 +133,7 @@ def _fresh(unit: db.Unit, module_id: uuid.UUID, schema: str, scratch: str, defin
     unit.execute(SAVEPOINT)
     error = _execute(unit, ddl.plan_schema(scratch, definition, ddl.CatalogState(), module_id))
     unit.execute(ROLLBACK)
-    return PlanResult(_statements(unit, shown), error is None, error)
+    return PlanResult(_statements(shown), error is None, error)
 
 
 def _upgrade(unit: db.Unit, module_id: uuid.UUID, schema: str, scratch: str, previous: SchemaDefinition | None,
@@ -152,7 +152,7 @@ def _upgrade(unit: db.Unit, module_id: uuid.UUID, schema: str, scratch: str, pre
         except ProvisioningRefused as exc:
             return PlanResult([], False, str(exc))
         error = _execute(unit, tested)
-        return PlanResult(_statements(unit, shown), error is None, error)
+        return PlanResult(_statements(shown), error is None, error)
     finally:
         unit.execute(ROLLBACK)
 
@@ -167,4 +167,4 @@ def _current(unit: db.Unit, module_id: uuid.UUID, schema: str, definition: Schem
         plan = ddl.plan_schema(schema, definition, catalog, module_id)
     except ProvisioningRefused as exc:
         return PlanResult([], False, str(exc), row["version"])
-    return PlanResult(_statements(unit, plan), True, None, row["version"])
+    return PlanResult(_statements(plan), True, None, row["version"])

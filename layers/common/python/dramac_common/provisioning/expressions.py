@@ -28,6 +28,7 @@ Grammar (case-insensitive keywords)::
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
@@ -162,6 +163,19 @@ def number_literal(value: Any) -> str:
         text = str(value)
         return " " + text if text.startswith("-") else text
     return sql.Literal(value).as_string()
+
+
+def sql_literal(value: Any) -> str:
+    """Any value of the provisioner's own statements as SQL, exactly as ``psycopg.sql.Literal`` writes it: text
+    (``text_literal``), NULL, a uuid as its hex digits cast to uuid, a number (``number_literal``);
+    anything else by ``Literal`` itself. They travel as text in one simple query with the DDL script."""
+    if isinstance(value, str):
+        return text_literal(value)
+    if value is None:
+        return "NULL"
+    if isinstance(value, uuid.UUID):
+        return "'" + value.hex + "'::uuid"
+    return number_literal(value)
 
 
 @lru_cache(maxsize=4096)

@@ -37,7 +37,7 @@ from .errors import (
     ProvisioningRefused,
     TransientProvisioningError,
 )
-from .expressions import text_literal
+from .expressions import sql_literal
 from .manifest import SchemaDefinition, validate_manifest
 from .versions import parse_version
 
@@ -67,18 +67,6 @@ def lock_statement(short_id: str) -> str:
     return f"SELECT pg_catalog.pg_advisory_xact_lock({LOCK_CLASS:d}, {lock_key(short_id):d})"
 
 
-def _literal(value: Any) -> str:
-    """A value as SQL text (``psycopg.sql.Literal``), for the provisioner's own statements, which travel
-    as text in one simple query with the unit's opening or the DDL script."""
-    if isinstance(value, str):
-        return text_literal(value)
-    if value is None:
-        return "NULL"
-    if isinstance(value, uuid.UUID):
-        return "'" + str(value) + "'::uuid"  # hex digits and dashes only
-    return sql.Literal(value).as_string()
-
-
 @dataclass
 class ProvisionResult:
     module_id: uuid.UUID
@@ -94,8 +82,8 @@ def _state_query(module_id: uuid.UUID, short_id: str, schema: str, version: str 
     SHA-256), its registry rows and its schema's catalog state: private.provisioning_state (migrations
     0177, 0195 and 0210), a function so that a session plans it once (as text it took 1.1 ms to plan, 0.3 ms
     to run), and plans the catalog read only when the schema exists."""
-    return (f"SELECT * FROM private.provisioning_state({_literal(module_id)}, {_literal(short_id)}, "
-            f"{_literal(schema)}, {_literal(version)})")
+    return (f"SELECT * FROM private.provisioning_state({sql_literal(module_id)}, {sql_literal(short_id)}, "
+            f"{sql_literal(schema)}, {sql_literal(version)})")
 
 
 def _lock_and_read(unit: db.Unit, module_id: uuid.UUID, short_id: str, schema: str,
@@ -118,8 +106,8 @@ def _activate_statement(module_id: uuid.UUID, schema_version: str | None) -> str
     ``installations.lifecycle``; the actor is the user who asked): the function
     private.activate_provisioned_installations (migrations 0177, 0180 and 0195), whose statements run
     (and are planned) only when an installation waits."""
-    return (f"SELECT * FROM private.activate_provisioned_installations({_literal(module_id)}, "
-            f"{_literal(schema_version)})")
+    return (f"SELECT * FROM private.activate_provisioned_installations({sql_literal(module_id)}, "
+            f"{sql_literal(schema_version)})")
 
 
 def _run_script(unit: db.Unit, texts: list[tuple[str | None, str]], *, commit: bool = False,
@@ -258,7 +246,7 @@ def _plan(module_id: uuid.UUID, short_id: str, schema: str, definition: SchemaDe
         if owner.version == definition.version:
             return "unchanged", [], owner.version
     plan = ddl.plan_schema(schema, definition, catalog, module_id)
-    parts: list[tuple[str | None, str]] = [(None, "SET LOCAL lock_timeout = " + _literal(LOCK_TIMEOUT))]
+    parts: list[tuple[str | None, str]] = [(None, "SET LOCAL lock_timeout = " + sql_literal(LOCK_TIMEOUT))]
     if owner is None:
         # A new schema: every statement acts on objects it has just created, empty, so none can run long
         # but for a lock wait (the registry's or an installation's row), which lock_timeout bounds. The
