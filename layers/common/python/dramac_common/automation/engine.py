@@ -855,7 +855,7 @@ class _Pipeline:
         self.unit = unit
         self._pipeline: Any = None
         # the transaction's set_variable writes, sent together (``dal.set_variables``)
-        self.variable_writes: dict[tuple[uuid.UUID, str], tuple[uuid.UUID, Any]] = {}
+        self.variable_writes: dal.VariableWrites = {}
 
     def __enter__(self) -> _Pipeline:
         self._on()

@@ -186,8 +186,11 @@ def _dead_while_idle(conn: psycopg.Connection[Any]) -> bool:
 
 
 def _check_idle(conn: psycopg.Connection[Any]) -> None:
-    """psycopg_pool's ``check`` on lending a connection: a dead one is discarded and another lent."""
+    """psycopg_pool's ``check`` on lending a connection: a dead one is discarded and another lent. It is closed
+    first: the pool replaces a refused connection only when libpq knows it is gone, and libpq has not read the
+    server's farewell yet (the pool would take it back, and lend it again until its timeout)."""
     if _dead_while_idle(conn):
+        conn.close()
         raise psycopg.OperationalError("the connection died while idle in the pool")
 
 
@@ -243,8 +246,7 @@ class Unit:
         statement would replace it (the block cannot be sent again): ``ConnectionLost`` goes up, and the
         connection is dropped when given back."""
         self._require_open()
-        if self._opening is not None and self._opening.rate_limit is not None:
-            self._run([])  # the token commits apart, first
+        self._take_token_apart()
         opening, self._opening = self._opening, None
         conn = self._conn
         try:
@@ -378,13 +380,12 @@ class Unit:
         text = query if isinstance(query, str | bytes) else query.as_string(self._conn)
         if isinstance(text, bytes):
             text = text.decode()
-        if self._opening is not None and self._opening.rate_limit is not None:
-            self._run([])
+        self._take_token_apart()
         opening, self._opening = self._opening, None
         restore, self._elevated = self._elevated, False
         for attempt in range(2):
             conn = self._conn
-            prefix = opening.script(conn) if opening is not None else []
+            prefix = opening.script() if opening is not None else []
             if restore:
                 prefix.append("SET LOCAL ROLE authenticated")
             script = ";\n".join([*prefix, text, *(["COMMIT"] if commit else [])])
@@ -402,6 +403,12 @@ class Unit:
             self._over = self._committed = commit
             return cursor
         raise AssertionError("unreachable")
+
+    def _take_token_apart(self) -> None:
+        """A due opening with a rate limit goes on its own, first: its token commits apart, in a pipeline, which a
+        text of several statements cannot join and a caller's pipeline block would read only at its end."""
+        if self._opening is not None and self._opening.rate_limit is not None:
+            self._run([])
 
     def _retry(self, conn: psycopg.Connection[Row], opening: _Opening | None, attempt: int, commit: bool) -> bool:
         """After the unit's first round trip failed: whether to send it again, on a new connection. Only when
@@ -503,29 +510,22 @@ class _Opening:
                                 .format(self.rate_limit.statement()))
             conn.execute("COMMIT")
         conn.execute("BEGIN")
-        if self.claims is None:
-            conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(self.timeout_ms),))
-        else:
-            conn.execute("SELECT set_config('statement_timeout', %s, true), set_config('request.jwt.claims', %s, true), "
-                         "set_config('dramac.site_id', %s, true), set_config('role', %s, true)",
-                         (str(self.timeout_ms), json.dumps(dict(self.claims), default=str), self._site_text(),
-                          self.role))
+        values = self._values()
+        conn.execute(_set_config(len(values)), values)
         return rate
 
-    def _site_text(self) -> str:
-        return "" if self.site_id is None else str(self.site_id)
+    def _values(self) -> tuple[str, ...]:
+        """The transaction's settings (``_SETTINGS``, in order): a service unit's statement timeout alone."""
+        if self.claims is None:
+            return (str(self.timeout_ms),)
+        return (str(self.timeout_ms), json.dumps(dict(self.claims), default=str),
+                "" if self.site_id is None else str(self.site_id), self.role)
 
-    def script(self, conn: psycopg.Connection[Row]) -> list[str]:
+    def script(self) -> list[str]:
         """The opening (without a rate limit) as statements' text, to go ahead of a simple query's."""
         if self.claims is None:
             return ["BEGIN", _service_settings(self.timeout_ms)]
-        settings: list[sql.Composable] = [sql.SQL("set_config('statement_timeout', {}, true)").format(sql.Literal(str(self.timeout_ms)))]
-        if self.claims is not None:
-            settings += [sql.SQL("set_config('request.jwt.claims', {}, true)").format(
-                sql.Literal(json.dumps(dict(self.claims), default=str))),
-                sql.SQL("set_config('dramac.site_id', {}, true)").format(sql.Literal(self._site_text())),
-                sql.SQL("set_config('role', {}, true)").format(sql.Literal(self.role))]
-        return ["BEGIN", sql.SQL("SELECT {}").format(sql.SQL(", ").join(settings)).as_string(conn)]
+        return ["BEGIN", _set_config_text(self._values())]
 
     def check(self, rate: psycopg.Cursor[Row] | None) -> None:
         """Raise the rate limit's 429 if it refused this request."""
@@ -537,10 +537,25 @@ class _Opening:
                 raise self.rate_limit.refuse(row["wait"])
 
 
+# What a unit's opening sets, transaction-locally: a service unit the first, a user unit all four.
+_SETTINGS = ("statement_timeout", "request.jwt.claims", "dramac.site_id", "role")
+
+
+@functools.cache
+def _set_config(count: int, placeholder: str = "%s") -> str:
+    """``SELECT set_config(<setting>, %s, true), ...`` for the first ``count`` of ``_SETTINGS``."""
+    return "SELECT " + ", ".join(f"set_config('{name}', {placeholder}, true)" for name in _SETTINGS[:count])
+
+
+def _set_config_text(values: tuple[str, ...]) -> str:
+    """``_set_config`` with its values written in (``psycopg.sql.Literal``), for a simple query's text."""
+    return sql.SQL(_set_config(len(values), "{}")).format(*map(sql.Literal, values)).as_string()
+
+
 @lru_cache(maxsize=8)
 def _service_settings(timeout_ms: int) -> str:
     """A service unit's settings as text: the same for every unit of the process (a queue worker's)."""
-    return sql.SQL("SELECT set_config('statement_timeout', {}, true)").format(sql.Literal(str(timeout_ms))).as_string()
+    return _set_config_text((str(timeout_ms),))
 
 
 @contextmanager
